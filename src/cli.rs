@@ -1,0 +1,385 @@
+//! The command line. Errors are printed once, with their whole chain, and mapped to exit
+//! codes from sysexits(3) where one fits: 75 (EX_TEMPFAIL) tells an MTA to retry a delivery,
+//! 78 (EX_CONFIG) says the configuration is wrong.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{AfterCommit, Config, MaildirAfter, TlsMode};
+use crate::ingest::Ingestor;
+use crate::runner::{RunOptions, run};
+use crate::store::{Db, MessageOverview, Origin, Store};
+
+pub const EX_OK: u8 = 0;
+pub const EX_FAILURE: u8 = 1;
+pub const EX_TEMPFAIL: u8 = 75;
+pub const EX_CONFIG: u8 = 78;
+
+/// How long a stopping daemon may take to finish the message in hand before it exits anyway.
+/// (Every write is transactional, so exiting is safe; this only bounds the wait.)
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+const DEFAULT_CONFIG: &str = "/etc/liaisond/liaisond.toml";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "liaisond",
+    version,
+    about = "Runs the IAB liaison-coordination mailbox: records every incoming liaison statement"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArg {
+    /// The configuration file.
+    #[arg(long, short, env = "LIAISOND_CONFIG", default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon: fetch, store and process messages until SIGTERM or SIGINT.
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Process what is waiting in every source, print what was recorded, and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Store one message read from standard input (for an MTA pipe). Exits 0 once it is
+    /// committed, 75 (EX_TEMPFAIL) when it could not be stored, so that the MTA retries.
+    Ingest {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Validate a configuration file and print a summary (without secrets).
+    CheckConfig {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Show message counts per outcome, each mailbox's cursor and last successful poll.
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parses the command line, runs the command, returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Run { .. } | Command::Ingest { .. } => "info",
+        _ => "warn",
+    };
+    init_logging(default_level);
+    let code = match cli.command {
+        Command::Run { config, once } => with_config(&config.config, |c| cmd_run(c, once)),
+        Command::Ingest { config } => cmd_ingest(&config.config),
+        Command::CheckConfig { config } => with_config(&config.config, cmd_check_config),
+        Command::Status { config, json } => with_config(&config.config, |c| cmd_status(c, json)),
+    };
+    ExitCode::from(code)
+}
+
+fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LIAISOND_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // Logs go to stderr (systemd puts them in the journal); stdout is for command output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+fn with_config(path: &Path, f: impl FnOnce(Config) -> anyhow::Result<u8>) -> u8 {
+    match Config::load(path) {
+        Err(e) => {
+            eprintln!("liaisond: invalid configuration: {e}");
+            EX_CONFIG
+        }
+        Ok(config) => match f(config) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("liaisond: {e:#}");
+                EX_FAILURE
+            }
+        },
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+fn cmd_run(config: Config, once: bool) -> anyhow::Result<u8> {
+    let rt = runtime()?;
+    let started = crate::store::now_utc();
+    let database = config.database.clone();
+    let busy = config.busy_timeout;
+    let report = rt.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signals(shutdown.clone()));
+        let run = run(config, shutdown.clone(), RunOptions { once });
+        tokio::pin!(run);
+        tokio::select! {
+            r = &mut run => r,
+            _ = async { shutdown.cancelled().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
+                anyhow::bail!("did not stop within {} of the signal; exiting anyway", humantime::format_duration(SHUTDOWN_GRACE))
+            }
+        }
+    })?;
+    if once {
+        let store = Store::open(&database, busy)?;
+        let recorded = store.message_overview(Some(&started))?;
+        print_recorded(&recorded, report.already_known, &database);
+    }
+    if !report.failed_sources.is_empty() {
+        for f in &report.failed_sources {
+            eprintln!("liaisond: source failed: {f}");
+        }
+        return Ok(EX_FAILURE);
+    }
+    Ok(EX_OK)
+}
+
+/// SIGTERM (systemd stop) and SIGINT (Ctrl-C) both ask for a graceful stop; a second signal
+/// exits at once.
+async fn stop_on_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping after the message in hand"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping after the message in hand"),
+    }
+    shutdown.cancel();
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::warn!("second signal: exiting now");
+    std::process::exit(130);
+}
+
+fn print_recorded(recorded: &[MessageOverview], already_known: usize, database: &Path) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "Recorded {} new message(s) in {} ({} already known).",
+        recorded.len(),
+        database.display(),
+        already_known
+    );
+    if recorded.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{:>5}  {:<11}  {:<34}  SUBJECT / REASON", "ID", "OUTCOME", "FROM");
+    for m in recorded {
+        let what = match (&m.detail, &m.subject) {
+            (Some(d), _) if m.state != "processed" => d.clone(),
+            (_, Some(s)) => s.clone(),
+            _ => "(no subject)".into(),
+        };
+        let _ = writeln!(
+            out,
+            "{:>5}  {:<11}  {:<34}  {}",
+            m.id,
+            m.state,
+            truncate(m.from.as_deref().unwrap_or("-"), 34),
+            truncate(&what, 90)
+        );
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// `liaisond ingest`: every failure before the commit is EX_TEMPFAIL, including a bad
+/// configuration, so that the MTA keeps the message until the operator fixes it.
+fn cmd_ingest(path: &Path) -> u8 {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("liaisond: invalid configuration (message not stored, MTA should retry): {e}");
+            return EX_TEMPFAIL;
+        }
+    };
+    match ingest_stdin(config) {
+        Ok(line) => {
+            println!("{line}");
+            EX_OK
+        }
+        Err(e) => {
+            eprintln!("liaisond: message not stored (MTA should retry): {e:#}");
+            EX_TEMPFAIL
+        }
+    }
+}
+
+fn ingest_stdin(config: Config) -> anyhow::Result<String> {
+    let limit = config.limits.max_message_size;
+    let mut raw = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(limit + 1)
+        .read_to_end(&mut raw)
+        .context("cannot read the message from standard input")?;
+    let oversized = raw.len() as u64 > limit;
+    let size = if oversized {
+        // Count the rest without keeping it, so the record says how large it was.
+        raw.len() as u64 + std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink()).unwrap_or(0)
+    } else {
+        raw.len() as u64
+    };
+    let rt = runtime()?;
+    rt.block_on(async {
+        let store = Store::open(&config.database, config.busy_timeout)?;
+        let ingestor = Ingestor::new(Db::new(store), config.limits.clone());
+        let result = if oversized {
+            let header = crate::pipeline::header_section(&raw, 1 << 20).to_vec();
+            ingestor.ingest_oversized(header, size, Origin::stdin(), None).await?
+        } else {
+            ingestor.ingest(raw, Origin::stdin(), None).await?
+        };
+        Ok(match (result.accepted.new, result.outcome) {
+            (false, _) => format!("already stored as message {}", result.accepted.id),
+            (true, Some(o)) => format!("stored as message {} ({o:?})", result.accepted.id),
+            (true, None) => format!("stored as message {}", result.accepted.id),
+        })
+    })
+}
+
+fn cmd_check_config(config: Config) -> anyhow::Result<u8> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}: valid", config.path.display())?;
+    writeln!(out, "database: {}", config.database.display())?;
+    let l = &config.limits;
+    writeln!(
+        out,
+        "limits: max_message_size={} bytes, fetch batch ≤ {} messages / {} bytes, stage_timeout={}",
+        l.max_message_size,
+        l.fetch_batch_messages,
+        l.fetch_batch_size,
+        humantime::format_duration(l.stage_timeout)
+    )?;
+    for i in &config.imap {
+        let tls = match i.tls {
+            TlsMode::Implicit => "implicit TLS",
+            TlsMode::StartTls => "STARTTLS",
+            TlsMode::None => "no TLS (loopback)",
+        };
+        let after = match &i.after_commit {
+            AfterCommit::Move(f) => format!("move to {f}"),
+            AfterCommit::Seen => "flag \\Seen".into(),
+            AfterCommit::Leave => "leave".into(),
+        };
+        writeln!(
+            out,
+            "imap {}: {}@{}:{} ({tls}{}), mailbox {}, after commit: {after}, {}, password from {}",
+            i.name,
+            i.username,
+            i.host,
+            i.port,
+            i.ca_file.as_ref().map(|p| format!(", CA {}", p.display())).unwrap_or_default(),
+            i.mailbox,
+            if i.idle {
+                format!(
+                    "IDLE when offered (refresh {}), else poll every {}",
+                    humantime::format_duration(i.idle_refresh),
+                    humantime::format_duration(i.poll_interval)
+                )
+            } else {
+                format!("poll every {}", humantime::format_duration(i.poll_interval))
+            },
+            i.password_source
+        )?;
+    }
+    for m in &config.maildir {
+        let after = match m.after_commit {
+            MaildirAfter::Cur => "move new/ to cur/",
+            MaildirAfter::Leave => "leave files",
+        };
+        writeln!(
+            out,
+            "maildir {}: {}, after commit: {after}, poll every {}",
+            m.name,
+            m.path.display(),
+            humantime::format_duration(m.poll_interval)
+        )?;
+    }
+    if config.imap.is_empty() && config.maildir.is_empty() {
+        writeln!(out, "no sources: only `liaisond ingest` will bring messages")?;
+    }
+    Ok(EX_OK)
+}
+
+fn cmd_status(config: Config, json: bool) -> anyhow::Result<u8> {
+    if !config.database.exists() {
+        anyhow::bail!("no database at {} yet (has liaisond run?)", config.database.display());
+    }
+    let store = Store::open(&config.database, config.busy_timeout)?;
+    let status = store.status(10)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &status)?;
+        writeln!(out)?;
+        return Ok(EX_OK);
+    }
+    writeln!(out, "database: {} (schema {})", config.database.display(), status.schema_version)?;
+    let counts: Vec<String> = status.by_outcome.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    writeln!(out, "messages: {} ({})", status.messages, counts.join(", "))?;
+    writeln!(out, "server actions still owed: {}", status.pending_server_actions)?;
+    writeln!(out, "sources:")?;
+    if status.cursors.is_empty() {
+        writeln!(out, "  (none polled yet)")?;
+    }
+    for c in &status.cursors {
+        writeln!(
+            out,
+            "  {} {}: uidvalidity {}, last uid {}, last successful poll {}{}",
+            c.source,
+            c.mailbox,
+            c.uidvalidity.map_or("-".into(), |v| v.to_string()),
+            c.last_uid,
+            c.last_poll_ok.as_deref().unwrap_or("never"),
+            c.last_error
+                .as_ref()
+                .map(|e| format!("\n    last error ({}): {e}", c.last_error_at.as_deref().unwrap_or("?")))
+                .unwrap_or_default()
+        )?;
+    }
+    writeln!(out, "recent events:")?;
+    for e in &status.last_events {
+        writeln!(
+            out,
+            "  {} {:<22} {}{}",
+            e.at,
+            e.kind,
+            e.message.map(|m| format!("message {m}: ")).unwrap_or_default(),
+            e.detail.as_deref().unwrap_or("")
+        )?;
+    }
+    Ok(EX_OK)
+}

@@ -1,0 +1,798 @@
+//! Configuration: one TOML file, read in two stages.
+//!
+//! Stage one deserialises into `Raw*` structs that mirror the file and reject unknown keys
+//! (`deny_unknown_fields`), so a typo fails at start-up rather than being silently ignored.
+//! Stage two validates and resolves everything (paths, durations, sizes, secrets, TLS rules)
+//! into [`Config`], which the rest of the program uses. Every error names the file, the line
+//! and the key. Secrets are never printed: [`Secret`]'s `Debug` is redacted.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The environment variable that systemd sets for `LoadCredential=`; a relative
+/// `password_file` is looked up there first.
+const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
+
+/// RFC 2177 §3: clients must re-issue IDLE at least every 29 minutes.
+const IDLE_REFRESH_MAX: Duration = Duration::from_secs(29 * 60);
+
+/// A configuration error, located in the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}{location}: {message}", location = self.location())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Dotted path of the offending key, e.g. `imap[0].tls`.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn location(&self) -> String {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => format!(":{l}:{c}"),
+            (Some(l), None) => format!(":{l}"),
+            _ => String::new(),
+        }
+    }
+
+    fn whole_file(file: &Path, message: String) -> Self {
+        ConfigError { file: file.to_path_buf(), line: None, column: None, key: None, message }
+    }
+}
+
+/// A secret string (password). Its `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage one: the file as written.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    store: RawStore,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    imap: Vec<RawImap>,
+    #[serde(default)]
+    maildir: Vec<RawMaildir>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    database: String,
+    busy_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_message_size: Option<RawSize>,
+    fetch_batch_messages: Option<u32>,
+    fetch_batch_size: Option<RawSize>,
+    stage_timeout: Option<String>,
+}
+
+/// A size: an integer number of bytes, or a string such as `"25 MB"` or `"64MiB"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Bytes(u64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImap {
+    name: String,
+    host: String,
+    port: Option<u16>,
+    tls: String,
+    ca_file: Option<String>,
+    username: String,
+    password: Option<String>,
+    password_file: Option<String>,
+    password_env: Option<String>,
+    #[serde(default = "default_mailbox")]
+    mailbox: String,
+    after_commit: String,
+    move_to: Option<String>,
+    idle: Option<bool>,
+    poll_interval: Option<String>,
+    idle_refresh: Option<String>,
+    timeout: Option<String>,
+}
+
+fn default_mailbox() -> String {
+    "INBOX".to_string()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMaildir {
+    name: String,
+    path: String,
+    after_commit: String,
+    poll_interval: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage two: validated.
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was read from.
+    pub path: PathBuf,
+    pub database: PathBuf,
+    pub busy_timeout: Duration,
+    pub limits: Limits,
+    pub imap: Vec<ImapConfig>,
+    pub maildir: Vec<MaildirConfig>,
+}
+
+/// Limits on untrusted input and on each step that handles it.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Messages larger than this are not fetched; their headers are kept and they are
+    /// quarantined as oversized.
+    pub max_message_size: u64,
+    /// At most this many messages per IMAP FETCH.
+    pub fetch_batch_messages: u32,
+    /// At most this many bytes (by RFC822.SIZE) per IMAP FETCH, unless one message alone is
+    /// larger; this bounds memory to roughly this value or the largest message.
+    pub fetch_batch_size: u64,
+    /// Wall-clock limit for the pure pipeline on one message.
+    pub stage_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 64 * 1024 * 1024,
+            fetch_batch_messages: 50,
+            fetch_batch_size: 16 * 1024 * 1024,
+            stage_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How the IMAP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// TLS from the first byte (port 993).
+    Implicit,
+    /// Plain connection upgraded with STARTTLS before login (RFC 3501 §6.2.1); fails closed.
+    StartTls,
+    /// No TLS at all: allowed only for a loopback host.
+    None,
+}
+
+/// What to do on the server once a message is safely committed to the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterCommit {
+    /// Move it to this folder (MOVE, else COPY + \Deleted + UID EXPUNGE).
+    Move(String),
+    /// Set `\Seen`.
+    Seen,
+    /// Leave it as it is; the UID cursor alone remembers it.
+    Leave,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImapConfig {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub ca_file: Option<PathBuf>,
+    pub username: String,
+    pub password: Secret,
+    /// Where the password came from, for `check-config` (never the value).
+    pub password_source: String,
+    pub mailbox: String,
+    pub after_commit: AfterCommit,
+    pub idle: bool,
+    pub poll_interval: Duration,
+    pub idle_refresh: Duration,
+    /// Time limit for each network step (connect, TLS, each command, each fetched message).
+    pub timeout: Duration,
+}
+
+/// What to do with a Maildir file once it is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaildirAfter {
+    /// Move `new/x` to `cur/x:2,` (the Maildir convention for "seen by a client").
+    Cur,
+    /// Leave the file; the database remembers it by its unique name (read-only Maildirs, demo).
+    Leave,
+}
+
+#[derive(Debug, Clone)]
+pub struct MaildirConfig {
+    pub name: String,
+    pub path: PathBuf,
+    pub after_commit: MaildirAfter,
+    pub poll_interval: Duration,
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::whole_file(path, format!("cannot read the configuration file: {e}")))?;
+        Config::from_str_at(&text, path)
+    }
+
+    /// Parses configuration text that came from `path` (used for messages and for resolving
+    /// relative paths).
+    pub fn from_str_at(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let (line, column) = match e.span() {
+                Some(span) => {
+                    let (l, c) = line_col(text, span.start);
+                    (Some(l), Some(c))
+                }
+                None => (None, None),
+            };
+            ConfigError { file: path.to_path_buf(), line, column, key: None, message: e.message().trim().to_string() }
+        })?;
+        let v = Validator { text, path, base: path.parent().unwrap_or(Path::new(".")) };
+        v.validate(raw)
+    }
+
+    /// Every source name, in order (IMAP then Maildir).
+    pub fn source_names(&self) -> Vec<&str> {
+        self.imap.iter().map(|i| i.name.as_str()).chain(self.maildir.iter().map(|m| m.name.as_str())).collect()
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |s| s.chars().count()) + 1;
+    (line, column)
+}
+
+/// One step of a key path: a table key or an array index.
+#[derive(Clone, Copy)]
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    path: &'a Path,
+    base: &'a Path,
+}
+
+impl Validator<'_> {
+    /// An error located at `key` (or at its nearest existing parent).
+    fn err(&self, key: &[Seg<'_>], message: impl Into<String>) -> ConfigError {
+        let dotted = key.iter().fold(String::new(), |mut acc, s| {
+            match s {
+                Seg::Key(k) => {
+                    if !acc.is_empty() {
+                        acc.push('.');
+                    }
+                    acc.push_str(k);
+                }
+                Seg::Index(i) => acc.push_str(&format!("[{i}]")),
+            }
+            acc
+        });
+        let (line, column) = match self.locate(key) {
+            Some(offset) => {
+                let (l, c) = line_col(self.text, offset);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        ConfigError {
+            file: self.path.to_path_buf(),
+            line,
+            column,
+            key: Some(dotted.clone()),
+            message: format!("`{dotted}`: {}", message.into()),
+        }
+    }
+
+    /// Byte offset where the value at `key` (or its deepest existing ancestor) starts.
+    fn locate(&self, key: &[Seg<'_>]) -> Option<usize> {
+        let doc = toml::de::DeTable::parse(self.text).ok()?;
+        let mut best = None;
+        let mut current: Option<&toml::Spanned<toml::de::DeValue<'_>>> = None;
+        for (i, seg) in key.iter().enumerate() {
+            let next = match (i, seg, current) {
+                (0, Seg::Key(k), _) => doc.get_ref().get(*k),
+                (_, Seg::Key(k), Some(v)) => v.get_ref().get(*k),
+                (_, Seg::Index(n), Some(v)) => v.get_ref().get(*n),
+                _ => None,
+            };
+            match next {
+                Some(v) => {
+                    best = Some(v.span().start);
+                    current = Some(v);
+                }
+                None => break,
+            }
+        }
+        best
+    }
+
+    fn duration(&self, key: &[Seg<'_>], value: Option<&String>, default: Duration) -> Result<Duration, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(s) => match humantime::parse_duration(s) {
+                Ok(d) if !d.is_zero() => Ok(d),
+                Ok(_) => Err(self.err(key, "must be longer than zero")),
+                Err(e) => Err(self.err(key, format!("`{s}` is not a duration ({e}); write e.g. \"30s\", \"5m\""))),
+            },
+        }
+    }
+
+    fn size(&self, key: &[Seg<'_>], value: Option<&RawSize>, default: u64) -> Result<u64, ConfigError> {
+        let bytes = match value {
+            None => return Ok(default),
+            Some(RawSize::Bytes(b)) => Some(*b),
+            Some(RawSize::Text(s)) => parse_size(s),
+        };
+        match bytes {
+            Some(b) if b > 0 => Ok(b),
+            Some(_) => Err(self.err(key, "must be larger than zero")),
+            None => Err(self.err(key, "not a size; write bytes, or e.g. \"25 MB\", \"64 MiB\"")),
+        }
+    }
+
+    fn resolve(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) }
+    }
+
+    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        use Seg::{Index, Key};
+        if raw.store.database.trim().is_empty() {
+            return Err(self.err(&[Key("store"), Key("database")], "must name a file"));
+        }
+        let database = self.resolve(&raw.store.database);
+        let busy_timeout = self.duration(
+            &[Key("store"), Key("busy_timeout")],
+            raw.store.busy_timeout.as_ref(),
+            Duration::from_secs(10),
+        )?;
+
+        let d = Limits::default();
+        let l = &raw.limits;
+        let limits = Limits {
+            max_message_size: self.size(
+                &[Key("limits"), Key("max_message_size")],
+                l.max_message_size.as_ref(),
+                d.max_message_size,
+            )?,
+            fetch_batch_messages: match l.fetch_batch_messages {
+                None => d.fetch_batch_messages,
+                Some(n @ 1..=1000) => n,
+                Some(_) => {
+                    return Err(self.err(&[Key("limits"), Key("fetch_batch_messages")], "must be between 1 and 1000"));
+                }
+            },
+            fetch_batch_size: self.size(
+                &[Key("limits"), Key("fetch_batch_size")],
+                l.fetch_batch_size.as_ref(),
+                d.fetch_batch_size,
+            )?,
+            stage_timeout: self.duration(
+                &[Key("limits"), Key("stage_timeout")],
+                l.stage_timeout.as_ref(),
+                d.stage_timeout,
+            )?,
+        };
+
+        let mut names: Vec<(String, Vec<Seg<'static>>)> = Vec::new();
+        let mut imap = Vec::new();
+        for (i, r) in raw.imap.into_iter().enumerate() {
+            let at = |k: &'static str| [Key("imap"), Index(i), Key(k)];
+            check_name(self, &at("name"), &r.name)?;
+            if r.host.trim().is_empty() {
+                return Err(self.err(&at("host"), "must name the IMAP server"));
+            }
+            let tls = match r.tls.as_str() {
+                "implicit" => TlsMode::Implicit,
+                "starttls" => TlsMode::StartTls,
+                "none" => {
+                    if !is_loopback_host(&r.host) {
+                        return Err(self.err(
+                            &at("tls"),
+                            format!("\"none\" sends the password in clear text and is allowed only for a loopback host, not `{}`", r.host),
+                        ));
+                    }
+                    TlsMode::None
+                }
+                other => {
+                    return Err(
+                        self.err(&at("tls"), format!("`{other}` is not one of \"implicit\", \"starttls\", \"none\""))
+                    );
+                }
+            };
+            let port = r.port.unwrap_or(match tls {
+                TlsMode::Implicit => 993,
+                TlsMode::StartTls | TlsMode::None => 143,
+            });
+            let ca_file = match &r.ca_file {
+                Some(p) => {
+                    let p = self.resolve(p);
+                    if tls == TlsMode::None {
+                        return Err(self.err(&at("ca_file"), "makes no sense with tls = \"none\""));
+                    }
+                    if !p.is_file() {
+                        return Err(self.err(&at("ca_file"), format!("{} is not a readable file", p.display())));
+                    }
+                    Some(p)
+                }
+                None => None,
+            };
+            if r.username.is_empty() {
+                return Err(self.err(&at("username"), "must not be empty"));
+            }
+            let (password, password_source) = self.password(i, &r)?;
+            let after_commit = match (r.after_commit.as_str(), &r.move_to) {
+                ("move", Some(folder)) if !folder.is_empty() && folder.is_ascii() => AfterCommit::Move(folder.clone()),
+                ("move", Some(_)) => {
+                    return Err(self
+                        .err(&at("move_to"), "must be a non-empty ASCII folder name (modified UTF-7 is not applied)"));
+                }
+                ("move", None) => {
+                    return Err(self.err(&at("after_commit"), "\"move\" needs `move_to`, the folder to move to"));
+                }
+                ("seen", None) => AfterCommit::Seen,
+                ("leave", None) => AfterCommit::Leave,
+                ("seen" | "leave", Some(_)) => {
+                    return Err(self.err(&at("move_to"), "only makes sense with after_commit = \"move\""));
+                }
+                (other, _) => {
+                    return Err(
+                        self.err(&at("after_commit"), format!("`{other}` is not one of \"move\", \"seen\", \"leave\""))
+                    );
+                }
+            };
+            if !r.mailbox.is_ascii() || r.mailbox.is_empty() {
+                return Err(self.err(&at("mailbox"), "must be a non-empty ASCII mailbox name"));
+            }
+            if let AfterCommit::Move(f) = &after_commit
+                && f == &r.mailbox
+            {
+                return Err(self.err(&at("move_to"), "must differ from `mailbox`"));
+            }
+            let idle_refresh =
+                self.duration(&at("idle_refresh"), r.idle_refresh.as_ref(), Duration::from_secs(20 * 60))?;
+            if idle_refresh >= IDLE_REFRESH_MAX {
+                return Err(self.err(&at("idle_refresh"), "must be shorter than 29 minutes (RFC 2177 §3)"));
+            }
+            let timeout = self.duration(&at("timeout"), r.timeout.as_ref(), Duration::from_secs(60))?;
+            names.push((r.name.clone(), at("name").to_vec()));
+            imap.push(ImapConfig {
+                name: r.name,
+                host: r.host,
+                port,
+                tls,
+                ca_file,
+                username: r.username,
+                password,
+                password_source,
+                mailbox: r.mailbox,
+                after_commit,
+                idle: r.idle.unwrap_or(true),
+                poll_interval: self.duration(
+                    &at("poll_interval"),
+                    r.poll_interval.as_ref(),
+                    Duration::from_secs(60),
+                )?,
+                idle_refresh,
+                timeout,
+            });
+        }
+
+        let mut maildir = Vec::new();
+        for (i, r) in raw.maildir.into_iter().enumerate() {
+            let at = |k: &'static str| [Key("maildir"), Index(i), Key(k)];
+            check_name(self, &at("name"), &r.name)?;
+            let path = self.resolve(&r.path);
+            if !path.join("new").is_dir() {
+                return Err(
+                    self.err(&at("path"), format!("{} is not a Maildir (no new/ folder in it)", path.display()))
+                );
+            }
+            let after_commit = match r.after_commit.as_str() {
+                "cur" => MaildirAfter::Cur,
+                "leave" => MaildirAfter::Leave,
+                other => {
+                    return Err(self.err(&at("after_commit"), format!("`{other}` is not one of \"cur\", \"leave\"")));
+                }
+            };
+            names.push((r.name.clone(), at("name").to_vec()));
+            maildir.push(MaildirConfig {
+                name: r.name,
+                path,
+                after_commit,
+                poll_interval: self.duration(
+                    &at("poll_interval"),
+                    r.poll_interval.as_ref(),
+                    Duration::from_secs(30),
+                )?,
+            });
+        }
+
+        for (i, (name, key)) in names.iter().enumerate() {
+            if names[..i].iter().any(|(n, _)| n == name) {
+                return Err(self.err(key, format!("the source name `{name}` is used twice; names must be unique")));
+            }
+        }
+
+        Ok(Config { path: self.path.to_path_buf(), database, busy_timeout, limits, imap, maildir })
+    }
+
+    /// Exactly one of `password`, `password_file`, `password_env`.
+    fn password(&self, i: usize, r: &RawImap) -> Result<(Secret, String), ConfigError> {
+        use Seg::{Index, Key};
+        let at = |k: &'static str| [Key("imap"), Index(i), Key(k)];
+        let given = [r.password.is_some(), r.password_file.is_some(), r.password_env.is_some()];
+        match given.iter().filter(|g| **g).count() {
+            0 => {
+                return Err(
+                    self.err(&[Key("imap"), Index(i)], "needs one of `password_file`, `password_env` or `password`")
+                );
+            }
+            1 => {}
+            _ => {
+                return Err(
+                    self.err(&at("password_file"), "give only one of `password_file`, `password_env`, `password`")
+                );
+            }
+        }
+        if let Some(p) = &r.password {
+            return Ok((Secret::new(p.clone()), "inline in the configuration file".into()));
+        }
+        if let Some(var) = &r.password_env {
+            return match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok((Secret::new(v), format!("environment variable {var}"))),
+                _ => Err(self.err(&at("password_env"), format!("the environment variable {var} is not set or empty"))),
+            };
+        }
+        let name = r.password_file.as_deref().unwrap_or_default();
+        let candidates: Vec<PathBuf> = if Path::new(name).is_absolute() {
+            vec![PathBuf::from(name)]
+        } else {
+            // A relative name is a systemd credential first (LoadCredential=), then a file
+            // next to the configuration.
+            let mut c = Vec::new();
+            if let Some(dir) = std::env::var_os(CREDENTIALS_DIRECTORY) {
+                c.push(Path::new(&dir).join(name));
+            }
+            c.push(self.resolve(name));
+            c
+        };
+        for path in &candidates {
+            if let Ok(text) = std::fs::read_to_string(path) {
+                // One trailing newline is what `echo secret > file` writes; it is not part of it.
+                let value = text.strip_suffix('\n').unwrap_or(&text);
+                let value = value.strip_suffix('\r').unwrap_or(value);
+                if value.is_empty() {
+                    return Err(self.err(&at("password_file"), format!("{} is empty", path.display())));
+                }
+                return Ok((Secret::new(value), format!("file {}", path.display())));
+            }
+        }
+        let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+        Err(self.err(&at("password_file"), format!("cannot read the password file (tried {})", tried.join(", "))))
+    }
+}
+
+fn check_name(v: &Validator<'_>, key: &[Seg<'_>], name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok { Ok(()) } else { Err(v.err(key, "must be 1 to 64 characters of letters, digits, '-', '_' or '.'")) }
+}
+
+/// Whether `host` is certainly this machine (an IP in 127.0.0.0/8 or ::1, or `localhost`).
+pub fn is_loopback_host(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Parses `"25 MB"`, `"64MiB"`, `"100k"`, `"1048576"`. Decimal units are powers of 1000,
+/// binary units powers of 1024.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1024,
+        "m" | "mb" => 1000 * 1000,
+        "mib" => 1024 * 1024,
+        "g" | "gb" => 1000 * 1000 * 1000,
+        "gib" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[store]
+database = "state/liaisond.db"
+
+[[maildir]]
+name = "demo"
+path = "."
+after_commit = "leave"
+"#;
+
+    fn dir_with_maildir() -> tempfile::TempDir {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(d.path().join("new")).expect("mkdir");
+        d
+    }
+
+    fn load(text: &str, dir: &Path) -> Result<Config, ConfigError> {
+        Config::from_str_at(text, &dir.join("liaisond.toml"))
+    }
+
+    #[test]
+    fn minimal_config_resolves_relative_paths_against_the_file() {
+        let d = dir_with_maildir();
+        let c = load(MINIMAL, d.path()).expect("valid");
+        assert_eq!(c.database, d.path().join("state/liaisond.db"));
+        assert_eq!(c.maildir[0].path, d.path().join("."));
+        assert_eq!(c.limits.max_message_size, 64 * 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let d = dir_with_maildir();
+        let text = MINIMAL.replace("after_commit = \"leave\"", "after_commit = \"leave\"\npoll_intreval = \"5s\"");
+        let e = load(&text, d.path()).expect_err("unknown key");
+        assert_eq!(e.line, Some(9), "{e}");
+        assert!(e.message.contains("poll_intreval"), "{e}");
+        assert!(e.to_string().starts_with(&format!("{}:9:", d.path().join("liaisond.toml").display())), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_names_the_line() {
+        let d = dir_with_maildir();
+        let e = load("[store]\ndatabase = \"x.db\n", d.path()).expect_err("syntax");
+        assert_eq!(e.line, Some(2), "{e}");
+    }
+
+    #[test]
+    fn bad_value_names_key_and_line() {
+        let d = dir_with_maildir();
+        let text = MINIMAL.replace("after_commit = \"leave\"", "after_commit = \"delete\"");
+        let e = load(&text, d.path()).expect_err("bad value");
+        assert_eq!(e.key.as_deref(), Some("maildir[0].after_commit"));
+        assert_eq!(e.line, Some(8), "{e}");
+    }
+
+    fn imap_block(extra: &str) -> String {
+        format!(
+            "[store]\ndatabase = \"x.db\"\n\n[[imap]]\nname = \"main\"\nhost = \"imap.example.org\"\n\
+             username = \"liaison\"\npassword = \"secret\"\nafter_commit = \"leave\"\n{extra}"
+        )
+    }
+
+    #[test]
+    fn plain_text_imap_is_refused_for_a_remote_host() {
+        let d = dir_with_maildir();
+        let e = load(&imap_block("tls = \"none\"\n"), d.path()).expect_err("plain remote");
+        assert_eq!(e.key.as_deref(), Some("imap[0].tls"));
+        assert_eq!(e.line, Some(10), "{e}");
+        let ok = load(&imap_block("tls = \"none\"\n").replace("imap.example.org", "127.0.0.1"), d.path())
+            .expect("plain loopback is allowed when asked for");
+        assert_eq!(ok.imap[0].tls, TlsMode::None);
+        assert_eq!(ok.imap[0].port, 143);
+    }
+
+    #[test]
+    fn move_needs_a_folder_and_idle_refresh_respects_rfc2177() {
+        let d = dir_with_maildir();
+        let text = imap_block("tls = \"implicit\"\n").replace("after_commit = \"leave\"", "after_commit = \"move\"");
+        let e = load(&text, d.path()).expect_err("move without folder");
+        assert_eq!(e.key.as_deref(), Some("imap[0].after_commit"));
+        let e = load(&imap_block("tls = \"implicit\"\nidle_refresh = \"30m\"\n"), d.path()).expect_err("idle");
+        assert_eq!(e.key.as_deref(), Some("imap[0].idle_refresh"));
+        assert_eq!(e.line, Some(11));
+    }
+
+    #[test]
+    fn password_sources() {
+        let d = dir_with_maildir();
+        std::fs::write(d.path().join("pw"), "from-file\n").expect("write");
+        let text = imap_block("tls = \"implicit\"\n").replace("password = \"secret\"", "password_file = \"pw\"");
+        let c = load(&text, d.path()).expect("password file");
+        assert_eq!(c.imap[0].password.expose(), "from-file");
+        assert!(!format!("{c:?}").contains("from-file"), "Debug must not show the secret");
+
+        let text = imap_block("tls = \"implicit\"\n").replace("password = \"secret\"", "password_file = \"missing\"");
+        let e = load(&text, d.path()).expect_err("missing file");
+        assert_eq!(e.key.as_deref(), Some("imap[0].password_file"));
+
+        let text = imap_block("tls = \"implicit\"\npassword_file = \"pw\"\n");
+        let e = load(&text, d.path()).expect_err("two sources");
+        assert!(e.message.contains("only one"), "{e}");
+
+        let text = imap_block("tls = \"implicit\"\n")
+            .replace("password = \"secret\"", "password_env = \"LIAISOND_TEST_SURELY_UNSET_VAR\"");
+        let e = load(&text, d.path()).expect_err("unset env");
+        assert_eq!(e.key.as_deref(), Some("imap[0].password_env"));
+    }
+
+    #[test]
+    fn duplicate_source_names_are_refused() {
+        let d = dir_with_maildir();
+        let text = format!("{MINIMAL}\n[[maildir]]\nname = \"demo\"\npath = \".\"\nafter_commit = \"cur\"\n");
+        let e = load(&text, d.path()).expect_err("duplicate");
+        assert_eq!(e.key.as_deref(), Some("maildir[1].name"));
+        assert_eq!(e.line, Some(11), "{e}");
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("25 MB"), Some(25_000_000));
+        assert_eq!(parse_size("64MiB"), Some(64 * 1024 * 1024));
+        assert_eq!(parse_size("12"), Some(12));
+        assert_eq!(parse_size("12 parsecs"), None);
+        let d = dir_with_maildir();
+        let text = format!("{MINIMAL}\n[limits]\nmax_message_size = \"lots\"\n");
+        let e = load(&text, d.path()).expect_err("bad size");
+        assert_eq!(e.key.as_deref(), Some("limits.max_message_size"));
+        assert_eq!(e.line, Some(11));
+        let text = MINIMAL.replace("after_commit = \"leave\"", "after_commit = \"leave\"\npoll_interval = \"soon\"");
+        let e = load(&text, d.path()).expect_err("bad duration");
+        assert_eq!(e.key.as_deref(), Some("maildir[0].poll_interval"));
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        assert!(is_loopback_host("127.0.0.1"));
+        assert!(is_loopback_host("127.8.9.1"));
+        assert!(is_loopback_host("::1"));
+        assert!(is_loopback_host("[::1]"));
+        assert!(is_loopback_host("LOCALHOST"));
+        assert!(!is_loopback_host("10.0.0.1"));
+        assert!(!is_loopback_host("localhost.example.org"));
+    }
+}

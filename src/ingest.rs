@@ -1,0 +1,211 @@
+//! The one path every message takes, whatever its source: store the raw bytes (committed),
+//! then run the pure pipeline, then record its outcome (committed).
+//!
+//! Sources (IMAP, Maildir, stdin) call [`Ingestor::ingest`] and change nothing on their side
+//! until it has returned: by then the message is durable. The pipeline runs on the blocking
+//! pool under a time limit and `catch_unwind`, so a message that makes a stage panic or hang
+//! is quarantined and the next one goes on.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use crate::config::Limits;
+use crate::pipeline::{self, Decision};
+use crate::store::{Accepted, Db, Incoming, MAX_PROCESSING_ATTEMPTS, Origin, Outcome, StoreError, Summary, sha256_hex};
+
+/// How long a stored message may stay `pending` before the background sweep picks it up
+/// (normally the source that stored it processes it within milliseconds).
+pub const PENDING_GRACE: Duration = Duration::from_secs(60);
+
+/// What happened to one incoming message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingested {
+    pub accepted: Accepted,
+    /// The outcome recorded now; `None` for a message that was already stored.
+    pub outcome: Option<Outcome>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Ingestor {
+    db: Db,
+    limits: Limits,
+}
+
+impl Ingestor {
+    pub fn new(db: Db, limits: Limits) -> Ingestor {
+        Ingestor { db, limits }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Stores a complete message, then processes it if it is new.
+    pub async fn ingest(
+        &self,
+        raw: Vec<u8>,
+        origin: Origin,
+        internal_date: Option<String>,
+    ) -> Result<Ingested, StoreError> {
+        let incoming = tokio::task::spawn_blocking(move || Incoming {
+            sha256: sha256_hex(&raw),
+            message_id: pipeline::message_id(&raw),
+            raw,
+            raw_complete: true,
+            internal_date,
+            origin,
+        })
+        .await;
+        let incoming = match incoming {
+            Ok(i) => i,
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        };
+        let (accepted, incoming) = self
+            .db
+            .call(move |s| {
+                let a = s.accept(&incoming)?;
+                Ok((a, incoming))
+            })
+            .await?;
+        if !accepted.new {
+            tracing::debug!(id = accepted.id, source = incoming.origin.source, "already stored");
+            return Ok(Ingested { accepted, outcome: None });
+        }
+        let source = incoming.origin.source.clone();
+        let message_id = incoming.message_id.clone();
+        let decision = self.run_pipeline(incoming.raw).await;
+        self.record(accepted.id, &source, message_id.as_deref(), decision)
+            .await
+            .map(|outcome| Ingested { accepted, outcome })
+    }
+
+    /// Stores the header section of a message that is over `max_message_size` and quarantines
+    /// it at once: the body was never fetched (R31), so nothing more can be done with it.
+    pub async fn ingest_oversized(
+        &self,
+        header: Vec<u8>,
+        size: u64,
+        origin: Origin,
+        internal_date: Option<String>,
+    ) -> Result<Ingested, StoreError> {
+        let limit = self.limits.max_message_size;
+        let incoming = Incoming {
+            sha256: sha256_hex(&header),
+            message_id: pipeline::message_id(&header),
+            raw: header,
+            raw_complete: false,
+            internal_date,
+            origin,
+        };
+        let source = incoming.origin.source.clone();
+        let message_id = incoming.message_id.clone();
+        let accepted = self.db.call(move |s| s.accept(&incoming)).await?;
+        if !accepted.new {
+            return Ok(Ingested { accepted, outcome: None });
+        }
+        let decision = Decision {
+            outcome: Outcome::Quarantined {
+                error: format!(
+                    "oversized: the message is {size} bytes, over the limit of {limit}; only its header section was kept"
+                ),
+            },
+            summary: Summary::default(),
+            parsed: None,
+        };
+        self.record(accepted.id, &source, message_id.as_deref(), decision)
+            .await
+            .map(|outcome| Ingested { accepted, outcome })
+    }
+
+    /// Runs the pure pipeline on the blocking pool, under the stage time limit, catching panics.
+    async fn run_pipeline(&self, raw: Vec<u8>) -> Decision {
+        let limit = self.limits.stage_timeout;
+        let work =
+            tokio::task::spawn_blocking(move || std::panic::catch_unwind(AssertUnwindSafe(|| pipeline::process(&raw))));
+        let quarantine = |error: String| Decision {
+            outcome: Outcome::Quarantined { error },
+            summary: Summary::default(),
+            parsed: None,
+        };
+        match tokio::time::timeout(limit, work).await {
+            Ok(Ok(Ok(decision))) => decision,
+            Ok(Ok(Err(panic))) => quarantine(format!("pipeline panicked: {}", panic_text(&panic))),
+            Ok(Err(join)) => quarantine(format!("pipeline task failed: {join}")),
+            // The blocking thread cannot be stopped; it finishes on its own and its result is
+            // dropped. Stages that can truly hang (attachment parsers) run in a child process.
+            Err(_) => quarantine(format!("pipeline took longer than {}", humantime::format_duration(limit))),
+        }
+    }
+
+    async fn record(
+        &self,
+        id: i64,
+        source: &str,
+        message_id: Option<&str>,
+        decision: Decision,
+    ) -> Result<Option<Outcome>, StoreError> {
+        let Decision { outcome, summary, .. } = decision;
+        let to_store = outcome.clone();
+        let recorded = self.db.call(move |s| s.record_outcome(id, &to_store, &summary)).await?;
+        match &outcome {
+            Outcome::Processed => tracing::info!(id, source, message_id, outcome = "processed", "message recorded"),
+            Outcome::Quarantined { error } => {
+                tracing::warn!(id, source, message_id, outcome = "quarantined", error, "message recorded")
+            }
+            Outcome::Ignored { reason } => {
+                tracing::info!(id, source, message_id, outcome = "ignored", reason, "message recorded")
+            }
+        }
+        Ok(recorded.then_some(outcome))
+    }
+
+    /// Processes messages left `pending` (by a crash, a shutdown or a failed write) that are
+    /// older than `min_age`. One that was already started [`MAX_PROCESSING_ATTEMPTS`] times is
+    /// quarantined instead: it probably kills the process.
+    pub async fn process_pending(&self, min_age: Duration) -> Result<usize, StoreError> {
+        let cutoff = jiff::Timestamp::now()
+            .checked_sub(jiff::SignedDuration::try_from(min_age).unwrap_or(jiff::SignedDuration::ZERO))
+            .unwrap_or(jiff::Timestamp::now())
+            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        let ids = self.db.call(move |s| s.pending_message_ids(Some(&cutoff))).await?;
+        let mut done = 0;
+        for id in ids {
+            let message = self.db.call(move |s| s.begin_attempt(id)).await?;
+            if message.state != "pending" {
+                continue;
+            }
+            let decision = if message.attempts > MAX_PROCESSING_ATTEMPTS {
+                Decision {
+                    outcome: Outcome::Quarantined {
+                        error: format!(
+                            "processing was started {} times and never finished (the process stopped during it)",
+                            message.attempts - 1
+                        ),
+                    },
+                    summary: Summary::default(),
+                    parsed: None,
+                }
+            } else {
+                self.run_pipeline(message.raw).await
+            };
+            self.record(id, "recovery", None, decision).await?;
+            done += 1;
+        }
+        Ok(done)
+    }
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}

@@ -1,0 +1,5 @@
+//! The `liaisond` binary: everything happens in [`liaisond::cli`].
+
+fn main() -> std::process::ExitCode {
+    liaisond::cli::main()
+}

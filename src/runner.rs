@@ -1,0 +1,102 @@
+//! The daemon: [`run`] is the one entry point, used by `main` and by the tests.
+//!
+//! It takes the instance lock, opens (and migrates) the database, finishes messages a previous
+//! run left `pending`, then runs one task per source until `shutdown` is cancelled (or, with
+//! `once`, until every source has been drained once). Cancellation is cooperative: a source
+//! stops between messages, so the message in hand is either committed or left for next time.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::imap::{ImapSource, SourceReport};
+use crate::ingest::{Ingestor, PENDING_GRACE};
+use crate::maildir::MaildirSource;
+use crate::store::{Db, InstanceLock, Store};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Process what is waiting, then return.
+    pub once: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    /// Messages stored for the first time.
+    pub stored: usize,
+    /// Messages seen again that were already stored.
+    pub already_known: usize,
+    /// Messages left pending by an earlier run and processed now.
+    pub recovered: usize,
+    /// Sources that ended with an error (only in `once` mode; the daemon retries forever).
+    pub failed_sources: Vec<String>,
+}
+
+/// Runs liaisond with `config` until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken, options: RunOptions) -> anyhow::Result<RunReport> {
+    crate::tls::install_crypto_provider();
+    let _lock = InstanceLock::acquire(&config.database)?;
+    let store = Store::open(&config.database, config.busy_timeout)?;
+    let db = Db::new(store);
+    let ingestor = Ingestor::new(db.clone(), config.limits.clone());
+    let mut report = RunReport { recovered: ingestor.process_pending(Duration::ZERO).await?, ..RunReport::default() };
+    if report.recovered > 0 {
+        tracing::info!(count = report.recovered, "processed messages left pending by an earlier run");
+    }
+
+    let mut tasks: JoinSet<(String, Result<SourceReport, String>)> = JoinSet::new();
+    for cfg in config.imap.iter().cloned() {
+        let name = cfg.name.clone();
+        let source = ImapSource::new(cfg, ingestor.clone()).with_context(|| format!("IMAP source {name}"))?;
+        let token = shutdown.child_token();
+        tasks.spawn(async move { (name, source.run(token, options.once).await.map_err(|e| e.to_string())) });
+    }
+    for cfg in config.maildir.iter().cloned() {
+        let name = cfg.name.clone();
+        let source = MaildirSource::new(cfg, ingestor.clone());
+        let token = shutdown.child_token();
+        tasks.spawn(async move { (name, source.run(token, options.once).await.map_err(|e| e.to_string())) });
+    }
+    if config.imap.is_empty() && config.maildir.is_empty() {
+        tracing::warn!("no source is configured; only messages given to `liaisond ingest` will arrive");
+    }
+    if !options.once {
+        // Messages that `liaisond ingest` stored but could not process (or that a source left
+        // pending after a write error) are picked up here.
+        let ingestor = ingestor.clone();
+        let token = shutdown.child_token();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(PENDING_GRACE) => {}
+                    _ = token.cancelled() => return ("pending-sweep".to_string(), Ok(SourceReport::default())),
+                }
+                if let Err(e) = ingestor.process_pending(PENDING_GRACE).await {
+                    tracing::warn!(error = %e, "processing pending messages failed; will retry");
+                }
+            }
+        });
+    }
+    tracing::info!(database = %config.database.display(), sources = ?config.source_names(), once = options.once, "liaisond running");
+
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((_, Ok(r))) => {
+                report.stored += r.stored;
+                report.already_known += r.already_known;
+            }
+            Ok((name, Err(e))) => {
+                tracing::error!(source = name, error = e, "source stopped with an error");
+                report.failed_sources.push(format!("{name}: {e}"));
+            }
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(join) => report.failed_sources.push(format!("task cancelled: {join}")),
+        }
+    }
+    tracing::info!(stored = report.stored, already_known = report.already_known, "liaisond stopped");
+    Ok(report)
+}

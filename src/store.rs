@@ -1,0 +1,1065 @@
+//! The SQLite store. **Architecture invariant: this is the only module that touches SQLite.**
+//!
+//! Every message is kept with its raw bytes, its SHA-256, its Message-ID and every place it
+//! was seen (source, mailbox, UIDVALIDITY, UID or Maildir file), together with its outcome:
+//! `pending` until the pipeline has run, then `processed`, `quarantined` (with the error) or
+//! `ignored` (with the reason). The `events` table is append-only (triggers refuse UPDATE and
+//! DELETE) and records what happened to what, and when.
+//!
+//! Crash safety: a message is first committed as `pending` (with its source row and any server
+//! action still owed), and only then does anything change on the server. The pipeline's result
+//! is committed in a second transaction. A crash between the two leaves a `pending` row that the
+//! next start processes again (at most [`MAX_PROCESSING_ATTEMPTS`] times, so a message that
+//! crashes the process cannot crash it forever).
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+/// A message whose processing was started this many times without finishing is quarantined.
+pub const MAX_PROCESSING_ATTEMPTS: i64 = 3;
+
+/// The schema, one entry per version. Never edit an entry that has shipped: add one.
+const MIGRATIONS: &[&str] = &[
+    // 1: messages, where they were seen, cursors, events.
+    r#"
+    CREATE TABLE messages (
+        id            INTEGER PRIMARY KEY,
+        sha256        TEXT NOT NULL UNIQUE,
+        message_id    TEXT,
+        size          INTEGER NOT NULL,
+        raw           BLOB NOT NULL,
+        raw_complete  INTEGER NOT NULL DEFAULT 1,
+        received_at   TEXT NOT NULL,
+        internal_date TEXT,
+        subject       TEXT,
+        from_addr     TEXT,
+        date_header   TEXT,
+        state         TEXT NOT NULL DEFAULT 'pending'
+                      CHECK (state IN ('pending', 'processed', 'quarantined', 'ignored')),
+        state_detail  TEXT,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        processed_at  TEXT
+    );
+    CREATE INDEX messages_by_message_id ON messages (message_id);
+    CREATE INDEX messages_by_state ON messages (state);
+
+    CREATE TABLE message_sources (
+        id             INTEGER PRIMARY KEY,
+        message        INTEGER NOT NULL REFERENCES messages (id),
+        source         TEXT NOT NULL,
+        kind           TEXT NOT NULL CHECK (kind IN ('imap', 'maildir', 'stdin')),
+        mailbox        TEXT,
+        uidvalidity    INTEGER,
+        uid            INTEGER,
+        file_key       TEXT,
+        seen_at        TEXT NOT NULL,
+        post_action    TEXT NOT NULL DEFAULT 'none' CHECK (post_action IN ('none', 'pending', 'done')),
+        post_action_at TEXT
+    );
+    CREATE UNIQUE INDEX message_sources_by_uid
+        ON message_sources (source, mailbox, uidvalidity, uid) WHERE uid IS NOT NULL;
+    CREATE UNIQUE INDEX message_sources_by_file
+        ON message_sources (source, file_key) WHERE file_key IS NOT NULL;
+    CREATE INDEX message_sources_post_action
+        ON message_sources (source, mailbox, uidvalidity) WHERE post_action = 'pending';
+
+    CREATE TABLE cursors (
+        source        TEXT NOT NULL,
+        mailbox       TEXT NOT NULL,
+        uidvalidity   INTEGER,
+        last_uid      INTEGER NOT NULL DEFAULT 0,
+        last_poll_ok  TEXT,
+        last_error    TEXT,
+        last_error_at TEXT,
+        PRIMARY KEY (source, mailbox)
+    );
+
+    CREATE TABLE events (
+        id      INTEGER PRIMARY KEY,
+        at      TEXT NOT NULL,
+        message INTEGER REFERENCES messages (id),
+        source  TEXT,
+        kind    TEXT NOT NULL,
+        detail  TEXT
+    );
+    CREATE INDEX events_by_message ON events (message);
+    CREATE TRIGGER events_are_append_only_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+    CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+    "#,
+];
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the database directory {path}: {source}")]
+    Directory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "database {path} has schema version {found}, newer than this liaisond knows ({known}); \
+         refusing to start (use the newer binary, or restore a backup)"
+    )]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error("another liaisond already runs against {path} (lock file {lock} is held)")]
+    AlreadyRunning { path: PathBuf, lock: PathBuf },
+    #[error("cannot create the lock file {lock}: {source}")]
+    LockFile {
+        lock: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no message with id {0}")]
+    NoSuchMessage(i64),
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed (a locked or busy database, a full disk, an I/O
+    /// error) as opposed to a permanent condition (a newer schema, a corrupt file).
+    pub fn is_transient(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        match self {
+            StoreError::Sqlite { source: rusqlite::Error::SqliteFailure(e, _), .. } => matches!(
+                e.code,
+                C::DatabaseBusy | C::DatabaseLocked | C::DiskFull | C::SystemIoFailure | C::OutOfMemory
+            ),
+            StoreError::Sqlite { .. } => false,
+            StoreError::Directory { .. } | StoreError::LockFile { .. } => true,
+            StoreError::AlreadyRunning { .. } => true,
+            StoreError::TooNew { .. } | StoreError::NoSuchMessage(_) => false,
+        }
+    }
+}
+
+/// How a message reached us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Imap,
+    Maildir,
+    Stdin,
+}
+
+impl SourceKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Imap => "imap",
+            SourceKind::Maildir => "maildir",
+            SourceKind::Stdin => "stdin",
+        }
+    }
+}
+
+/// Where one copy of a message came from.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The configured source name (`stdin` for `liaisond ingest`).
+    pub source: String,
+    pub kind: SourceKind,
+    /// IMAP mailbox name, or the Maildir directory.
+    pub mailbox: Option<String>,
+    pub uidvalidity: Option<u32>,
+    pub uid: Option<u32>,
+    /// A Maildir file's unique name (the part before `:2,`).
+    pub file_key: Option<String>,
+    /// Something must still be done on the server once this is committed (move, flag).
+    pub post_action_pending: bool,
+}
+
+impl Origin {
+    pub fn stdin() -> Origin {
+        Origin {
+            source: "stdin".into(),
+            kind: SourceKind::Stdin,
+            mailbox: None,
+            uidvalidity: None,
+            uid: None,
+            file_key: None,
+            post_action_pending: false,
+        }
+    }
+}
+
+/// One incoming message, ready to be stored.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub raw: Vec<u8>,
+    pub sha256: String,
+    /// As in the header, without angle brackets; `None` when absent or empty.
+    pub message_id: Option<String>,
+    /// False when only the header section was kept (an oversized message).
+    pub raw_complete: bool,
+    /// The IMAP INTERNALDATE, RFC 3339.
+    pub internal_date: Option<String>,
+    pub origin: Origin,
+}
+
+/// The SHA-256 of raw bytes, lowercase hex.
+pub fn sha256_hex(raw: &[u8]) -> String {
+    hex::encode(Sha256::digest(raw))
+}
+
+/// What [`Store::accept`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    pub id: i64,
+    /// A new message row was created (false: these bytes were already stored).
+    pub new: bool,
+}
+
+/// The pipeline's verdict on one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Processed,
+    Quarantined { error: String },
+    Ignored { reason: String },
+}
+
+impl Outcome {
+    fn state(&self) -> &'static str {
+        match self {
+            Outcome::Processed => "processed",
+            Outcome::Quarantined { .. } => "quarantined",
+            Outcome::Ignored { .. } => "ignored",
+        }
+    }
+    fn detail(&self) -> Option<&str> {
+        match self {
+            Outcome::Processed => None,
+            Outcome::Quarantined { error } => Some(error),
+            Outcome::Ignored { reason } => Some(reason),
+        }
+    }
+}
+
+/// The header facts the pipeline found, kept for listings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub subject: Option<String>,
+    pub from: Option<String>,
+    pub date: Option<String>,
+}
+
+/// The stored position in one IMAP mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub uidvalidity: Option<u32>,
+    /// Every UID up to and including this one has been committed (or was gone).
+    pub last_uid: u32,
+}
+
+/// What `liaisond status` shows.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StatusReport {
+    pub schema_version: i64,
+    pub messages: i64,
+    pub by_outcome: Vec<(String, i64)>,
+    pub cursors: Vec<CursorStatus>,
+    pub pending_server_actions: i64,
+    pub last_events: Vec<EventRow>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CursorStatus {
+    pub source: String,
+    pub mailbox: String,
+    pub uidvalidity: Option<i64>,
+    pub last_uid: i64,
+    pub last_poll_ok: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EventRow {
+    pub at: String,
+    pub message: Option<i64>,
+    pub source: Option<String>,
+    pub kind: String,
+    pub detail: Option<String>,
+}
+
+/// A stored message as the pipeline needs it.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub raw: Vec<u8>,
+    pub raw_complete: bool,
+    pub state: String,
+    pub attempts: i64,
+}
+
+/// Now, in UTC, as RFC 3339 with milliseconds.
+pub fn now_utc() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// An exclusive lock that one `liaisond run` holds on its database for its whole life.
+#[derive(Debug)]
+pub struct InstanceLock {
+    _file: File,
+    pub path: PathBuf,
+}
+
+impl InstanceLock {
+    /// Takes the lock next to `database` (`<database>.lock`), or says who holds it.
+    pub fn acquire(database: &Path) -> Result<InstanceLock, StoreError> {
+        let lock = lock_path(database);
+        ensure_parent(database)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .map_err(|source| StoreError::LockFile { lock: lock.clone(), source })?;
+        match file.try_lock() {
+            Ok(()) => Ok(InstanceLock { _file: file, path: lock }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(StoreError::AlreadyRunning { path: database.to_path_buf(), lock })
+            }
+            Err(std::fs::TryLockError::Error(source)) => Err(StoreError::LockFile { lock, source }),
+        }
+    }
+}
+
+fn lock_path(database: &Path) -> PathBuf {
+    let mut name = database.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    database.with_file_name(name)
+}
+
+fn ensure_parent(database: &Path) -> Result<(), StoreError> {
+    match database.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory { path: dir.to_path_buf(), source })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// An open database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating it if needed) and migrates the database.
+    pub fn open(path: &Path, busy_timeout: Duration) -> Result<Store, StoreError> {
+        ensure_parent(path)?;
+        let conn = Connection::open(path).map_err(|source| StoreError::Sqlite { path: path.to_path_buf(), source })?;
+        let mut store = Store { conn, path: path.to_path_buf() };
+        store.configure(busy_timeout).map_err(|e| store.err(e))?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite { path: self.path.clone(), source }
+    }
+
+    fn configure(&self, busy_timeout: Duration) -> rusqlite::Result<()> {
+        self.conn.busy_timeout(busy_timeout)?;
+        // `PRAGMA journal_mode` returns a row; it must be read, not executed.
+        let mode: String = self.conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(mode, "SQLite refused WAL mode; continuing with this journal mode");
+        }
+        // FULL: a committed message survives a power loss, which is the whole promise here.
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        self.conn.pragma_update(None, "foreign_keys", true)?;
+        Ok(())
+    }
+
+    /// Applies every migration past the stored `user_version`, in one transaction.
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let found: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| self.err(e))?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew { path: self.path.clone(), found, known: SCHEMA_VERSION });
+        }
+        if found == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let tx = self.conn.transaction().map_err(|source| StoreError::Sqlite { path: self.path.clone(), source })?;
+        let result = (|| {
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            }
+            tx.execute(
+                "INSERT INTO events (at, kind, detail) VALUES (?1, 'schema_migrated', ?2)",
+                params![now_utc(), format!("from version {found} to {SCHEMA_VERSION}")],
+            )?;
+            tx.commit()
+        })();
+        result.map_err(|source| StoreError::Sqlite { path: self.path.clone(), source })
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| self.err(e))
+    }
+
+    /// Stores one incoming copy of a message, exactly once.
+    ///
+    /// - The same source position (IMAP UID under the same UIDVALIDITY, or the same Maildir
+    ///   file) already recorded: nothing new is written.
+    /// - The same bytes (SHA-256) already stored: only the new source position is recorded
+    ///   (a UIDVALIDITY rescan, the same message in two folders). No new message row.
+    /// - Otherwise a new `pending` message row with its source position.
+    ///
+    /// A different message reusing a stored Message-ID is stored as its own row and an event
+    /// `message_id_collision` says so (RFC 5322 §3.6.4 makes Message-IDs unique only by
+    /// convention).
+    pub fn accept(&mut self, m: &Incoming) -> Result<Accepted, StoreError> {
+        let path = self.path.clone();
+        let sqlite = |source| StoreError::Sqlite { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        let o = &m.origin;
+        let now = now_utc();
+
+        let known_position: Option<i64> = match (o.uid, &o.file_key) {
+            (Some(uid), _) => tx
+                .query_row(
+                    "SELECT message FROM message_sources WHERE source = ?1 AND mailbox IS ?2 AND uidvalidity IS ?3 AND uid = ?4",
+                    params![o.source, o.mailbox, o.uidvalidity, uid],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sqlite)?,
+            (None, Some(key)) => tx
+                .query_row(
+                    "SELECT message FROM message_sources WHERE source = ?1 AND file_key = ?2",
+                    params![o.source, key],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sqlite)?,
+            (None, None) => None,
+        };
+        if let Some(id) = known_position {
+            return Ok(Accepted { id, new: false });
+        }
+
+        let existing: Option<i64> = tx
+            .query_row("SELECT id FROM messages WHERE sha256 = ?1", params![m.sha256], |r| r.get(0))
+            .optional()
+            .map_err(sqlite)?;
+        let (id, new) = match existing {
+            Some(id) => {
+                tx.execute(
+                    "INSERT INTO events (at, message, source, kind, detail) VALUES (?1, ?2, ?3, 'seen_again', ?4)",
+                    params![now, id, o.source, describe_origin(o)],
+                )
+                .map_err(sqlite)?;
+                (id, false)
+            }
+            None => {
+                let collision: Option<i64> = match &m.message_id {
+                    Some(mid) => tx
+                        .query_row("SELECT id FROM messages WHERE message_id = ?1 LIMIT 1", params![mid], |r| r.get(0))
+                        .optional()
+                        .map_err(sqlite)?,
+                    None => None,
+                };
+                tx.execute(
+                    "INSERT INTO messages (sha256, message_id, size, raw, raw_complete, received_at, internal_date, attempts)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
+                    params![m.sha256, m.message_id, m.raw.len() as i64, m.raw, m.raw_complete, now, m.internal_date],
+                )
+                .map_err(sqlite)?;
+                let id = tx.last_insert_rowid();
+                tx.execute(
+                    "INSERT INTO events (at, message, source, kind, detail) VALUES (?1, ?2, ?3, 'stored', ?4)",
+                    params![now, id, o.source, describe_origin(o)],
+                )
+                .map_err(sqlite)?;
+                if let Some(other) = collision {
+                    tx.execute(
+                        "INSERT INTO events (at, message, source, kind, detail) VALUES (?1, ?2, ?3, 'message_id_collision', ?4)",
+                        params![now, id, o.source, format!("message {other} has the same Message-ID but different bytes")],
+                    )
+                    .map_err(sqlite)?;
+                }
+                (id, true)
+            }
+        };
+        tx.execute(
+            "INSERT INTO message_sources (message, source, kind, mailbox, uidvalidity, uid, file_key, seen_at, post_action)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                id,
+                o.source,
+                o.kind.as_str(),
+                o.mailbox,
+                o.uidvalidity,
+                o.uid,
+                o.file_key,
+                now,
+                if o.post_action_pending { "pending" } else { "none" }
+            ],
+        )
+        .map_err(sqlite)?;
+        tx.commit().map_err(sqlite)?;
+        Ok(Accepted { id, new })
+    }
+
+    /// Records the pipeline's verdict on a pending message. Returns false, changing nothing,
+    /// when the message was no longer pending (another task decided it first), so a message
+    /// is never decided twice.
+    pub fn record_outcome(&mut self, id: i64, outcome: &Outcome, summary: &Summary) -> Result<bool, StoreError> {
+        let path = self.path.clone();
+        let sqlite = |source| StoreError::Sqlite { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        let now = now_utc();
+        let n = tx
+            .execute(
+                "UPDATE messages SET state = ?2, state_detail = ?3, subject = ?4, from_addr = ?5, date_header = ?6,
+                 processed_at = ?7 WHERE id = ?1 AND state = 'pending'",
+                params![id, outcome.state(), outcome.detail(), summary.subject, summary.from, summary.date, now],
+            )
+            .map_err(sqlite)?;
+        if n == 0 {
+            let exists = tx
+                .prepare("SELECT 1 FROM messages WHERE id = ?1")
+                .and_then(|mut s| s.exists(params![id]))
+                .map_err(sqlite)?;
+            return if exists { Ok(false) } else { Err(StoreError::NoSuchMessage(id)) };
+        }
+        tx.execute(
+            "INSERT INTO events (at, message, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+            params![now, id, outcome.state(), outcome.detail()],
+        )
+        .map_err(sqlite)?;
+        tx.commit().map_err(sqlite)?;
+        Ok(true)
+    }
+
+    /// Messages stored but not yet processed (left by a crash or a shutdown), oldest first;
+    /// with `stored_before` (RFC 3339 UTC), only those stored before then.
+    pub fn pending_message_ids(&self, stored_before: Option<&str>) -> Result<Vec<i64>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM messages WHERE state = 'pending' AND (?1 IS NULL OR received_at < ?1) ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(params![stored_before], |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<i64>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Loads a message and counts one more processing attempt on it (committed before the
+    /// pipeline runs, so a message that kills the process is eventually given up on).
+    pub fn begin_attempt(&mut self, id: i64) -> Result<StoredMessage, StoreError> {
+        self.conn
+            .execute("UPDATE messages SET attempts = attempts + 1 WHERE id = ?1", params![id])
+            .map_err(|e| self.err(e))?;
+        self.load(id)
+    }
+
+    pub fn load(&self, id: i64) -> Result<StoredMessage, StoreError> {
+        self.conn
+            .query_row("SELECT id, raw, raw_complete, state, attempts FROM messages WHERE id = ?1", params![id], |r| {
+                Ok(StoredMessage {
+                    id: r.get(0)?,
+                    raw: r.get(1)?,
+                    raw_complete: r.get(2)?,
+                    state: r.get(3)?,
+                    attempts: r.get(4)?,
+                })
+            })
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or(StoreError::NoSuchMessage(id))
+    }
+
+    /// Appends an event.
+    pub fn event(
+        &self,
+        message: Option<i64>,
+        source: Option<&str>,
+        kind: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO events (at, message, source, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![now_utc(), message, source, kind, detail],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The stored cursor for one mailbox.
+    pub fn cursor(&self, source: &str, mailbox: &str) -> Result<Option<Cursor>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT uidvalidity, last_uid FROM cursors WHERE source = ?1 AND mailbox = ?2",
+                params![source, mailbox],
+                |r| Ok(Cursor { uidvalidity: r.get(0)?, last_uid: r.get(1)? }),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Sets the cursor (creating the row if needed). A changed UIDVALIDITY is recorded as an
+    /// event by the caller through [`Store::uidvalidity_changed`].
+    pub fn set_cursor(&self, source: &str, mailbox: &str, cursor: Cursor) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO cursors (source, mailbox, uidvalidity, last_uid) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (source, mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid",
+                params![source, mailbox, cursor.uidvalidity, cursor.last_uid],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records a UIDVALIDITY change (RFC 3501 §2.3.1.1: every UID of the old epoch is
+    /// meaningless now) and resets the cursor, so the whole mailbox is rescanned. Server
+    /// actions still owed under the old epoch can no longer be addressed by UID: they are
+    /// closed, and the rescan finds those messages again by their bytes.
+    pub fn uidvalidity_changed(
+        &mut self,
+        source: &str,
+        mailbox: &str,
+        old: Option<u32>,
+        new: u32,
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sqlite = |source| StoreError::Sqlite { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        let now = now_utc();
+        tx.execute(
+            "UPDATE message_sources SET post_action = 'done', post_action_at = ?4
+             WHERE source = ?1 AND mailbox = ?2 AND uidvalidity IS NOT ?3 AND post_action = 'pending'",
+            params![source, mailbox, new, now],
+        )
+        .map_err(sqlite)?;
+        tx.execute(
+            "INSERT INTO cursors (source, mailbox, uidvalidity, last_uid) VALUES (?1, ?2, ?3, 0)
+             ON CONFLICT (source, mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = 0",
+            params![source, mailbox, new],
+        )
+        .map_err(sqlite)?;
+        tx.execute(
+            "INSERT INTO events (at, source, kind, detail) VALUES (?1, ?2, 'uidvalidity_changed', ?3)",
+            params![now, source, format!("mailbox {mailbox}: UIDVALIDITY {old:?} -> {new}; rescanning")],
+        )
+        .map_err(sqlite)?;
+        tx.commit().map_err(sqlite)
+    }
+
+    /// Of `uids`, those already recorded for this mailbox under this UIDVALIDITY.
+    pub fn known_uids(
+        &self,
+        source: &str,
+        mailbox: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<HashSet<u32>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM message_sources WHERE source = ?1 AND mailbox = ?2 AND uidvalidity = ?3 AND uid = ?4",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut known = HashSet::new();
+        for &uid in uids {
+            if stmt.exists(params![source, mailbox, uidvalidity, uid]).map_err(|e| self.err(e))? {
+                known.insert(uid);
+            }
+        }
+        Ok(known)
+    }
+
+    /// UIDs in this mailbox whose server action (move, flag) is still owed.
+    pub fn pending_post_actions(&self, source: &str, mailbox: &str, uidvalidity: u32) -> Result<Vec<u32>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT uid FROM message_sources WHERE source = ?1 AND mailbox = ?2 AND uidvalidity = ?3
+                 AND post_action = 'pending' ORDER BY uid",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(params![source, mailbox, uidvalidity], |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<u32>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Marks server actions as done.
+    pub fn post_actions_done(
+        &mut self,
+        source: &str,
+        mailbox: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sqlite = |source| StoreError::Sqlite { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE message_sources SET post_action = 'done', post_action_at = ?5
+                     WHERE source = ?1 AND mailbox = ?2 AND uidvalidity = ?3 AND uid = ?4",
+                )
+                .map_err(sqlite)?;
+            let now = now_utc();
+            for &uid in uids {
+                stmt.execute(params![source, mailbox, uidvalidity, uid, now]).map_err(sqlite)?;
+            }
+        }
+        tx.commit().map_err(sqlite)
+    }
+
+    /// Whether this Maildir file (by unique name) was already stored.
+    pub fn maildir_file_known(&self, source: &str, file_key: &str) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM message_sources WHERE source = ?1 AND file_key = ?2")
+            .and_then(|mut s| s.exists(params![source, file_key]))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records a successful poll of a mailbox (and clears its last error).
+    pub fn poll_ok(&self, source: &str, mailbox: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO cursors (source, mailbox, last_poll_ok) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (source, mailbox) DO UPDATE SET last_poll_ok = excluded.last_poll_ok,
+                 last_error = NULL, last_error_at = NULL",
+                params![source, mailbox, now_utc()],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records a failed poll. The event is written only when the error text changes, so a
+    /// server that stays down does not fill the table.
+    pub fn poll_error(&self, source: &str, mailbox: &str, error: &str) -> Result<(), StoreError> {
+        let previous: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT last_error FROM cursors WHERE source = ?1 AND mailbox = ?2",
+                params![source, mailbox],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .flatten();
+        let now = now_utc();
+        self.conn
+            .execute(
+                "INSERT INTO cursors (source, mailbox, last_error, last_error_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (source, mailbox) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at",
+                params![source, mailbox, error, now],
+            )
+            .map_err(|e| self.err(e))?;
+        if previous.as_deref() != Some(error) {
+            self.event(None, Some(source), "source_error", &format!("{mailbox}: {error}"))?;
+        }
+        Ok(())
+    }
+
+    /// Counts, cursors and recent events for `liaisond status`.
+    pub fn status(&self, recent_events: usize) -> Result<StatusReport, StoreError> {
+        let e = |x| self.err(x);
+        let messages: i64 = self.conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)).map_err(e)?;
+        let mut by_outcome = Vec::new();
+        for state in ["processed", "quarantined", "ignored", "pending"] {
+            let n: i64 = self
+                .conn
+                .query_row("SELECT count(*) FROM messages WHERE state = ?1", params![state], |r| r.get(0))
+                .map_err(e)?;
+            by_outcome.push((state.to_string(), n));
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT source, mailbox, uidvalidity, last_uid, last_poll_ok, last_error, last_error_at
+                 FROM cursors ORDER BY source, mailbox",
+            )
+            .map_err(e)?;
+        let cursors = stmt
+            .query_map([], |r| {
+                Ok(CursorStatus {
+                    source: r.get(0)?,
+                    mailbox: r.get(1)?,
+                    uidvalidity: r.get(2)?,
+                    last_uid: r.get(3)?,
+                    last_poll_ok: r.get(4)?,
+                    last_error: r.get(5)?,
+                    last_error_at: r.get(6)?,
+                })
+            })
+            .map_err(e)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(e)?;
+        let pending_server_actions: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM message_sources WHERE post_action = 'pending'", [], |r| r.get(0))
+            .map_err(e)?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT at, message, source, kind, detail FROM events ORDER BY id DESC LIMIT ?1")
+            .map_err(e)?;
+        let last_events = stmt
+            .query_map(params![recent_events as i64], |r| {
+                Ok(EventRow {
+                    at: r.get(0)?,
+                    message: r.get(1)?,
+                    source: r.get(2)?,
+                    kind: r.get(3)?,
+                    detail: r.get(4)?,
+                })
+            })
+            .map_err(e)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(e)?;
+        Ok(StatusReport {
+            schema_version: self.schema_version()?,
+            messages,
+            by_outcome,
+            cursors,
+            pending_server_actions,
+            last_events,
+        })
+    }
+
+    /// Message rows with their Message-ID, state and detail, oldest first; with `since` (RFC
+    /// 3339 UTC), only those stored since then.
+    pub fn message_overview(&self, since: Option<&str>) -> Result<Vec<MessageOverview>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, message_id, size, state, state_detail, subject, from_addr,
+                 (SELECT count(*) FROM message_sources s WHERE s.message = m.id)
+                 FROM messages m WHERE ?1 IS NULL OR received_at >= ?1 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![since], |r| {
+                Ok(MessageOverview {
+                    id: r.get(0)?,
+                    message_id: r.get(1)?,
+                    size: r.get(2)?,
+                    state: r.get(3)?,
+                    detail: r.get(4)?,
+                    subject: r.get(5)?,
+                    from: r.get(6)?,
+                    copies: r.get(7)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MessageOverview {
+    pub id: i64,
+    pub message_id: Option<String>,
+    pub size: i64,
+    pub state: String,
+    pub detail: Option<String>,
+    pub subject: Option<String>,
+    pub from: Option<String>,
+    /// How many source positions point at this message.
+    pub copies: i64,
+}
+
+fn describe_origin(o: &Origin) -> String {
+    let mut s = o.kind.as_str().to_string();
+    if let Some(m) = &o.mailbox {
+        s.push_str(&format!(" {m}"));
+    }
+    if let (Some(v), Some(u)) = (o.uidvalidity, o.uid) {
+        s.push_str(&format!(" uidvalidity={v} uid={u}"));
+    }
+    if let Some(k) = &o.file_key {
+        s.push_str(&format!(" file={k}"));
+    }
+    s
+}
+
+/// A store shared by async tasks: every call runs on tokio's blocking pool, under a std
+/// mutex that is never held across an `.await`.
+#[derive(Clone, Debug)]
+pub struct Db {
+    inner: Arc<Mutex<Store>>,
+}
+
+impl Db {
+    pub fn new(store: Store) -> Db {
+        Db { inner: Arc::new(Mutex::new(store)) }
+    }
+
+    /// Runs `f` with the store on the blocking pool.
+    pub async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock poisons it; the store's state is still the
+            // database's (every change is transactional), so it is safe to go on using it.
+            let mut guard = inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut guard)
+        })
+        .await;
+        match joined {
+            Ok(r) => r,
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_store() -> (tempfile::TempDir, Store) {
+        let d = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(&d.path().join("sub/dir/t.db"), Duration::from_secs(1)).expect("open");
+        (d, s)
+    }
+
+    fn incoming(raw: &[u8], mid: Option<&str>, uidvalidity: u32, uid: u32) -> Incoming {
+        Incoming {
+            raw: raw.to_vec(),
+            sha256: sha256_hex(raw),
+            message_id: mid.map(str::to_string),
+            raw_complete: true,
+            internal_date: None,
+            origin: Origin {
+                source: "main".into(),
+                kind: SourceKind::Imap,
+                mailbox: Some("INBOX".into()),
+                uidvalidity: Some(uidvalidity),
+                uid: Some(uid),
+                file_key: None,
+                post_action_pending: true,
+            },
+        }
+    }
+
+    #[test]
+    fn migrations_create_the_schema_once_and_record_it() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("m.db");
+        let s = Store::open(&path, Duration::from_secs(1)).expect("first open");
+        assert_eq!(s.schema_version().expect("version"), SCHEMA_VERSION);
+        drop(s);
+        let s = Store::open(&path, Duration::from_secs(1)).expect("second open is a no-op");
+        let migrated = s.status(10).expect("status").last_events.iter().filter(|e| e.kind == "schema_migrated").count();
+        assert_eq!(migrated, 1);
+    }
+
+    #[test]
+    fn a_newer_database_is_refused() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("new.db");
+        let s = Store::open(&path, Duration::from_secs(1)).expect("open");
+        s.conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).expect("bump");
+        drop(s);
+        match Store::open(&path, Duration::from_secs(1)) {
+            Err(e @ StoreError::TooNew { .. }) => assert!(!e.is_transient()),
+            other => panic!("expected TooNew, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_same_position_or_bytes_are_stored_once() {
+        let (_d, mut s) = temp_store();
+        let a = s.accept(&incoming(b"Subject: a\r\n\r\nx", Some("a@x"), 7, 1)).expect("a");
+        assert!(a.new);
+        let again = s.accept(&incoming(b"Subject: a\r\n\r\nx", Some("a@x"), 7, 1)).expect("same position");
+        assert_eq!(again, Accepted { id: a.id, new: false });
+        // A rescan after a UIDVALIDITY change: same bytes under a new position.
+        let rescan = s.accept(&incoming(b"Subject: a\r\n\r\nx", Some("a@x"), 8, 1)).expect("rescan");
+        assert_eq!(rescan, Accepted { id: a.id, new: false });
+        let overview = s.message_overview(None).expect("overview");
+        assert_eq!(overview.len(), 1);
+        assert_eq!(overview[0].copies, 2);
+    }
+
+    #[test]
+    fn a_reused_message_id_with_other_bytes_is_a_new_row_and_flagged() {
+        let (_d, mut s) = temp_store();
+        s.accept(&incoming(b"one", Some("same@x"), 1, 1)).expect("one");
+        let b = s.accept(&incoming(b"two", Some("same@x"), 1, 2)).expect("two");
+        assert!(b.new);
+        let events = s.status(10).expect("status").last_events;
+        assert!(events.iter().any(|e| e.kind == "message_id_collision" && e.message == Some(b.id)));
+    }
+
+    #[test]
+    fn events_are_append_only() {
+        let (_d, s) = temp_store();
+        s.event(None, None, "test", "x").expect("insert");
+        assert!(s.conn.execute("UPDATE events SET kind = 'y'", []).is_err());
+        assert!(s.conn.execute("DELETE FROM events", []).is_err());
+    }
+
+    #[test]
+    fn cursor_and_uidvalidity_change() {
+        let (_d, mut s) = temp_store();
+        assert_eq!(s.cursor("main", "INBOX").expect("cursor"), None);
+        s.accept(&incoming(b"m1", None, 5, 1)).expect("m1");
+        s.set_cursor("main", "INBOX", Cursor { uidvalidity: Some(5), last_uid: 1 }).expect("set");
+        assert_eq!(s.pending_post_actions("main", "INBOX", 5).expect("pending"), vec![1]);
+        s.uidvalidity_changed("main", "INBOX", Some(5), 6).expect("change");
+        assert_eq!(s.cursor("main", "INBOX").expect("cursor"), Some(Cursor { uidvalidity: Some(6), last_uid: 0 }));
+        assert!(s.pending_post_actions("main", "INBOX", 5).expect("pending").is_empty());
+        assert_eq!(s.known_uids("main", "INBOX", 5, &[1, 2]).expect("known"), HashSet::from([1]));
+        assert!(s.known_uids("main", "INBOX", 6, &[1]).expect("known").is_empty());
+    }
+
+    #[test]
+    fn outcome_and_attempts() {
+        let (_d, mut s) = temp_store();
+        let a = s.accept(&incoming(b"m", None, 1, 1)).expect("m");
+        assert_eq!(s.pending_message_ids(None).expect("pending"), vec![a.id]);
+        assert!(s.pending_message_ids(Some("2000-01-01T00:00:00.000Z")).expect("pending").is_empty());
+        let m = s.begin_attempt(a.id).expect("attempt");
+        assert_eq!(m.attempts, 2, "accept counts the first attempt");
+        assert!(
+            s.record_outcome(a.id, &Outcome::Quarantined { error: "bad".into() }, &Summary::default())
+                .expect("outcome")
+        );
+        assert!(!s.record_outcome(a.id, &Outcome::Processed, &Summary::default()).expect("second"), "decided once");
+        assert!(s.pending_message_ids(None).expect("pending").is_empty());
+        let st = s.status(5).expect("status");
+        assert!(st.by_outcome.contains(&("quarantined".to_string(), 1)));
+    }
+
+    #[test]
+    fn only_one_instance_holds_the_lock() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let db = d.path().join("x.db");
+        let first = InstanceLock::acquire(&db).expect("first");
+        assert!(matches!(InstanceLock::acquire(&db), Err(StoreError::AlreadyRunning { .. })));
+        drop(first);
+        InstanceLock::acquire(&db).expect("free again");
+    }
+}
