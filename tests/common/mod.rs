@@ -1,0 +1,222 @@
+//! Shared test support: the loopback Dovecot testbed (started through `scripts/testbed`), an
+//! IMAP client for setting up and inspecting mailboxes, configurations, and sample messages.
+//!
+//! Each test works in its own mailbox (a unique name under the `liaison` user), so tests in
+//! one binary run in parallel without seeing each other's mail.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use async_imap::Session;
+use futures_util::TryStreamExt;
+use liaisond::config::Config;
+use liaisond::store::{MessageOverview, Store};
+use tokio::net::TcpStream;
+
+pub const USER: &str = "liaison@example.org";
+
+/// Where the test testbed lives (override with LIAISOND_TESTBED_DIR).
+pub fn testbed_dir() -> PathBuf {
+    std::env::var_os("LIAISOND_TESTBED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp/liaisond-testbed"))
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[derive(Debug, Clone)]
+pub struct Testbed {
+    pub dir: PathBuf,
+    pub host: String,
+    pub imap_port: u16,
+    pub imaps_port: u16,
+    pub ca: PathBuf,
+    pub password: String,
+}
+
+/// Starts the testbed once per test binary (the script is idempotent and serialised with a
+/// lock, so parallel binaries are fine too) and reads its ports.
+pub fn testbed() -> &'static Testbed {
+    static TB: OnceLock<Testbed> = OnceLock::new();
+    TB.get_or_init(|| {
+        let dir = testbed_dir();
+        let status = std::process::Command::new(repo_root().join("scripts/testbed"))
+            .arg("start")
+            .arg(&dir)
+            .stdin(std::process::Stdio::null())
+            .status()
+            .expect("run scripts/testbed start");
+        assert!(status.success(), "scripts/testbed start {} failed: {status}", dir.display());
+        let env = std::fs::read_to_string(dir.join("env")).expect("testbed env file");
+        let vars: HashMap<String, String> = env
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("export ").or(Some(l.trim())))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches(|c| c == '"' || c == '\'').to_string()))
+            .collect();
+        let get = |k: &str| vars.get(k).cloned().unwrap_or_else(|| panic!("{k} missing from testbed env"));
+        Testbed {
+            dir: dir.clone(),
+            host: get("TESTBED_HOST"),
+            imap_port: get("TESTBED_IMAP_PORT").parse().expect("port"),
+            imaps_port: get("TESTBED_IMAPS_PORT").parse().expect("port"),
+            ca: PathBuf::from(get("TESTBED_CA")),
+            password: get("TESTBED_PASSWORD"),
+        }
+    })
+}
+
+/// A unique mailbox name for one test.
+pub fn unique_mailbox(test: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("t-{test}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+pub type TestSession = Session<TcpStream>;
+
+/// A plain-text IMAP session (loopback) for setting up and inspecting mailboxes.
+pub async fn imap(tb: &Testbed) -> TestSession {
+    let tcp = TcpStream::connect((tb.host.as_str(), tb.imap_port)).await.expect("connect to testbed IMAP");
+    let mut client = async_imap::Client::new(tcp);
+    client.read_response().await.expect("greeting").expect("greeting present");
+    client.login(USER, &tb.password).await.map_err(|(e, _)| e).expect("login")
+}
+
+pub async fn create_mailbox(s: &mut TestSession, name: &str) {
+    s.create(name).await.expect("create mailbox");
+}
+
+pub async fn append(s: &mut TestSession, mailbox: &str, raw: &[u8], flags: Option<&str>) {
+    s.append(mailbox, flags, None, raw).await.expect("append");
+}
+
+/// UID → flags of every message in a mailbox.
+pub async fn flags(s: &mut TestSession, mailbox: &str) -> Vec<(u32, Vec<String>)> {
+    let mb = s.examine(mailbox).await.expect("examine");
+    if mb.exists == 0 {
+        return Vec::new();
+    }
+    let fetched: Vec<_> =
+        s.uid_fetch("1:*", "(UID FLAGS)").await.expect("fetch flags").try_collect().await.expect("flags stream");
+    let mut out: Vec<(u32, Vec<String>)> =
+        fetched.iter().filter_map(|f| f.uid.map(|u| (u, f.flags().map(|fl| format!("{fl:?}")).collect()))).collect();
+    out.sort();
+    out
+}
+
+/// How many messages a mailbox holds.
+pub async fn count(s: &mut TestSession, mailbox: &str) -> u32 {
+    s.examine(mailbox).await.expect("examine").exists
+}
+
+/// A realistic small liaison-statement mail with a unique Message-ID.
+pub fn sample_message(tag: &str, i: usize) -> Vec<u8> {
+    format!(
+        "Return-Path: <liaisons@broadband-forum.org>\r\n\
+         From: Broadband Forum Liaisons <liaisons@broadband-forum.org>\r\n\
+         To: liaison-coordination@iab.org\r\n\
+         Subject: LIAISE-{i:03}-01: statement {i} for test {tag}\r\n\
+         Date: Mon, 23 Nov 2026 10:{:02}:00 +0000\r\n\
+         Message-ID: <{tag}.{i}@broadband-forum.org>\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         \r\n\
+         Title: Statement number {i}\r\n\
+         Purpose: For information\r\n\
+         \r\n\
+         {}\r\n",
+        i % 60,
+        "The Broadband Forum informs the IETF of its progress on this work item. ".repeat(3 + i % 20)
+    )
+    .into_bytes()
+}
+
+pub fn message_id_of(tag: &str, i: usize) -> String {
+    format!("{tag}.{i}@broadband-forum.org")
+}
+
+/// Bytes that no parser can call an e-mail message.
+pub fn garbage_message() -> Vec<u8> {
+    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+    v.extend((0..400u32).map(|i| (i * 37 % 251) as u8));
+    v.extend_from_slice(b"\r\n");
+    v
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    Implicit,
+    StartTls,
+    None,
+}
+
+/// A configuration for one test mailbox, written next to the database in `dir`.
+pub fn imap_config(tb: &Testbed, dir: &Path, mailbox: &str, tls: Tls, after_commit: &str, extra: &str) -> Config {
+    let (tls_name, port) = match tls {
+        Tls::Implicit => ("implicit", tb.imaps_port),
+        Tls::StartTls => ("starttls", tb.imap_port),
+        Tls::None => ("none", tb.imap_port),
+    };
+    // The testbed certificate names `localhost`; plain text needs a loopback IP, both work.
+    let host = if tls == Tls::None { tb.host.clone() } else { "localhost".to_string() };
+    let ca = if tls == Tls::None { String::new() } else { format!("ca_file = \"{}\"\n", tb.ca.display()) };
+    let (after, move_to) = match after_commit {
+        "move" => ("move", format!("move_to = \"{mailbox}-done\"\n")),
+        other => (other, String::new()),
+    };
+    let text = format!(
+        "[store]\ndatabase = \"liaisond.db\"\nbusy_timeout = \"5s\"\n\n{extra_limits}\
+         [[imap]]\nname = \"test\"\nhost = \"{host}\"\nport = {port}\ntls = \"{tls_name}\"\n{ca}\
+         username = \"{USER}\"\npassword = \"{pw}\"\nmailbox = \"{mailbox}\"\nafter_commit = \"{after}\"\n{move_to}\
+         timeout = \"10s\"\npoll_interval = \"2s\"\n{extra}",
+        extra_limits = "",
+        pw = tb.password,
+    );
+    let path = dir.join("liaisond.toml");
+    std::fs::write(&path, &text).expect("write config");
+    Config::load(&path).unwrap_or_else(|e| panic!("test config invalid: {e}\n{text}"))
+}
+
+/// Every message row in the database.
+pub fn stored(db: &Path) -> Vec<MessageOverview> {
+    let store = Store::open(db, Duration::from_secs(5)).expect("open db");
+    store.message_overview(None).expect("overview")
+}
+
+/// Asserts that the database holds exactly these Message-IDs, each once.
+pub fn assert_stored_once(db: &Path, expected: &[String]) {
+    let rows = stored(db);
+    let mut ids: Vec<String> = rows.iter().filter_map(|m| m.message_id.clone()).collect();
+    ids.sort();
+    let mut want = expected.to_vec();
+    want.sort();
+    let dupes: Vec<&String> = ids.windows(2).filter(|w| w[0] == w[1]).map(|w| &w[0]).collect();
+    assert!(dupes.is_empty(), "duplicates stored: {dupes:?}");
+    assert_eq!(ids.len(), want.len(), "stored {} messages, expected {}", ids.len(), want.len());
+    assert_eq!(ids, want);
+}
+
+/// Polls `f` until it is true or `limit` passes.
+pub async fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How many message rows the database holds (0 when it does not exist yet).
+pub fn row_count(db: &Path) -> usize {
+    if !db.exists() {
+        return 0;
+    }
+    match Store::open(db, Duration::from_secs(5)) {
+        Ok(s) => s.message_overview(None).map(|v| v.len()).unwrap_or(0),
+        Err(_) => 0,
+    }
+}

@@ -1,0 +1,268 @@
+//! liaisond against a real Dovecot on loopback: implicit TLS, STARTTLS and plain text; move,
+//! flag and leave; IDLE; UIDVALIDITY changes; `\Seen` mail; unparseable and oversized mail.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use liaisond::{RunOptions, run};
+use tokio_util::sync::CancellationToken;
+
+async fn run_once(config: liaisond::config::Config) -> liaisond::RunReport {
+    run(config, CancellationToken::new(), RunOptions { once: true }).await.expect("run --once")
+}
+
+fn ids(tag: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| message_id_of(tag, i)).collect()
+}
+
+#[tokio::test]
+async fn implicit_tls_stores_each_message_once_and_moves_it() {
+    let tb = testbed();
+    let mailbox = unique_mailbox("tls-move");
+    let mut s = imap(tb).await;
+    create_mailbox(&mut s, &mailbox).await;
+    for i in 0..5 {
+        append(&mut s, &mailbox, &sample_message(&mailbox, i), None).await;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = imap_config(tb, dir.path(), &mailbox, Tls::Implicit, "move", "");
+    let report = run_once(config.clone()).await;
+    assert_eq!(report.stored, 5);
+    assert!(report.failed_sources.is_empty(), "{:?}", report.failed_sources);
+    assert_stored_once(&config.database, &ids(&mailbox, 5));
+    assert_eq!(count(&mut s, &mailbox).await, 0, "moved out of the watched mailbox");
+    assert_eq!(count(&mut s, &format!("{mailbox}-done")).await, 5, "moved into move_to");
+    assert!(stored(&config.database).iter().all(|m| m.state == "processed"));
+
+    // New mail and a second run: only the new message is stored.
+    append(&mut s, &mailbox, &sample_message(&mailbox, 5), None).await;
+    let report = run_once(config.clone()).await;
+    assert_eq!(report.stored, 1);
+    assert_stored_once(&config.database, &ids(&mailbox, 6));
+}
+
+#[tokio::test]
+async fn starttls_flags_messages_seen_and_never_duplicates() {
+    let tb = testbed();
+    let mailbox = unique_mailbox("starttls-seen");
+    let mut s = imap(tb).await;
+    create_mailbox(&mut s, &mailbox).await;
+    for i in 0..3 {
+        append(&mut s, &mailbox, &sample_message(&mailbox, i), None).await;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = imap_config(tb, dir.path(), &mailbox, Tls::StartTls, "seen", "");
+    run_once(config.clone()).await;
+    run_once(config.clone()).await;
+    assert_stored_once(&config.database, &ids(&mailbox, 3));
+    let flags = flags(&mut s, &mailbox).await;
+    assert_eq!(flags.len(), 3);
+    assert!(flags.iter().all(|(_, f)| f.iter().any(|x| x == "Seen")), "{flags:?}");
+}
+
+#[tokio::test]
+async fn plain_loopback_leave_changes_nothing_on_the_server() {
+    let tb = testbed();
+    let mailbox = unique_mailbox("plain-leave");
+    let mut s = imap(tb).await;
+    create_mailbox(&mut s, &mailbox).await;
+    for i in 0..3 {
+        append(&mut s, &mailbox, &sample_message(&mailbox, i), None).await;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = imap_config(tb, dir.path(), &mailbox, Tls::None, "leave", "");
+    run_once(config.clone()).await;
+    assert_stored_once(&config.database, &ids(&mailbox, 3));
+    // BODY.PEEK[] must not set \Seen (RFC 3501 §6.4.5).
+    let flags = flags(&mut s, &mailbox).await;
+    assert!(flags.iter().all(|(_, f)| f.is_empty()), "fetching must not change flags: {flags:?}");
+    let report = run_once(config.clone()).await;
+    assert_eq!(report.stored, 0, "the cursor remembers what was read");
+}
+
+#[tokio::test]
+async fn messages_already_seen_by_another_client_are_ingested() {
+    let tb = testbed();
+    let mailbox = unique_mailbox("all-seen");
+    let mut s = imap(tb).await;
+    create_mailbox(&mut s, &mailbox).await;
+    for i in 0..4 {
+        append(&mut s, &mailbox, &sample_message(&mailbox, i), Some("(\\Seen)")).await;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = imap_config(tb, dir.path(), &mailbox, Tls::Implicit, "move", "");
+    run_once(config.clone()).await;
+    assert_stored_once(&config.database, &ids(&mailbox, 4));
+    assert_eq!(count(&mut s, &mailbox).await, 0);
+}
+
+#[tokio::test]
+async fn an_unparseable_message_is_quarantined_and_the_rest_processed() {
+    let tb = testbed();
+    let mailbox = unique_mailbox("garbage");
+    let mut s = imap(tb).await;
+    create_mailbox(&mut s, &mailbox).await;
+    append(&mut s, &mailbox, &sample_message(&mailbox, 0), None).await;
+    append(&mut s, &mailbox, &garbage_message(), None).await;
+    append(&mut s, &mailbox, &sample_message(&mailbox, 1), None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = imap_config(tb, dir.path(), &mailbox, Tls::Implicit, "move", "");
+    run_once(config.clone()).await;
+    let rows = stored(&config.database);
+    assert_eq!(rows.len(), 3);
+    let quarantined: Vec<_> = rows.iter().filter(|m| m.state == "quarantined").collect();
+    assert_eq!(quarantined.len(), 1, "{rows:?}");
+    assert!(quarantined[0].detail.as_deref().is_some_and(|d| d.starts_with("parse:")), "{quarantined:?}");
+    assert_eq!(rows.iter().filter(|m| m.state == "processed").count(), 2);
+    assert_eq!(count(&mut s, &mailbox).await, 0, "the quarantined message is stored, so it is moved too");
+}
+
+#[tokio::test]
+async fn uidvalidity_change_rescans_without_duplicates() {
+    let tb = testbed();
+    let mailbox = unique_mailbox("uidvalidity");
+    let mut s = imap(tb).await;
+    create_mailbox(&mut s, &mailbox).await;
+    let messages: Vec<Vec<u8>> = (0..6).map(|i| sample_message(&mailbox, i)).collect();
+    for m in &messages[..5] {
+        append(&mut s, &mailbox, m, None).await;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = imap_config(tb, dir.path(), &mailbox, Tls::Implicit, "leave", "");
+    run_once(config.clone()).await;
+    let old = s.examine(&mailbox).await.expect("examine").uid_validity;
+
+    // The mailbox is deleted and recreated with the same five messages and one new one.
+    s.delete(&mailbox).await.expect("delete");
+    // Dovecot closes a session whose selected mailbox was deleted; use a fresh one.
+    let mut s = imap(tb).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // Dovecot derives UIDVALIDITY from the clock
+    create_mailbox(&mut s, &mailbox).await;
+    for m in &messages {
+        append(&mut s, &mailbox, m, None).await;
+    }
+    let new = s.examine(&mailbox).await.expect("examine").uid_validity;
+    assert_ne!(old, new, "the test needs a new UIDVALIDITY");
+    let report = run_once(config.clone()).await;
+    assert_eq!(report.stored, 1, "only the new message is new");
+    assert_stored_once(&config.database, &ids(&mailbox, 6));
+    let status =
+        liaisond::store::Store::open(&config.database, Duration::from_secs(5)).expect("db").status(50).expect("status");
+    assert!(status.last_events.iter().any(|e| e.kind == "uidvalidity_changed"), "{:?}", status.last_events);
+    assert_eq!(status.cursors[0].uidvalidity, new.map(i64::from));
+}
+
+#[tokio::test]
+async fn an_oversized_message_keeps_its_header_and_does_not_block_the_rest() {
+    let tb = testbed();
+    let mailbox = unique_mailbox("oversized");
+    let mut s = imap(tb).await;
+    create_mailbox(&mut s, &mailbox).await;
+    append(&mut s, &mailbox, &sample_message(&mailbox, 0), None).await;
+    let mut big = sample_message(&mailbox, 1);
+    big.extend(
+        std::iter::repeat_n(b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n".as_slice(), 3000)
+            .flatten(),
+    );
+    append(&mut s, &mailbox, &big, None).await;
+    append(&mut s, &mailbox, &sample_message(&mailbox, 2), None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = imap_config(tb, dir.path(), &mailbox, Tls::Implicit, "move", "");
+    config.limits.max_message_size = 50_000;
+    run_once(config.clone()).await;
+    assert_stored_once(&config.database, &ids(&mailbox, 3));
+    let rows = stored(&config.database);
+    let over = rows.iter().find(|m| m.message_id.as_deref() == Some(message_id_of(&mailbox, 1).as_str())).expect("row");
+    assert_eq!(over.state, "quarantined");
+    assert!(over.detail.as_deref().is_some_and(|d| d.starts_with("oversized")), "{over:?}");
+    assert!(over.size < 2000, "only the header was fetched and kept: {} bytes", over.size);
+    assert_eq!(count(&mut s, &mailbox).await, 0);
+}
+
+#[tokio::test]
+async fn idle_picks_up_a_new_message_without_waiting_for_a_poll() {
+    let tb = testbed();
+    let mailbox = unique_mailbox("idle");
+    let mut s = imap(tb).await;
+    create_mailbox(&mut s, &mailbox).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = imap_config(tb, dir.path(), &mailbox, Tls::Implicit, "move", "");
+    config.imap[0].poll_interval = Duration::from_secs(3600);
+    let db = config.database.clone();
+    let shutdown = CancellationToken::new();
+    let daemon = tokio::spawn(run(config, shutdown.clone(), RunOptions { once: false }));
+
+    // Wait for the first (empty) sync, then deliver.
+    let db2 = db.clone();
+    eventually(Duration::from_secs(20), "first poll", move || {
+        db2.exists()
+            && liaisond::store::Store::open(&db2, Duration::from_secs(5))
+                .and_then(|s| s.status(1))
+                .is_ok_and(|st| st.cursors.iter().any(|c| c.last_poll_ok.is_some()))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // let the daemon enter IDLE
+    let delivered = std::time::Instant::now();
+    append(&mut s, &mailbox, &sample_message(&mailbox, 0), None).await;
+    let db3 = db.clone();
+    eventually(Duration::from_secs(10), "the new message stored through IDLE", move || row_count(&db3) == 1).await;
+    assert!(delivered.elapsed() < Duration::from_secs(10), "IDLE, not the one-hour poll, found it");
+
+    shutdown.cancel();
+    let report = tokio::time::timeout(Duration::from_secs(15), daemon)
+        .await
+        .expect("stops promptly")
+        .expect("join")
+        .expect("run");
+    assert_eq!(report.stored, 1);
+    assert_stored_once(&db, &ids(&mailbox, 1));
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_refused() {
+    let tb = testbed();
+    let mailbox = unique_mailbox("untrusted");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = imap_config(tb, dir.path(), &mailbox, Tls::Implicit, "leave", "");
+    config.imap[0].ca_file = None; // the system trust store does not know the testbed's CA
+    let report = run_once(config.clone()).await;
+    assert_eq!(report.failed_sources.len(), 1);
+    assert!(report.failed_sources[0].contains("TLS"), "{:?}", report.failed_sources);
+}
+
+#[tokio::test]
+async fn a_wrong_password_fails_without_retrying_fast() {
+    let tb = testbed();
+    let mailbox = unique_mailbox("badpw");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = imap_config(tb, dir.path(), &mailbox, Tls::Implicit, "leave", "");
+    config.imap[0].password = liaisond::config::Secret::new("wrong");
+    let started = std::time::Instant::now();
+    let report = run_once(config.clone()).await;
+    assert!(report.failed_sources[0].contains("login"), "{:?}", report.failed_sources);
+    assert!(started.elapsed() < Duration::from_secs(10), "a refused login is not retried in --once");
+    let status =
+        liaisond::store::Store::open(&config.database, Duration::from_secs(5)).expect("db").status(5).expect("status");
+    assert!(status.cursors[0].last_error.as_deref().is_some_and(|e| e.contains("login")), "status shows the error");
+}
+
+#[tokio::test]
+async fn a_second_instance_on_the_same_database_is_refused() {
+    let tb = testbed();
+    let mailbox = unique_mailbox("two");
+    let mut s = imap(tb).await;
+    create_mailbox(&mut s, &mailbox).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = imap_config(tb, dir.path(), &mailbox, Tls::Implicit, "leave", "");
+    let shutdown = CancellationToken::new();
+    let first = tokio::spawn(run(config.clone(), shutdown.clone(), RunOptions { once: false }));
+    let db = config.database.clone();
+    eventually(Duration::from_secs(10), "first instance started", move || db.exists()).await;
+    let second = run(config.clone(), CancellationToken::new(), RunOptions { once: true }).await;
+    let err = second.expect_err("second instance must be refused");
+    assert!(format!("{err:#}").contains("already runs"), "{err:#}");
+    shutdown.cancel();
+    first.await.expect("join").expect("first run");
+}
