@@ -1,0 +1,235 @@
+//! The `liaisond` binary as an operator and an MTA use it: exit codes, output, signals.
+//! No mail server is needed here.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{garbage_message, repo_root, sample_message};
+
+fn liaisond(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_liaisond"))
+        .args(args)
+        .env("LIAISOND_LOG", "warn")
+        .env_remove("LIAISOND_CONFIG")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn liaisond");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        // liaisond may exit before reading (a broken config); the MTA then sees EPIPE too.
+        if let Err(e) = pipe.write_all(input) {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+        }
+    }
+    child.wait_with_output().expect("wait")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A config with a Maildir source (so that it is valid) and the given database.
+fn write_config(dir: &Path, database: &str, extra: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("maildir/new")).expect("maildir");
+    let path = dir.join("liaisond.toml");
+    let body = format!(
+        "[store]\ndatabase = \"{database}\"\nbusy_timeout = \"1s\"\n\n\
+         [[maildir]]\nname = \"local\"\npath = \"maildir\"\nafter_commit = \"cur\"\npoll_interval = \"1s\"\n{extra}"
+    );
+    std::fs::write(&path, body).expect("config");
+    path
+}
+
+#[test]
+fn ingest_stores_once_and_exits_0() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "state/l.db", "");
+    let c = config.to_str().expect("utf8");
+    let msg = sample_message("ingest", 1);
+    let out = liaisond(&["ingest", "--config", c], Some(&msg));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("stored as message 1"), "{}", text(&out.stdout));
+    // The MTA delivers the same message again (it did not see our exit status): still one row.
+    let out = liaisond(&["ingest", "--config", c], Some(&msg));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("already stored as message 1"), "{}", text(&out.stdout));
+    // Garbage is stored and quarantined, not refused: exit 0.
+    let out = liaisond(&["ingest", "--config", c], Some(&garbage_message()));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("Quarantined"), "{}", text(&out.stdout));
+    let rows = common::stored(&dir.path().join("state/l.db"));
+    assert_eq!(rows.len(), 2);
+}
+
+#[test]
+fn ingest_exits_75_when_the_database_cannot_be_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A database "directory" that is a regular file: creating it fails even for root.
+    std::fs::write(dir.path().join("not-a-dir"), "x").expect("file");
+    let config = write_config(dir.path(), "not-a-dir/l.db", "");
+    let out = liaisond(&["ingest", "--config", config.to_str().expect("utf8")], Some(&sample_message("x", 1)));
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("not stored"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn ingest_exits_75_while_another_writer_holds_the_database_then_0() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "l.db", "");
+    let c = config.to_str().expect("utf8");
+    let db = dir.path().join("l.db");
+    drop(liaisond::store::Store::open(&db, Duration::from_secs(1)).expect("create"));
+    let blocker = rusqlite::Connection::open(&db).expect("open");
+    blocker.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    let started = Instant::now();
+    let out = liaisond(&["ingest", "--config", c], Some(&sample_message("locked", 1)));
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stderr));
+    assert!(started.elapsed() < Duration::from_secs(10), "gives up after busy_timeout");
+    blocker.execute_batch("ROLLBACK").expect("unlock");
+    let out = liaisond(&["ingest", "--config", c], Some(&sample_message("locked", 1)));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn ingest_with_a_broken_config_exits_75_so_the_mta_keeps_the_mail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "l.db", "surprise = 1\n");
+    let out = liaisond(&["ingest", "--config", config.to_str().expect("utf8")], Some(&sample_message("x", 1)));
+    assert_eq!(out.status.code(), Some(75));
+}
+
+#[test]
+fn check_config_summarises_without_secrets_and_locates_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("pw"), "hunter2-very-secret\n").expect("pw");
+    let imap = "\n[[imap]]\nname = \"main\"\nhost = \"imap.example.org\"\ntls = \"implicit\"\n\
+                username = \"liaison\"\npassword_file = \"pw\"\nafter_commit = \"move\"\nmove_to = \"Done\"\n";
+    let config = write_config(dir.path(), "l.db", imap);
+    let out = liaisond(&["check-config", "--config", config.to_str().expect("utf8")], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("imap main: liaison@imap.example.org:993 (implicit TLS)"), "{stdout}");
+    assert!(stdout.contains("password from file"), "{stdout}");
+    assert!(!stdout.contains("hunter2"), "no secret in the output: {stdout}");
+
+    let bad = write_config(dir.path(), "l.db", "\n[[imap]]\nname = \"x\"\nhots = \"typo\"\n");
+    let out = liaisond(&["check-config", "--config", bad.to_str().expect("utf8")], None);
+    assert_eq!(out.status.code(), Some(78), "EX_CONFIG");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&format!("{}:13:", bad.display())), "names file and line: {stderr}");
+    assert!(stderr.contains("hots"), "names the key: {stderr}");
+
+    let out = liaisond(&["check-config", "--config", "/nonexistent/liaisond.toml"], None);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(text(&out.stderr).contains("/nonexistent/liaisond.toml"));
+}
+
+#[test]
+fn maildir_files_move_to_cur_and_status_reports_counts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "l.db", "");
+    let c = config.to_str().expect("utf8");
+    for i in 0..3 {
+        std::fs::write(dir.path().join(format!("maildir/new/{i}.M1P1.host")), sample_message("md", i)).expect("write");
+    }
+    std::fs::write(dir.path().join("maildir/new/9.M1P1.host"), garbage_message()).expect("write");
+    let out = liaisond(&["run", "--once", "--config", c], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("Recorded 4 new message(s)"), "{stdout}");
+    assert!(stdout.contains("quarantined"), "{stdout}");
+    let mut cur: Vec<String> = std::fs::read_dir(dir.path().join("maildir/cur"))
+        .expect("cur")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf8"))
+        .collect();
+    cur.sort();
+    assert_eq!(cur, vec!["0.M1P1.host:2,", "1.M1P1.host:2,", "2.M1P1.host:2,", "9.M1P1.host:2,"]);
+    assert_eq!(std::fs::read_dir(dir.path().join("maildir/new")).expect("new").count(), 0);
+
+    let out = liaisond(&["run", "--once", "--config", c], None);
+    assert!(text(&out.stdout).contains("Recorded 0 new message(s)"), "{}", text(&out.stdout));
+
+    let out = liaisond(&["status", "--config", c], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let status = text(&out.stdout);
+    assert!(status.contains("messages: 4 (processed 3, quarantined 1, ignored 0, pending 0)"), "{status}");
+    assert!(status.contains("last successful poll 20"), "{status}");
+    let out = liaisond(&["status", "--json", "--config", c], None);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["messages"], 4);
+}
+
+#[test]
+fn status_without_a_database_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "never.db", "");
+    let out = liaisond(&["status", "--config", config.to_str().expect("utf8")], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no database"), "{}", text(&out.stderr));
+    assert!(!dir.path().join("never.db").exists(), "status must not create a database");
+}
+
+#[test]
+fn the_demo_records_the_sample_statements() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The shipped demo config, pointed at a private database.
+    let demo = std::fs::read_to_string(repo_root().join("config/demo.toml")).expect("demo.toml");
+    let demo = demo
+        .replace("../demo-state/liaisond.db", &dir.path().join("demo.db").display().to_string())
+        .replace("../fixtures/demo-maildir", &repo_root().join("fixtures/demo-maildir").display().to_string());
+    let config = dir.path().join("demo.toml");
+    std::fs::write(&config, demo).expect("write");
+    let out = liaisond(&["run", "--once", "--config", config.to_str().expect("utf8")], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let fixtures = std::fs::read_dir(repo_root().join("fixtures/demo-maildir/new")).expect("fixtures").count();
+    assert!(stdout.contains(&format!("Recorded {fixtures} new message(s)")), "{stdout}");
+    assert!(stdout.contains("ITU-T SG13"), "{stdout}");
+    assert_eq!(
+        std::fs::read_dir(repo_root().join("fixtures/demo-maildir/new")).expect("fixtures").count(),
+        fixtures,
+        "the demo leaves the fixtures in place"
+    );
+}
+
+#[test]
+fn sigterm_stops_the_daemon_gracefully() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "l.db", "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_liaisond"))
+        .args(["run", "--config", config.to_str().expect("utf8")])
+        .env("LIAISOND_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let db = dir.path().join("l.db");
+    let started = Instant::now();
+    while !db.exists() {
+        assert!(started.elapsed() < Duration::from_secs(10), "daemon did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) with a valid pid and signal number has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let stopping = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(stopping.elapsed() < Duration::from_secs(10), "did not stop within 10 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("read");
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+}
