@@ -8,7 +8,6 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use common::*;
@@ -16,7 +15,7 @@ use liaisond::{RunOptions, run};
 use tokio_util::sync::CancellationToken;
 
 /// The two tests must not overlap: one restarts the server the other uses.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn spawn_daemon(config: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_liaisond"))
@@ -38,7 +37,7 @@ fn bulky(tag: &str, i: usize) -> Vec<u8> {
 
 #[tokio::test]
 async fn sigkill_during_ingest_then_restart_stores_every_message_once() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     const N: usize = 500;
     let tb = testbed();
     let mailbox = unique_mailbox("sigkill");
@@ -48,7 +47,7 @@ async fn sigkill_during_ingest_then_restart_stores_every_message_once() {
         append(&mut s, &mailbox, &bulky(&mailbox, i), None).await;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = imap_config(tb, dir.path(), &mailbox, Tls::Implicit, "move", "");
+    let config = imap_config(tb, dir.path(), &mailbox, Security::Implicit, "move", "");
     let config_path = dir.path().join("liaisond.toml");
     let db = config.database.clone();
 
@@ -76,7 +75,7 @@ async fn sigkill_during_ingest_then_restart_stores_every_message_once() {
 
 #[tokio::test]
 async fn imap_server_restart_during_a_batch_loses_and_duplicates_nothing() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     const N: usize = 800;
     let tb = testbed();
     let mailbox = unique_mailbox("restart");
@@ -87,7 +86,7 @@ async fn imap_server_restart_during_a_batch_loses_and_duplicates_nothing() {
     }
     drop(s);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = imap_config(tb, dir.path(), &mailbox, Tls::StartTls, "move", "");
+    let mut config = imap_config(tb, dir.path(), &mailbox, Security::StartTls, "move", "");
     config.limits.fetch_batch_messages = 100;
     let db = config.database.clone();
     let shutdown = CancellationToken::new();

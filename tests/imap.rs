@@ -27,7 +27,7 @@ async fn implicit_tls_stores_each_message_once_and_moves_it() {
         append(&mut s, &mailbox, &sample_message(&mailbox, i), None).await;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = imap_config(tb, dir.path(), &mailbox, Tls::Implicit, "move", "");
+    let config = imap_config(tb, dir.path(), &mailbox, Security::Implicit, "move", "");
     let report = run_once(config.clone()).await;
     assert_eq!(report.stored, 5);
     assert!(report.failed_sources.is_empty(), "{:?}", report.failed_sources);
@@ -53,7 +53,7 @@ async fn starttls_flags_messages_seen_and_never_duplicates() {
         append(&mut s, &mailbox, &sample_message(&mailbox, i), None).await;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = imap_config(tb, dir.path(), &mailbox, Tls::StartTls, "seen", "");
+    let config = imap_config(tb, dir.path(), &mailbox, Security::StartTls, "seen", "");
     run_once(config.clone()).await;
     run_once(config.clone()).await;
     assert_stored_once(&config.database, &ids(&mailbox, 3));
@@ -72,7 +72,7 @@ async fn plain_loopback_leave_changes_nothing_on_the_server() {
         append(&mut s, &mailbox, &sample_message(&mailbox, i), None).await;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = imap_config(tb, dir.path(), &mailbox, Tls::None, "leave", "");
+    let config = imap_config(tb, dir.path(), &mailbox, Security::None, "leave", "");
     run_once(config.clone()).await;
     assert_stored_once(&config.database, &ids(&mailbox, 3));
     // BODY.PEEK[] must not set \Seen (RFC 3501 §6.4.5).
@@ -92,7 +92,7 @@ async fn messages_already_seen_by_another_client_are_ingested() {
         append(&mut s, &mailbox, &sample_message(&mailbox, i), Some("(\\Seen)")).await;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = imap_config(tb, dir.path(), &mailbox, Tls::Implicit, "move", "");
+    let config = imap_config(tb, dir.path(), &mailbox, Security::Implicit, "move", "");
     run_once(config.clone()).await;
     assert_stored_once(&config.database, &ids(&mailbox, 4));
     assert_eq!(count(&mut s, &mailbox).await, 0);
@@ -108,7 +108,7 @@ async fn an_unparseable_message_is_quarantined_and_the_rest_processed() {
     append(&mut s, &mailbox, &garbage_message(), None).await;
     append(&mut s, &mailbox, &sample_message(&mailbox, 1), None).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = imap_config(tb, dir.path(), &mailbox, Tls::Implicit, "move", "");
+    let config = imap_config(tb, dir.path(), &mailbox, Security::Implicit, "move", "");
     run_once(config.clone()).await;
     let rows = stored(&config.database);
     assert_eq!(rows.len(), 3);
@@ -130,7 +130,7 @@ async fn uidvalidity_change_rescans_without_duplicates() {
         append(&mut s, &mailbox, m, None).await;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = imap_config(tb, dir.path(), &mailbox, Tls::Implicit, "leave", "");
+    let config = imap_config(tb, dir.path(), &mailbox, Security::Implicit, "leave", "");
     run_once(config.clone()).await;
     let old = s.examine(&mailbox).await.expect("examine").uid_validity;
 
@@ -169,7 +169,7 @@ async fn an_oversized_message_keeps_its_header_and_does_not_block_the_rest() {
     append(&mut s, &mailbox, &big, None).await;
     append(&mut s, &mailbox, &sample_message(&mailbox, 2), None).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = imap_config(tb, dir.path(), &mailbox, Tls::Implicit, "move", "");
+    let mut config = imap_config(tb, dir.path(), &mailbox, Security::Implicit, "move", "");
     config.limits.max_message_size = 50_000;
     run_once(config.clone()).await;
     assert_stored_once(&config.database, &ids(&mailbox, 3));
@@ -188,7 +188,7 @@ async fn idle_picks_up_a_new_message_without_waiting_for_a_poll() {
     let mut s = imap(tb).await;
     create_mailbox(&mut s, &mailbox).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = imap_config(tb, dir.path(), &mailbox, Tls::Implicit, "move", "");
+    let mut config = imap_config(tb, dir.path(), &mailbox, Security::Implicit, "move", "");
     config.imap[0].poll_interval = Duration::from_secs(3600);
     let db = config.database.clone();
     let shutdown = CancellationToken::new();
@@ -225,7 +225,7 @@ async fn an_untrusted_certificate_is_refused() {
     let tb = testbed();
     let mailbox = unique_mailbox("untrusted");
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = imap_config(tb, dir.path(), &mailbox, Tls::Implicit, "leave", "");
+    let mut config = imap_config(tb, dir.path(), &mailbox, Security::Implicit, "leave", "");
     config.imap[0].ca_file = None; // the system trust store does not know the testbed's CA
     let report = run_once(config.clone()).await;
     assert_eq!(report.failed_sources.len(), 1);
@@ -237,7 +237,7 @@ async fn a_wrong_password_fails_without_retrying_fast() {
     let tb = testbed();
     let mailbox = unique_mailbox("badpw");
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = imap_config(tb, dir.path(), &mailbox, Tls::Implicit, "leave", "");
+    let mut config = imap_config(tb, dir.path(), &mailbox, Security::Implicit, "leave", "");
     config.imap[0].password = liaisond::config::Secret::new("wrong");
     let started = std::time::Instant::now();
     let report = run_once(config.clone()).await;
@@ -255,7 +255,7 @@ async fn a_second_instance_on_the_same_database_is_refused() {
     let mut s = imap(tb).await;
     create_mailbox(&mut s, &mailbox).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = imap_config(tb, dir.path(), &mailbox, Tls::Implicit, "leave", "");
+    let config = imap_config(tb, dir.path(), &mailbox, Security::Implicit, "leave", "");
     let shutdown = CancellationToken::new();
     let first = tokio::spawn(run(config.clone(), shutdown.clone(), RunOptions { once: false }));
     let db = config.database.clone();

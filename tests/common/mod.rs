@@ -149,22 +149,22 @@ pub fn garbage_message() -> Vec<u8> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tls {
+pub enum Security {
     Implicit,
     StartTls,
     None,
 }
 
 /// A configuration for one test mailbox, written next to the database in `dir`.
-pub fn imap_config(tb: &Testbed, dir: &Path, mailbox: &str, tls: Tls, after_commit: &str, extra: &str) -> Config {
+pub fn imap_config(tb: &Testbed, dir: &Path, mailbox: &str, tls: Security, after_commit: &str, extra: &str) -> Config {
     let (tls_name, port) = match tls {
-        Tls::Implicit => ("implicit", tb.imaps_port),
-        Tls::StartTls => ("starttls", tb.imap_port),
-        Tls::None => ("none", tb.imap_port),
+        Security::Implicit => ("implicit", tb.imaps_port),
+        Security::StartTls => ("starttls", tb.imap_port),
+        Security::None => ("none", tb.imap_port),
     };
     // The testbed certificate names `localhost`; plain text needs a loopback IP, both work.
-    let host = if tls == Tls::None { tb.host.clone() } else { "localhost".to_string() };
-    let ca = if tls == Tls::None { String::new() } else { format!("ca_file = \"{}\"\n", tb.ca.display()) };
+    let host = if tls == Security::None { tb.host.clone() } else { "localhost".to_string() };
+    let ca = if tls == Security::None { String::new() } else { format!("ca_file = \"{}\"\n", tb.ca.display()) };
     let (after, move_to) = match after_commit {
         "move" => ("move", format!("move_to = \"{mailbox}-done\"\n")),
         other => (other, String::new()),
