@@ -786,6 +786,24 @@ after_commit = "leave"
     }
 
     #[test]
+    fn the_shipped_example_and_demo_configs_are_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        // The example names system paths; put them in a temporary directory and validate it all.
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(d.path().join("Maildir/new")).expect("maildir");
+        std::fs::write(d.path().join("imap-password"), "pw\n").expect("pw");
+        let text = std::fs::read_to_string(root.join("config/liaisond.example.toml"))
+            .expect("example")
+            .replace("/var/mail/liaison/Maildir", &d.path().join("Maildir").display().to_string())
+            .replace("/var/lib/liaisond/liaisond.db", &d.path().join("l.db").display().to_string());
+        let c = load(&text, d.path()).unwrap_or_else(|e| panic!("example config: {e}"));
+        assert_eq!(c.imap.len(), 1);
+        assert_eq!(c.imap[0].after_commit, AfterCommit::Move("Processed".into()));
+        assert_eq!(c.maildir.len(), 1);
+        Config::load(&root.join("config/demo.toml")).unwrap_or_else(|e| panic!("demo config: {e}"));
+    }
+
+    #[test]
     fn loopback_hosts() {
         assert!(is_loopback_host("127.0.0.1"));
         assert!(is_loopback_host("127.8.9.1"));

@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use futures_util::TryStreamExt;
 use liaisond::{RunOptions, run};
 use tokio_util::sync::CancellationToken;
 
@@ -265,4 +266,36 @@ async fn a_second_instance_on_the_same_database_is_refused() {
     assert!(format!("{err:#}").contains("already runs"), "{err:#}");
     shutdown.cancel();
     first.await.expect("join").expect("first run");
+}
+
+#[tokio::test]
+async fn without_move_it_copies_and_expunges_only_its_own_messages() {
+    // R19: with no MOVE, COPY + \Deleted + UID EXPUNGE (RFC 4315 §2.1); a bare EXPUNGE would
+    // also remove what another client marked \Deleted.
+    let tb = testbed();
+    let mailbox = unique_mailbox("nomove");
+    let mut s = imap(tb).await;
+    create_mailbox(&mut s, &mailbox).await;
+    append(&mut s, &mailbox, &sample_message(&mailbox, 0), None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = imap_config(tb, dir.path(), &mailbox, Security::None, "leave", "");
+    config.imap[0].host = tb.nomove_host.clone();
+    config.imap[0].port = tb.nomove_port;
+    run_once(config.clone()).await;
+
+    // Another client marks the first message \Deleted (and does not expunge); new mail arrives.
+    s.select(&mailbox).await.expect("select");
+    let st: Vec<_> =
+        s.uid_store("1:*", "+FLAGS.SILENT (\\Deleted)").await.expect("store").try_collect().await.expect("drain");
+    drop(st);
+    for i in 1..3 {
+        append(&mut s, &mailbox, &sample_message(&mailbox, i), None).await;
+    }
+    config.imap[0].after_commit = liaisond::config::AfterCommit::Move(format!("{mailbox}-done"));
+    run_once(config.clone()).await;
+    assert_stored_once(&config.database, &ids(&mailbox, 3));
+    let left = flags(&mut s, &mailbox).await;
+    assert_eq!(left.len(), 1, "only the other client's \\Deleted message stays: {left:?}");
+    assert!(left[0].1.iter().any(|f| f == "Deleted"), "{left:?}");
+    assert_eq!(count(&mut s, &format!("{mailbox}-done")).await, 2);
 }

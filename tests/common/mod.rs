@@ -35,6 +35,9 @@ pub struct Testbed {
     pub host: String,
     pub imap_port: u16,
     pub imaps_port: u16,
+    /// An IMAP listener whose server advertises no MOVE (only UIDPLUS).
+    pub nomove_host: String,
+    pub nomove_port: u16,
     pub ca: PathBuf,
     pub password: String,
 }
@@ -65,6 +68,8 @@ pub fn testbed() -> &'static Testbed {
             host: get("TESTBED_HOST"),
             imap_port: get("TESTBED_IMAP_PORT").parse().expect("port"),
             imaps_port: get("TESTBED_IMAPS_PORT").parse().expect("port"),
+            nomove_host: get("TESTBED_IMAP_NOMOVE_HOST"),
+            nomove_port: get("TESTBED_IMAP_NOMOVE_PORT").parse().expect("port"),
             ca: PathBuf::from(get("TESTBED_CA")),
             password: get("TESTBED_PASSWORD"),
         }
