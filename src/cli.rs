@@ -78,6 +78,7 @@ enum Command {
 
 /// Parses the command line, runs the command, returns the exit code.
 pub fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Run { .. } | Command::Ingest { .. } => "info",
@@ -91,6 +92,19 @@ pub fn main() -> ExitCode {
         Command::Status { config, json } => with_config(&config.config, |c| cmd_status(c, json)),
     };
     ExitCode::from(code)
+}
+
+/// glibc gives each thread its own malloc arena and keeps freed multi-megabyte buffers there;
+/// with messages of several MB passing through tokio's worker and blocking threads, resident
+/// memory grew to about three times the live heap (benchmark: 158 MiB RSS for a 54 MiB heap
+/// peak). Two arenas keep it close to the heap (about 70 MiB).
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; it is called first thing in main, before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
 }
 
 fn init_logging(default_level: &str) {
