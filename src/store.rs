@@ -386,6 +386,20 @@ impl Store {
         StoreError::Sqlite { path: self.path.clone(), source }
     }
 
+    /// Runs `f` in one transaction and commits it. An error rolls everything back and is
+    /// reported with the database's path.
+    fn in_transaction<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let Store { conn, path } = self;
+        let wrap = |source| StoreError::Sqlite { path: path.clone(), source };
+        let tx = conn.transaction().map_err(wrap)?;
+        let value = f(&tx).map_err(wrap)?;
+        tx.commit().map_err(wrap)?;
+        Ok(value)
+    }
+
     fn configure(&self, busy_timeout: Duration) -> rusqlite::Result<()> {
         self.conn.busy_timeout(busy_timeout)?;
         // Raw messages are large blobs: 64 KiB pages write them with a sixteenth of the page
@@ -412,8 +426,7 @@ impl Store {
         if found == SCHEMA_VERSION {
             return Ok(());
         }
-        let tx = self.conn.transaction().map_err(|source| StoreError::Sqlite { path: self.path.clone(), source })?;
-        let result = (|| {
+        self.in_transaction(|tx| {
             for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
                 tx.execute_batch(sql)?;
                 tx.pragma_update(None, "user_version", (i + 1) as i64)?;
@@ -422,9 +435,8 @@ impl Store {
                 "INSERT INTO events (at, kind, detail) VALUES (?1, 'schema_migrated', ?2)",
                 params![now_utc(), format!("from version {found} to {SCHEMA_VERSION}")],
             )?;
-            tx.commit()
-        })();
-        result.map_err(|source| StoreError::Sqlite { path: self.path.clone(), source })
+            Ok(())
+        })
     }
 
     /// The schema version of the open database.
@@ -444,9 +456,7 @@ impl Store {
     /// `message_id_collision` says so (RFC 5322 §3.6.4 makes Message-IDs unique only by
     /// convention).
     pub fn accept(&mut self, m: &Incoming) -> Result<Accepted, StoreError> {
-        let path = self.path.clone();
-        let sqlite = |source| StoreError::Sqlite { path: path.clone(), source };
-        let tx = self.conn.transaction().map_err(sqlite)?;
+        self.in_transaction(|tx| {
         let o = &m.origin;
         let now = now_utc();
 
@@ -457,16 +467,14 @@ impl Store {
                     params![o.source, o.mailbox, o.uidvalidity, uid],
                     |r| r.get(0),
                 )
-                .optional()
-                .map_err(sqlite)?,
+                .optional()?,
             (None, Some(key)) => tx
                 .query_row(
                     "SELECT message FROM message_sources WHERE source = ?1 AND file_key = ?2",
                     params![o.source, key],
                     |r| r.get(0),
                 )
-                .optional()
-                .map_err(sqlite)?,
+                .optional()?,
             (None, None) => None,
         };
         if let Some(id) = known_position {
@@ -476,14 +484,13 @@ impl Store {
         let existing: Option<i64> = tx
             .query_row("SELECT id FROM messages WHERE sha256 = ?1", params![m.sha256], |r| r.get(0))
             .optional()
-            .map_err(sqlite)?;
+            ?;
         let (id, new) = match existing {
             Some(id) => {
                 tx.execute(
                     "INSERT INTO events (at, message, source, kind, detail) VALUES (?1, ?2, ?3, 'seen_again', ?4)",
                     params![now, id, o.source, describe_origin(o)],
-                )
-                .map_err(sqlite)?;
+                )?;
                 (id, false)
             }
             None => {
@@ -491,38 +498,35 @@ impl Store {
                     Some(mid) => tx
                         .query_row("SELECT id FROM messages WHERE message_id = ?1 LIMIT 1", params![mid], |r| r.get(0))
                         .optional()
-                        .map_err(sqlite)?,
+                        ?,
                     None => None,
                 };
                 tx.execute(
                     "INSERT INTO messages (sha256, message_id, size, raw_complete, received_at, internal_date, attempts)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)",
                     params![m.sha256, m.message_id, m.raw.len() as i64, m.raw_complete, now, m.internal_date],
-                )
-                .map_err(sqlite)?;
+                )?;
                 let id = tx.last_insert_rowid();
                 // Incremental blob I/O writes the bytes straight into the pages, without the
                 // two copies SQLite makes of a bound parameter.
                 tx.execute(
                     "INSERT INTO message_raw (message, raw) VALUES (?1, zeroblob(?2))",
                     params![id, m.raw.len() as i64],
-                )
-                .map_err(sqlite)?;
+                )?;
                 {
-                    let mut blob = tx.blob_open(rusqlite::MAIN_DB, "message_raw", "raw", id, false).map_err(sqlite)?;
-                    blob.write_all_at(&m.raw, 0).map_err(sqlite)?;
+                    let mut blob = tx.blob_open(rusqlite::MAIN_DB, "message_raw", "raw", id, false)?;
+                    blob.write_all_at(&m.raw, 0)?;
                 }
                 tx.execute(
                     "INSERT INTO events (at, message, source, kind, detail) VALUES (?1, ?2, ?3, 'stored', ?4)",
                     params![now, id, o.source, describe_origin(o)],
-                )
-                .map_err(sqlite)?;
+                )?;
                 if let Some(other) = collision {
                     tx.execute(
                         "INSERT INTO events (at, message, source, kind, detail) VALUES (?1, ?2, ?3, 'message_id_collision', ?4)",
                         params![now, id, o.source, format!("message {other} has the same Message-ID but different bytes")],
                     )
-                    .map_err(sqlite)?;
+                    ?;
                 }
                 (id, true)
             }
@@ -542,40 +546,35 @@ impl Store {
                 if o.post_action_pending { "pending" } else { "none" }
             ],
         )
-        .map_err(sqlite)?;
-        tx.commit().map_err(sqlite)?;
-        Ok(Accepted { id, new })
+        ?;
+            Ok(Accepted { id, new })
+        })
     }
 
     /// Records the pipeline's verdict on a pending message. Returns false, changing nothing,
     /// when the message was no longer pending (another task decided it first), so a message
     /// is never decided twice.
     pub fn record_outcome(&mut self, id: i64, outcome: &Outcome, summary: &Summary) -> Result<bool, StoreError> {
-        let path = self.path.clone();
-        let sqlite = |source| StoreError::Sqlite { path: path.clone(), source };
-        let tx = self.conn.transaction().map_err(sqlite)?;
-        let now = now_utc();
-        let n = tx
-            .execute(
+        self.in_transaction(|tx| {
+            let now = now_utc();
+            let n = tx.execute(
                 "UPDATE messages SET state = ?2, state_detail = ?3, subject = ?4, from_addr = ?5, date_header = ?6,
                  processed_at = ?7 WHERE id = ?1 AND state = 'pending'",
                 params![id, outcome.state(), outcome.detail(), summary.subject, summary.from, summary.date, now],
-            )
-            .map_err(sqlite)?;
-        if n == 0 {
-            let exists = tx
-                .prepare("SELECT 1 FROM messages WHERE id = ?1")
-                .and_then(|mut s| s.exists(params![id]))
-                .map_err(sqlite)?;
-            return if exists { Ok(false) } else { Err(StoreError::NoSuchMessage(id)) };
-        }
-        tx.execute(
-            "INSERT INTO events (at, message, kind, detail) VALUES (?1, ?2, ?3, ?4)",
-            params![now, id, outcome.state(), outcome.detail()],
-        )
-        .map_err(sqlite)?;
-        tx.commit().map_err(sqlite)?;
-        Ok(true)
+            )?;
+            if n == 0 {
+                // Not pending any more (decided already), or not there at all.
+                let exists =
+                    tx.prepare("SELECT 1 FROM messages WHERE id = ?1").and_then(|mut s| s.exists(params![id]))?;
+                return Ok(exists.then_some(false));
+            }
+            tx.execute(
+                "INSERT INTO events (at, message, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![now, id, outcome.state(), outcome.detail()],
+            )?;
+            Ok(Some(true))
+        })?
+        .ok_or(StoreError::NoSuchMessage(id))
     }
 
     /// Messages stored but not yet processed (left by a crash or a shutdown), oldest first;
@@ -672,28 +671,24 @@ impl Store {
         old: Option<u32>,
         new: u32,
     ) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let sqlite = |source| StoreError::Sqlite { path: path.clone(), source };
-        let tx = self.conn.transaction().map_err(sqlite)?;
-        let now = now_utc();
-        tx.execute(
-            "UPDATE message_sources SET post_action = 'done', post_action_at = ?4
+        self.in_transaction(|tx| {
+            let now = now_utc();
+            tx.execute(
+                "UPDATE message_sources SET post_action = 'done', post_action_at = ?4
              WHERE source = ?1 AND mailbox = ?2 AND uidvalidity IS NOT ?3 AND post_action = 'pending'",
-            params![source, mailbox, new, now],
-        )
-        .map_err(sqlite)?;
-        tx.execute(
-            "INSERT INTO cursors (source, mailbox, uidvalidity, last_uid) VALUES (?1, ?2, ?3, 0)
+                params![source, mailbox, new, now],
+            )?;
+            tx.execute(
+                "INSERT INTO cursors (source, mailbox, uidvalidity, last_uid) VALUES (?1, ?2, ?3, 0)
              ON CONFLICT (source, mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = 0",
-            params![source, mailbox, new],
-        )
-        .map_err(sqlite)?;
-        tx.execute(
-            "INSERT INTO events (at, source, kind, detail) VALUES (?1, ?2, 'uidvalidity_changed', ?3)",
-            params![now, source, format!("mailbox {mailbox}: UIDVALIDITY {old:?} -> {new}; rescanning")],
-        )
-        .map_err(sqlite)?;
-        tx.commit().map_err(sqlite)
+                params![source, mailbox, new],
+            )?;
+            tx.execute(
+                "INSERT INTO events (at, source, kind, detail) VALUES (?1, ?2, 'uidvalidity_changed', ?3)",
+                params![now, source, format!("mailbox {mailbox}: UIDVALIDITY {old:?} -> {new}; rescanning")],
+            )?;
+            Ok(())
+        })
     }
 
     /// Of `uids`, those already recorded for this mailbox under this UIDVALIDITY.
@@ -740,22 +735,19 @@ impl Store {
         uidvalidity: u32,
         uids: &[u32],
     ) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let sqlite = |source| StoreError::Sqlite { path: path.clone(), source };
-        let tx = self.conn.transaction().map_err(sqlite)?;
-        {
-            let mut stmt = tx
-                .prepare_cached(
+        self.in_transaction(|tx| {
+            {
+                let mut stmt = tx.prepare_cached(
                     "UPDATE message_sources SET post_action = 'done', post_action_at = ?5
                      WHERE source = ?1 AND mailbox = ?2 AND uidvalidity = ?3 AND uid = ?4",
-                )
-                .map_err(sqlite)?;
-            let now = now_utc();
-            for &uid in uids {
-                stmt.execute(params![source, mailbox, uidvalidity, uid, now]).map_err(sqlite)?;
+                )?;
+                let now = now_utc();
+                for &uid in uids {
+                    stmt.execute(params![source, mailbox, uidvalidity, uid, now])?;
+                }
             }
-        }
-        tx.commit().map_err(sqlite)
+            Ok(())
+        })
     }
 
     /// Whether this Maildir file (by unique name) was already stored.

@@ -21,12 +21,7 @@ fn ids(tag: &str, n: usize) -> Vec<String> {
 #[tokio::test]
 async fn implicit_tls_stores_each_message_once_and_moves_it() {
     let tb = testbed();
-    let mailbox = unique_mailbox("tls-move");
-    let mut s = imap(tb).await;
-    create_mailbox(&mut s, &mailbox).await;
-    for i in 0..5 {
-        append(&mut s, &mailbox, &sample_message(&mailbox, i), None).await;
-    }
+    let (mut s, mailbox) = mailbox_with(tb, "tls-move", 5).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = imap_config(tb, dir.path(), &mailbox, Security::Implicit, "move", "");
     let report = run_once(config.clone()).await;
@@ -47,12 +42,7 @@ async fn implicit_tls_stores_each_message_once_and_moves_it() {
 #[tokio::test]
 async fn starttls_flags_messages_seen_and_never_duplicates() {
     let tb = testbed();
-    let mailbox = unique_mailbox("starttls-seen");
-    let mut s = imap(tb).await;
-    create_mailbox(&mut s, &mailbox).await;
-    for i in 0..3 {
-        append(&mut s, &mailbox, &sample_message(&mailbox, i), None).await;
-    }
+    let (mut s, mailbox) = mailbox_with(tb, "starttls-seen", 3).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = imap_config(tb, dir.path(), &mailbox, Security::StartTls, "seen", "");
     run_once(config.clone()).await;
@@ -66,12 +56,7 @@ async fn starttls_flags_messages_seen_and_never_duplicates() {
 #[tokio::test]
 async fn plain_loopback_leave_changes_nothing_on_the_server() {
     let tb = testbed();
-    let mailbox = unique_mailbox("plain-leave");
-    let mut s = imap(tb).await;
-    create_mailbox(&mut s, &mailbox).await;
-    for i in 0..3 {
-        append(&mut s, &mailbox, &sample_message(&mailbox, i), None).await;
-    }
+    let (mut s, mailbox) = mailbox_with(tb, "plain-leave", 3).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = imap_config(tb, dir.path(), &mailbox, Security::None, "leave", "");
     run_once(config.clone()).await;

@@ -92,6 +92,17 @@ pub async fn imap(tb: &Testbed) -> TestSession {
     client.login(USER, &tb.password).await.map_err(|(e, _)| e).expect("login")
 }
 
+/// A fresh mailbox for one test holding `n` sample messages (tagged with the mailbox name).
+pub async fn mailbox_with(tb: &Testbed, test: &str, n: usize) -> (TestSession, String) {
+    let mailbox = unique_mailbox(test);
+    let mut s = imap(tb).await;
+    create_mailbox(&mut s, &mailbox).await;
+    for i in 0..n {
+        append(&mut s, &mailbox, &sample_message(&mailbox, i), None).await;
+    }
+    (s, mailbox)
+}
+
 pub async fn create_mailbox(s: &mut TestSession, name: &str) {
     s.create(name).await.expect("create mailbox");
 }
