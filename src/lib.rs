@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod config;
 pub mod cursor;
+pub mod extract;
 pub mod imap;
 pub mod ingest;
 pub mod maildir;
