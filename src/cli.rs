@@ -154,7 +154,11 @@ fn cmd_run(config: Config, once: bool) -> anyhow::Result<u8> {
                 anyhow::bail!("did not stop within {} of the signal; exiting anyway", humantime::format_duration(SHUTDOWN_GRACE))
             }
         }
-    })?;
+    });
+    // A pipeline stage that overran its time limit may still occupy a blocking thread; do not
+    // wait for it (everything it could write is transactional).
+    rt.shutdown_timeout(Duration::from_secs(2));
+    let report = report?;
     if once {
         let store = Store::open(&database, busy)?;
         let recorded = store.message_overview(Some(&started))?;
@@ -233,20 +237,28 @@ fn truncate(s: &str, max: usize) -> String {
 /// `liaisond ingest`: every failure before the commit is EX_TEMPFAIL, including a bad
 /// configuration, so that the MTA keeps the message until the operator fixes it.
 fn cmd_ingest(path: &Path) -> u8 {
-    let config = match Config::load(path) {
+    // Only [store] and [limits] matter here: an MTA pipe runs without the daemon's credentials
+    // and need not see its mailboxes.
+    let config = match Config::load_store_only(path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("liaisond: invalid configuration (message not stored, MTA should retry): {e}");
             return EX_TEMPFAIL;
         }
     };
-    match ingest_stdin(config) {
-        Ok(line) => {
+    // A panic before the commit must be a temporary failure too: any other exit status makes
+    // Postfix's pipe(8) bounce the message.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ingest_stdin(config))) {
+        Ok(Ok(line)) => {
             println!("{line}");
             EX_OK
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             eprintln!("liaisond: message not stored (MTA should retry): {e:#}");
+            EX_TEMPFAIL
+        }
+        Err(_) => {
+            eprintln!("liaisond: internal error (panic); message not stored (MTA should retry)");
             EX_TEMPFAIL
         }
     }
@@ -268,7 +280,7 @@ fn ingest_stdin(config: Config) -> anyhow::Result<String> {
         raw.len() as u64
     };
     let rt = runtime()?;
-    rt.block_on(async {
+    let result = rt.block_on(async {
         let store = Store::open(&config.database, config.busy_timeout)?;
         let ingestor = Ingestor::new(Db::new(store), config.limits.clone());
         let result = if oversized {
@@ -280,9 +292,11 @@ fn ingest_stdin(config: Config) -> anyhow::Result<String> {
         Ok(match (result.accepted.new, result.outcome) {
             (false, _) => format!("already stored as message {}", result.accepted.id),
             (true, Some(o)) => format!("stored as message {} ({o:?})", result.accepted.id),
-            (true, None) => format!("stored as message {}", result.accepted.id),
+            (true, None) => format!("stored as message {} (to be processed by the daemon)", result.accepted.id),
         })
-    })
+    });
+    rt.shutdown_timeout(Duration::from_secs(2));
+    result
 }
 
 fn cmd_check_config(config: Config) -> anyhow::Result<u8> {

@@ -242,14 +242,23 @@ pub struct MaildirConfig {
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::whole_file(path, format!("cannot read the configuration file: {e}")))?;
-        Config::from_str_at(&text, path)
+        Config::from_str_at(&read(path)?, path)
+    }
+
+    /// Reads a configuration for `liaisond ingest`: the whole file must still be well-formed
+    /// (no unknown keys), but the sources are not validated, so their passwords and folders
+    /// need not be reachable by the MTA's pipe user. The result has no sources.
+    pub fn load_store_only(path: &Path) -> Result<Config, ConfigError> {
+        Config::parse(&read(path)?, path, false)
     }
 
     /// Parses configuration text that came from `path` (used for messages and for resolving
     /// relative paths).
     pub fn from_str_at(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Config::parse(text, path, true)
+    }
+
+    fn parse(text: &str, path: &Path, with_sources: bool) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let (line, column) = match e.span() {
                 Some(span) => {
@@ -260,6 +269,11 @@ impl Config {
             };
             ConfigError { file: path.to_path_buf(), line, column, key: None, message: e.message().trim().to_string() }
         })?;
+        let mut raw = raw;
+        if !with_sources {
+            raw.imap.clear();
+            raw.maildir.clear();
+        }
         let v = Validator { text, path, base: path.parent().unwrap_or(Path::new(".")) };
         v.validate(raw)
     }
@@ -268,6 +282,11 @@ impl Config {
     pub fn source_names(&self) -> Vec<&str> {
         self.imap.iter().map(|i| i.name.as_str()).chain(self.maildir.iter().map(|m| m.name.as_str())).collect()
     }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::whole_file(path, format!("cannot read the configuration file: {e}")))
 }
 
 /// 1-based line and column of a byte offset.
@@ -758,6 +777,19 @@ after_commit = "leave"
             .replace("password = \"secret\"", "password_env = \"LIAISOND_TEST_SURELY_UNSET_VAR\"");
         let e = load(&text, d.path()).expect_err("unset env");
         assert_eq!(e.key.as_deref(), Some("imap[0].password_env"));
+    }
+
+    #[test]
+    fn ingest_reads_the_store_without_needing_the_sources() {
+        let d = dir_with_maildir();
+        let text = imap_block("tls = \"implicit\"\n").replace("password = \"secret\"", "password_file = \"missing\"");
+        let path = d.path().join("liaisond.toml");
+        std::fs::write(&path, &text).expect("write");
+        assert!(Config::load(&path).is_err(), "the daemon needs the password");
+        let c = Config::load_store_only(&path).expect("ingest does not");
+        assert!(c.imap.is_empty());
+        std::fs::write(&path, format!("{text}bogus = 1\n")).expect("write");
+        assert!(Config::load_store_only(&path).is_err(), "unknown keys are still refused");
     }
 
     #[test]

@@ -174,6 +174,22 @@ pub struct ImapSource {
     warned_no_expunge: bool,
 }
 
+/// What one FETCH stored.
+struct Fetched {
+    committed: Vec<u32>,
+    /// The lowest requested UID that is not stored but still on the server: the cursor must
+    /// stop before it.
+    stopped_at: Option<u32>,
+}
+
+impl Fetched {
+    fn new(committed: HashSet<u32>, stopped_at: Option<u32>) -> Fetched {
+        let mut committed: Vec<u32> = committed.into_iter().collect();
+        committed.sort_unstable();
+        Fetched { committed, stopped_at }
+    }
+}
+
 /// How a source task ended.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SourceReport {
@@ -256,6 +272,11 @@ impl ImapSource {
                 // Best effort: the server cleans up a dropped connection anyway.
                 let _ = tokio::time::timeout(t, session.logout()).await;
                 return Ok(());
+            }
+            // New mail announced while the sync ran (an EXISTS during a FETCH or MOVE) went to
+            // the unsolicited channel; the server will not announce it again in IDLE.
+            if mailbox_changed_meanwhile(&session) {
+                continue;
             }
             session = if caps.idle && self.cfg.idle {
                 match self.idle(session, shutdown).await? {
@@ -379,7 +400,7 @@ impl ImapSource {
         let owed = self.ingestor.db().call(move |s| s.pending_post_actions(&name, &mb, uidvalidity)).await?;
         if !owed.is_empty() {
             tracing::info!(source = self.name(), count = owed.len(), "finishing server actions left from before");
-            self.post_action(session, caps, uidvalidity, &owed).await?;
+            self.post_action_or_defer(session, caps, uidvalidity, &owed).await?;
         }
 
         let first = start.first_uid();
@@ -407,22 +428,53 @@ impl ImapSource {
                 // What is committed stays committed; the rest is fetched next time.
                 return Ok(());
             }
-            let committed = match batch {
+            let fetched = match batch {
                 Batch::Bodies(batch_uids) => {
-                    self.fetch_bodies(session, uidvalidity, batch_uids, &sizes, report).await?
+                    self.fetch_bodies(session, uidvalidity, batch_uids, &sizes, shutdown, report).await?
                 }
                 Batch::Oversized { uid, size } => {
                     self.fetch_oversized(session, uidvalidity, *uid, *size, report).await?
                 }
             };
-            self.post_action(session, caps, uidvalidity, &committed).await?;
+            if let Some(first_missing) = fetched.stopped_at {
+                // The cursor stops just before the first message not stored (RFC 3501 §2.3.1.1:
+                // UIDs only grow, so everything below it is settled).
+                self.advance(uidvalidity, first_missing.saturating_sub(1)).await?;
+                if shutdown.is_cancelled() {
+                    return Ok(());
+                }
+                return Err(ImapError::Server(format!(
+                    "the server did not deliver UID {first_missing}, which still exists; trying again"
+                )));
+            }
+            self.post_action_or_defer(session, caps, uidvalidity, &fetched.committed).await?;
             self.advance(uidvalidity, batch.last_uid()).await?;
         }
-        // UIDs that were already known count as done too.
+        // Every batch is complete, so UIDs that were already known count as done too.
         if let Some(&last) = uids.last() {
             self.advance(uidvalidity, last).await?;
         }
         Ok(())
+    }
+
+    /// Of `uids` (which the server did not deliver when asked), the lowest that still exists.
+    /// The others were expunged by another client meanwhile (R14).
+    async fn first_still_present(&self, session: &mut ImapSession, uids: &[u32]) -> Result<Option<u32>, ImapError> {
+        if uids.is_empty() {
+            return Ok(None);
+        }
+        let found = step(
+            self.cfg.timeout,
+            "checking for messages that were not delivered",
+            session.uid_search(format!("UID {}", cursor::uid_set(uids))),
+        )
+        .await?;
+        let wanted: HashSet<u32> = uids.iter().copied().collect();
+        let present = found.into_iter().filter(|u| wanted.contains(u)).min();
+        if present.is_none() {
+            tracing::info!(source = self.name(), count = uids.len(), "messages vanished before they could be fetched");
+        }
+        Ok(present)
     }
 
     async fn advance(&self, uidvalidity: u32, last_uid: u32) -> Result<(), ImapError> {
@@ -461,6 +513,11 @@ impl ImapSource {
         }
         out.sort_unstable();
         out.dedup_by_key(|(uid, _)| *uid);
+        // A UID the server gave no size for is still fetched (size unknown, so 0): whether it
+        // exists is settled by the body fetch, never by skipping it.
+        let sized: HashSet<u32> = out.iter().map(|(u, _)| *u).collect();
+        out.extend(uids.iter().filter(|u| !sized.contains(u)).map(|u| (*u, 0)));
+        out.sort_unstable();
         Ok(out)
     }
 
@@ -476,55 +533,55 @@ impl ImapSource {
         }
     }
 
-    /// Fetches whole messages and ingests each one as it arrives. Returns the UIDs now stored.
+    /// Fetches whole messages and ingests each one as it arrives, stopping between messages on
+    /// shutdown.
     async fn fetch_bodies(
         &self,
         session: &mut ImapSession,
         uidvalidity: u32,
         uids: &[u32],
         sizes: &[(u32, u64)],
+        shutdown: &CancellationToken,
         report: &mut SourceReport,
-    ) -> Result<Vec<u32>, ImapError> {
+    ) -> Result<Fetched, ImapError> {
         let wanted: HashSet<u32> = uids.iter().copied().collect();
         let largest = sizes.iter().filter(|(u, _)| wanted.contains(u)).map(|(_, s)| *s).max().unwrap_or(0);
         // Time for one message to arrive: the step limit plus its size at a slow link's rate.
         let per_message = self.cfg.timeout + Duration::from_secs(largest / SLOWEST_RATE_BYTES_PER_SEC);
-        let mut stream = step(
-            self.cfg.timeout,
-            "asking for messages",
-            session.uid_fetch(cursor::uid_set(uids), "(UID INTERNALDATE BODY.PEEK[])"),
-        )
-        .await?;
-        let mut committed = Vec::with_capacity(uids.len());
-        while let Some(fetch) = step(per_message, "receiving messages", stream.try_next()).await? {
-            let Some(uid) = fetch.uid.filter(|u| wanted.contains(u)) else {
-                continue; // an unsolicited FETCH (another client changed flags)
-            };
-            let Some(body) = fetch.body() else {
-                continue; // a flags-only update for a UID we asked for; its body comes separately
-            };
-            let internal_date = fetch.internal_date().map(|d| d.to_rfc3339());
-            let result = self.ingestor.ingest(body.to_vec(), self.origin(uidvalidity, uid), internal_date).await?;
-            drop(fetch);
-            if result.accepted.new {
-                report.stored += 1;
-            } else {
-                report.already_known += 1;
+        let mut committed: HashSet<u32> = HashSet::with_capacity(uids.len());
+        {
+            let mut stream = step(
+                self.cfg.timeout,
+                "asking for messages",
+                session.uid_fetch(cursor::uid_set(uids), "(UID INTERNALDATE BODY.PEEK[])"),
+            )
+            .await?;
+            while let Some(fetch) = step(per_message, "receiving messages", stream.try_next()).await? {
+                let Some(uid) = fetch.uid.filter(|u| wanted.contains(u)) else {
+                    continue; // an unsolicited FETCH (another client changed flags)
+                };
+                let Some(body) = fetch.body() else {
+                    continue; // a flags-only update for a UID we asked for
+                };
+                let internal_date = fetch.internal_date().map(|d| d.to_rfc3339());
+                let result = self.ingestor.ingest(body.to_vec(), self.origin(uidvalidity, uid), internal_date).await?;
+                drop(fetch);
+                if result.accepted.new {
+                    report.stored += 1;
+                } else {
+                    report.already_known += 1;
+                }
+                committed.insert(uid);
+                if shutdown.is_cancelled() {
+                    // The connection is dropped with the rest of the answer unread.
+                    let first_missing = uids.iter().copied().find(|u| !committed.contains(u));
+                    return Ok(Fetched::new(committed, first_missing));
+                }
             }
-            committed.push(uid);
         }
-        // A UID we asked for that did not come back was expunged meanwhile by another client
-        // (R14): nothing to store, and the cursor may pass it.
-        if committed.len() < uids.len() {
-            tracing::info!(
-                source = self.name(),
-                asked = uids.len(),
-                got = committed.len(),
-                "some messages vanished before they could be fetched"
-            );
-        }
-        committed.sort_unstable();
-        Ok(committed)
+        let missing: Vec<u32> = uids.iter().copied().filter(|u| !committed.contains(u)).collect();
+        let stopped_at = self.first_still_present(session, &missing).await?;
+        Ok(Fetched::new(committed, stopped_at))
     }
 
     /// Keeps only the header section of an oversized message (R31): no body bytes are fetched.
@@ -535,14 +592,15 @@ impl ImapSource {
         uid: u32,
         size: u64,
         report: &mut SourceReport,
-    ) -> Result<Vec<u32>, ImapError> {
+    ) -> Result<Fetched, ImapError> {
         let t = self.cfg.timeout;
         let stream =
             step(t, "asking for a header", session.uid_fetch(uid.to_string(), "(UID INTERNALDATE BODY.PEEK[HEADER])"))
                 .await?;
         let fetched: Vec<_> = step(t, "receiving a header", stream.try_collect::<Vec<_>>()).await?;
         let Some(fetch) = fetched.into_iter().find(|f| f.uid == Some(uid) && f.header().is_some()) else {
-            return Ok(Vec::new());
+            let stopped_at = self.first_still_present(session, &[uid]).await?;
+            return Ok(Fetched::new(HashSet::new(), stopped_at));
         };
         let header = fetch.header().map(|h| pipeline::header_section(h, 1 << 20).to_vec()).unwrap_or_default();
         let internal_date = fetch.internal_date().map(|d| d.to_rfc3339());
@@ -551,7 +609,28 @@ impl ImapSource {
         if result.accepted.new {
             report.stored += 1;
         }
-        Ok(vec![uid])
+        Ok(Fetched::new(HashSet::from([uid]), None))
+    }
+
+    /// [`Self::post_action`], except that a server that refuses (NO: over quota, no right to
+    /// the folder) does not stop ingestion: the action stays owed, the error is recorded for
+    /// the operator, and it is tried again at the next sync (reliability case R16).
+    async fn post_action_or_defer(
+        &mut self,
+        session: &mut ImapSession,
+        caps: ServerCaps,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<(), ImapError> {
+        match self.post_action(session, caps, uidvalidity, uids).await {
+            Err(e @ ImapError::Protocol { source: async_imap::error::Error::No(_), .. }) => {
+                tracing::warn!(source = self.name(), error = %e, "server refused the post-processing; it stays owed");
+                let (name, mb, text) = (self.cfg.name.clone(), self.cfg.mailbox.clone(), e.to_string());
+                self.ingestor.db().call(move |s| s.poll_error(&name, &mb, &text)).await?;
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Moves or flags committed messages, as configured, and records that it was done.
@@ -578,7 +657,15 @@ impl ImapSource {
                 step(t, "moving messages", session.uid_mv(&set, folder)).await?;
             }
             AfterCommit::Move(folder) => {
-                step(t, "copying messages", session.uid_copy(&set, folder)).await?;
+                // COPY is not idempotent: messages copied before a crash are not copied again.
+                let (name, mb, asked) = (self.cfg.name.clone(), self.cfg.mailbox.clone(), uids.to_vec());
+                let copied = self.ingestor.db().call(move |s| s.copied_uids(&name, &mb, uidvalidity, &asked)).await?;
+                let to_copy: Vec<u32> = uids.iter().copied().filter(|u| !copied.contains(u)).collect();
+                if !to_copy.is_empty() {
+                    step(t, "copying messages", session.uid_copy(cursor::uid_set(&to_copy), folder)).await?;
+                    let (name, mb) = (self.cfg.name.clone(), self.cfg.mailbox.clone());
+                    self.ingestor.db().call(move |s| s.post_actions_copied(&name, &mb, uidvalidity, &to_copy)).await?;
+                }
                 if caps.uidplus {
                     // RFC 4315 §2.1: UID EXPUNGE removes only these UIDs. A bare EXPUNGE would
                     // also remove what other clients marked \Deleted (R19).
@@ -639,6 +726,16 @@ impl ImapSource {
         }
         Ok(Some(session))
     }
+}
+
+/// Drains the unsolicited responses and says whether any announced new mail.
+fn mailbox_changed_meanwhile(session: &ImapSession) -> bool {
+    use async_imap::types::UnsolicitedResponse;
+    let mut changed = false;
+    while let Ok(r) = session.unsolicited_responses.try_recv() {
+        changed |= matches!(r, UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_));
+    }
+    changed
 }
 
 /// Reads the server greeting (RFC 3501 §7.1): OK or PREAUTH go on; BYE or nothing is an error.

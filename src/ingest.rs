@@ -44,7 +44,9 @@ impl Ingestor {
         &self.limits
     }
 
-    /// Stores a complete message, then processes it if it is new.
+    /// Stores a complete message, then processes it if it is new. Only a failure to *store*
+    /// is an error; a failure to record the outcome leaves the message `pending` for the
+    /// background sweep.
     pub async fn ingest(
         &self,
         raw: Vec<u8>,
@@ -53,7 +55,7 @@ impl Ingestor {
     ) -> Result<Ingested, StoreError> {
         let incoming = tokio::task::spawn_blocking(move || Incoming {
             sha256: sha256_hex(&raw),
-            message_id: pipeline::message_id(&raw),
+            message_id: message_id_safely(&raw),
             raw,
             raw_complete: true,
             internal_date,
@@ -78,9 +80,8 @@ impl Ingestor {
         let source = incoming.origin.source.clone();
         let message_id = incoming.message_id.clone();
         let decision = self.run_pipeline(incoming.raw).await;
-        self.record(accepted.id, &source, message_id.as_deref(), decision)
-            .await
-            .map(|outcome| Ingested { accepted, outcome })
+        let outcome = self.record_or_leave_pending(accepted.id, &source, message_id.as_deref(), decision).await;
+        Ok(Ingested { accepted, outcome })
     }
 
     /// Stores the header section of a message that is over `max_message_size` and quarantines
@@ -95,7 +96,7 @@ impl Ingestor {
         let limit = self.limits.max_message_size;
         let incoming = Incoming {
             sha256: sha256_hex(&header),
-            message_id: pipeline::message_id(&header),
+            message_id: message_id_safely(&header),
             raw: header,
             raw_complete: false,
             internal_date,
@@ -107,18 +108,29 @@ impl Ingestor {
         if !accepted.new {
             return Ok(Ingested { accepted, outcome: None });
         }
-        let decision = Decision {
-            outcome: Outcome::Quarantined {
-                error: format!(
-                    "oversized: the message is {size} bytes, over the limit of {limit}; only its header section was kept"
-                ),
-            },
-            summary: Summary::default(),
-            parsed: None,
-        };
-        self.record(accepted.id, &source, message_id.as_deref(), decision)
-            .await
-            .map(|outcome| Ingested { accepted, outcome })
+        let decision = quarantine(format!(
+            "oversized: the message is {size} bytes, over the limit of {limit}; only its header section was kept"
+        ));
+        let outcome = self.record_or_leave_pending(accepted.id, &source, message_id.as_deref(), decision).await;
+        Ok(Ingested { accepted, outcome })
+    }
+
+    /// Records an outcome; on failure logs it and leaves the message `pending`, to be decided
+    /// again by the sweep (the decision is a pure function of the stored bytes).
+    async fn record_or_leave_pending(
+        &self,
+        id: i64,
+        source: &str,
+        message_id: Option<&str>,
+        decision: Decision,
+    ) -> Option<Outcome> {
+        match self.record(id, source, message_id, decision).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::warn!(id, source, error = %e, "stored, but recording the outcome failed; it stays pending");
+                None
+            }
+        }
     }
 
     /// Runs the pure pipeline on the blocking pool, under the stage time limit, catching panics.
@@ -126,11 +138,6 @@ impl Ingestor {
         let limit = self.limits.stage_timeout;
         let work =
             tokio::task::spawn_blocking(move || std::panic::catch_unwind(AssertUnwindSafe(|| pipeline::process(&raw))));
-        let quarantine = |error: String| Decision {
-            outcome: Outcome::Quarantined { error },
-            summary: Summary::default(),
-            parsed: None,
-        };
         match tokio::time::timeout(limit, work).await {
             Ok(Ok(Ok(decision))) => decision,
             Ok(Ok(Err(panic))) => quarantine(format!("pipeline panicked: {}", panic_text(&panic))),
@@ -179,17 +186,14 @@ impl Ingestor {
             if message.state != "pending" {
                 continue;
             }
-            let decision = if message.attempts > MAX_PROCESSING_ATTEMPTS {
-                Decision {
-                    outcome: Outcome::Quarantined {
-                        error: format!(
-                            "processing was started {} times and never finished (the process stopped during it)",
-                            message.attempts - 1
-                        ),
-                    },
-                    summary: Summary::default(),
-                    parsed: None,
-                }
+            let decision = if !message.raw_complete {
+                // Only the header of an oversized message was kept: there is nothing to process.
+                quarantine("oversized: only its header section was kept".into())
+            } else if message.attempts > MAX_PROCESSING_ATTEMPTS {
+                quarantine(format!(
+                    "processing was started {} times and never finished (the process stopped during it)",
+                    message.attempts - 1
+                ))
             } else {
                 self.run_pipeline(message.raw).await
             };
@@ -200,6 +204,17 @@ impl Ingestor {
     }
 }
 
+fn quarantine(error: String) -> Decision {
+    Decision { outcome: Outcome::Quarantined { error }, summary: Summary::default(), parsed: None }
+}
+
+/// The Message-ID, read before the message is stored. A parser panic here must not stop the
+/// message from being stored (it would be fetched and panic again forever): it is stored
+/// without a Message-ID, and the pipeline, under `catch_unwind`, quarantines it.
+fn message_id_safely(raw: &[u8]) -> Option<String> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| pipeline::message_id(raw))).unwrap_or(None)
+}
+
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_string()
@@ -207,5 +222,35 @@ fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
         s.clone()
     } else {
         "(no message)".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Incoming, Store};
+
+    #[tokio::test]
+    async fn recovery_never_processes_a_header_only_message() {
+        // Regression: an oversized message committed, then a crash before its quarantine was
+        // recorded; recovery ran the pipeline on the header alone and marked it processed.
+        let d = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&d.path().join("r.db"), Duration::from_secs(1)).expect("open");
+        let header = b"From: a@example.org\r\nSubject: big\r\n\r\n".to_vec();
+        store
+            .accept(&Incoming {
+                sha256: sha256_hex(&header),
+                message_id: None,
+                raw: header,
+                raw_complete: false,
+                internal_date: None,
+                origin: Origin::stdin(),
+            })
+            .expect("accept");
+        let ingestor = Ingestor::new(Db::new(store), Limits::default());
+        assert_eq!(ingestor.process_pending(Duration::ZERO).await.expect("recover"), 1);
+        let rows = ingestor.db().call(|s| s.message_overview(None)).await.expect("rows");
+        assert_eq!(rows[0].state, "quarantined");
+        assert!(rows[0].detail.as_deref().is_some_and(|d| d.starts_with("oversized")), "{rows:?}");
     }
 }

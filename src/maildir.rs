@@ -55,13 +55,17 @@ impl MaildirSource {
             let result = self.scan(&shutdown, &mut report).await;
             let mailbox = self.cfg.path.display().to_string();
             let name = self.cfg.name.clone();
-            match &result {
-                Ok(()) => self.ingestor.db().call(move |s| s.poll_ok(&name, &mailbox)).await?,
+            let recorded = match &result {
+                Ok(()) => self.ingestor.db().call(move |s| s.poll_ok(&name, &mailbox)).await,
                 Err(e) => {
                     tracing::warn!(source = self.cfg.name, error = %e, "Maildir scan failed");
                     let text = e.to_string();
-                    self.ingestor.db().call(move |s| s.poll_error(&name, &mailbox, &text)).await?;
+                    self.ingestor.db().call(move |s| s.poll_error(&name, &mailbox, &text)).await
                 }
+            };
+            // Only bookkeeping failed (a busy database): the next scan records it again.
+            if let Err(e) = recorded {
+                tracing::warn!(source = self.cfg.name, error = %e, "cannot record the scan's result");
             }
             if once {
                 return result.map(|()| report);
@@ -74,6 +78,7 @@ impl MaildirSource {
     }
 
     async fn scan(&self, shutdown: &CancellationToken, report: &mut SourceReport) -> Result<(), MaildirError> {
+        let mut first_error = None;
         for sub in ["new", "cur"] {
             let dir = self.cfg.path.join(sub);
             let mut names = match std::fs::read_dir(&dir) {
@@ -91,10 +96,20 @@ impl MaildirSource {
                 if shutdown.is_cancelled() {
                     return Ok(());
                 }
-                self.one(&dir, &name, sub == "new", report).await?;
+                match self.one(&dir, &name, sub == "new", report).await {
+                    Ok(()) => {}
+                    // Without the database nothing can be stored: stop and retry later.
+                    Err(e @ MaildirError::Store(_)) => return Err(e),
+                    // One unreadable or unmovable file must not hold up the others; it is
+                    // tried again at the next scan.
+                    Err(e) => {
+                        tracing::warn!(source = self.cfg.name, error = %e, "skipping a Maildir file for now");
+                        first_error.get_or_insert(e);
+                    }
+                }
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     async fn one(&self, dir: &Path, name: &str, in_new: bool, report: &mut SourceReport) -> Result<(), MaildirError> {

@@ -65,7 +65,8 @@ const MIGRATIONS: &[&str] = &[
         uid            INTEGER,
         file_key       TEXT,
         seen_at        TEXT NOT NULL,
-        post_action    TEXT NOT NULL DEFAULT 'none' CHECK (post_action IN ('none', 'pending', 'done')),
+        post_action    TEXT NOT NULL DEFAULT 'none'
+                       CHECK (post_action IN ('none', 'pending', 'copied', 'done', 'stale')),
         post_action_at TEXT
     );
     CREATE UNIQUE INDEX message_sources_by_uid
@@ -73,7 +74,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX message_sources_by_file
         ON message_sources (source, file_key) WHERE file_key IS NOT NULL;
     CREATE INDEX message_sources_post_action
-        ON message_sources (source, mailbox, uidvalidity) WHERE post_action = 'pending';
+        ON message_sources (source, mailbox, uidvalidity) WHERE post_action IN ('pending', 'copied');
 
     CREATE TABLE cursors (
         source        TEXT NOT NULL,
@@ -674,8 +675,8 @@ impl Store {
         self.in_transaction(|tx| {
             let now = now_utc();
             tx.execute(
-                "UPDATE message_sources SET post_action = 'done', post_action_at = ?4
-             WHERE source = ?1 AND mailbox = ?2 AND uidvalidity IS NOT ?3 AND post_action = 'pending'",
+                "UPDATE message_sources SET post_action = 'stale', post_action_at = ?4
+             WHERE source = ?1 AND mailbox = ?2 AND uidvalidity IS NOT ?3 AND post_action IN ('pending', 'copied')",
                 params![source, mailbox, new, now],
             )?;
             tx.execute(
@@ -720,7 +721,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT uid FROM message_sources WHERE source = ?1 AND mailbox = ?2 AND uidvalidity = ?3
-                 AND post_action = 'pending' ORDER BY uid",
+                 AND post_action IN ('pending', 'copied') ORDER BY uid",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt.query_map(params![source, mailbox, uidvalidity], |r| r.get(0)).map_err(|e| self.err(e))?;
@@ -735,19 +736,64 @@ impl Store {
         uidvalidity: u32,
         uids: &[u32],
     ) -> Result<(), StoreError> {
+        self.set_post_action(source, mailbox, uidvalidity, uids, "done")
+    }
+
+    fn set_post_action(
+        &mut self,
+        source: &str,
+        mailbox: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+        state: &str,
+    ) -> Result<(), StoreError> {
         self.in_transaction(|tx| {
-            {
-                let mut stmt = tx.prepare_cached(
-                    "UPDATE message_sources SET post_action = 'done', post_action_at = ?5
-                     WHERE source = ?1 AND mailbox = ?2 AND uidvalidity = ?3 AND uid = ?4",
-                )?;
-                let now = now_utc();
-                for &uid in uids {
-                    stmt.execute(params![source, mailbox, uidvalidity, uid, now])?;
-                }
+            let mut stmt = tx.prepare_cached(
+                "UPDATE message_sources SET post_action = ?5, post_action_at = ?6
+                 WHERE source = ?1 AND mailbox = ?2 AND uidvalidity = ?3 AND uid = ?4",
+            )?;
+            let now = now_utc();
+            for &uid in uids {
+                stmt.execute(params![source, mailbox, uidvalidity, uid, state, now])?;
             }
             Ok(())
         })
+    }
+
+    /// Records that these messages were copied to the move folder but not yet expunged, so a
+    /// crash before the expunge does not copy them twice.
+    pub fn post_actions_copied(
+        &mut self,
+        source: &str,
+        mailbox: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<(), StoreError> {
+        self.set_post_action(source, mailbox, uidvalidity, uids, "copied")
+    }
+
+    /// Of `uids`, those already copied to the move folder.
+    pub fn copied_uids(
+        &self,
+        source: &str,
+        mailbox: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<HashSet<u32>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM message_sources WHERE source = ?1 AND mailbox = ?2 AND uidvalidity = ?3 AND uid = ?4
+                 AND post_action = 'copied'",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut copied = HashSet::new();
+        for &uid in uids {
+            if stmt.exists(params![source, mailbox, uidvalidity, uid]).map_err(|e| self.err(e))? {
+                copied.insert(uid);
+            }
+        }
+        Ok(copied)
     }
 
     /// Whether this Maildir file (by unique name) was already stored.
@@ -834,7 +880,9 @@ impl Store {
             .map_err(e)?;
         let pending_server_actions: i64 = self
             .conn
-            .query_row("SELECT count(*) FROM message_sources WHERE post_action = 'pending'", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM message_sources WHERE post_action IN ('pending', 'copied')", [], |r| {
+                r.get(0)
+            })
             .map_err(e)?;
         let mut stmt = self
             .conn

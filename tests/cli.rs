@@ -166,6 +166,21 @@ fn maildir_files_move_to_cur_and_status_reports_counts() {
 }
 
 #[test]
+fn a_maildir_file_that_cannot_be_moved_does_not_stop_the_others() {
+    // Regression: one failed rename (or unreadable file) aborted the whole scan.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "l.db", "");
+    for i in 0..3 {
+        std::fs::write(dir.path().join(format!("maildir/new/{i}.M1P1.host")), sample_message("mv", i)).expect("write");
+    }
+    // cur/ is a file, so every rename fails (as on a read-only file system).
+    std::fs::write(dir.path().join("maildir/cur"), "not a directory").expect("write");
+    let out = liaisond(&["run", "--once", "--config", config.to_str().expect("utf8")], None);
+    assert_eq!(out.status.code(), Some(1), "the failure is reported");
+    assert!(text(&out.stdout).contains("Recorded 3 new message(s)"), "{}", text(&out.stdout));
+}
+
+#[test]
 fn status_without_a_database_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), "never.db", "");

@@ -108,6 +108,9 @@ async fn imap_server_restart_during_a_batch_loses_and_duplicates_nothing() {
     .expect("join");
     assert!(restart.success());
     assert!(at_restart < N / 2, "the restart must start mid-ingest (at {at_restart})");
+    // The daemon backs off before reconnecting, so the restart really cut the ingest short.
+    let after_restart = row_count(&db);
+    assert!(after_restart < N, "the restart must interrupt the ingest (all {N} were stored already)");
 
     let db3 = db.clone();
     eventually(Duration::from_secs(90), "all messages stored after reconnecting", move || row_count(&db3) >= N).await;

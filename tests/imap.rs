@@ -204,6 +204,9 @@ async fn idle_picks_up_a_new_message_without_waiting_for_a_poll() {
         .expect("run");
     assert_eq!(report.stored, 1);
     assert_stored_once(&db, &ids(&mailbox, 1));
+    // Found through IDLE, not through a reconnect after a failed IDLE.
+    let status = liaisond::store::Store::open(&db, Duration::from_secs(5)).expect("db").status(1000).expect("status");
+    assert!(!status.last_events.iter().any(|e| e.kind == "source_error"), "{:?}", status.last_events);
 }
 
 #[tokio::test]
@@ -276,11 +279,21 @@ async fn without_move_it_copies_and_expunges_only_its_own_messages() {
     for i in 1..3 {
         append(&mut s, &mailbox, &sample_message(&mailbox, i), None).await;
     }
-    config.imap[0].after_commit = liaisond::config::AfterCommit::Move(format!("{mailbox}-done"));
+    // Store them as if the process had died after the commit (UID 2's move still owed) and,
+    // for UID 3, after COPY but before EXPUNGE (its copy is already in the move folder).
+    run_once(config.clone()).await;
+    let done = format!("{mailbox}-done");
+    create_mailbox(&mut s, &done).await;
+    append(&mut s, &done, &sample_message(&mailbox, 2), None).await;
+    let db = rusqlite::Connection::open(&config.database).expect("db");
+    db.execute("UPDATE message_sources SET post_action = 'pending' WHERE uid = 2", []).expect("owe");
+    db.execute("UPDATE message_sources SET post_action = 'copied' WHERE uid = 3", []).expect("copied");
+    drop(db);
+    config.imap[0].after_commit = liaisond::config::AfterCommit::Move(done.clone());
     run_once(config.clone()).await;
     assert_stored_once(&config.database, &ids(&mailbox, 3));
     let left = flags(&mut s, &mailbox).await;
     assert_eq!(left.len(), 1, "only the other client's \\Deleted message stays: {left:?}");
     assert!(left[0].1.iter().any(|f| f == "Deleted"), "{left:?}");
-    assert_eq!(count(&mut s, &format!("{mailbox}-done")).await, 2);
+    assert_eq!(count(&mut s, &done).await, 2, "each message copied exactly once");
 }
