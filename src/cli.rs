@@ -66,6 +66,14 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Internal: extract the text of one attachment read from standard input and print it as
+    /// JSON. liaisond runs itself this way, in a confined child process.
+    #[command(hide = true)]
+    ExtractText {
+        /// docx, doc, pdf, html, text or zip.
+        #[arg(long)]
+        kind: String,
+    },
     /// Show message counts per outcome, each mailbox's cursor and last successful poll.
     Status {
         #[command(flatten)]
@@ -82,6 +90,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Run { .. } | Command::Ingest { .. } => "info",
+        Command::ExtractText { .. } => "off",
         _ => "warn",
     };
     init_logging(default_level);
@@ -90,6 +99,13 @@ pub fn main() -> ExitCode {
         Command::Ingest { config } => cmd_ingest(&config.config),
         Command::CheckConfig { config } => with_config(&config.config, cmd_check_config),
         Command::Status { config, json } => with_config(&config.config, |c| cmd_status(c, json)),
+        Command::ExtractText { kind } => match crate::extract::Kind::parse(&kind) {
+            Some(kind) => crate::isolate::child_main(kind),
+            None => {
+                eprintln!("liaisond: unknown kind `{kind}`");
+                EX_FAILURE
+            }
+        },
     };
     ExitCode::from(code)
 }

@@ -1,0 +1,134 @@
+//! Attachment text extraction through the confined child process (`liaisond extract-text`),
+//! on the real files in `fixtures/attachments` (see its README for what each must yield) and
+//! on hostile ones: each hostile file ends as an error within the time limit.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use liaisond::extract::{Kind, sniff};
+use liaisond::isolate::{Isolation, extract_isolated};
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(common::repo_root().join("fixtures/attachments").join(name)).expect("fixture")
+}
+
+fn isolation() -> Isolation {
+    Isolation::new(PathBuf::from(env!("CARGO_BIN_EXE_liaisond")))
+}
+
+/// Extracts a fixture as liaisond would (sniffing its kind) and collapses white space.
+fn text_of(name: &str) -> Result<String, String> {
+    let bytes = fixture(name);
+    let kind = sniff(Some(name), "application/octet-stream", &bytes);
+    extract_isolated(&isolation(), kind, &bytes).map(|e| e.text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+fn assert_contains(name: &str, phrases: &[&str]) {
+    let text = text_of(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+    for p in phrases {
+        let p: String = p.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(text.contains(&p), "{name}: missing {p:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn word_documents() {
+    assert_contains(
+        "3gpp-C4-261300.docx",
+        &[
+            "3GPP TSG CT WG4 Meeting #133 C4-261300",
+            "LS on DetNet \u{201c}bounded latency\u{201d} information in the 5G System",
+            "maria . garcia @ example-company . com",
+            "To IETF DetNet WG",
+            "(TS 29.244) & the Nnef/Ntsctsf",
+            "< 10 ms for the \"industrial control\" traffic class",
+            "CT4#134",
+        ],
+    );
+    assert_contains(
+        "ieee-802-1-26-0077r0.docx",
+        &["doc.: IEEE 802.1-26/0077r0", "Purpose: For Information", "Ingrid Sørensen"],
+    );
+    assert_contains(
+        "mef-LS00420_001.docx",
+        &["LS00420_001", "January 29, 2027", "the MEF \u{201c}Bandwidth Profile Flow\u{201d}"],
+    );
+    // No extension: sniffed as Word from its bytes.
+    assert_contains("C4-261301", &["LS on the use of HTTP CONNECT-UDP and CONNECT-IP for ATSSS", "To IETF MASQUE WG"]);
+}
+
+#[test]
+fn legacy_word_document() {
+    assert_contains(
+        "3gpp-S2-2612345.doc",
+        &[
+            "3GPP TSG-SA WG2 Meeting #173",
+            "LS on mapping 5G network slices to IETF Network Slices",
+            "Jürgen Müller",
+            "José Núñez",
+            "To IETF TEAS WG",
+            "\u{201c}attachment circuit\u{201d}",
+        ],
+    );
+}
+
+#[test]
+fn zips_are_read_recursively() {
+    assert_contains("3gpp-C4-261300.zip", &["C4-261300.docx", "To IETF DetNet WG"]);
+    assert_contains("3gpp-S2-2612345.zip", &["To IETF TEAS WG", "Meeting document archive"]);
+}
+
+#[test]
+fn pdfs() {
+    assert_contains(
+        "itu-t-sg15-ls123.pdf",
+        &[
+            "SG15-LS123",
+            "LIAISON STATEMENT",
+            "For action to:",
+            "IETF CCAMP WG",
+            "1 March 2027",
+            "Attachment: SG15-TD512/WP3",
+        ],
+    );
+    assert_contains("bbf-LIAISE-640-00.pdf", &["LIAISE-640-00", "For Comment", "March 1, 2027", "Sincerely,"]);
+}
+
+#[test]
+fn html() {
+    assert_contains("statement.html", &["Purpose: For Action", "Deadline: 2027-04-30", "(ISO/IEC 23090\u{2013}29)"]);
+}
+
+#[test]
+fn hostile_files_end_as_errors_within_the_time_limit() {
+    let iso = isolation();
+    for name in ["bomb.zip", "nested-bomb.zip", "truncated.docx", "truncated.doc", "garbage.pdf"] {
+        let bytes = fixture(name);
+        let kind = sniff(Some(name), "application/octet-stream", &bytes);
+        let started = Instant::now();
+        let result = extract_isolated(&iso, kind, &bytes);
+        assert!(result.is_err(), "{name} ({kind:?}) should fail, got {:?}", result.map(|e| e.text.len()));
+        assert!(started.elapsed() < iso.wall + Duration::from_secs(2), "{name} took {:?}", started.elapsed());
+    }
+    // The cyclic PDF must terminate; recovering the one real page is allowed.
+    let started = Instant::now();
+    let _ = extract_isolated(&iso, Kind::Pdf, &fixture("loop.pdf"));
+    assert!(started.elapsed() < iso.wall + Duration::from_secs(2));
+    // A text file with a Word name is read as the text it is.
+    assert_eq!(sniff(Some("not-really.docx"), "application/octet-stream", &fixture("not-really.docx")), Kind::Text);
+}
+
+#[test]
+fn the_child_is_confined() {
+    let bytes = fixture("itu-t-sg15-ls123.pdf");
+    // Wall clock: a 1 ms budget is always overrun.
+    let quick = Isolation { wall: Duration::from_millis(1), ..isolation() };
+    let e = extract_isolated(&quick, Kind::Pdf, &bytes).expect_err("timeout");
+    assert!(e.contains("longer than"), "{e}");
+    // Memory: 16 MiB of address space is not enough to start, so it fails cleanly.
+    let small = Isolation { memory_bytes: 16 << 20, ..isolation() };
+    let e = extract_isolated(&small, Kind::Pdf, &bytes).expect_err("memory");
+    assert!(e.contains("crashed") || e.contains("failed") || e.contains("cannot start"), "{e}");
+}
