@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod content;
 pub mod cursor;
 pub mod extract;
 pub mod imap;
