@@ -66,6 +66,16 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Read messages from files and print what liaisond understands of each, as one JSON
+    /// object per line. Touches no database and no network.
+    Parse {
+        /// A configuration file (for its relationships data); default: the built-in data.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Message files (.eml).
+        #[arg(required = true)]
+        messages: Vec<PathBuf>,
+    },
     /// Internal: extract the text of one attachment read from standard input and print it as
     /// JSON. liaisond runs itself this way, in a confined child process.
     #[command(hide = true)]
@@ -99,6 +109,7 @@ pub fn main() -> ExitCode {
         Command::Ingest { config } => cmd_ingest(&config.config),
         Command::CheckConfig { config } => with_config(&config.config, cmd_check_config),
         Command::Status { config, json } => with_config(&config.config, |c| cmd_status(c, json)),
+        Command::Parse { config, messages } => cmd_parse(config.as_deref(), &messages),
         Command::ExtractText { kind } => match crate::extract::Kind::parse(&kind) {
             Some(kind) => crate::isolate::child_main(kind),
             None => {
@@ -315,9 +326,67 @@ fn ingest_stdin(config: Config) -> anyhow::Result<String> {
     result
 }
 
+fn cmd_parse(config: Option<&Path>, messages: &[PathBuf]) -> u8 {
+    let relationships = match config.map(Config::load).transpose().and_then(|c| match c {
+        Some(c) => c.load_relationships(),
+        None => Ok(crate::relationships::Relationships::builtin()),
+    }) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("liaisond: invalid configuration: {e}");
+            return EX_CONFIG;
+        }
+    };
+    let program = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("liaisond: cannot find my own executable for the extraction child: {e}");
+            return EX_FAILURE;
+        }
+    };
+    let isolation = crate::isolate::Isolation::new(program);
+    let mut code = EX_OK;
+    let mut out = std::io::stdout().lock();
+    for path in messages {
+        let raw = match std::fs::read(path) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("liaisond: {}: {e}", path.display());
+                code = EX_FAILURE;
+                continue;
+            }
+        };
+        let analysis = crate::analyse::analyse(&raw, &relationships, &isolation);
+        let mut value = match serde_json::to_value(&analysis) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("liaisond: {}: {e}", path.display());
+                code = EX_FAILURE;
+                continue;
+            }
+        };
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("file".into(), serde_json::Value::String(path.display().to_string()));
+        }
+        if writeln!(out, "{value}").is_err() {
+            // A closed pipe (`| head`): stop quietly.
+            return code;
+        }
+    }
+    code
+}
+
 fn cmd_check_config(config: Config) -> anyhow::Result<u8> {
+    let relationships = config.load_relationships()?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}: valid", config.path.display())?;
+    writeln!(
+        out,
+        "relationships: {} ({} organisations, {} IETF groups)",
+        config.relationships.as_ref().map_or("built-in".to_string(), |p| p.display().to_string()),
+        relationships.organizations().len(),
+        relationships.ietf_groups().len()
+    )?;
     writeln!(out, "database: {}", config.database.display())?;
     let l = &config.limits;
     writeln!(

@@ -71,6 +71,8 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    /// The relationships data file; default: the built-in copy of config/relationships.toml.
+    relationships: Option<String>,
     store: RawStore,
     #[serde(default)]
     limits: RawLimits,
@@ -147,6 +149,8 @@ struct RawMaildir {
 pub struct Config {
     /// The file this was read from.
     pub path: PathBuf,
+    /// The relationships data file, when not the built-in one.
+    pub relationships: Option<PathBuf>,
     pub database: PathBuf,
     pub busy_timeout: Duration,
     pub limits: Limits,
@@ -276,6 +280,14 @@ impl Config {
         }
         let v = Validator { text, path, base: path.parent().unwrap_or(Path::new(".")) };
         v.validate(raw)
+    }
+
+    /// The relationships data: the configured file, or the built-in default.
+    pub fn load_relationships(&self) -> Result<crate::relationships::Relationships, ConfigError> {
+        match &self.relationships {
+            Some(p) => crate::relationships::Relationships::load(p),
+            None => Ok(crate::relationships::Relationships::builtin()),
+        }
     }
 
     /// Every source name, in order (IMAP then Maildir).
@@ -573,7 +585,17 @@ impl Validator<'_> {
             }
         }
 
-        Ok(Config { path: self.path.to_path_buf(), database, busy_timeout, limits, imap, maildir })
+        let relationships = match &raw.relationships {
+            Some(p) => {
+                let p = self.resolve(p);
+                if !p.is_file() {
+                    return Err(self.err(&[Key("relationships")], format!("{} is not a readable file", p.display())));
+                }
+                Some(p)
+            }
+            None => None,
+        };
+        Ok(Config { path: self.path.to_path_buf(), relationships, database, busy_timeout, limits, imap, maildir })
     }
 
     /// Exactly one of `password`, `password_file`, `password_env`.

@@ -65,7 +65,8 @@ fn walk(message: &Message<'_>, depth: usize, out: &mut Content) {
             part.text_contents().unwrap_or_default().to_string()
         };
         if !text.trim().is_empty() {
-            out.bodies.push(BodyText { text, depth });
+            // Mail line endings (CRLF) are not part of the text.
+            out.bodies.push(BodyText { text: text.replace("\r\n", "\n"), depth });
         }
     }
     for (i, part) in message.attachments().enumerate() {

@@ -11,6 +11,7 @@
 //! - [`config`] turns the TOML file into a validated [`config::Config`];
 //! - [`cli`] is the command line.
 
+pub mod analyse;
 pub mod cli;
 pub mod config;
 pub mod content;
@@ -25,5 +26,6 @@ pub mod relationships;
 pub mod runner;
 pub mod store;
 pub mod tls;
+pub mod understand;
 
 pub use runner::{RunOptions, RunReport, run};

@@ -399,6 +399,15 @@ struct Index {
 
 impl Relationships {
     /// Reads and validates a relationships file.
+    /// The relationships data shipped with liaisond (`config/relationships.toml`), used when
+    /// the configuration names no file of its own.
+    pub fn builtin() -> Relationships {
+        const SHIPPED: &str = include_str!("../config/relationships.toml");
+        // The shipped file is checked by a unit test, so it always parses.
+        Relationships::from_str_at(SHIPPED, Path::new("(built-in relationships.toml)"))
+            .unwrap_or_else(|e| panic!("the built-in relationships data is invalid: {e}"))
+    }
+
     pub fn load(path: &Path) -> Result<Relationships, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_path_buf(),

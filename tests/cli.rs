@@ -181,6 +181,51 @@ fn a_maildir_file_that_cannot_be_moved_does_not_stop_the_others() {
 }
 
 #[test]
+fn parse_prints_the_statement_of_each_message() {
+    let demo = repo_root().join("fixtures/demo-maildir/new");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&demo).expect("demo").map(|e| e.expect("entry").path()).collect();
+    files.sort();
+    let args: Vec<&str> = std::iter::once("parse").chain(files.iter().map(|p| p.to_str().expect("utf8"))).collect();
+    let out = liaisond(&args, None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        text(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    assert_eq!(lines.len(), files.len());
+    let by_id = |id: &str| lines.iter().find(|v| v["message_id"] == id).unwrap_or_else(|| panic!("{id} missing"));
+    let itu = &by_id("a3f09c1b7e2d4f6b9c1e0d2f.SG13-LS42@itu.int")["statement"];
+    assert_eq!(itu["from_org"], "ITU-T");
+    assert_eq!(itu["from_groups"], serde_json::json!(["itu-t-sg-13"]));
+    assert_eq!(itu["purpose"], "action");
+    assert_eq!(itu["deadline"], "2027-03-15");
+    assert_eq!(itu["to_groups"][0], "teas");
+    let tgpp = &by_id("20261103121202.C4-261234.3gppliaison@etsi.org");
+    assert_eq!(tgpp["statement"]["purpose"], "action", "from the 3GPP actions section");
+    assert_eq!(tgpp["statement"]["from_contacts"], serde_json::json!(["kari.lindqvist@example-company.com"]));
+    assert_eq!(tgpp["statement"]["reply_to"], serde_json::json!(["3gppliaison@etsi.org"]));
+    assert_eq!(tgpp["attachments"][0]["filename"], "C4-261234.txt");
+    assert!(tgpp["attachments"][0]["sha256"].as_str().is_some_and(|h| h.len() == 64));
+    // Every statement object has exactly the documented keys.
+    let keys: Vec<&str> = itu.as_object().expect("object").keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "body",
+            "deadline",
+            "from_contacts",
+            "from_groups",
+            "from_org",
+            "other_identifiers",
+            "purpose",
+            "related",
+            "reply_to",
+            "technical_contacts",
+            "title",
+            "to_groups"
+        ]
+    );
+}
+
+#[test]
 fn status_without_a_database_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), "never.db", "");

@@ -1,0 +1,116 @@
+//! One message, fully read: its header facts, its content, the text of each attachment
+//! (extracted in the confined child process), and the statement's fields. This is what
+//! `liaisond parse` prints, and what later stages (classify, route) add to.
+//!
+//! It touches no database and no network; the only I/O is the extraction child process.
+
+use serde::Serialize;
+
+use crate::content::{self, AttachmentPart};
+use crate::extract::{self, ExtractLimits, Kind};
+use crate::isolate::{Isolation, extract_isolated};
+use crate::pipeline;
+use crate::relationships::Relationships;
+use crate::understand::{self, Source, Statement};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachmentReport {
+    pub filename: String,
+    pub content_type: String,
+    pub size: usize,
+    pub sha256: String,
+    /// How much text was extracted (0 when none).
+    pub text_chars: usize,
+    /// Why no text could be extracted, when it could not.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    pub message_id: Option<String>,
+    pub subject: Option<String>,
+    pub sender: Option<String>,
+    pub statement: Statement,
+    pub attachments: Vec<AttachmentReport>,
+    pub warnings: Vec<String>,
+}
+
+/// Reads one raw message.
+pub fn analyse(raw: &[u8], rel: &Relationships, iso: &Isolation) -> Analysis {
+    let mut warnings = Vec::new();
+    let parsed = match pipeline::parse(raw) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            warnings.push(e.to_string());
+            None
+        }
+    };
+    let content = content::content(raw);
+    warnings.extend(content.warnings.iter().cloned());
+
+    let mut attachments = Vec::with_capacity(content.attachments.len());
+    let mut texts: Vec<(String, String)> =
+        content.bodies.iter().map(|b| ("body".to_string(), b.text.clone())).collect();
+    for part in &content.attachments {
+        let (text, error) = attachment_text(part, iso);
+        if let Ok(ref t) = text {
+            warnings.extend(t.warnings.iter().map(|w| format!("{}: {w}", part.filename)));
+        }
+        let text = text.map(|t| t.text).unwrap_or_default();
+        attachments.push(AttachmentReport {
+            filename: part.filename.clone(),
+            content_type: part.content_type.clone(),
+            size: part.bytes.len(),
+            sha256: part.sha256.clone(),
+            text_chars: text.chars().count(),
+            error,
+        });
+        if !text.trim().is_empty() {
+            texts.push((part.filename.clone(), text));
+        }
+    }
+
+    let sources: Vec<Source<'_>> = texts.iter().map(|(n, t)| Source { name: n, text: t }).collect();
+    let sender = parsed.as_ref().and_then(|p| p.from.as_deref()).map(bare_address);
+    let understood = understand::understand(
+        &understand::Input {
+            subject: parsed.as_ref().and_then(|p| p.subject.as_deref()),
+            sender: sender.as_deref(),
+            texts: &sources,
+        },
+        rel,
+    );
+    warnings.extend(understood.warnings);
+    Analysis {
+        message_id: parsed.as_ref().and_then(|p| p.message_id.clone()),
+        subject: parsed.as_ref().and_then(|p| p.subject.clone()),
+        sender,
+        statement: understood.statement,
+        attachments,
+        warnings,
+    }
+}
+
+/// The text of one attachment: our own bounded readers in-process for text and HTML, the
+/// confined child for the rest. The error, if any, is what the attachment records.
+fn attachment_text(part: &AttachmentPart, iso: &Isolation) -> (Result<extract::Extracted, ()>, Option<String>) {
+    let result = match part.kind {
+        Kind::Other => return (Err(()), None),
+        Kind::Text | Kind::Html => {
+            extract::extract_text(part.kind, &part.bytes, &ExtractLimits::default()).map_err(|e| e.to_string())
+        }
+        kind => extract_isolated(iso, kind, &part.bytes),
+    };
+    match result {
+        Ok(t) => (Ok(t), None),
+        Err(e) => (Err(()), Some(e)),
+    }
+}
+
+/// `Name <a@b>` → `a@b`.
+fn bare_address(from: &str) -> String {
+    match (from.rfind('<'), from.rfind('>')) {
+        (Some(l), Some(r)) if l < r => from[l + 1..r].to_string(),
+        _ => from.to_string(),
+    }
+}

@@ -1,0 +1,509 @@
+//! Stage 2 of the pipeline: the fields of a liaison statement, from the mail's subject and
+//! sender, its body texts and its attachments' texts together (the attachment that holds the
+//! statement usually carries the metadata).
+//!
+//! **Architecture invariant: pure, no I/O.** Input is text; output is a [`Statement`] and
+//! warnings. The relationships data turns names into canonical organisations and datatracker
+//! group acronyms.
+//!
+//! Recognised shapes: the RFC 4053 and 4053bis labelled forms, the datatracker's "New Liaison
+//! Statement" mail, the 3GPP template (purpose from "2. Actions"), the ITU-T template (`For
+//! action to:` blocks), Broadband Forum, IEEE 802, MEF, ISO/IEC JTC 1 and ETSI statements, and a
+//! generic `Label: value` fallback.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::Serialize;
+
+use crate::relationships::Relationships;
+
+/// What the sender asks of the IETF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Purpose {
+    Information,
+    Comment,
+    Action,
+    Response,
+}
+
+/// The fields of one statement; `None`/empty where the statement does not say.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Statement {
+    pub title: Option<String>,
+    pub purpose: Option<Purpose>,
+    /// `YYYY-MM-DD`.
+    pub deadline: Option<String>,
+    pub from_org: Option<String>,
+    pub from_groups: Vec<String>,
+    pub to_groups: Vec<String>,
+    pub from_contacts: Vec<String>,
+    /// Where a reply must go (From-Liaison-Contact, Response Contact, "Send any reply LS to").
+    pub reply_to: Vec<String>,
+    pub technical_contacts: Vec<String>,
+    pub other_identifiers: Vec<String>,
+    /// The statement this one responds to, when it says so.
+    pub related: Option<String>,
+    pub body: String,
+}
+
+/// One text the statement may be in.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// "body", or the attachment's file name.
+    pub name: &'a str,
+    pub text: &'a str,
+}
+
+/// Everything the stage needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub subject: Option<&'a str>,
+    /// The `From:` address.
+    pub sender: Option<&'a str>,
+    pub texts: &'a [Source<'a>],
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Understood {
+    pub statement: Statement,
+    pub warnings: Vec<String>,
+}
+
+/// A label as written, and what it means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Title,
+    Purpose,
+    Deadline,
+    From,
+    To,
+    FromContact,
+    ReplyTo,
+    TechnicalContact,
+    Related,
+    ForAction,
+    ForComment,
+    ForInformation,
+}
+
+/// Labels people write, lower-case, without the colon.
+const LABELS: &[(&str, Field)] = &[
+    ("title", Field::Title),
+    ("purpose", Field::Purpose),
+    ("deadline", Field::Deadline),
+    ("response deadline", Field::Deadline),
+    ("reply by", Field::Deadline),
+    ("from", Field::From),
+    ("source", Field::From),
+    ("submitted by", Field::From),
+    ("to", Field::To),
+    ("for action to", Field::ForAction),
+    ("for comment to", Field::ForComment),
+    ("for information to", Field::ForInformation),
+    ("from-contact", Field::FromContact),
+    ("contact", Field::FromContact),
+    ("contacts", Field::FromContact),
+    ("contact person", Field::FromContact),
+    ("e-mail address", Field::FromContact),
+    ("email address", Field::FromContact),
+    ("e-mail", Field::FromContact),
+    ("from-liaison-contact", Field::ReplyTo),
+    ("response contact", Field::ReplyTo),
+    ("response contacts", Field::ReplyTo),
+    ("send any reply ls to", Field::ReplyTo),
+    ("send reply to", Field::ReplyTo),
+    ("reply to", Field::ReplyTo),
+    ("technical contact", Field::TechnicalContact),
+    ("technical contacts", Field::TechnicalContact),
+    ("response to", Field::Related),
+    ("in response to", Field::Related),
+    ("referenced liaison", Field::Related),
+];
+
+/// Labels whose value may continue on the next lines (addresses and group lists).
+fn continues(f: Field) -> bool {
+    matches!(
+        f,
+        Field::FromContact
+            | Field::ReplyTo
+            | Field::TechnicalContact
+            | Field::ForAction
+            | Field::ForComment
+            | Field::ForInformation
+    )
+}
+
+static LABEL_LINE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\s*([A-Za-z][A-Za-z \-]{0,30}?)\s*:\s*(.*)$").expect("static regex"));
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
+    // Also addresses written to dodge harvesters: `name . surname @ company . com`.
+    Regex::new(r"(?i)([a-z0-9][a-z0-9_+\-]*(?:\s?\.\s?[a-z0-9_+\-]+)*)\s?@\s?([a-z0-9\-]+(?:\s?\.\s?[a-z0-9\-]+)+)")
+        .expect("static regex")
+});
+static IDENTIFIERS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"\b(?:",
+        r"[CRS][1-6P]-\d{6,7}",                               // 3GPP: C4-261300, S2-2612345
+        r"|SG\d{1,2}-LS\d{1,4}",                              // ITU-T: SG15-LS123
+        r"|COM \d{1,2} ?[\u2013-] ?LS \d{1,4} ?[\u2013-] ?E", // ITU-T: COM 16 – LS 203 – E
+        r"|LIAISE-\d{3,4}-\d{2}",                             // Broadband Forum
+        r"|LS\d{5}_\d{3}",                                    // MEF
+        r"|IEEE 802(?:\.\d+)?-\d{2}/\d{4}r\d+",               // IEEE 802
+        r"|SC ?\d{1,2} N ?\d{3,6}",                           // ISO/IEC JTC 1/SC NN N NNNN
+        r"|[A-Z]{3,8}\(\d{2}\)\d{6}(?:r\d+)?",                // ETSI: CYBER(26)041012r1
+        r")\b"
+    ))
+    .expect("static regex")
+});
+static ACTION_TO_IETF: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?is)\bTo\s+(IETF[^\n]*?|[A-Z][A-Za-z0-9 ]*\bWG)\s*\n?\s*ACTION\s*:").expect("static regex")
+});
+
+/// Runs the stage.
+pub fn understand(input: &Input<'_>, rel: &Relationships) -> Understood {
+    let mut warnings = Vec::new();
+    let mut found: Vec<(Field, String, usize)> = Vec::new(); // field, value, source index
+    for (i, src) in input.texts.iter().enumerate() {
+        for (f, v) in labelled(src.text) {
+            found.push((f, v, i));
+        }
+    }
+    let first =
+        |f: Field| found.iter().find(|(g, v, _)| *g == f && !v.trim().is_empty()).map(|(_, v, i)| (v.clone(), *i));
+    let all = |f: Field| found.iter().filter(move |(g, _, _)| *g == f).map(|(_, v, _)| v.as_str());
+    // Title: the label, else the subject; a literal leading "Title:" is dropped.
+    let title = first(Field::Title)
+        .map(|(v, _)| v)
+        .or_else(|| input.subject.map(subject_title))
+        .map(|t| clean_title(&t))
+        .filter(|t| !t.is_empty());
+    let mut st = Statement { title, ..Statement::default() };
+
+    // From: the labelled sender, the organisation by address or domain, then text markers.
+    let from_values: Vec<&str> = all(Field::From).collect();
+    let sender_org = input.sender.and_then(|s| rel.organization_by_sender(s)).map(|m| m.organization.name.clone());
+    let mut label_org: Option<String> = None;
+    for v in &from_values {
+        for name in split_names(v) {
+            if let Some(g) = rel.resolve_group(None, &name) {
+                if let Some(o) = g.organization() {
+                    label_org.get_or_insert_with(|| o.name.clone());
+                    push_unique(&mut st.from_groups, g.acronym().to_string());
+                }
+            } else if !name.contains('@') && name.len() <= 80 {
+                push_unique(&mut st.from_groups, name);
+            }
+        }
+    }
+    let all_text: String = input.texts.iter().map(|s| s.text).collect::<Vec<_>>().join("\n");
+    let marker_org = || rel.organizations_by_marker(&all_text).first().map(|o| o.name.clone());
+    st.from_org = label_org.or(sender_org).or_else(marker_org);
+
+    // To: the labelled addressees and the ITU-T blocks, normalised within the IETF.
+    for v in all(Field::To).chain(all(Field::ForAction)).chain(all(Field::ForComment)).chain(all(Field::ForInformation))
+    {
+        for name in split_names(v) {
+            if let Some(g) = rel.resolve_group(None, &name).filter(|g| g.organization().is_none()) {
+                push_unique(&mut st.to_groups, g.acronym().to_string());
+            }
+        }
+    }
+
+    // Purpose: the label; the ITU-T blocks; the 3GPP "2. Actions" section.
+    let labelled_purpose = first(Field::Purpose).and_then(|(v, _)| purpose_of(&v));
+    let names_ietf = |f: Field| {
+        all(f).any(|v| {
+            v.to_ascii_lowercase().contains("ietf") || split_names(v).iter().any(|n| rel.ietf_group(n).is_some())
+        })
+    };
+    let block_purpose = if names_ietf(Field::ForAction) {
+        Some(Purpose::Action)
+    } else if names_ietf(Field::ForComment) {
+        Some(Purpose::Comment)
+    } else if names_ietf(Field::ForInformation) {
+        Some(Purpose::Information)
+    } else {
+        None
+    };
+    let actions_section = three_gpp_actions(&all_text);
+    let implied = block_purpose.or(actions_section);
+    st.purpose = labelled_purpose.or(implied);
+    if let (Some(l), Some(i)) = (labelled_purpose, implied)
+        && l != i
+    {
+        warnings.push(format!(
+            "purpose conflict: the statement says {l:?} but addresses the IETF for {i:?}; recorded {l:?}"
+        ));
+    }
+    if st.purpose.is_none() && st.related.is_none() && three_gpp_template(&all_text) {
+        st.purpose = Some(Purpose::Information);
+    }
+
+    // Deadline.
+    let deadline_text = first(Field::Deadline).map(|(v, _)| v).or_else(|| please_reply_by(&all_text));
+    if let Some(d) = deadline_text {
+        match parse_date(&d, st.from_org.as_deref()) {
+            DateParse::Date(date) => st.deadline = Some(date),
+            DateParse::Ambiguous => {
+                warnings.push(format!("deadline `{}` is ambiguous (day/month); left unset", d.trim()))
+            }
+            DateParse::None => {
+                if !matches!(d.trim().to_ascii_lowercase().as_str(), "" | "-" | "none" | "n/a" | "na") {
+                    warnings.push(format!("deadline `{}` is not a date; left unset", d.trim()));
+                }
+            }
+        }
+    }
+
+    // Contacts.
+    for v in all(Field::FromContact) {
+        for a in emails(v) {
+            push_unique(&mut st.from_contacts, a);
+        }
+    }
+    for v in all(Field::ReplyTo) {
+        for a in emails(v) {
+            push_unique(&mut st.reply_to, a);
+        }
+    }
+    for v in all(Field::TechnicalContact) {
+        for a in emails(v) {
+            push_unique(&mut st.technical_contacts, a);
+        }
+    }
+
+    // The statement it responds to.
+    st.related = first(Field::Related)
+        .map(|(v, _)| v.trim().to_string())
+        .filter(|v| !matches!(v.to_ascii_lowercase().as_str(), "" | "-" | "none" | "n/a" | "na"));
+    if st.related.is_some() && st.purpose.is_none() {
+        st.purpose = Some(Purpose::Response);
+    }
+
+    // The SDO's document numbers, from the subject and every text.
+    for text in input.subject.into_iter().chain(input.texts.iter().map(|s| s.text)) {
+        for m in IDENTIFIERS.find_iter(text) {
+            push_unique(&mut st.other_identifiers, m.as_str().to_string());
+        }
+    }
+
+    // The body: the text that carried the statement's labels, else the mail body.
+    let carrier = found.iter().map(|(_, _, i)| *i).fold(std::collections::HashMap::new(), |mut m, i| {
+        *m.entry(i).or_insert(0) += 1;
+        m
+    });
+    let best = carrier.into_iter().max_by_key(|(i, n)| (*n, std::cmp::Reverse(*i))).map(|(i, _)| i).unwrap_or(0);
+    st.body = input.texts.get(best).map(|s| s.text.trim().to_string()).unwrap_or_default();
+
+    if st.purpose.is_some_and(|p| matches!(p, Purpose::Action | Purpose::Comment)) && st.deadline.is_none() {
+        warnings.push("no deadline, although the statement asks for action or comment".into());
+    }
+    Understood { statement: st, warnings }
+}
+
+/// `Label: value` lines, and the lines that continue a list-like label (more addresses or
+/// groups under `Contact:` or `For action to:`).
+fn labelled(text: &str) -> Vec<(Field, String)> {
+    let mut out: Vec<(Field, String)> = Vec::new();
+    let mut open: Option<usize> = None;
+    for raw in text.lines() {
+        let line = raw.replace('\t', " ");
+        if let Some(c) = LABEL_LINE.captures(&line) {
+            let label = c[1].trim().to_ascii_lowercase();
+            if let Some((_, f)) = LABELS.iter().find(|(l, _)| *l == label) {
+                out.push((*f, c[2].trim().to_string()));
+                open = continues(*f).then_some(out.len() - 1);
+                continue;
+            }
+        }
+        let t = line.trim();
+        match open.and_then(|i| out.get_mut(i)) {
+            Some(entry) if !t.is_empty() && (!t.contains(':') || t.contains('@')) => {
+                entry.1.push('\n');
+                entry.1.push_str(t);
+            }
+            _ => open = None,
+        }
+    }
+    out
+}
+
+/// Names in a list: split at commas, semicolons, new lines and " and ".
+fn split_names(v: &str) -> Vec<String> {
+    v.split([',', ';', '\n'])
+        .flat_map(|p| p.split(" and "))
+        .map(|p| p.trim().trim_end_matches('.').trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+fn push_unique(list: &mut Vec<String>, v: String) {
+    if !list.iter().any(|x| x.eq_ignore_ascii_case(&v)) {
+        list.push(v);
+    }
+}
+
+/// Addresses in a text, spaced-out ones recovered, lower-cased.
+pub fn emails(text: &str) -> Vec<String> {
+    EMAIL
+        .captures_iter(text)
+        .map(|c| format!("{}@{}", c[1].replace(' ', ""), c[2].replace(' ', "")).to_ascii_lowercase())
+        .filter(|a| {
+            a.rsplit('.').next().is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()))
+        })
+        .collect()
+}
+
+fn subject_title(subject: &str) -> String {
+    let s = subject.trim();
+    // The datatracker's notification: New Liaison Statement, "<title>"
+    if let Some(rest) = s.strip_prefix("New Liaison Statement, ") {
+        return rest.trim().trim_matches('"').to_string();
+    }
+    s.to_string()
+}
+
+fn clean_title(t: &str) -> String {
+    let mut t = t.trim();
+    while let Some(rest) = t.strip_prefix("Title:").or_else(|| t.strip_prefix("TITLE:")) {
+        t = rest.trim();
+    }
+    t.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn purpose_of(v: &str) -> Option<Purpose> {
+    let v = v.to_ascii_lowercase();
+    if v.contains("action") {
+        Some(Purpose::Action)
+    } else if v.contains("comment") {
+        Some(Purpose::Comment)
+    } else if v.contains("response") || v.contains("reply") {
+        Some(Purpose::Response)
+    } else if v.contains("information") || v.contains("info") {
+        Some(Purpose::Information)
+    } else {
+        None
+    }
+}
+
+/// The 3GPP template: "2. Actions:" with "To IETF ... ACTION:" means For Action.
+fn three_gpp_actions(text: &str) -> Option<Purpose> {
+    let start = text.find("2. Actions")?;
+    let section = &text[start..];
+    let end = section.find("3. ").unwrap_or(section.len());
+    ACTION_TO_IETF.is_match(&section[..end]).then_some(Purpose::Action)
+}
+
+fn three_gpp_template(text: &str) -> bool {
+    text.contains("1. Overall Description") && text.contains("2. Actions")
+}
+
+/// "Please reply by <date>" (the datatracker's notification) or "before <date>".
+fn please_reply_by(text: &str) -> Option<String> {
+    static RE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?i)please reply by\s+([^\n]{6,40})").expect("static regex"));
+    RE.captures(text).map(|c| c[1].trim().to_string())
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum DateParse {
+    Date(String),
+    Ambiguous,
+    None,
+}
+
+const MONTHS: &[&str] = &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+
+/// Dates as people write them: `2026-03-01`, `1 March 2026`, `March 1, 2026`, `1st of March
+/// 2026`, `01.03.2026` (day first, the dotted convention), `01/03/2026` (ambiguous unless a
+/// part is over 12 or the sender's convention is known: day first in Europe and at the ITU).
+fn parse_date(s: &str, org: Option<&str>) -> DateParse {
+    static ISO: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b").expect("static regex"));
+    static DMY: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(\d{1,2})(?:st|nd|rd|th)?(?:\s+of)?\s+([a-z]{3,9})\.?,?\s+(\d{4})\b").expect("static regex")
+    });
+    static MDY: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b([a-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\b").expect("static regex")
+    });
+    static NUMERIC: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"\b(\d{1,2})([./])(\d{1,2})[./](\d{4})\b").expect("static regex"));
+    let month = |name: &str| {
+        let n = name.to_ascii_lowercase();
+        MONTHS.iter().position(|m| n.starts_with(m)).map(|i| i as u32 + 1)
+    };
+    let make = |y: &str, m: u32, d: &str| -> DateParse {
+        match (y.parse::<i16>(), d.parse::<i8>()) {
+            (Ok(y), Ok(d)) => match jiff::civil::Date::new(y, m as i8, d) {
+                Ok(date) => DateParse::Date(date.to_string()),
+                Err(_) => DateParse::None,
+            },
+            _ => DateParse::None,
+        }
+    };
+    if let Some(c) = ISO.captures(s) {
+        return c[2].parse().map_or(DateParse::None, |m| make(&c[1], m, &c[3]));
+    }
+    if let Some(c) = DMY.captures(s)
+        && let Some(m) = month(&c[2])
+    {
+        return make(&c[3], m, &c[1]);
+    }
+    if let Some(c) = MDY.captures(s)
+        && let Some(m) = month(&c[1])
+    {
+        return make(&c[3], m, &c[2]);
+    }
+    if let Some(c) = NUMERIC.captures(s) {
+        let (a, b): (u32, u32) = (c[1].parse().unwrap_or(0), c[3].parse().unwrap_or(0));
+        let day_first = match org {
+            _ if &c[2] == "." => true,
+            _ if a > 12 => true,
+            _ if b > 12 => false,
+            Some("ITU-T" | "ETSI" | "3GPP" | "ISO/IEC JTC 1" | "GSMA") => true,
+            _ => return DateParse::Ambiguous,
+        };
+        let (d, m) = if day_first { (a, b) } else { (b, a) };
+        return make(&c[4], m, &d.to_string());
+    }
+    DateParse::None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        let d = |s: &str, o: Option<&str>| parse_date(s, o);
+        let ok = |s: &str| DateParse::Date(s.to_string());
+        assert_eq!(d("2026-03-01", None), ok("2026-03-01"));
+        assert_eq!(d("1 March 2026", None), ok("2026-03-01"));
+        assert_eq!(d("March 1, 2026", None), ok("2026-03-01"));
+        assert_eq!(d("1st of March 2026", None), ok("2026-03-01"));
+        assert_eq!(d("01.03.2026", None), ok("2026-03-01"));
+        assert_eq!(d("13/03/2026", None), ok("2026-03-13"));
+        assert_eq!(d("03/13/2026", None), ok("2026-03-13"));
+        assert_eq!(d("01/03/2026", None), DateParse::Ambiguous);
+        assert_eq!(d("01/03/2026", Some("ITU-T")), ok("2026-03-01"));
+        assert_eq!(d("31 February 2026", None), DateParse::None);
+        assert_eq!(d("as soon as possible", None), DateParse::None);
+    }
+
+    #[test]
+    fn spaced_out_addresses_are_recovered() {
+        assert_eq!(
+            emails("E-mail Address: maria . garcia @ example-company . com"),
+            vec!["maria.garcia@example-company.com"]
+        );
+        assert_eq!(emails("<3GPPLiaison@etsi.org>, b@x.org"), vec!["3gppliaison@etsi.org", "b@x.org"]);
+    }
+
+    #[test]
+    fn titles() {
+        assert_eq!(clean_title("Title: Title: LS on DNS"), "LS on DNS");
+        assert_eq!(subject_title("New Liaison Statement, \"LS on slicing\""), "LS on slicing");
+    }
+}
