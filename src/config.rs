@@ -263,16 +263,7 @@ impl Config {
     }
 
     fn parse(text: &str, path: &Path, with_sources: bool) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let (line, column) = match e.span() {
-                Some(span) => {
-                    let (l, c) = line_col(text, span.start);
-                    (Some(l), Some(c))
-                }
-                None => (None, None),
-            };
-            ConfigError { file: path.to_path_buf(), line, column, key: None, message: e.message().trim().to_string() }
-        })?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(text, path, &e))?;
         let mut raw = raw;
         if !with_sources {
             raw.imap.clear();
@@ -301,6 +292,61 @@ fn read(path: &Path) -> Result<String, ConfigError> {
         .map_err(|e| ConfigError::whole_file(path, format!("cannot read the configuration file: {e}")))
 }
 
+/// A TOML syntax or type error (from serde), located in the file. Shared by every TOML file
+/// liaisond reads (the configuration, the relationships data).
+pub(crate) fn syntax_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
+    let (line, column) = e.span().map(|span| line_col(text, span.start)).unzip();
+    ConfigError { file: path.to_path_buf(), line, column, key: None, message: e.message().trim().to_string() }
+}
+
+/// A validation error about the value at `key` (or, when that key is absent, its deepest
+/// existing parent), naming the file, line, column and dotted key.
+pub(crate) fn key_error(text: &str, path: &Path, key: &[Seg<'_>], message: impl Into<String>) -> ConfigError {
+    let dotted = key.iter().fold(String::new(), |mut acc, s| {
+        match s {
+            Seg::Key(k) => {
+                if !acc.is_empty() {
+                    acc.push('.');
+                }
+                acc.push_str(k);
+            }
+            Seg::Index(i) => acc.push_str(&format!("[{i}]")),
+        }
+        acc
+    });
+    let (line, column) = locate(text, key).map(|offset| line_col(text, offset)).unzip();
+    ConfigError {
+        file: path.to_path_buf(),
+        line,
+        column,
+        key: Some(dotted.clone()),
+        message: format!("`{dotted}`: {}", message.into()),
+    }
+}
+
+/// Byte offset where the value at `key` (or its deepest existing ancestor) starts.
+fn locate(text: &str, key: &[Seg<'_>]) -> Option<usize> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let mut best = None;
+    let mut current: Option<&toml::Spanned<toml::de::DeValue<'_>>> = None;
+    for (i, seg) in key.iter().enumerate() {
+        let next = match (i, seg, current) {
+            (0, Seg::Key(k), _) => doc.get_ref().get(*k),
+            (_, Seg::Key(k), Some(v)) => v.get_ref().get(*k),
+            (_, Seg::Index(n), Some(v)) => v.get_ref().get(*n),
+            _ => None,
+        };
+        match next {
+            Some(v) => {
+                best = Some(v.span().start);
+                current = Some(v);
+            }
+            None => break,
+        }
+    }
+    best
+}
+
 /// 1-based line and column of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -311,8 +357,8 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// One step of a key path: a table key or an array index.
-#[derive(Clone, Copy)]
-enum Seg<'a> {
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Seg<'a> {
     Key(&'a str),
     Index(usize),
 }
@@ -326,55 +372,7 @@ struct Validator<'a> {
 impl Validator<'_> {
     /// An error located at `key` (or at its nearest existing parent).
     fn err(&self, key: &[Seg<'_>], message: impl Into<String>) -> ConfigError {
-        let dotted = key.iter().fold(String::new(), |mut acc, s| {
-            match s {
-                Seg::Key(k) => {
-                    if !acc.is_empty() {
-                        acc.push('.');
-                    }
-                    acc.push_str(k);
-                }
-                Seg::Index(i) => acc.push_str(&format!("[{i}]")),
-            }
-            acc
-        });
-        let (line, column) = match self.locate(key) {
-            Some(offset) => {
-                let (l, c) = line_col(self.text, offset);
-                (Some(l), Some(c))
-            }
-            None => (None, None),
-        };
-        ConfigError {
-            file: self.path.to_path_buf(),
-            line,
-            column,
-            key: Some(dotted.clone()),
-            message: format!("`{dotted}`: {}", message.into()),
-        }
-    }
-
-    /// Byte offset where the value at `key` (or its deepest existing ancestor) starts.
-    fn locate(&self, key: &[Seg<'_>]) -> Option<usize> {
-        let doc = toml::de::DeTable::parse(self.text).ok()?;
-        let mut best = None;
-        let mut current: Option<&toml::Spanned<toml::de::DeValue<'_>>> = None;
-        for (i, seg) in key.iter().enumerate() {
-            let next = match (i, seg, current) {
-                (0, Seg::Key(k), _) => doc.get_ref().get(*k),
-                (_, Seg::Key(k), Some(v)) => v.get_ref().get(*k),
-                (_, Seg::Index(n), Some(v)) => v.get_ref().get(*n),
-                _ => None,
-            };
-            match next {
-                Some(v) => {
-                    best = Some(v.span().start);
-                    current = Some(v);
-                }
-                None => break,
-            }
-        }
-        best
+        key_error(self.text, self.path, key, message)
     }
 
     fn duration(&self, key: &[Seg<'_>], value: Option<&String>, default: Duration) -> Result<Duration, ConfigError> {

@@ -21,7 +21,7 @@ use jiff::civil::Date;
 use regex::RegexSet;
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, Seg, key_error, syntax_error};
 
 // ---------------------------------------------------------------------------------------------
 // Stage one: the file as written.
@@ -421,16 +421,7 @@ impl Relationships {
 
     /// Parses relationships text that came from `path` (used in error messages).
     pub fn from_str_at(text: &str, path: &Path) -> Result<Relationships, ConfigError> {
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let (line, column) = match e.span() {
-                Some(span) => {
-                    let (l, c) = line_col(text, span.start);
-                    (Some(l), Some(c))
-                }
-                None => (None, None),
-            };
-            ConfigError { file: path.to_path_buf(), line, column, key: None, message: e.message().trim().to_string() }
-        })?;
+        let raw: RawFile = toml::from_str(text).map_err(|e| syntax_error(text, path, &e))?;
         Validator { text, path }.validate(raw)
     }
 
@@ -782,28 +773,12 @@ fn marker_regex(markers: &[String]) -> String {
     format!("(?i)(?:{})", alternatives.join("|"))
 }
 
-/// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |s| s.chars().count()) + 1;
-    (line, column)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Validation.
 
-/// One step of a key path: a table key or an array index.
-#[derive(Debug, Clone, Copy)]
-enum Seg {
-    Key(&'static str),
-    Index(usize),
-}
-
 /// A dotted key path such as `organization[2].group[0].names[1]`.
 #[derive(Debug, Clone, Default)]
-struct At(Vec<Seg>);
+struct At(Vec<Seg<'static>>);
 
 impl At {
     fn key(&self, k: &'static str) -> At {
@@ -816,22 +791,6 @@ impl At {
         let mut v = self.0.clone();
         v.push(Seg::Index(i));
         At(v)
-    }
-
-    fn dotted(&self) -> String {
-        let mut acc = String::new();
-        for s in &self.0 {
-            match s {
-                Seg::Key(k) => {
-                    if !acc.is_empty() {
-                        acc.push('.');
-                    }
-                    acc.push_str(k);
-                }
-                Seg::Index(i) => acc.push_str(&format!("[{i}]")),
-            }
-        }
-        acc
     }
 }
 
@@ -853,44 +812,7 @@ struct Builder {
 impl Validator<'_> {
     /// An error located at `at` (or at its nearest existing parent).
     fn err(&self, at: &At, message: impl Into<String>) -> ConfigError {
-        let dotted = at.dotted();
-        let (line, column) = match self.locate(at) {
-            Some(offset) => {
-                let (l, c) = line_col(self.text, offset);
-                (Some(l), Some(c))
-            }
-            None => (None, None),
-        };
-        ConfigError {
-            file: self.path.to_path_buf(),
-            line,
-            column,
-            key: Some(dotted.clone()),
-            message: format!("`{dotted}`: {}", message.into()),
-        }
-    }
-
-    /// Byte offset where the value at `at` (or its deepest existing ancestor) starts.
-    fn locate(&self, at: &At) -> Option<usize> {
-        let doc = toml::de::DeTable::parse(self.text).ok()?;
-        let mut best = None;
-        let mut current: Option<&toml::Spanned<toml::de::DeValue<'_>>> = None;
-        for (i, seg) in at.0.iter().enumerate() {
-            let next = match (i, seg, current) {
-                (0, Seg::Key(k), _) => doc.get_ref().get(*k),
-                (_, Seg::Key(k), Some(v)) => v.get_ref().get(*k),
-                (_, Seg::Index(n), Some(v)) => v.get_ref().get(*n),
-                _ => None,
-            };
-            match next {
-                Some(v) => {
-                    best = Some(v.span().start);
-                    current = Some(v);
-                }
-                None => break,
-            }
-        }
-        best
+        key_error(self.text, self.path, &at.0, message)
     }
 
     fn validate(&self, raw: RawFile) -> Result<Relationships, ConfigError> {
