@@ -649,8 +649,7 @@ impl ImapSource {
         match &self.cfg.after_commit {
             AfterCommit::Leave => {}
             AfterCommit::Seen => {
-                let s = step(t, "setting \\Seen", session.uid_store(&set, "+FLAGS.SILENT (\\Seen)")).await?;
-                step(t, "setting \\Seen", s.try_collect::<Vec<_>>()).await?;
+                add_flag(session, t, &set, "\\Seen", "setting \\Seen").await?;
             }
             AfterCommit::Move(folder) if caps.mv => {
                 // RFC 6851 MOVE: atomic, and leaves no \Deleted message behind.
@@ -669,13 +668,7 @@ impl ImapSource {
                 if caps.uidplus {
                     // RFC 4315 §2.1: UID EXPUNGE removes only these UIDs. A bare EXPUNGE would
                     // also remove what other clients marked \Deleted (R19).
-                    let s = step(
-                        t,
-                        "marking copied messages deleted",
-                        session.uid_store(&set, "+FLAGS.SILENT (\\Deleted)"),
-                    )
-                    .await?;
-                    step(t, "marking copied messages deleted", s.try_collect::<Vec<_>>()).await?;
+                    add_flag(session, t, &set, "\\Deleted", "marking copied messages deleted").await?;
                     let s = step(t, "expunging moved messages", session.uid_expunge(&set)).await?;
                     step(t, "expunging moved messages", s.try_collect::<Vec<_>>()).await?;
                 } else {
@@ -686,8 +679,7 @@ impl ImapSource {
                         );
                         self.warned_no_expunge = true;
                     }
-                    let s = step(t, "setting \\Seen", session.uid_store(&set, "+FLAGS.SILENT (\\Seen)")).await?;
-                    step(t, "setting \\Seen", s.try_collect::<Vec<_>>()).await?;
+                    add_flag(session, t, &set, "\\Seen", "setting \\Seen").await?;
                 }
             }
         }
@@ -726,6 +718,19 @@ impl ImapSource {
         }
         Ok(Some(session))
     }
+}
+
+/// `UID STORE set +FLAGS.SILENT (flag)`, with its responses drained (RFC 3501 §6.4.6).
+async fn add_flag(
+    session: &mut ImapSession,
+    limit: Duration,
+    set: &str,
+    flag: &str,
+    what: &'static str,
+) -> Result<(), ImapError> {
+    let responses = step(limit, what, session.uid_store(set, format!("+FLAGS.SILENT ({flag})"))).await?;
+    step(limit, what, responses.try_collect::<Vec<_>>()).await?;
+    Ok(())
 }
 
 /// Drains the unsolicited responses and says whether any announced new mail.

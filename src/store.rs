@@ -700,19 +700,30 @@ impl Store {
         uidvalidity: u32,
         uids: &[u32],
     ) -> Result<HashSet<u32>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT 1 FROM message_sources WHERE source = ?1 AND mailbox = ?2 AND uidvalidity = ?3 AND uid = ?4",
-            )
-            .map_err(|e| self.err(e))?;
-        let mut known = HashSet::new();
+        self.uids_where(source, mailbox, uidvalidity, uids, "")
+    }
+
+    /// Of `uids`, those recorded for this mailbox and UIDVALIDITY (and matching `condition`,
+    /// an extra SQL condition on `message_sources`, from this module only).
+    fn uids_where(
+        &self,
+        source: &str,
+        mailbox: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+        condition: &str,
+    ) -> Result<HashSet<u32>, StoreError> {
+        let sql = format!(
+            "SELECT 1 FROM message_sources WHERE source = ?1 AND mailbox = ?2 AND uidvalidity = ?3 AND uid = ?4 {condition}"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let mut found = HashSet::new();
         for &uid in uids {
             if stmt.exists(params![source, mailbox, uidvalidity, uid]).map_err(|e| self.err(e))? {
-                known.insert(uid);
+                found.insert(uid);
             }
         }
-        Ok(known)
+        Ok(found)
     }
 
     /// UIDs in this mailbox whose server action (move, flag) is still owed.
@@ -780,20 +791,7 @@ impl Store {
         uidvalidity: u32,
         uids: &[u32],
     ) -> Result<HashSet<u32>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT 1 FROM message_sources WHERE source = ?1 AND mailbox = ?2 AND uidvalidity = ?3 AND uid = ?4
-                 AND post_action = 'copied'",
-            )
-            .map_err(|e| self.err(e))?;
-        let mut copied = HashSet::new();
-        for &uid in uids {
-            if stmt.exists(params![source, mailbox, uidvalidity, uid]).map_err(|e| self.err(e))? {
-                copied.insert(uid);
-            }
-        }
-        Ok(copied)
+        self.uids_where(source, mailbox, uidvalidity, uids, "AND post_action = 'copied'")
     }
 
     /// Whether this Maildir file (by unique name) was already stored.
