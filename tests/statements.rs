@@ -1,0 +1,164 @@
+//! The golden corpus: every `fixtures/statements/NAME.eml` is read as `liaisond parse` reads it,
+//! and its statement fields are compared with the hand-written truth in `NAME.expected.json`.
+//!
+//! - A field that differs fails the test, unless the fixture lists it in `known_misses` (an
+//!   honest record of what the extractor gets wrong today); a listed field that now matches
+//!   fails too, so the list is kept true.
+//! - Every mismatch writes `NAME.actual.json` beside the fixture.
+//! - The per-field accuracy over the corpus is printed (`cargo test --test statements --
+//!   --nocapture`) and written to `target/statement-accuracy.txt`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use liaisond::analyse::analyse;
+use liaisond::isolate::Isolation;
+use liaisond::relationships::Relationships;
+use serde_json::Value;
+
+const FIELDS: &[&str] = &[
+    "title",
+    "purpose",
+    "deadline",
+    "from_org",
+    "from_groups",
+    "to_groups",
+    "from_contacts",
+    "reply_to",
+    "technical_contacts",
+    "other_identifiers",
+    "related",
+];
+
+fn corpus() -> Vec<PathBuf> {
+    let dir = common::repo_root().join("fixtures/statements");
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .filter(|p| p.with_extension("expected.json").exists())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    files.sort();
+    files
+}
+
+/// Lists compare as sets (order carries no meaning); strings ignore case and outer spaces.
+fn same(field: &str, expected: &Value, actual: &Value) -> bool {
+    match (expected, actual) {
+        (Value::Array(e), Value::Array(a)) => {
+            let norm = |v: &Vec<Value>| {
+                let mut s: Vec<String> =
+                    v.iter().map(|x| x.as_str().unwrap_or_default().trim().to_lowercase()).collect();
+                s.sort();
+                s.dedup();
+                s
+            };
+            norm(e) == norm(a)
+        }
+        (Value::String(e), Value::String(a)) if field == "title" => {
+            let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+            norm(e) == norm(a)
+        }
+        (Value::String(e), Value::String(a)) => e.trim().eq_ignore_ascii_case(a.trim()),
+        _ => expected == actual,
+    }
+}
+
+#[test]
+fn the_statement_corpus_matches_its_truth() {
+    let files = corpus();
+    if files.is_empty() {
+        // The corpus is data in the repository; without it this test has nothing to check.
+        assert!(
+            !common::repo_root().join("fixtures/statements").exists(),
+            "fixtures/statements exists but holds no NAME.eml with NAME.expected.json"
+        );
+        return;
+    }
+    let relationships = Relationships::builtin();
+    let isolation = Isolation::new(PathBuf::from(env!("CARGO_BIN_EXE_liaisond")));
+    let mut right: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for eml in &files {
+        let raw = std::fs::read(eml).expect("read fixture");
+        let expected: Value =
+            serde_json::from_str(&std::fs::read_to_string(eml.with_extension("expected.json")).expect("read expected"))
+                .unwrap_or_else(|e| panic!("{}: invalid expected JSON: {e}", eml.display()));
+        let known: Vec<&str> = expected["known_misses"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let analysis = analyse(&raw, &relationships, &isolation);
+        let actual = serde_json::to_value(&analysis).expect("serialise");
+        let mut mismatched = false;
+        for field in FIELDS {
+            let ok = same(field, &expected["statement"][field], &actual["statement"][field]);
+            if ok {
+                *right.entry(field).or_default() += 1;
+            }
+            if ok == known.contains(field) {
+                mismatched = true;
+                failures.push(format!(
+                    "{}: {field}: expected {} got {}{}",
+                    name(eml),
+                    expected["statement"][field],
+                    actual["statement"][field],
+                    if ok { " (listed in known_misses but now right: remove it)" } else { "" }
+                ));
+            }
+        }
+        // Attachments that must fail extraction (hostile inputs) must fail, and the others not.
+        if let Some(atts) = expected["attachments"].as_array() {
+            for want in atts {
+                let filename = want["filename"].as_str().unwrap_or_default();
+                let got = actual["attachments"].as_array().and_then(|a| a.iter().find(|x| x["filename"] == filename));
+                match (got, want["error"].as_bool()) {
+                    (None, _) => failures.push(format!("{}: attachment {filename} not found", name(eml))),
+                    (Some(g), Some(err)) if g["error"].is_null() == err => {
+                        mismatched = true;
+                        failures.push(format!(
+                            "{}: attachment {filename}: error expected {err}, got {}",
+                            name(eml),
+                            g["error"]
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let actual_path = eml.with_extension("actual.json");
+        if mismatched {
+            let _ = std::fs::write(&actual_path, serde_json::to_string_pretty(&actual).unwrap_or_default());
+        } else {
+            let _ = std::fs::remove_file(&actual_path);
+        }
+    }
+    let mut report = format!("statement corpus: {} messages\n", files.len());
+    let mut total = 0;
+    for field in FIELDS {
+        let n = right.get(field).copied().unwrap_or(0);
+        total += n;
+        report.push_str(&format!(
+            "  {field:<20} {n:>3}/{}  {:5.1}%\n",
+            files.len(),
+            100.0 * n as f64 / files.len() as f64
+        ));
+    }
+    report.push_str(&format!(
+        "  {:<20} {total:>3}/{}  {:5.1}%\n",
+        "all fields",
+        files.len() * FIELDS.len(),
+        100.0 * total as f64 / (files.len() * FIELDS.len()) as f64
+    ));
+    eprintln!("{report}");
+    let _ = std::fs::write(common::repo_root().join("target/statement-accuracy.txt"), &report);
+    assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
+}
+
+fn name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
