@@ -205,8 +205,8 @@ pub fn understand(input: &Input<'_>, rel: &Relationships) -> Understood {
     for v in all(Field::To).chain(all(Field::ForAction)).chain(all(Field::ForComment)).chain(all(Field::ForInformation))
     {
         for name in split_names(v) {
-            if let Some(g) = rel.resolve_group(None, &name).filter(|g| g.organization().is_none()) {
-                push_unique(&mut st.to_groups, g.acronym().to_string());
+            if let Some(g) = ietf_group_of(rel, &name) {
+                push_unique(&mut st.to_groups, g);
             }
         }
     }
@@ -261,6 +261,13 @@ pub fn understand(input: &Input<'_>, rel: &Relationships) -> Understood {
     for v in all(Field::FromContact) {
         for a in emails(v) {
             push_unique(&mut st.from_contacts, a);
+        }
+    }
+    if st.from_contacts.is_empty() {
+        for text in input.texts.iter().map(|s| s.text) {
+            for a in signature_contacts(text) {
+                push_unique(&mut st.from_contacts, a);
+            }
         }
     }
     for v in all(Field::ReplyTo) {
@@ -330,13 +337,53 @@ fn labelled(text: &str) -> Vec<(Field, String)> {
     out
 }
 
-/// Names in a list: split at commas, semicolons, new lines and " and ".
+/// Names in a list: split at commas, semicolons and new lines outside parentheses (so
+/// `ETSI TC CYBER (WG QSC, Quantum-Safe Cryptography)` stays one name).
 fn split_names(v: &str) -> Vec<String> {
-    v.split([',', ';', '\n'])
-        .flat_map(|p| p.split(" and "))
-        .map(|p| p.trim().trim_end_matches('.').trim().to_string())
-        .filter(|p| !p.is_empty())
-        .collect()
+    let mut names = Vec::new();
+    let mut current = String::new();
+    let mut depth = 0usize;
+    for c in v.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' | ';' | '\n' if depth == 0 => {
+                names.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    names.push(current);
+    names.into_iter().map(|p| p.trim().trim_end_matches('.').trim().to_string()).filter(|p| !p.is_empty()).collect()
+}
+
+/// An IETF-side group named in a list entry: by its name (without a `<list@ietf.org>` part),
+/// or by the list address's local part (`teas@ietf.org` → `teas`).
+fn ietf_group_of(rel: &Relationships, entry: &str) -> Option<String> {
+    let name = entry.split('<').next().unwrap_or(entry).trim();
+    if let Some(g) = rel.resolve_group(None, name).filter(|g| g.organization().is_none()) {
+        return Some(g.acronym().to_string());
+    }
+    let address = emails(entry).into_iter().find(|a| a.ends_with("@ietf.org"))?;
+    let local = address.split('@').next().unwrap_or("");
+    rel.ietf_group(local.trim_end_matches("-chairs").trim_end_matches("-ads")).map(|g| g.acronym.clone())
+}
+
+/// Addresses in a signature block (after "Sincerely," or "Kind regards,"): the sender's
+/// contacts when no label names any.
+fn signature_contacts(text: &str) -> Vec<String> {
+    const CLOSINGS: &[&str] =
+        &["sincerely", "kind regards", "best regards", "regards", "yours faithfully", "yours sincerely"];
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(start) = lines.iter().rposition(|l| {
+        let l = l.trim().trim_end_matches(',').to_ascii_lowercase();
+        CLOSINGS.contains(&l.as_str())
+    }) else {
+        return Vec::new();
+    };
+    lines[start..lines.len().min(start + 10)].iter().flat_map(|l| emails(l)).collect()
 }
 
 fn push_unique(list: &mut Vec<String>, v: String) {
@@ -499,6 +546,21 @@ mod tests {
             vec!["maria.garcia@example-company.com"]
         );
         assert_eq!(emails("<3GPPLiaison@etsi.org>, b@x.org"), vec!["3gppliaison@etsi.org", "b@x.org"]);
+    }
+
+    #[test]
+    fn lists_keep_parentheses_together() {
+        assert_eq!(
+            split_names("ETSI TC CYBER (WG QSC, Quantum-Safe Cryptography), IETF LAMPS; IETF TLS"),
+            vec!["ETSI TC CYBER (WG QSC, Quantum-Safe Cryptography)", "IETF LAMPS", "IETF TLS"]
+        );
+    }
+
+    #[test]
+    fn signature_blocks() {
+        let letter = "text\nSincerely,\n\nAna Duarte\nChair\nana.duarte@example-operator.com\n";
+        assert_eq!(signature_contacts(letter), vec!["ana.duarte@example-operator.com"]);
+        assert!(signature_contacts("no closing here a@b.org").is_empty());
     }
 
     #[test]
