@@ -118,7 +118,9 @@ impl MaildirSource {
         let source = self.cfg.name.clone();
         let k = key.clone();
         let known = self.ingestor.db().call(move |s| s.maildir_file_known(&source, &k)).await?;
-        if !known {
+        if known {
+            report.already_known += 1;
+        } else {
             let limit = self.ingestor.limits().max_message_size;
             let origin = Origin {
                 source: self.cfg.name.clone(),
