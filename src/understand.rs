@@ -122,11 +122,16 @@ const LABELS: &[(&str, Field)] = &[
     ("referenced liaison", Field::Related),
 ];
 
+/// How many lines at the top of a text count as its head (where document numbers sit).
+const HEAD_LINES: usize = 15;
+
 /// Labels whose value may continue on the next lines (addresses and group lists).
 fn continues(f: Field) -> bool {
     matches!(
         f,
-        Field::FromContact
+        Field::Title
+            | Field::Related
+            | Field::FromContact
             | Field::ReplyTo
             | Field::TechnicalContact
             | Field::ForAction
@@ -158,7 +163,9 @@ static IDENTIFIERS: LazyLock<Regex> = LazyLock::new(|| {
     .expect("static regex")
 });
 static ACTION_TO_IETF: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?is)\bTo\s+(IETF[^\n]*?|[A-Z][A-Za-z0-9 ]*\bWG)\s*\n?\s*ACTION\s*:").expect("static regex")
+    // "ACTION: None." is no action.
+    Regex::new(r"(?is)\bTo\s+(IETF[^\n]*?|[A-Z][A-Za-z0-9 ]*\bWG)\s*\n?\s*ACTION\s*:\s*(?-i:[^N\s]|N[^o])")
+        .expect("static regex")
 });
 
 /// Runs the stage.
@@ -184,22 +191,35 @@ pub fn understand(input: &Input<'_>, rel: &Relationships) -> Understood {
     // From: the labelled sender, the organisation by address or domain, then text markers.
     let from_values: Vec<&str> = all(Field::From).collect();
     let sender_org = input.sender.and_then(|s| rel.organization_by_sender(s)).map(|m| m.organization.name.clone());
+    let all_text: String =
+        input.subject.into_iter().chain(input.texts.iter().map(|s| s.text)).collect::<Vec<_>>().join("\n");
+    let marker_org = rel.organizations_by_marker(&all_text).first().map(|o| o.name.clone());
+    // Short names (`TSAG`, `CT4`) resolve only within an organisation: the one the sender or
+    // the text points at, until a full name says otherwise.
+    let context = sender_org.clone().or(marker_org.clone());
     let mut label_org: Option<String> = None;
     for v in &from_values {
+        let mut resolved = Vec::new();
+        let mut unresolved = Vec::new();
         for name in split_names(v) {
-            if let Some(g) = rel.resolve_group(None, &name) {
-                if let Some(o) = g.organization() {
-                    label_org.get_or_insert_with(|| o.name.clone());
-                    push_unique(&mut st.from_groups, g.acronym().to_string());
+            match sender_group(rel, label_org.as_deref().or(context.as_deref()), &name) {
+                Some((org, acronym)) => {
+                    label_org.get_or_insert(org);
+                    resolved.push(acronym);
                 }
-            } else if !name.contains('@') && name.len() <= 80 {
-                push_unique(&mut st.from_groups, name);
+                None if !name.contains('@') && name.len() <= 80 && !name.starts_with("Question") => {
+                    unresolved.push(name)
+                }
+                None => {}
             }
         }
+        // A name we do not know is kept as written, unless the line also named a known group
+        // (then it is a detail of that group: a working group, a Question).
+        for g in if resolved.is_empty() { unresolved } else { resolved } {
+            push_unique(&mut st.from_groups, g);
+        }
     }
-    let all_text: String = input.texts.iter().map(|s| s.text).collect::<Vec<_>>().join("\n");
-    let marker_org = || rel.organizations_by_marker(&all_text).first().map(|o| o.name.clone());
-    st.from_org = label_org.or(sender_org).or_else(marker_org);
+    st.from_org = label_org.or(sender_org).or(marker_org);
 
     // To: the labelled addressees and the ITU-T blocks, normalised within the IETF.
     for v in all(Field::To).chain(all(Field::ForAction)).chain(all(Field::ForComment)).chain(all(Field::ForInformation))
@@ -277,22 +297,59 @@ pub fn understand(input: &Input<'_>, rel: &Relationships) -> Understood {
     }
     for v in all(Field::TechnicalContact) {
         for a in emails(v) {
+            // RFC 4053's "Technical Contact" is 4053bis's From-Contact: both lists hold it.
+            push_unique(&mut st.from_contacts, a.clone());
             push_unique(&mut st.technical_contacts, a);
         }
     }
+    // 4053bis §3: with no From-Liaison-Contact, a reply goes where the statement came from.
+    if st.reply_to.is_empty()
+        && let Some(sender) = input.sender.and_then(|s| emails(s).into_iter().next())
+    {
+        st.reply_to.push(sender);
+    }
 
     // The statement it responds to.
+    // Its document number when given, else its web page, else the words used.
     st.related = first(Field::Related)
         .map(|(v, _)| v.trim().to_string())
-        .filter(|v| !matches!(v.to_ascii_lowercase().as_str(), "" | "-" | "none" | "n/a" | "na"));
+        .filter(|v| !matches!(v.to_ascii_lowercase().as_str(), "" | "-" | "none" | "n/a" | "na"))
+        .map(|v| {
+            static URL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"https?://\S+").expect("static regex"));
+            IDENTIFIERS
+                .find(&v)
+                .map(|m| m.as_str().to_string())
+                .or_else(|| URL.find(&v).map(|m| m.as_str().trim_end_matches(['.', ')', '>']).to_string()))
+                .unwrap_or(v)
+        });
+    // Numbers on a "Response to" line belong to the answered statement.
+    let related_ids: Vec<String> =
+        all(Field::Related).flat_map(|v| IDENTIFIERS.find_iter(v).map(|m| m.as_str().to_string())).collect();
     if st.related.is_some() && st.purpose.is_none() {
         st.purpose = Some(Purpose::Response);
     }
 
-    // The SDO's document numbers, from the subject and every text.
-    for text in input.subject.into_iter().chain(input.texts.iter().map(|s| s.text)) {
+    // The statement's own document numbers: in the subject, the title, and the head of each
+    // text (where templates put them), not the numbers it cites further down or responds to.
+    // Lines that cite other documents ("revision of S2-2611980") are skipped.
+    let own_line = |l: &&str| {
+        let l = l.to_ascii_lowercase();
+        !["revision of", "response to", "replaces", "in response", "related to"].iter().any(|c| l.contains(c))
+    };
+    let heads =
+        input.texts.iter().map(|s| s.text.lines().take(HEAD_LINES).filter(own_line).collect::<Vec<_>>().join("\n"));
+    // The statement's own texts first: they write numbers as the SDO does (`COM 2 – LS 88 – E`),
+    // a subject line often with plain hyphens.
+    let places: Vec<String> = heads.chain(st.title.clone()).chain(input.subject.map(str::to_string)).collect();
+    let same_id = |a: &str, b: &str| a.replace('\u{2013}', "-") == b.replace('\u{2013}', "-");
+    for text in &places {
         for m in IDENTIFIERS.find_iter(text) {
-            push_unique(&mut st.other_identifiers, m.as_str().to_string());
+            let id = m.as_str().to_string();
+            let cited =
+                st.related.as_deref().is_some_and(|r| same_id(r, &id)) || related_ids.iter().any(|r| same_id(r, &id));
+            if !cited && !st.other_identifiers.iter().any(|known| same_id(known, &id)) {
+                st.other_identifiers.push(id);
+            }
         }
     }
 
@@ -327,7 +384,7 @@ fn labelled(text: &str) -> Vec<(Field, String)> {
         }
         let t = line.trim();
         match open.and_then(|i| out.get_mut(i)) {
-            Some(entry) if !t.is_empty() && (!t.contains(':') || t.contains('@')) => {
+            Some(entry) if !t.is_empty() && (!t.contains(':') || t.contains('@') || t.starts_with("http")) => {
                 entry.1.push('\n');
                 entry.1.push_str(t);
             }
@@ -359,16 +416,48 @@ fn split_names(v: &str) -> Vec<String> {
     names.into_iter().map(|p| p.trim().trim_end_matches('.').trim().to_string()).filter(|p| !p.is_empty()).collect()
 }
 
+/// The sending group a name means: the name itself, then without a parenthesised remark,
+/// then its parents (`ISO/IEC JTC 1/SC 27/WG 5` → `SC 27`), within `org` when known.
+fn sender_group(rel: &Relationships, org: Option<&str>, name: &str) -> Option<(String, String)> {
+    let mut candidate = name.split('(').next().unwrap_or(name).trim().to_string();
+    for _ in 0..4 {
+        for attempt in [candidate.as_str(), name] {
+            if let Some(g) = rel.resolve_group(org, attempt).or_else(|| rel.resolve_group(None, attempt))
+                && let Some(o) = g.organization()
+            {
+                return Some((o.name.clone(), g.acronym().to_string()));
+            }
+        }
+        match candidate.rfind(['/', ',']) {
+            Some(cut) => candidate = candidate[..cut].trim().to_string(),
+            None => break,
+        }
+    }
+    None
+}
+
 /// An IETF-side group named in a list entry: by its name (without a `<list@ietf.org>` part),
 /// or by the list address's local part (`teas@ietf.org` → `teas`).
 fn ietf_group_of(rel: &Relationships, entry: &str) -> Option<String> {
     let name = entry.split('<').next().unwrap_or(entry).trim();
-    if let Some(g) = rel.resolve_group(None, name).filter(|g| g.organization().is_none()) {
-        return Some(g.acronym().to_string());
+    let ietf =
+        |n: &str| rel.resolve_group(None, n).filter(|g| g.organization().is_none()).map(|g| g.acronym().to_string());
+    if let Some(g) = ietf(name) {
+        return Some(g);
+    }
+    // `IETF Applications and Real-Time Area (ART)`: the acronym in parentheses.
+    if let Some(inner) = name.split_once('(').and_then(|(_, r)| r.split_once(')')).map(|(i, _)| i.trim())
+        && let Some(g) = ietf(inner)
+    {
+        return Some(g);
     }
     let address = emails(entry).into_iter().find(|a| a.ends_with("@ietf.org"))?;
     let local = address.split('@').next().unwrap_or("");
-    rel.ietf_group(local.trim_end_matches("-chairs").trim_end_matches("-ads")).map(|g| g.acronym.clone())
+    if let Some(g) = rel.ietf_group(local.trim_end_matches("-chairs").trim_end_matches("-ads")) {
+        return Some(g.acronym.clone());
+    }
+    // An IETF group the relationships data does not know yet: kept as written.
+    (name.starts_with("IETF ") && name.len() <= 80 && !name.contains('@')).then(|| name.to_string())
 }
 
 /// Addresses in a signature block (after "Sincerely," or "Kind regards,"): the sender's
@@ -413,7 +502,11 @@ fn subject_title(subject: &str) -> String {
 }
 
 fn clean_title(t: &str) -> String {
-    let mut t = t.trim();
+    // A title wrapped over lines: join them, undoing a hyphen at a line end (`measure-` +
+    // `ment`).
+    static HYPHEN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(\p{L})-\s*\n\s*(\p{Ll})").expect("static regex"));
+    let joined = HYPHEN.replace_all(t, "$1$2");
+    let mut t = joined.trim();
     while let Some(rest) = t.strip_prefix("Title:").or_else(|| t.strip_prefix("TITLE:")) {
         t = rest.trim();
     }

@@ -5,6 +5,9 @@
 //!   honest record of what the extractor gets wrong today); a listed field that now matches
 //!   fails too, so the list is kept true.
 //! - Every mismatch writes `NAME.actual.json` beside the fixture.
+//! - `LIAISOND_BLESS_MISSES=1 cargo test --test statements` rewrites each fixture's
+//!   `known_misses` to what differs today (the truth itself is never rewritten): use it after
+//!   reviewing the differences, and say why in the commit.
 //! - The per-field accuracy over the corpus is printed (`cargo test --test statements --
 //!   --nocapture`) and written to `target/statement-accuracy.txt`.
 
@@ -92,10 +95,13 @@ fn the_statement_corpus_matches_its_truth() {
         let analysis = analyse(&raw, &relationships, &isolation);
         let actual = serde_json::to_value(&analysis).expect("serialise");
         let mut mismatched = false;
+        let mut misses_now: Vec<&str> = Vec::new();
         for field in FIELDS {
             let ok = same(field, &expected["statement"][field], &actual["statement"][field]);
             if ok {
                 *right.entry(field).or_default() += 1;
+            } else {
+                misses_now.push(field);
             }
             if ok == known.contains(field) {
                 mismatched = true;
@@ -109,23 +115,47 @@ fn the_statement_corpus_matches_its_truth() {
             }
         }
         // Attachments that must fail extraction (hostile inputs) must fail, and the others not.
+        let mut attachments_ok = true;
         if let Some(atts) = expected["attachments"].as_array() {
             for want in atts {
                 let filename = want["filename"].as_str().unwrap_or_default();
                 let got = actual["attachments"].as_array().and_then(|a| a.iter().find(|x| x["filename"] == filename));
-                match (got, want["error"].as_bool()) {
-                    (None, _) => failures.push(format!("{}: attachment {filename} not found", name(eml))),
+                let problem = match (got, want["error"].as_bool()) {
+                    (None, _) => Some(format!("attachment {filename} not found")),
                     (Some(g), Some(err)) if g["error"].is_null() == err => {
-                        mismatched = true;
-                        failures.push(format!(
-                            "{}: attachment {filename}: error expected {err}, got {}",
-                            name(eml),
-                            g["error"]
-                        ));
+                        Some(format!("attachment {filename}: error expected {err}, got {}", g["error"]))
                     }
-                    _ => {}
+                    _ => None,
+                };
+                if let Some(p) = problem {
+                    attachments_ok = false;
+                    if !known.contains(&"attachments") {
+                        mismatched = true;
+                        failures.push(format!("{}: {p}", name(eml)));
+                    }
                 }
             }
+        }
+        if attachments_ok && known.contains(&"attachments") {
+            mismatched = true;
+            failures.push(format!("{}: attachments listed in known_misses but now right: remove it", name(eml)));
+        }
+        if !attachments_ok {
+            misses_now.push("attachments");
+        }
+        if std::env::var_os("LIAISOND_BLESS_MISSES").is_some() {
+            let mut updated = expected.clone();
+            if misses_now.is_empty() {
+                updated.as_object_mut().map(|o| o.remove("known_misses"));
+            } else {
+                updated["known_misses"] = Value::from(misses_now.clone());
+            }
+            if updated != expected {
+                let text = serde_json::to_string_pretty(&updated).expect("serialise") + "\n";
+                std::fs::write(eml.with_extension("expected.json"), text).expect("bless");
+            }
+            let prefix = name(eml);
+            failures.retain(|f| !f.starts_with(&prefix));
         }
         let actual_path = eml.with_extension("actual.json");
         if mismatched {
