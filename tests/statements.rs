@@ -189,3 +189,60 @@ fn the_statement_corpus_matches_its_truth() {
 fn name(p: &Path) -> String {
     p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
+
+/// A 50 MB attachment (built here, never committed) ends as an error on that attachment
+/// within the time limit, and the Word attachment beside it is still read.
+#[test]
+fn a_50_mb_attachment_fails_alone() {
+    let docx = std::fs::read(common::repo_root().join("fixtures/attachments/3gpp-C4-261300.docx")).expect("docx");
+    let mut big = b"%PDF-1.7\n".to_vec();
+    let mut x: u32 = 0x1234_5678;
+    big.extend((0..50 * 1024 * 1024).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x as u8
+    }));
+    let part = |name: &str, ct: &str, bytes: &[u8]| {
+        let mut p = format!(
+            "--b\r\nContent-Type: {ct}; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n"
+        );
+        for line in base64(bytes).as_bytes().chunks(76) {
+            p.push_str(std::str::from_utf8(line).expect("ascii"));
+            p.push_str("\r\n");
+        }
+        p
+    };
+    let raw = format!(
+        "From: 3GPPLiaison@etsi.org\r\nSubject: LS with a huge annex\r\nMessage-ID: <big@etsi.org>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nPlease find attached.\r\n{}{}--b--\r\n",
+        part("C4-261300.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", &docx),
+        part("annex.pdf", "application/pdf", &big)
+    );
+    let started = std::time::Instant::now();
+    let iso = Isolation::new(PathBuf::from(env!("CARGO_BIN_EXE_liaisond")));
+    let a = analyse(raw.as_bytes(), &Relationships::builtin(), &iso);
+    assert!(started.elapsed() < iso.wall * 2, "took {:?}", started.elapsed());
+    assert_eq!(a.attachments.len(), 2);
+    assert!(a.attachments[0].error.is_none() && a.attachments[0].text_chars > 1000, "{:?}", a.attachments[0]);
+    assert_eq!(a.attachments[1].size, big.len());
+    assert!(a.attachments[1].error.is_some(), "{:?}", a.attachments[1]);
+    assert_eq!(
+        a.statement.title.as_deref(),
+        Some("LS on DetNet \u{201c}bounded latency\u{201d} information in the 5G System")
+    );
+}
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for c in data.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for k in 0..4 {
+            out.push(if k <= c.len() { T[((v >> (18 - 6 * k)) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
+}
