@@ -151,13 +151,16 @@ static IDENTIFIERS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
         r"\b(?:",
         r"[CRS][1-6P]-\d{6,7}",                               // 3GPP: C4-261300, S2-2612345
-        r"|SG\d{1,2}-LS\d{1,4}",                              // ITU-T: SG15-LS123
+        r"|(?:SG\d{1,2}|TSAG)-LS\d{1,4}",                     // ITU-T: SG15-LS123, TSAG-LS17
         r"|COM \d{1,2} ?[\u2013-] ?LS \d{1,4} ?[\u2013-] ?E", // ITU-T: COM 16 – LS 203 – E
         r"|LIAISE-\d{3,4}-\d{2}",                             // Broadband Forum
         r"|LS\d{5}_\d{3}",                                    // MEF
         r"|IEEE 802(?:\.\d+)?-\d{2}/\d{4}r\d+",               // IEEE 802
         r"|SC ?\d{1,2} N ?\d{3,6}",                           // ISO/IEC JTC 1/SC NN N NNNN
         r"|[A-Z]{3,8}\(\d{2}\)\d{6}(?:r\d+)?",                // ETSI: CYBER(26)041012r1
+        r"|[A-Z]{2,6} LS \d{3}_\d{2}",                       // GSMA: FASG LS 031_26
+        r"|SSAC-LS-\d{4}-\d{2}",                              // ICANN SSAC
+        r"|L2/\d{2}-\d{3}",                                   // Unicode: L2/26-301
         r")\b"
     ))
     .expect("static regex")
