@@ -158,7 +158,7 @@ static IDENTIFIERS: LazyLock<Regex> = LazyLock::new(|| {
         r"|IEEE 802(?:\.\d+)?-\d{2}/\d{4}r\d+",               // IEEE 802
         r"|SC ?\d{1,2} N ?\d{3,6}",                           // ISO/IEC JTC 1/SC NN N NNNN
         r"|[A-Z]{3,8}\(\d{2}\)\d{6}(?:r\d+)?",                // ETSI: CYBER(26)041012r1
-        r"|[A-Z]{2,6} LS \d{3}_\d{2}",                       // GSMA: FASG LS 031_26
+        r"|[A-Z]{2,6} LS \d{3}_\d{2}",                        // GSMA: FASG LS 031_26
         r"|SSAC-LS-\d{4}-\d{2}",                              // ICANN SSAC
         r"|L2/\d{2}-\d{3}",                                   // Unicode: L2/26-301
         r")\b"
