@@ -52,11 +52,14 @@ pub fn analyse(raw: &[u8], rel: &Relationships, iso: &Isolation) -> Analysis {
     let mut texts: Vec<(String, String)> =
         content.bodies.iter().map(|b| ("body".to_string(), b.text.clone())).collect();
     for part in &content.attachments {
-        let (text, error) = attachment_text(part, iso);
-        if let Ok(ref t) = text {
-            warnings.extend(t.warnings.iter().map(|w| format!("{}: {w}", part.filename)));
-        }
-        let text = text.map(|t| t.text).unwrap_or_default();
+        let (text, error) = match attachment_text(part, iso) {
+            Ok(Some(t)) => {
+                warnings.extend(t.warnings.iter().map(|w| format!("{}: {w}", part.filename)));
+                (t.text, None)
+            }
+            Ok(None) => (String::new(), None),
+            Err(e) => (String::new(), Some(e)),
+        };
         attachments.push(AttachmentReport {
             filename: part.filename.clone(),
             content_type: part.content_type.clone(),
@@ -92,18 +95,15 @@ pub fn analyse(raw: &[u8], rel: &Relationships, iso: &Isolation) -> Analysis {
 }
 
 /// The text of one attachment: our own bounded readers in-process for text and HTML, the
-/// confined child for the rest. The error, if any, is what the attachment records.
-fn attachment_text(part: &AttachmentPart, iso: &Isolation) -> (Result<extract::Extracted, ()>, Option<String>) {
-    let result = match part.kind {
-        Kind::Other => return (Err(()), None),
-        Kind::Text | Kind::Html => {
-            extract::extract_text(part.kind, &part.bytes, &ExtractLimits::default()).map_err(|e| e.to_string())
-        }
-        kind => extract_isolated(iso, kind, &part.bytes),
-    };
-    match result {
-        Ok(t) => (Ok(t), None),
-        Err(e) => (Err(()), Some(e)),
+/// confined child for the rest; `None` for kinds that hold no text (images). The error is
+/// what the attachment records.
+fn attachment_text(part: &AttachmentPart, iso: &Isolation) -> Result<Option<extract::Extracted>, String> {
+    match part.kind {
+        Kind::Other => Ok(None),
+        Kind::Text | Kind::Html => extract::extract_text(part.kind, &part.bytes, &ExtractLimits::default())
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        kind => extract_isolated(iso, kind, &part.bytes).map(Some),
     }
 }
 

@@ -27,7 +27,7 @@ use crate::config::{AfterCommit, ImapConfig, TlsMode};
 use crate::cursor::{self, Batch, SyncStart};
 use crate::ingest::Ingestor;
 use crate::pipeline;
-use crate::store::{Cursor, Origin, SourceKind, StoreError};
+use crate::store::{Cursor, Origin, PostAction, SourceKind, StoreError};
 
 /// Longest silence tolerated inside IDLE before the connection is presumed dead. Dovecot sends
 /// `* OK Still here` every 2 minutes; most servers do something similar.
@@ -663,7 +663,10 @@ impl ImapSource {
                 if !to_copy.is_empty() {
                     step(t, "copying messages", session.uid_copy(cursor::uid_set(&to_copy), folder)).await?;
                     let (name, mb) = (self.cfg.name.clone(), self.cfg.mailbox.clone());
-                    self.ingestor.db().call(move |s| s.post_actions_copied(&name, &mb, uidvalidity, &to_copy)).await?;
+                    self.ingestor
+                        .db()
+                        .call(move |s| s.set_post_action(&name, &mb, uidvalidity, &to_copy, PostAction::Copied))
+                        .await?;
                 }
                 if caps.uidplus {
                     // RFC 4315 §2.1: UID EXPUNGE removes only these UIDs. A bare EXPUNGE would
@@ -684,7 +687,7 @@ impl ImapSource {
             }
         }
         let (name, mb, done) = (self.cfg.name.clone(), self.cfg.mailbox.clone(), uids.to_vec());
-        self.ingestor.db().call(move |s| s.post_actions_done(&name, &mb, uidvalidity, &done)).await?;
+        self.ingestor.db().call(move |s| s.set_post_action(&name, &mb, uidvalidity, &done, PostAction::Done)).await?;
         Ok(())
     }
 

@@ -48,7 +48,6 @@ pub struct Parsed {
 pub struct Decision {
     pub outcome: Outcome,
     pub summary: Summary,
-    pub parsed: Option<Parsed>,
 }
 
 /// Runs every stage on one message.
@@ -57,13 +56,8 @@ pub fn process(raw: &[u8]) -> Decision {
         Ok(parsed) => Decision {
             outcome: Outcome::Processed,
             summary: Summary { subject: parsed.subject.clone(), from: parsed.from.clone(), date: parsed.date.clone() },
-            parsed: Some(parsed),
         },
-        Err(e) => Decision {
-            outcome: Outcome::Quarantined { error: e.to_string() },
-            summary: Summary::default(),
-            parsed: None,
-        },
+        Err(e) => Decision { outcome: Outcome::Quarantined { error: e.to_string() }, summary: Summary::default() },
     }
 }
 

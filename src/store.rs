@@ -173,6 +173,24 @@ impl SourceKind {
     }
 }
 
+/// Progress of the server action owed for one stored copy (a move or a flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostAction {
+    /// Copied to the move folder, `\Deleted` + `UID EXPUNGE` still owed: a crash in between
+    /// must not copy twice.
+    Copied,
+    Done,
+}
+
+impl PostAction {
+    fn as_str(self) -> &'static str {
+        match self {
+            PostAction::Copied => "copied",
+            PostAction::Done => "done",
+        }
+    }
+}
+
 /// Where one copy of a message came from.
 #[derive(Debug, Clone)]
 pub struct Origin {
@@ -598,7 +616,7 @@ impl Store {
         self.load(id)
     }
 
-    pub fn load(&self, id: i64) -> Result<StoredMessage, StoreError> {
+    fn load(&self, id: i64) -> Result<StoredMessage, StoreError> {
         self.conn
             .query_row(
                 "SELECT m.id, r.raw, m.raw_complete, m.state, m.attempts
@@ -739,25 +757,16 @@ impl Store {
         rows.collect::<Result<Vec<u32>, _>>().map_err(|e| self.err(e))
     }
 
-    /// Marks server actions as done.
-    pub fn post_actions_done(
+    /// Records how far the server action of these messages has got.
+    pub fn set_post_action(
         &mut self,
         source: &str,
         mailbox: &str,
         uidvalidity: u32,
         uids: &[u32],
+        state: PostAction,
     ) -> Result<(), StoreError> {
-        self.set_post_action(source, mailbox, uidvalidity, uids, "done")
-    }
-
-    fn set_post_action(
-        &mut self,
-        source: &str,
-        mailbox: &str,
-        uidvalidity: u32,
-        uids: &[u32],
-        state: &str,
-    ) -> Result<(), StoreError> {
+        let state = state.as_str();
         self.in_transaction(|tx| {
             let mut stmt = tx.prepare_cached(
                 "UPDATE message_sources SET post_action = ?5, post_action_at = ?6
@@ -769,18 +778,6 @@ impl Store {
             }
             Ok(())
         })
-    }
-
-    /// Records that these messages were copied to the move folder but not yet expunged, so a
-    /// crash before the expunge does not copy them twice.
-    pub fn post_actions_copied(
-        &mut self,
-        source: &str,
-        mailbox: &str,
-        uidvalidity: u32,
-        uids: &[u32],
-    ) -> Result<(), StoreError> {
-        self.set_post_action(source, mailbox, uidvalidity, uids, "copied")
     }
 
     /// Of `uids`, those already copied to the move folder.
