@@ -205,7 +205,7 @@ impl Ingestor {
 }
 
 fn quarantine(error: String) -> Decision {
-    Decision { outcome: Outcome::Quarantined { error }, summary: Summary::default(), parsed: None }
+    Decision { outcome: Outcome::Quarantined { error }, summary: Summary::default() }
 }
 
 /// The Message-ID, read before the message is stored. A parser panic here must not stop the
@@ -229,6 +229,35 @@ fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
 mod tests {
     use super::*;
     use crate::store::{Incoming, Store};
+
+    #[tokio::test]
+    async fn a_message_that_keeps_killing_the_process_is_quarantined() {
+        // Every start that finds it pending counts an attempt before processing it; after
+        // MAX_PROCESSING_ATTEMPTS it is given up on instead of crashing the daemon forever.
+        let d = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&d.path().join("a.db"), Duration::from_secs(1)).expect("open");
+        let raw = b"From: a@example.org\r\nSubject: poison\r\n\r\nbody".to_vec();
+        let id = store
+            .accept(&Incoming {
+                sha256: sha256_hex(&raw),
+                message_id: None,
+                raw,
+                raw_complete: true,
+                internal_date: None,
+                origin: Origin::stdin(),
+            })
+            .expect("accept")
+            .id;
+        // Three starts that died while processing it (accept counted the first).
+        for _ in 0..MAX_PROCESSING_ATTEMPTS - 1 {
+            store.begin_attempt(id).expect("attempt");
+        }
+        let ingestor = Ingestor::new(Db::new(store), Limits::default());
+        ingestor.process_pending(Duration::ZERO).await.expect("recover");
+        let rows = ingestor.db().call(|s| s.message_overview(None)).await.expect("rows");
+        assert_eq!(rows[0].state, "quarantined", "{rows:?}");
+        assert!(rows[0].detail.as_deref().is_some_and(|d| d.contains("started 3 times")), "{rows:?}");
+    }
 
     #[tokio::test]
     async fn recovery_never_processes_a_header_only_message() {
