@@ -20,6 +20,9 @@
 //! Targets (from the issue): liaisond within 2x of mbsync; peak RSS below 100 MiB plus the
 //! largest message.
 
+#[path = "../tests/common/base64.rs"]
+mod base64;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::File;
@@ -319,41 +322,6 @@ fn push_text(out: &mut Vec<u8>, rng: &mut impl Rng, target: usize) {
     }
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Base64 of `data`, 76 characters (57 bytes) per CRLF-terminated line.
-fn push_base64(out: &mut Vec<u8>, data: &[u8]) {
-    for line in data.chunks(57) {
-        let mut groups = line.chunks_exact(3);
-        for g in &mut groups {
-            let n = (u32::from(g[0]) << 16) | (u32::from(g[1]) << 8) | u32::from(g[2]);
-            out.extend_from_slice(&[
-                B64[(n >> 18) as usize & 63],
-                B64[(n >> 12) as usize & 63],
-                B64[(n >> 6) as usize & 63],
-                B64[n as usize & 63],
-            ]);
-        }
-        match *groups.remainder() {
-            [a] => {
-                let n = u32::from(a) << 16;
-                out.extend_from_slice(&[B64[(n >> 18) as usize & 63], B64[(n >> 12) as usize & 63], b'=', b'=']);
-            }
-            [a, b] => {
-                let n = (u32::from(a) << 16) | (u32::from(b) << 8);
-                out.extend_from_slice(&[
-                    B64[(n >> 18) as usize & 63],
-                    B64[(n >> 12) as usize & 63],
-                    B64[(n >> 6) as usize & 63],
-                    b'=',
-                ]);
-            }
-            _ => {}
-        }
-        out.extend_from_slice(b"\r\n");
-    }
-}
-
 /// An attachment's bytes: a plausible file signature, then incompressible bytes (PDFs, DOCX
 /// and ZIP files are compressed already).
 fn attachment_bytes(rng: &mut impl Rng, kind: &AttachmentKind, size: usize) -> Vec<u8> {
@@ -496,7 +464,7 @@ fn generate(seed: u64, i: usize) -> (Vec<u8>, Generated) {
         );
         let data = attachment_bytes(&mut rng, kind, size);
         m.reserve(size / 57 * 78 + 80);
-        push_base64(&mut m, &data);
+        m.extend_from_slice(base64::mime_lines(&data).as_bytes());
         meta.attachments += 1;
     }
     m.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());

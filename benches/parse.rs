@@ -7,6 +7,9 @@
 //! the peak resident memory of the largest process (wait4's ru_maxrss covers the extraction
 //! children it waited for).
 
+#[path = "../tests/common/base64.rs"]
+mod base64;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -117,31 +120,11 @@ fn message(i: usize, body: &str, attachment: Option<(&str, &str, &[u8])>) -> Vec
                 "\r\n--b0\r\nContent-Type: {ct}; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\
                  Content-Transfer-Encoding: base64\r\n\r\n"
             ));
-            for line in base64(bytes).as_bytes().chunks(76) {
-                m.push_str(std::str::from_utf8(line).unwrap_or_default());
-                m.push_str("\r\n");
-            }
+            m.push_str(&base64::mime_lines(bytes));
             m.push_str("--b0--\r\n");
         }
     }
     m.into_bytes()
-}
-
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-        let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for k in 0..4 {
-            if k <= c.len() {
-                out.push(T[((v >> (18 - 6 * k)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Runs `liaisond parse` over the files; returns wall time, peak RSS in bytes, success.

@@ -208,10 +208,7 @@ fn a_50_mb_attachment_fails_alone() {
             "--b\r\nContent-Type: {ct}; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\
              Content-Transfer-Encoding: base64\r\n\r\n"
         );
-        for line in base64(bytes).as_bytes().chunks(76) {
-            p.push_str(std::str::from_utf8(line).expect("ascii"));
-            p.push_str("\r\n");
-        }
+        p.push_str(&common::base64::mime_lines(bytes));
         p
     };
     let raw = format!(
@@ -232,17 +229,4 @@ fn a_50_mb_attachment_fails_alone() {
         a.statement.title.as_deref(),
         Some("LS on DetNet \u{201c}bounded latency\u{201d} information in the 5G System")
     );
-}
-
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-        let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for k in 0..4 {
-            out.push(if k <= c.len() { T[((v >> (18 - 6 * k)) & 63) as usize] as char } else { '=' });
-        }
-    }
-    out
 }

@@ -5,6 +5,8 @@
 //! one binary run in parallel without seeing each other's mail.
 #![allow(dead_code)]
 
+pub mod base64;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
