@@ -4,11 +4,13 @@
 //!
 //! It touches no database and no network; the only I/O is the extraction child process.
 
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 
 use crate::content::{self, AttachmentPart};
 use crate::extract::{self, ExtractLimits, Kind};
-use crate::isolate::{Isolation, extract_isolated};
+use crate::isolate::Extractor;
 use crate::pipeline;
 use crate::relationships::Relationships;
 use crate::understand::{self, Source, Statement};
@@ -19,6 +21,8 @@ pub struct AttachmentReport {
     pub content_type: String,
     pub size: usize,
     pub sha256: String,
+    /// The format it was read as (sniffed from its name, type and first bytes).
+    pub kind: Kind,
     /// How much text was extracted (0 when none).
     pub text_chars: usize,
     /// Why no text could be extracted, when it could not.
@@ -35,8 +39,16 @@ pub struct Analysis {
     pub warnings: Vec<String>,
 }
 
-/// Reads one raw message.
-pub fn analyse(raw: &[u8], rel: &Relationships, iso: &Isolation) -> Analysis {
+/// Reads one raw message, with no overall time limit beyond each attachment's own.
+pub fn analyse(raw: &[u8], rel: &Relationships, extractor: &Extractor) -> Analysis {
+    analyse_within(raw, rel, extractor, Duration::MAX)
+}
+
+/// Reads one raw message, extracting attachments only while `budget` lasts: an attachment
+/// reached after that gets an error instead of its text, and the message is still read (a
+/// hundred slow attachments must not lose the statement in the body).
+pub fn analyse_within(raw: &[u8], rel: &Relationships, extractor: &Extractor, budget: Duration) -> Analysis {
+    let deadline = Instant::now().checked_add(budget);
     let mut warnings = Vec::new();
     let parsed = match pipeline::parse(raw) {
         Ok(p) => Some(p),
@@ -52,7 +64,7 @@ pub fn analyse(raw: &[u8], rel: &Relationships, iso: &Isolation) -> Analysis {
     let mut texts: Vec<(String, String)> =
         content.bodies.iter().map(|b| ("body".to_string(), b.text.clone())).collect();
     for part in &content.attachments {
-        let (text, error) = match attachment_text(part, iso) {
+        let (text, error) = match attachment_text(part, extractor, deadline, budget) {
             Ok(Some(t)) => {
                 warnings.extend(t.warnings.iter().map(|w| format!("{}: {w}", part.filename)));
                 (t.text, None)
@@ -65,6 +77,7 @@ pub fn analyse(raw: &[u8], rel: &Relationships, iso: &Isolation) -> Analysis {
             content_type: part.content_type.clone(),
             size: part.bytes.len(),
             sha256: part.sha256.clone(),
+            kind: part.kind,
             text_chars: text.chars().count(),
             error,
         });
@@ -97,13 +110,27 @@ pub fn analyse(raw: &[u8], rel: &Relationships, iso: &Isolation) -> Analysis {
 /// The text of one attachment: our own bounded readers in-process for text and HTML, the
 /// confined child for the rest; `None` for kinds that hold no text (images). The error is
 /// what the attachment records.
-fn attachment_text(part: &AttachmentPart, iso: &Isolation) -> Result<Option<extract::Extracted>, String> {
+fn attachment_text(
+    part: &AttachmentPart,
+    extractor: &Extractor,
+    deadline: Option<Instant>,
+    budget: Duration,
+) -> Result<Option<extract::Extracted>, String> {
     match part.kind {
         Kind::Other => Ok(None),
         Kind::Text | Kind::Html => extract::extract_text(part.kind, &part.bytes, &ExtractLimits::default())
             .map(Some)
             .map_err(|e| e.to_string()),
-        kind => extract_isolated(iso, kind, &part.bytes).map(Some),
+        kind => {
+            let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
+            if left.is_zero() {
+                return Err(format!(
+                    "not read: the message's extraction time ({}) was used up by the attachments before it",
+                    humantime::format_duration(budget)
+                ));
+            }
+            extractor.extract_within(kind, &part.bytes, left).map(Some)
+        }
     }
 }
 

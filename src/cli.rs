@@ -76,14 +76,10 @@ enum Command {
         #[arg(required = true)]
         messages: Vec<PathBuf>,
     },
-    /// Internal: extract the text of one attachment read from standard input and print it as
-    /// JSON. liaisond runs itself this way, in a confined child process.
+    /// Internal: serve attachment text extraction requests on standard input (a framed
+    /// protocol, see `isolate.rs`). liaisond runs itself this way, as a confined worker.
     #[command(hide = true)]
-    ExtractText {
-        /// docx, doc, pdf, html, text or zip.
-        #[arg(long)]
-        kind: String,
-    },
+    ExtractText,
     /// Show message counts per outcome, each mailbox's cursor and last successful poll.
     Status {
         #[command(flatten)]
@@ -100,7 +96,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Run { .. } | Command::Ingest { .. } => "info",
-        Command::ExtractText { .. } => "off",
+        Command::ExtractText => "off",
         _ => "warn",
     };
     init_logging(default_level);
@@ -110,13 +106,7 @@ pub fn main() -> ExitCode {
         Command::CheckConfig { config } => with_config(&config.config, cmd_check_config),
         Command::Status { config, json } => with_config(&config.config, |c| cmd_status(c, json)),
         Command::Parse { config, messages } => cmd_parse(config.as_deref(), &messages),
-        Command::ExtractText { kind } => match crate::extract::Kind::parse(&kind) {
-            Some(kind) => crate::isolate::child_main(kind),
-            None => {
-                eprintln!("liaisond: unknown kind `{kind}`");
-                EX_FAILURE
-            }
-        },
+        Command::ExtractText => crate::isolate::worker_main(),
     };
     ExitCode::from(code)
 }
@@ -344,7 +334,7 @@ fn cmd_parse(config: Option<&Path>, messages: &[PathBuf]) -> u8 {
             return EX_FAILURE;
         }
     };
-    let isolation = crate::isolate::Isolation::new(program);
+    let extractor = crate::isolate::Extractor::new(crate::isolate::Isolation::new(program));
     let mut code = EX_OK;
     let mut out = std::io::stdout().lock();
     for path in messages {
@@ -356,7 +346,7 @@ fn cmd_parse(config: Option<&Path>, messages: &[PathBuf]) -> u8 {
                 continue;
             }
         };
-        let analysis = crate::analyse::analyse(&raw, &relationships, &isolation);
+        let analysis = crate::analyse::analyse(&raw, &relationships, &extractor);
         let mut value = match serde_json::to_value(&analysis) {
             Ok(v) => v,
             Err(e) => {

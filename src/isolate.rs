@@ -1,33 +1,52 @@
-//! Runs attachment text extraction in a child process (`liaisond extract-text --kind K`),
-//! because document parsers can hang, panic or allocate without bound (pdf-extract panics on
-//! purpose on odd PDFs; a zip can unpack to terabytes). The child gets an address-space limit
-//! (`RLIMIT_AS`), a CPU-time limit (`RLIMIT_CPU`) and a wall-clock timeout after which it is
-//! killed; its output is read up to a limit. Whatever happens to it, the parent gets an error
-//! for that one attachment and goes on.
+//! Runs attachment text extraction in child processes (`liaisond extract-text`), because
+//! document parsers can hang, panic or allocate without bound (pdf-extract panics on purpose on
+//! odd PDFs; a zip can unpack to terabytes). Each child has an address-space limit
+//! (`RLIMIT_AS`), a CPU-time limit per request (`RLIMIT_CPU`, raised by the child before each
+//! request to what it has used so far plus the budget) and a wall-clock timeout after which the
+//! parent kills it; its answer is read up to a limit. Whatever happens to a child, the parent
+//! gets an error for that one attachment and goes on.
 //!
-//! Protocol: the attachment's bytes on the child's stdin; one JSON object on its stdout,
-//! `{"text": "...", "warnings": [...]}` or `{"error": "..."}`.
+//! The children are **persistent workers**: starting a process costs about 4 ms, which was most
+//! of the time spent on a small attachment (parse benchmark). An [`Extractor`] keeps idle
+//! workers and reuses them; a worker that overran, crashed, panicked or answered
+//! nonsense is never reused, and every worker is retired after [`MAX_REQUESTS_PER_WORKER`]
+//! requests, so a slow leak in a parser cannot grow for ever.
+//!
+//! Protocol on the child's stdin/stdout (all lengths big-endian `u64`):
+//! request `kind-name-length: u8, kind name, length, bytes`; answer `length, JSON`, where the
+//! JSON is `{"text": "...", "warnings": [...]}`, `{"error": "..."}` or `{"panicked": "..."}`
+//! (after which the worker exits). End of input makes the worker exit.
 
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::extract::{self, ExtractLimits, Extracted, Kind};
 
-/// How the child is confined.
+/// A worker is retired after this many requests.
+pub const MAX_REQUESTS_PER_WORKER: u32 = 500;
+/// At most this many idle workers are kept.
+const MAX_IDLE_WORKERS: usize = 4;
+/// The largest attachment a worker accepts (the message size limit bounds it before that).
+const MAX_REQUEST_BYTES: u64 = 1 << 30;
+
+/// How the children are confined.
 #[derive(Debug, Clone)]
 pub struct Isolation {
     /// The `liaisond` binary to run as the child.
     pub program: PathBuf,
     /// Address-space limit of the child.
     pub memory_bytes: u64,
-    /// CPU seconds the child may use.
+    /// CPU seconds the child may use for one attachment.
     pub cpu_seconds: u64,
-    /// Wall-clock limit, after which the child is killed.
+    /// Wall-clock limit for one attachment, after which the child is killed.
     pub wall: Duration,
 }
 
@@ -38,121 +57,421 @@ impl Isolation {
     }
 }
 
-/// What the child writes.
+/// What the child answers.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum ChildOutput {
+enum ChildOutput {
     Text { text: String, warnings: Vec<String> },
     Error { error: String },
+    Panicked { panicked: String },
 }
 
-/// The child side: reads stdin, extracts, prints one JSON object. Used by
-/// `liaisond extract-text`. Returns the process exit code.
-pub fn child_main(kind: Kind) -> u8 {
+// ---------------------------------------------------------------------------------------
+// The child side.
+
+/// The worker loop of `liaisond extract-text`: serves requests from stdin until it ends.
+/// Returns the process exit code.
+pub fn worker_main() -> u8 {
+    let budget = cpu_budget_seconds();
+    let mut input = std::io::stdin().lock();
+    let mut output = std::io::stdout().lock();
+    loop {
+        let (kind, bytes) = match read_request(&mut input) {
+            Ok(Some(r)) => r,
+            Ok(None) => return 0,
+            Err(e) => {
+                let _ = write_answer(&mut output, &ChildOutput::Error { error: e });
+                return 1;
+            }
+        };
+        allow_cpu_seconds(budget);
+        let result = std::panic::catch_unwind(|| extract::extract_text(kind, &bytes, &ExtractLimits::default()));
+        let (answer, exit) = match result {
+            Ok(Ok(Extracted { text, warnings })) => (ChildOutput::Text { text, warnings }, false),
+            Ok(Err(e)) => (ChildOutput::Error { error: e.to_string() }, false),
+            Err(panic) => (ChildOutput::Panicked { panicked: panic_text(&panic) }, true),
+        };
+        drop(bytes);
+        if write_answer(&mut output, &answer).is_err() || exit {
+            return 0;
+        }
+    }
+}
+
+fn read_request(input: &mut impl Read) -> Result<Option<(Kind, Vec<u8>)>, String> {
+    let mut len = [0u8; 1];
+    match input.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(format!("cannot read the request: {e}")),
+    }
+    let mut name = vec![0u8; usize::from(len[0])];
+    input.read_exact(&mut name).map_err(|e| format!("cannot read the request: {e}"))?;
+    let kind = std::str::from_utf8(&name)
+        .ok()
+        .and_then(Kind::parse)
+        .ok_or_else(|| format!("unknown kind {:?}", String::from_utf8_lossy(&name)))?;
+    let mut size = [0u8; 8];
+    input.read_exact(&mut size).map_err(|e| format!("cannot read the request: {e}"))?;
+    let size = u64::from_be_bytes(size);
+    if size > MAX_REQUEST_BYTES {
+        return Err(format!("an attachment of {size} bytes is over the worker's limit"));
+    }
     let mut bytes = Vec::new();
-    if let Err(e) = std::io::stdin().lock().read_to_end(&mut bytes) {
-        return print(&ChildOutput::Error { error: format!("cannot read the attachment: {e}") });
+    input.take(size).read_to_end(&mut bytes).map_err(|e| format!("cannot read the attachment: {e}"))?;
+    if bytes.len() as u64 != size {
+        return Err("the request ended early".into());
     }
-    let output = match extract::extract_text(kind, &bytes, &ExtractLimits::default()) {
-        Ok(Extracted { text, warnings }) => ChildOutput::Text { text, warnings },
-        Err(e) => ChildOutput::Error { error: e.to_string() },
-    };
-    print(&output)
+    Ok(Some((kind, bytes)))
 }
 
-fn print(output: &ChildOutput) -> u8 {
-    let mut out = std::io::stdout().lock();
-    match serde_json::to_writer(&mut out, output).and_then(|()| out.flush().map_err(serde_json::Error::io)) {
-        Ok(()) => 0,
-        Err(_) => 1,
-    }
+fn write_answer(output: &mut impl Write, answer: &ChildOutput) -> std::io::Result<()> {
+    let json = serde_json::to_vec(answer).map_err(std::io::Error::other)?;
+    output.write_all(&(json.len() as u64).to_be_bytes())?;
+    output.write_all(&json)?;
+    output.flush()
 }
 
-/// Extracts text from `bytes` in a confined child process. An `Err` is the reason the
-/// attachment has no text (recorded on the attachment).
-pub fn extract_isolated(iso: &Isolation, kind: Kind, bytes: &[u8]) -> Result<Extracted, String> {
-    let mut cmd = Command::new(&iso.program);
-    cmd.args(["extract-text", "--kind", kind.as_str()])
-        .env("LIAISOND_LOG", "off")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let (memory, cpu) = (iso.memory_bytes, iso.cpu_seconds);
-    // SAFETY: runs between fork and exec, where only async-signal-safe calls are allowed;
-    // setrlimit(2) is one, and nothing here allocates.
+/// The per-request CPU budget: the soft `RLIMIT_CPU` the parent gave this process.
+fn cpu_budget_seconds() -> u64 {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_CPU, &mut r) } != 0 || r.rlim_cur == libc::RLIM_INFINITY {
+        return 20;
+    }
+    r.rlim_cur as u64
+}
+
+/// Sets the soft CPU limit to what this process has used so far plus `budget` seconds, so the
+/// limit applies to each request and not to the worker's whole life. Exceeding it delivers
+/// SIGXCPU, whose default action ends the process.
+fn allow_cpu_seconds(budget: u64) {
+    // SAFETY: getrusage/getrlimit/setrlimit only read or write structs we own.
     unsafe {
-        cmd.pre_exec(move || {
-            let limit = |resource, value: u64| {
-                let r = libc::rlimit { rlim_cur: value as libc::rlim_t, rlim_max: value as libc::rlim_t };
-                if libc::setrlimit(resource, &r) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            };
-            limit(libc::RLIMIT_AS, memory)?;
-            limit(libc::RLIMIT_CPU, cpu)?;
-            limit(libc::RLIMIT_CORE, 0)
-        });
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return;
+        }
+        let used = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) as u64 + 1;
+        let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_CPU, &mut r) != 0 {
+            return;
+        }
+        let wanted = used.saturating_add(budget) as libc::rlim_t;
+        r.rlim_cur = if r.rlim_max == libc::RLIM_INFINITY { wanted } else { wanted.min(r.rlim_max) };
+        libc::setrlimit(libc::RLIMIT_CPU, &r);
     }
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start the extractor {}: {e}", iso.program.display()))?;
-    let started = Instant::now();
+}
 
-    // Feed stdin and drain stdout on threads, so a child that stops reading (or writes a lot)
-    // cannot block us; the limit on what is kept bounds memory.
-    let stdin = child.stdin.take();
-    let input = bytes.to_vec();
-    let writer = std::thread::spawn(move || {
-        if let Some(mut stdin) = stdin {
-            // The child may exit early (a bad file); a broken pipe then is expected.
-            let _ = stdin.write_all(&input);
-        }
-    });
-    let stdout = child.stdout.take();
-    let max_output = (ExtractLimits::default().max_output_bytes as u64) * 2 + 65536;
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        if let Some(stdout) = stdout {
-            let _ = stdout.take(max_output).read_to_end(&mut out);
-        }
-        out
-    });
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        format!("the parser panicked: {s}")
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        format!("the parser panicked: {s}")
+    } else {
+        "the parser panicked".to_string()
+    }
+}
 
-    // Poll, starting fast: most extractions end within a few milliseconds, and a fixed 5 ms
-    // sleep was most of the cost of reading a small attachment (parse benchmark).
-    let mut pause = Duration::from_micros(100);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() >= iso.wall => {
+// ---------------------------------------------------------------------------------------
+// The parent side.
+
+/// Extracts attachment text through a pool of confined worker processes. Shared by all
+/// threads (`&self`); each request takes an idle worker or starts one.
+#[derive(Debug)]
+pub struct Extractor {
+    isolation: Isolation,
+    idle: Mutex<Vec<Worker>>,
+    started: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+    served: u32,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // An idle worker holds nothing of value; killing it is the quickest clean end.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Why one request failed, and whether the worker may still be used.
+struct Failure {
+    reason: String,
+    worker_usable: bool,
+}
+
+impl Extractor {
+    pub fn new(isolation: Isolation) -> Extractor {
+        Extractor { isolation, idle: Mutex::new(Vec::new()), started: AtomicU64::new(0) }
+    }
+
+    /// The process IDs of the idle workers (for diagnostics and tests).
+    pub fn idle_worker_pids(&self) -> Vec<u32> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|w| w.child.id()).collect()
+    }
+
+    /// How many worker processes this extractor has started (reuse keeps it low).
+    pub fn workers_started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    pub fn isolation(&self) -> &Isolation {
+        &self.isolation
+    }
+
+    /// Extracts text from `bytes` in a confined worker. An `Err` is the reason the attachment
+    /// has no text (recorded on the attachment).
+    pub fn extract(&self, kind: Kind, bytes: &[u8]) -> Result<Extracted, String> {
+        self.extract_within(kind, bytes, self.isolation.wall)
+    }
+
+    /// Like [`Extractor::extract`], with a wall-clock limit of at most `wall` (a message's
+    /// remaining time budget).
+    pub fn extract_within(&self, kind: Kind, bytes: &[u8], wall: Duration) -> Result<Extracted, String> {
+        let wall = wall.min(self.isolation.wall);
+        let mut worker = match self.take_idle() {
+            Some(w) => w,
+            None => self.start()?,
+        };
+        match self.request(&mut worker, kind, bytes, wall) {
+            Ok(extracted) => {
+                self.give_back(worker);
+                Ok(extracted)
+            }
+            Err(Failure { reason, worker_usable }) => {
+                if worker_usable {
+                    self.give_back(worker);
+                }
+                Err(reason)
+            }
+        }
+    }
+
+    fn take_idle(&self) -> Option<Worker> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(mut w) = idle.pop() {
+            // A worker that died while idle (the OOM killer, an operator) is not reused.
+            if matches!(w.child.try_wait(), Ok(None)) {
+                return Some(w);
+            }
+        }
+        None
+    }
+
+    fn give_back(&self, mut worker: Worker) {
+        worker.served += 1;
+        if worker.served >= MAX_REQUESTS_PER_WORKER {
+            return; // dropped: killed and reaped
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_WORKERS {
+            idle.push(worker);
+        }
+    }
+
+    fn start(&self) -> Result<Worker, String> {
+        let iso = &self.isolation;
+        let mut cmd = Command::new(&iso.program);
+        cmd.arg("extract-text")
+            .env("LIAISOND_LOG", "off")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let memory = iso.memory_bytes;
+        let cpu = iso.cpu_seconds;
+        // The hard CPU limit stays what it is (an unprivileged process cannot raise it again),
+        // so the worker can raise its soft limit before each request.
+        let cpu_hard = current_hard_cpu_limit();
+        // SAFETY: runs between fork and exec, where only async-signal-safe calls are allowed;
+        // setrlimit(2) is one, and nothing here allocates.
+        unsafe {
+            cmd.pre_exec(move || {
+                let limit = |resource, soft: libc::rlim_t, hard: libc::rlim_t| {
+                    let r = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+                    if libc::setrlimit(resource, &r) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                };
+                limit(libc::RLIMIT_AS, memory as libc::rlim_t, memory as libc::rlim_t)?;
+                let soft = if cpu_hard == libc::RLIM_INFINITY { cpu as libc::rlim_t } else { cpu_hard.min(cpu as _) };
+                limit(libc::RLIMIT_CPU, soft, cpu_hard)?;
+                limit(libc::RLIMIT_CORE, 0, 0)
+            });
+        }
+        let mut child =
+            cmd.spawn().map_err(|e| format!("cannot start the extractor {}: {e}", iso.program.display()))?;
+        self.started.fetch_add(1, Ordering::Relaxed);
+        match (child.stdin.take(), child.stdout.take()) {
+            (Some(stdin), Some(stdout)) => Ok(Worker { child, stdin, stdout, served: 0 }),
+            _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                let _ = writer.join();
-                let _ = reader.join();
-                return Err(format!(
-                    "extraction took longer than {} and was stopped",
-                    humantime::format_duration(iso.wall)
-                ));
+                Err("the extractor has no pipes".into())
             }
-            Ok(None) => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(20));
-            }
-            Err(e) => return Err(format!("cannot wait for the extractor: {e}")),
         }
-    };
-    let _ = writer.join();
-    let output = reader.join().unwrap_or_default();
-    if !status.success() {
-        return Err(match status.signal() {
-            Some(libc::SIGXCPU) => format!("extraction used more than {} s of CPU and was stopped", iso.cpu_seconds),
-            Some(libc::SIGKILL) => "the extractor was killed".to_string(),
-            Some(sig) => format!("the extractor crashed (signal {sig}; over the memory limit?)"),
-            None => format!("the extractor failed (exit status {}; a parser panic?)", status.code().unwrap_or(-1)),
-        });
     }
-    match serde_json::from_slice::<ChildOutput>(&output) {
-        Ok(ChildOutput::Text { text, warnings }) => Ok(Extracted { text, warnings }),
-        Ok(ChildOutput::Error { error }) => Err(error),
-        Err(e) => Err(format!("the extractor's answer is unreadable: {e}")),
+
+    /// One request on one worker, under the wall-clock limit.
+    fn request(&self, worker: &mut Worker, kind: Kind, bytes: &[u8], wall: Duration) -> Result<Extracted, Failure> {
+        let deadline = Instant::now() + wall;
+        let max_answer = (ExtractLimits::default().max_output_bytes as u64) * 6 + 65536;
+        let Worker { child, stdin, stdout, .. } = worker;
+        let name = kind.as_str().as_bytes();
+        let answer = std::thread::scope(|scope| {
+            // Write on a thread: a large attachment fills the pipe, and the child may stop
+            // reading (hung, dead); killing the child then ends the write with EPIPE.
+            let writer = scope.spawn(move || -> std::io::Result<()> {
+                stdin.write_all(&[name.len() as u8])?;
+                stdin.write_all(name)?;
+                stdin.write_all(&(bytes.len() as u64).to_be_bytes())?;
+                stdin.write_all(bytes)?;
+                stdin.flush()
+            });
+            let answer = read_answer(stdout, deadline, max_answer);
+            // A closed pipe means the worker already died (its status says why); otherwise
+            // it is still running and must be stopped before the writer can end.
+            if matches!(answer, Err(ReadFailure::Timeout | ReadFailure::TooLarge(_) | ReadFailure::Io(_))) {
+                let _ = child.kill();
+            }
+            let _ = writer.join();
+            answer
+        });
+        let json = match answer {
+            Ok(json) => json,
+            Err(ReadFailure::Timeout) => {
+                let _ = child.wait();
+                return Err(Failure {
+                    reason: format!("extraction took longer than {} and was stopped", humantime::format_duration(wall)),
+                    worker_usable: false,
+                });
+            }
+            Err(ReadFailure::TooLarge(n)) => {
+                let _ = child.wait();
+                return Err(Failure {
+                    reason: format!("the extractor's answer ({n} bytes) is over the limit"),
+                    worker_usable: false,
+                });
+            }
+            Err(ReadFailure::Closed) => {
+                return Err(Failure { reason: death_reason(child, self.isolation.cpu_seconds), worker_usable: false });
+            }
+            Err(ReadFailure::Io(e)) => {
+                let _ = child.wait();
+                return Err(Failure { reason: format!("cannot read the extractor's answer: {e}"), worker_usable: false });
+            }
+        };
+        match serde_json::from_slice::<ChildOutput>(&json) {
+            Ok(ChildOutput::Text { text, warnings }) => Ok(Extracted { text, warnings }),
+            Ok(ChildOutput::Error { error }) => Err(Failure { reason: error, worker_usable: true }),
+            Ok(ChildOutput::Panicked { panicked }) => Err(Failure { reason: panicked, worker_usable: false }),
+            Err(e) => Err(Failure { reason: format!("the extractor's answer is unreadable: {e}"), worker_usable: false }),
+        }
+    }
+}
+
+fn current_hard_cpu_limit() -> libc::rlim_t {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_CPU, &mut r) } != 0 {
+        return libc::RLIM_INFINITY;
+    }
+    r.rlim_max
+}
+
+/// Why a worker closed its output: reaps it and reads its exit status.
+fn death_reason(child: &mut Child, cpu_seconds: u64) -> String {
+    let status = match child.wait() {
+        Ok(s) => s,
+        Err(e) => return format!("the extractor stopped answering: {e}"),
+    };
+    match status.signal() {
+        Some(libc::SIGXCPU) => format!("extraction used more than {cpu_seconds} s of CPU and was stopped"),
+        Some(libc::SIGKILL) => "the extractor was killed".to_string(),
+        Some(sig) => format!("the extractor crashed (signal {sig}; over the memory limit?)"),
+        None => match status.code() {
+            // Rust aborts an allocation failure (the address-space limit) with SIGABRT, and a
+            // failed start (the limit too small to load the program) with a status.
+            Some(code) => format!("the extractor failed (exit status {code}; over the memory limit?)"),
+            None => "the extractor stopped".to_string(),
+        },
+    }
+}
+
+enum ReadFailure {
+    Timeout,
+    Closed,
+    TooLarge(u64),
+    Io(std::io::Error),
+}
+
+/// Reads one framed answer, waiting at most until `deadline` (poll(2) on the pipe).
+fn read_answer(stdout: &mut ChildStdout, deadline: Instant, max: u64) -> Result<Vec<u8>, ReadFailure> {
+    let mut head = [0u8; 8];
+    read_full(stdout, &mut head, deadline)?;
+    let len = u64::from_be_bytes(head);
+    if len > max {
+        return Err(ReadFailure::TooLarge(len));
+    }
+    let mut body = vec![0u8; len as usize];
+    read_full(stdout, &mut body, deadline)?;
+    Ok(body)
+}
+
+fn read_full(stdout: &mut ChildStdout, buf: &mut [u8], deadline: Instant) -> Result<(), ReadFailure> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ReadFailure::Timeout);
+        }
+        let mut pfd = libc::pollfd { fd: stdout.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+        // SAFETY: one pollfd we own, for the duration of the call.
+        let ready = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if ready < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(ReadFailure::Io(e));
+        }
+        if ready == 0 {
+            continue; // the loop re-checks the deadline
+        }
+        match stdout.read(&mut buf[filled..]) {
+            Ok(0) => return Err(ReadFailure::Closed),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ReadFailure::Io(e)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        let mut wire = Vec::new();
+        wire.push(4u8);
+        wire.extend_from_slice(b"text");
+        wire.extend_from_slice(&5u64.to_be_bytes());
+        wire.extend_from_slice(b"hello");
+        let mut r = &wire[..];
+        let (kind, bytes) = read_request(&mut r).expect("ok").expect("one request");
+        assert_eq!((kind, bytes.as_slice()), (Kind::Text, &b"hello"[..]));
+        assert!(read_request(&mut r).expect("eof").is_none(), "end of input ends the worker");
+        let mut short = &wire[..wire.len() - 2];
+        assert!(read_request(&mut short).is_err(), "a cut request is an error");
     }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use liaisond::extract::{Kind, sniff};
-use liaisond::isolate::{Isolation, extract_isolated};
+use liaisond::isolate::{Extractor, Isolation};
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(common::repo_root().join("fixtures/attachments").join(name)).expect("fixture")
@@ -18,11 +18,15 @@ fn isolation() -> Isolation {
     Isolation::new(PathBuf::from(env!("CARGO_BIN_EXE_liaisond")))
 }
 
+fn extractor() -> Extractor {
+    Extractor::new(isolation())
+}
+
 /// Extracts a fixture as liaisond would (sniffing its kind) and collapses white space.
 fn text_of(name: &str) -> Result<String, String> {
     let bytes = fixture(name);
     let kind = sniff(Some(name), "application/octet-stream", &bytes);
-    extract_isolated(&isolation(), kind, &bytes).map(|e| e.text.split_whitespace().collect::<Vec<_>>().join(" "))
+    extractor().extract(kind, &bytes).map(|e| e.text.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 fn assert_contains(name: &str, phrases: &[&str]) {
@@ -103,18 +107,19 @@ fn html() {
 
 #[test]
 fn hostile_files_end_as_errors_within_the_time_limit() {
-    let iso = isolation();
+    let ex = extractor();
+    let iso = ex.isolation().clone();
     for name in ["bomb.zip", "nested-bomb.zip", "truncated.docx", "truncated.doc", "garbage.pdf"] {
         let bytes = fixture(name);
         let kind = sniff(Some(name), "application/octet-stream", &bytes);
         let started = Instant::now();
-        let result = extract_isolated(&iso, kind, &bytes);
+        let result = ex.extract(kind, &bytes);
         assert!(result.is_err(), "{name} ({kind:?}) should fail, got {:?}", result.map(|e| e.text.len()));
         assert!(started.elapsed() < iso.wall + Duration::from_secs(2), "{name} took {:?}", started.elapsed());
     }
     // The cyclic PDF must terminate; recovering the one real page is allowed.
     let started = Instant::now();
-    let _ = extract_isolated(&iso, Kind::Pdf, &fixture("loop.pdf"));
+    let _ = ex.extract(Kind::Pdf, &fixture("loop.pdf"));
     assert!(started.elapsed() < iso.wall + Duration::from_secs(2));
     // A text file with a Word name is read as the text it is.
     assert_eq!(sniff(Some("not-really.docx"), "application/octet-stream", &fixture("not-really.docx")), Kind::Text);
@@ -125,10 +130,56 @@ fn the_child_is_confined() {
     let bytes = fixture("itu-t-sg15-ls123.pdf");
     // Wall clock: a 1 ms budget is always overrun.
     let quick = Isolation { wall: Duration::from_millis(1), ..isolation() };
-    let e = extract_isolated(&quick, Kind::Pdf, &bytes).expect_err("timeout");
+    let e = Extractor::new(quick).extract(Kind::Pdf, &bytes).expect_err("timeout");
     assert!(e.contains("longer than"), "{e}");
     // Memory: 16 MiB of address space is not enough to start, so it fails cleanly.
     let small = Isolation { memory_bytes: 16 << 20, ..isolation() };
-    let e = extract_isolated(&small, Kind::Pdf, &bytes).expect_err("memory");
+    let e = Extractor::new(small).extract(Kind::Pdf, &bytes).expect_err("memory");
     assert!(e.contains("crashed") || e.contains("failed") || e.contains("cannot start"), "{e}");
+}
+
+#[test]
+fn workers_are_reused_and_a_failed_one_is_replaced() {
+    let ex = extractor();
+    let good = fixture("3gpp-C4-261300.docx");
+    for _ in 0..5 {
+        ex.extract(Kind::Docx, &good).expect("docx");
+    }
+    assert_eq!(ex.workers_started(), 1, "one worker serves consecutive requests");
+
+    // A parser error is an answer: the worker goes on serving.
+    assert!(ex.extract(Kind::Docx, &fixture("truncated.docx")).is_err());
+    ex.extract(Kind::Docx, &good).expect("docx after a parser error");
+    assert_eq!(ex.workers_started(), 1);
+
+    // A worker killed for overrunning its time is replaced, and the next request succeeds.
+    let e = ex.extract_within(Kind::Pdf, &fixture("itu-t-sg15-ls123.pdf"), Duration::from_millis(1));
+    assert!(e.is_err_and(|e| e.contains("longer than")));
+    ex.extract(Kind::Docx, &good).expect("docx after a timeout");
+    assert_eq!(ex.workers_started(), 2, "the overrun worker is not reused");
+
+    // Several threads at once each get a worker of their own.
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| ex.extract(Kind::Docx, &good).expect("docx in parallel"));
+        }
+    });
+    assert!(ex.workers_started() <= 4, "{}", ex.workers_started());
+}
+
+#[test]
+fn a_worker_that_died_while_idle_is_not_used() {
+    let ex = extractor();
+    let good = fixture("3gpp-C4-261300.docx");
+    ex.extract(Kind::Docx, &good).expect("docx");
+    // Kill the idle worker (as the OOM killer would).
+    let pids = ex.idle_worker_pids();
+    assert_eq!(pids.len(), 1);
+    for pid in pids {
+        let status = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().expect("kill");
+        assert!(status.success());
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    ex.extract(Kind::Docx, &good).expect("a fresh worker is started");
+    assert_eq!(ex.workers_started(), 2);
 }

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use liaisond::analyse::analyse;
-use liaisond::isolate::Isolation;
+use liaisond::isolate::{Extractor, Isolation};
 use liaisond::relationships::Relationships;
 use serde_json::Value;
 
@@ -80,7 +80,7 @@ fn the_statement_corpus_matches_its_truth() {
         return;
     }
     let relationships = Relationships::builtin();
-    let isolation = Isolation::new(PathBuf::from(env!("CARGO_BIN_EXE_liaisond")));
+    let extractor = Extractor::new(Isolation::new(PathBuf::from(env!("CARGO_BIN_EXE_liaisond"))));
     let mut right: BTreeMap<&str, usize> = BTreeMap::new();
     let mut failures = Vec::new();
     for eml in &files {
@@ -92,7 +92,7 @@ fn the_statement_corpus_matches_its_truth() {
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let analysis = analyse(&raw, &relationships, &isolation);
+        let analysis = analyse(&raw, &relationships, &extractor);
         let actual = serde_json::to_value(&analysis).expect("serialise");
         let mut mismatched = false;
         let mut misses_now: Vec<&str> = Vec::new();
@@ -218,9 +218,9 @@ fn a_50_mb_attachment_fails_alone() {
         part("annex.pdf", "application/pdf", &big)
     );
     let started = std::time::Instant::now();
-    let iso = Isolation::new(PathBuf::from(env!("CARGO_BIN_EXE_liaisond")));
+    let iso = Extractor::new(Isolation::new(PathBuf::from(env!("CARGO_BIN_EXE_liaisond"))));
     let a = analyse(raw.as_bytes(), &Relationships::builtin(), &iso);
-    assert!(started.elapsed() < iso.wall * 2, "took {:?}", started.elapsed());
+    assert!(started.elapsed() < iso.isolation().wall * 2, "took {:?}", started.elapsed());
     assert_eq!(a.attachments.len(), 2);
     assert!(a.attachments[0].error.is_none() && a.attachments[0].text_chars > 1000, "{:?}", a.attachments[0]);
     assert_eq!(a.attachments[1].size, big.len());
