@@ -365,14 +365,19 @@ impl Extractor {
             }
             Err(ReadFailure::Io(e)) => {
                 let _ = child.wait();
-                return Err(Failure { reason: format!("cannot read the extractor's answer: {e}"), worker_usable: false });
+                return Err(Failure {
+                    reason: format!("cannot read the extractor's answer: {e}"),
+                    worker_usable: false,
+                });
             }
         };
         match serde_json::from_slice::<ChildOutput>(&json) {
             Ok(ChildOutput::Text { text, warnings }) => Ok(Extracted { text, warnings }),
             Ok(ChildOutput::Error { error }) => Err(Failure { reason: error, worker_usable: true }),
             Ok(ChildOutput::Panicked { panicked }) => Err(Failure { reason: panicked, worker_usable: false }),
-            Err(e) => Err(Failure { reason: format!("the extractor's answer is unreadable: {e}"), worker_usable: false }),
+            Err(e) => {
+                Err(Failure { reason: format!("the extractor's answer is unreadable: {e}"), worker_usable: false })
+            }
         }
     }
 }
