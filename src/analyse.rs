@@ -23,6 +23,8 @@ pub struct AttachmentReport {
     pub sha256: String,
     /// The format it was read as (sniffed from its name, type and first bytes).
     pub kind: Kind,
+    /// Forwarded messages deep (0: attached to the message itself).
+    pub depth: usize,
     /// How much text was extracted (0 when none).
     pub text_chars: usize,
     /// Why no text could be extracted, when it could not.
@@ -37,6 +39,65 @@ pub struct Analysis {
     pub statement: Statement,
     pub attachments: Vec<AttachmentReport>,
     pub warnings: Vec<String>,
+}
+
+/// What the daemon reads messages with: the relationships data and the extraction workers.
+/// Shared by every source (`Arc`); safe to use from many threads.
+#[derive(Debug)]
+pub struct Reader {
+    relationships: Relationships,
+    extractor: Extractor,
+    /// How long one message's attachments may take together.
+    budget: Duration,
+}
+
+impl Reader {
+    pub fn new(relationships: Relationships, extractor: Extractor, budget: Duration) -> Reader {
+        Reader { relationships, extractor, budget }
+    }
+
+    pub fn relationships(&self) -> &Relationships {
+        &self.relationships
+    }
+
+    /// Reads one message (blocking: run it on the blocking pool).
+    pub fn read(&self, raw: &[u8]) -> Analysis {
+        analyse_within(raw, &self.relationships, &self.extractor, self.budget)
+    }
+}
+
+impl Analysis {
+    /// The record the store keeps of this reading.
+    pub fn to_reading(&self) -> crate::store::Reading {
+        let statement_json = serde_json::to_string(&self.statement).unwrap_or_else(|_| "{}".into());
+        let warnings_json = serde_json::to_string(&self.warnings).unwrap_or_else(|_| "[]".into());
+        crate::store::Reading {
+            attachments: self
+                .attachments
+                .iter()
+                .map(|a| crate::store::AttachmentRecord {
+                    filename: a.filename.clone(),
+                    content_type: a.content_type.clone(),
+                    size: a.size as i64,
+                    sha256: a.sha256.clone(),
+                    kind: a.kind.as_str().to_string(),
+                    depth: a.depth as i64,
+                    text_chars: a.text_chars as i64,
+                    error: a.error.clone(),
+                })
+                .collect(),
+            title: self.statement.title.clone(),
+            purpose: self
+                .statement
+                .purpose
+                .and_then(|p| serde_json::to_value(p).ok())
+                .and_then(|v| v.as_str().map(str::to_string)),
+            deadline: self.statement.deadline.clone(),
+            from_org: self.statement.from_org.clone(),
+            statement_json,
+            warnings_json,
+        }
+    }
 }
 
 /// Reads one raw message, with no overall time limit beyond each attachment's own.
@@ -78,6 +139,7 @@ pub fn analyse_within(raw: &[u8], rel: &Relationships, extractor: &Extractor, bu
             size: part.bytes.len(),
             sha256: part.sha256.clone(),
             kind: part.kind,
+            depth: part.depth,
             text_chars: text.chars().count(),
             error,
         });

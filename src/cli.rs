@@ -76,6 +76,11 @@ enum Command {
         #[arg(required = true)]
         messages: Vec<PathBuf>,
     },
+    /// Look at stored messages.
+    Messages {
+        #[command(subcommand)]
+        action: MessagesCommand,
+    },
     /// Internal: serve attachment text extraction requests on standard input (a framed
     /// protocol, see `isolate.rs`). liaisond runs itself this way, as a confined worker.
     #[command(hide = true)]
@@ -87,6 +92,30 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MessagesCommand {
+    /// Show what was read from a message (its statement fields, attachments and warnings) as JSON.
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The message number (as in `liaisond status` and the logs).
+        id: i64,
+    },
+    /// Write the original bytes of a message's attachment, decoded again from the stored
+    /// message and checked against the SHA-256 recorded when it arrived.
+    Attachment {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The message number.
+        id: i64,
+        /// Which attachment: 1 is the first one `messages show` lists.
+        number: usize,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -106,6 +135,12 @@ pub fn main() -> ExitCode {
         Command::CheckConfig { config } => with_config(&config.config, cmd_check_config),
         Command::Status { config, json } => with_config(&config.config, |c| cmd_status(c, json)),
         Command::Parse { config, messages } => cmd_parse(config.as_deref(), &messages),
+        Command::Messages { action: MessagesCommand::Show { config, id } } => {
+            with_config(&config.config, |c| cmd_message_show(c, id))
+        }
+        Command::Messages { action: MessagesCommand::Attachment { config, id, number, output } } => {
+            with_config(&config.config, |c| cmd_message_attachment(c, id, number, output.as_deref()))
+        }
         Command::ExtractText => crate::isolate::worker_main(),
     };
     ExitCode::from(code)
@@ -163,7 +198,7 @@ fn cmd_run(config: Config, once: bool) -> anyhow::Result<u8> {
     let report = rt.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signals(shutdown.clone()));
-        let run = run(config, shutdown.clone(), RunOptions { once });
+        let run = run(config, shutdown.clone(), RunOptions { once, ..RunOptions::default() });
         tokio::pin!(run);
         tokio::select! {
             r = &mut run => r,
@@ -299,7 +334,16 @@ fn ingest_stdin(config: Config) -> anyhow::Result<String> {
     let rt = runtime()?;
     let result = rt.block_on(async {
         let store = Store::open(&config.database, config.busy_timeout)?;
-        let ingestor = Ingestor::new(Db::new(store), config.limits.clone());
+        // Unreadable relationships data must not refuse the mail: it is stored and left
+        // pending, and the daemon (which refuses to start with bad data) reads it later.
+        let reader = match crate::runner::reader(&config, None) {
+            Ok(r) => Some(std::sync::Arc::new(r)),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot read statements now; the message is left for the daemon");
+                None
+            }
+        };
+        let ingestor = Ingestor::new(Db::new(store), config.limits.clone(), reader);
         let result = if oversized {
             let header = crate::pipeline::header_section(&raw, 1 << 20).to_vec();
             ingestor.ingest_oversized(header, size, Origin::stdin(), None).await?
@@ -438,11 +482,63 @@ fn cmd_check_config(config: Config) -> anyhow::Result<u8> {
     Ok(EX_OK)
 }
 
-fn cmd_status(config: Config, json: bool) -> anyhow::Result<u8> {
+fn open_existing(config: &Config) -> anyhow::Result<Store> {
     if !config.database.exists() {
         anyhow::bail!("no database at {} yet (has liaisond run?)", config.database.display());
     }
-    let store = Store::open(&config.database, config.busy_timeout)?;
+    Ok(Store::open(&config.database, config.busy_timeout)?)
+}
+
+fn cmd_message_show(config: Config, id: i64) -> anyhow::Result<u8> {
+    let store = open_existing(&config)?;
+    let Some(message) = store.message_overview(None)?.into_iter().find(|m| m.id == id) else {
+        anyhow::bail!("there is no message {id}");
+    };
+    let reading = store.reading(id)?;
+    let value = serde_json::json!({
+        "id": message.id,
+        "message_id": message.message_id,
+        "subject": message.subject,
+        "from": message.from,
+        "size": message.size,
+        "state": message.state,
+        "state_detail": message.detail,
+        "statement": reading.as_ref().and_then(|r| serde_json::from_str::<serde_json::Value>(&r.statement_json).ok()),
+        "attachments": reading.as_ref().map(|r| r.attachments.clone()).unwrap_or_default(),
+        "warnings": reading.as_ref().and_then(|r| serde_json::from_str::<serde_json::Value>(&r.warnings_json).ok()),
+    });
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &value)?;
+    writeln!(out)?;
+    Ok(EX_OK)
+}
+
+fn cmd_message_attachment(config: Config, id: i64, number: usize, output: Option<&Path>) -> anyhow::Result<u8> {
+    let store = open_existing(&config)?;
+    let recorded = store.attachments(id)?;
+    let Some(want) = number.checked_sub(1).and_then(|i| recorded.get(i)) else {
+        anyhow::bail!("message {id} has {} recorded attachment(s); there is no number {number}", recorded.len());
+    };
+    let raw = store.raw_message(id)?;
+    let parts = crate::content::content(&raw).attachments;
+    // The position is the order `content` finds them in; the hash proves it is the same part.
+    let Some(part) = parts.get(number - 1).filter(|p| p.sha256 == want.sha256) else {
+        anyhow::bail!(
+            "attachment {number} of message {id} ({}) could not be found again in the stored message with SHA-256 {}",
+            want.filename,
+            want.sha256
+        );
+    };
+    match output {
+        Some(path) => std::fs::write(path, &part.bytes).with_context(|| format!("cannot write {}", path.display()))?,
+        None => std::io::stdout().lock().write_all(&part.bytes)?,
+    }
+    eprintln!("{}: {} bytes, sha256 {}", want.filename, part.bytes.len(), part.sha256);
+    Ok(EX_OK)
+}
+
+fn cmd_status(config: Config, json: bool) -> anyhow::Result<u8> {
+    let store = open_existing(&config)?;
     let status = store.status(10)?;
     let mut out = std::io::stdout().lock();
     if json {

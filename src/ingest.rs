@@ -7,8 +7,10 @@
 //! is quarantined and the next one goes on.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::analyse::Reader;
 use crate::config::Limits;
 use crate::pipeline::{self, Decision};
 use crate::store::{Accepted, Db, Incoming, MAX_PROCESSING_ATTEMPTS, Origin, Outcome, StoreError, Summary, sha256_hex};
@@ -29,11 +31,14 @@ pub struct Ingested {
 pub struct Ingestor {
     db: Db,
     limits: Limits,
+    /// Reads statements; `None` when it could not be set up (`liaisond ingest` with unreadable
+    /// relationships data): messages are then stored and left pending for the daemon.
+    reader: Option<Arc<Reader>>,
 }
 
 impl Ingestor {
-    pub fn new(db: Db, limits: Limits) -> Ingestor {
-        Ingestor { db, limits }
+    pub fn new(db: Db, limits: Limits, reader: Option<Arc<Reader>>) -> Ingestor {
+        Ingestor { db, limits, reader }
     }
 
     pub fn db(&self) -> &Db {
@@ -79,7 +84,9 @@ impl Ingestor {
         }
         let source = incoming.origin.source.clone();
         let message_id = incoming.message_id.clone();
-        let decision = self.run_pipeline(incoming.raw).await;
+        let Some(decision) = self.run_pipeline(incoming.raw).await else {
+            return Ok(Ingested { accepted, outcome: None });
+        };
         let outcome = self.record_or_leave_pending(accepted.id, &source, message_id.as_deref(), decision).await;
         Ok(Ingested { accepted, outcome })
     }
@@ -133,19 +140,29 @@ impl Ingestor {
         }
     }
 
-    /// Runs the pure pipeline on the blocking pool, under the stage time limit, catching panics.
-    async fn run_pipeline(&self, raw: Vec<u8>) -> Decision {
+    /// Runs the pure pipeline, then reads the message (attachments in the extraction workers,
+    /// whose time budget is within the stage limit), on the blocking pool, under the stage time
+    /// limit, catching panics. `None` when there is no reader: the message stays pending.
+    async fn run_pipeline(&self, raw: Vec<u8>) -> Option<Decision> {
+        let reader = self.reader.clone()?;
         let limit = self.limits.stage_timeout;
-        let work =
-            tokio::task::spawn_blocking(move || std::panic::catch_unwind(AssertUnwindSafe(|| pipeline::process(&raw))));
-        match tokio::time::timeout(limit, work).await {
+        let work = tokio::task::spawn_blocking(move || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                let mut decision = pipeline::process(&raw);
+                if decision.outcome == Outcome::Processed {
+                    decision.reading = Some(reader.read(&raw).to_reading());
+                }
+                decision
+            }))
+        });
+        Some(match tokio::time::timeout(limit, work).await {
             Ok(Ok(Ok(decision))) => decision,
             Ok(Ok(Err(panic))) => quarantine(format!("pipeline panicked: {}", panic_text(&panic))),
             Ok(Err(join)) => quarantine(format!("pipeline task failed: {join}")),
             // The blocking thread cannot be stopped; it finishes on its own and its result is
             // dropped. Stages that can truly hang (attachment parsers) run in a child process.
             Err(_) => quarantine(format!("pipeline took longer than {}", humantime::format_duration(limit))),
-        }
+        })
     }
 
     async fn record(
@@ -155,9 +172,9 @@ impl Ingestor {
         message_id: Option<&str>,
         decision: Decision,
     ) -> Result<Option<Outcome>, StoreError> {
-        let Decision { outcome, summary, .. } = decision;
+        let Decision { outcome, summary, reading } = decision;
         let to_store = outcome.clone();
-        let recorded = self.db.call(move |s| s.record_outcome(id, &to_store, &summary)).await?;
+        let recorded = self.db.call(move |s| s.record_outcome(id, &to_store, &summary, reading.as_ref())).await?;
         match &outcome {
             Outcome::Processed => tracing::info!(id, source, message_id, outcome = "processed", "message recorded"),
             Outcome::Quarantined { error } => {
@@ -179,6 +196,9 @@ impl Ingestor {
             .unwrap_or(jiff::Timestamp::now())
             .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
             .to_string();
+        if self.reader.is_none() {
+            return Ok(0);
+        }
         let ids = self.db.call(move |s| s.pending_message_ids(Some(&cutoff))).await?;
         let mut done = 0;
         for id in ids {
@@ -195,7 +215,10 @@ impl Ingestor {
                     message.attempts - 1
                 ))
             } else {
-                self.run_pipeline(message.raw).await
+                match self.run_pipeline(message.raw).await {
+                    Some(d) => d,
+                    None => continue,
+                }
             };
             self.record(id, "recovery", None, decision).await?;
             done += 1;
@@ -205,7 +228,7 @@ impl Ingestor {
 }
 
 fn quarantine(error: String) -> Decision {
-    Decision { outcome: Outcome::Quarantined { error }, summary: Summary::default() }
+    Decision { outcome: Outcome::Quarantined { error }, summary: Summary::default(), reading: None }
 }
 
 /// The Message-ID, read before the message is stored. A parser panic here must not stop the
@@ -230,6 +253,12 @@ mod tests {
     use super::*;
     use crate::store::{Incoming, Store};
 
+    /// A reader whose extraction program does not exist: these tests need no attachments.
+    fn test_reader() -> Arc<Reader> {
+        let extractor = crate::isolate::Extractor::new(crate::isolate::Isolation::new("/nonexistent".into()));
+        Arc::new(Reader::new(crate::relationships::Relationships::builtin(), extractor, Duration::from_secs(5)))
+    }
+
     #[tokio::test]
     async fn a_message_that_keeps_killing_the_process_is_quarantined() {
         // Every start that finds it pending counts an attempt before processing it; after
@@ -252,7 +281,7 @@ mod tests {
         for _ in 0..MAX_PROCESSING_ATTEMPTS - 1 {
             store.begin_attempt(id).expect("attempt");
         }
-        let ingestor = Ingestor::new(Db::new(store), Limits::default());
+        let ingestor = Ingestor::new(Db::new(store), Limits::default(), Some(test_reader()));
         ingestor.process_pending(Duration::ZERO).await.expect("recover");
         let rows = ingestor.db().call(|s| s.message_overview(None)).await.expect("rows");
         assert_eq!(rows[0].state, "quarantined", "{rows:?}");
@@ -276,7 +305,7 @@ mod tests {
                 origin: Origin::stdin(),
             })
             .expect("accept");
-        let ingestor = Ingestor::new(Db::new(store), Limits::default());
+        let ingestor = Ingestor::new(Db::new(store), Limits::default(), Some(test_reader()));
         assert_eq!(ingestor.process_pending(Duration::ZERO).await.expect("recover"), 1);
         let rows = ingestor.db().call(|s| s.message_overview(None)).await.expect("rows");
         assert_eq!(rows[0].state, "quarantined");

@@ -139,7 +139,7 @@ fn cpu_budget_seconds() -> u64 {
     if unsafe { libc::getrlimit(libc::RLIMIT_CPU, &mut r) } != 0 || r.rlim_cur == libc::RLIM_INFINITY {
         return 20;
     }
-    r.rlim_cur as u64
+    r.rlim_cur
 }
 
 /// Sets the soft CPU limit to what this process has used so far plus `budget` seconds, so the

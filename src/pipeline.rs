@@ -21,7 +21,7 @@
 
 use mail_parser::{Address, HeaderValue, MessageParser};
 
-use crate::store::{Outcome, Summary};
+use crate::store::{Outcome, Reading, Summary};
 
 /// A stage that could not handle a message. The message is quarantined with this text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +48,9 @@ pub struct Parsed {
 pub struct Decision {
     pub outcome: Outcome,
     pub summary: Summary,
+    /// What was read from the message (its attachments and fields), added by the reading
+    /// step in `ingest` for a message that parsed.
+    pub reading: Option<Reading>,
 }
 
 /// Runs every stage on one message.
@@ -56,8 +59,13 @@ pub fn process(raw: &[u8]) -> Decision {
         Ok(parsed) => Decision {
             outcome: Outcome::Processed,
             summary: Summary { subject: parsed.subject.clone(), from: parsed.from.clone(), date: parsed.date.clone() },
+            reading: None,
         },
-        Err(e) => Decision { outcome: Outcome::Quarantined { error: e.to_string() }, summary: Summary::default() },
+        Err(e) => Decision {
+            outcome: Outcome::Quarantined { error: e.to_string() },
+            summary: Summary::default(),
+            reading: None,
+        },
     }
 }
 

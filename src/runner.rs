@@ -5,22 +5,28 @@
 //! `once`, until every source has been drained once). Cancellation is cooperative: a source
 //! stops between messages, so the message in hand is either committed or left for next time.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::analyse::Reader;
 use crate::config::Config;
 use crate::imap::{ImapSource, SourceReport};
 use crate::ingest::{Ingestor, PENDING_GRACE};
 use crate::maildir::MaildirSource;
 use crate::store::{Db, InstanceLock, Store};
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Process what is waiting, then return.
     pub once: bool,
+    /// The `liaisond` binary that runs the attachment extraction workers; default: this
+    /// process's own executable (tests, whose executable is the test harness, name it).
+    pub extractor_program: Option<PathBuf>,
 }
 
 /// What a run did.
@@ -42,24 +48,26 @@ pub async fn run(config: Config, shutdown: CancellationToken, options: RunOption
     let _lock = InstanceLock::acquire(&config.database)?;
     let store = Store::open(&config.database, config.busy_timeout)?;
     let db = Db::new(store);
-    let ingestor = Ingestor::new(db.clone(), config.limits.clone());
+    let reader = reader(&config, options.extractor_program.clone())?;
+    let ingestor = Ingestor::new(db.clone(), config.limits.clone(), Some(Arc::new(reader)));
     let mut report = RunReport { recovered: ingestor.process_pending(Duration::ZERO).await?, ..RunReport::default() };
     if report.recovered > 0 {
         tracing::info!(count = report.recovered, "processed messages left pending by an earlier run");
     }
 
+    let once = options.once;
     let mut tasks: JoinSet<(String, Result<SourceReport, String>)> = JoinSet::new();
     for cfg in config.imap.iter().cloned() {
         let name = cfg.name.clone();
         let source = ImapSource::new(cfg, ingestor.clone()).with_context(|| format!("IMAP source {name}"))?;
         let token = shutdown.child_token();
-        tasks.spawn(async move { (name, source.run(token, options.once).await.map_err(|e| e.to_string())) });
+        tasks.spawn(async move { (name, source.run(token, once).await.map_err(|e| e.to_string())) });
     }
     for cfg in config.maildir.iter().cloned() {
         let name = cfg.name.clone();
         let source = MaildirSource::new(cfg, ingestor.clone());
         let token = shutdown.child_token();
-        tasks.spawn(async move { (name, source.run(token, options.once).await.map_err(|e| e.to_string())) });
+        tasks.spawn(async move { (name, source.run(token, once).await.map_err(|e| e.to_string())) });
     }
     if config.imap.is_empty() && config.maildir.is_empty() {
         tracing::warn!("no source is configured; only messages given to `liaisond ingest` will arrive");
@@ -99,4 +107,17 @@ pub async fn run(config: Config, shutdown: CancellationToken, options: RunOption
     }
     tracing::info!(stored = report.stored, already_known = report.already_known, "liaisond stopped");
     Ok(report)
+}
+
+/// What messages are read with: the relationships data, the extraction workers (this binary),
+/// and the time budget for a message's attachments (three quarters of the stage limit, so the
+/// message is still recorded when its attachments are slow).
+pub fn reader(config: &Config, program: Option<PathBuf>) -> anyhow::Result<Reader> {
+    let relationships = config.load_relationships()?;
+    let program = match program {
+        Some(p) => p,
+        None => std::env::current_exe().context("cannot find liaisond's own executable for the extraction workers")?,
+    };
+    let extractor = crate::isolate::Extractor::new(crate::isolate::Isolation::new(program));
+    Ok(Reader::new(relationships, extractor, config.limits.stage_timeout * 3 / 4))
 }

@@ -101,6 +101,38 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
         BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
     "#,
+    // 2: what was read from each message: its attachments and the statement's fields. Both
+    // are derived from the raw bytes (a pure function of them plus the relationships data),
+    // so reprocessing replaces them. An attachment's bytes are not copied: they are in
+    // `message_raw`, and `liaisond messages attachment` decodes them again, checked against
+    // the SHA-256 recorded here.
+    r#"
+    CREATE TABLE attachments (
+        message      INTEGER NOT NULL REFERENCES messages (id),
+        position     INTEGER NOT NULL,
+        filename     TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        size         INTEGER NOT NULL,
+        sha256       TEXT NOT NULL,
+        kind         TEXT NOT NULL,
+        depth        INTEGER NOT NULL,
+        text_chars   INTEGER NOT NULL,
+        error        TEXT,
+        PRIMARY KEY (message, position)
+    );
+    CREATE INDEX attachments_by_sha256 ON attachments (sha256);
+
+    CREATE TABLE readings (
+        message   INTEGER PRIMARY KEY REFERENCES messages (id),
+        title     TEXT,
+        purpose   TEXT,
+        deadline  TEXT,
+        from_org  TEXT,
+        statement TEXT NOT NULL,
+        warnings  TEXT NOT NULL,
+        read_at   TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this binary writes.
@@ -279,6 +311,72 @@ pub struct Summary {
     pub subject: Option<String>,
     pub from: Option<String>,
     pub date: Option<String>,
+}
+
+/// One attachment as read (see [`Reading`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AttachmentRecord {
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+    pub kind: String,
+    /// Forwarded messages deep (0: the message itself).
+    pub depth: i64,
+    pub text_chars: i64,
+    pub error: Option<String>,
+}
+
+/// What was read from one message: its attachments, in order, and the statement's fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reading {
+    pub attachments: Vec<AttachmentRecord>,
+    pub title: Option<String>,
+    pub purpose: Option<String>,
+    pub deadline: Option<String>,
+    pub from_org: Option<String>,
+    /// Every field, as JSON (the `statement` object of `liaisond parse`).
+    pub statement_json: String,
+    /// A JSON array of strings.
+    pub warnings_json: String,
+}
+
+/// Replaces what was read from message `id` (reprocessing reads it again).
+fn write_reading(tx: &rusqlite::Transaction<'_>, id: i64, reading: &Reading, now: &str) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM attachments WHERE message = ?1", params![id])?;
+    let mut insert = tx.prepare(
+        "INSERT INTO attachments (message, position, filename, content_type, size, sha256, kind, depth, text_chars, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for (position, a) in reading.attachments.iter().enumerate() {
+        insert.execute(params![
+            id,
+            position as i64,
+            a.filename,
+            a.content_type,
+            a.size,
+            a.sha256,
+            a.kind,
+            a.depth,
+            a.text_chars,
+            a.error
+        ])?;
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO readings (message, title, purpose, deadline, from_org, statement, warnings, read_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            id,
+            reading.title,
+            reading.purpose,
+            reading.deadline,
+            reading.from_org,
+            reading.statement_json,
+            reading.warnings_json,
+            now
+        ],
+    )?;
+    Ok(())
 }
 
 /// The stored position in one IMAP mailbox.
@@ -573,7 +671,13 @@ impl Store {
     /// Records the pipeline's verdict on a pending message. Returns false, changing nothing,
     /// when the message was no longer pending (another task decided it first), so a message
     /// is never decided twice.
-    pub fn record_outcome(&mut self, id: i64, outcome: &Outcome, summary: &Summary) -> Result<bool, StoreError> {
+    pub fn record_outcome(
+        &mut self,
+        id: i64,
+        outcome: &Outcome,
+        summary: &Summary,
+        reading: Option<&Reading>,
+    ) -> Result<bool, StoreError> {
         self.in_transaction(|tx| {
             let now = now_utc();
             let n = tx.execute(
@@ -587,6 +691,9 @@ impl Store {
                     tx.prepare("SELECT 1 FROM messages WHERE id = ?1").and_then(|mut s| s.exists(params![id]))?;
                 return Ok(exists.then_some(false));
             }
+            if let Some(reading) = reading {
+                write_reading(tx, id, reading, &now)?;
+            }
             tx.execute(
                 "INSERT INTO events (at, message, kind, detail) VALUES (?1, ?2, ?3, ?4)",
                 params![now, id, outcome.state(), outcome.detail()],
@@ -594,6 +701,63 @@ impl Store {
             Ok(Some(true))
         })?
         .ok_or(StoreError::NoSuchMessage(id))
+    }
+
+    /// What was read from a message, when it was read.
+    pub fn reading(&self, id: i64) -> Result<Option<Reading>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT title, purpose, deadline, from_org, statement, warnings FROM readings WHERE message = ?1",
+                params![id],
+                |r| {
+                    Ok(Reading {
+                        attachments: Vec::new(),
+                        title: r.get(0)?,
+                        purpose: r.get(1)?,
+                        deadline: r.get(2)?,
+                        from_org: r.get(3)?,
+                        statement_json: r.get(4)?,
+                        warnings_json: r.get(5)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some(mut reading) = row else { return Ok(None) };
+        reading.attachments = self.attachments(id)?;
+        Ok(Some(reading))
+    }
+
+    /// A message's attachments as recorded, in order.
+    pub fn attachments(&self, id: i64) -> Result<Vec<AttachmentRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT filename, content_type, size, sha256, kind, depth, text_chars, error
+                 FROM attachments WHERE message = ?1 ORDER BY position",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![id], |r| {
+                Ok(AttachmentRecord {
+                    filename: r.get(0)?,
+                    content_type: r.get(1)?,
+                    size: r.get(2)?,
+                    sha256: r.get(3)?,
+                    kind: r.get(4)?,
+                    depth: r.get(5)?,
+                    text_chars: r.get(6)?,
+                    error: r.get(7)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// The raw bytes of a message (for re-deriving its attachments).
+    pub fn raw_message(&self, id: i64) -> Result<Vec<u8>, StoreError> {
+        Ok(self.load(id)?.raw)
     }
 
     /// Messages stored but not yet processed (left by a crash or a shutdown), oldest first;
@@ -1037,6 +1201,47 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_database_is_upgraded_keeping_its_messages() {
+        // Build a version-1 database by hand, as the first release left it.
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("v1.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(MIGRATIONS[0]).expect("v1 schema");
+            conn.pragma_update(None, "user_version", 1).expect("version");
+            conn.execute(
+                "INSERT INTO messages (sha256, size, received_at, state) VALUES ('ab', 4, '2026-01-01T00:00:00Z', 'processed')",
+                [],
+            )
+            .expect("row");
+        }
+        let mut s = Store::open(&path, Duration::from_secs(1)).expect("upgrade");
+        assert_eq!(s.schema_version().expect("version"), SCHEMA_VERSION);
+        assert_eq!(s.message_overview(None).expect("rows").len(), 1, "messages kept");
+        assert_eq!(s.reading(1).expect("reading"), None, "not read yet");
+        // The new tables work.
+        let a = s.accept(&incoming(b"From: a@b\r\n\r\nx", None, 1, 1)).expect("accept");
+        let reading = Reading {
+            attachments: vec![AttachmentRecord {
+                filename: "LS.docx".into(),
+                content_type: "application/octet-stream".into(),
+                size: 10,
+                sha256: "cd".into(),
+                kind: "docx".into(),
+                depth: 0,
+                text_chars: 0,
+                error: Some("bad".into()),
+            }],
+            title: Some("LS".into()),
+            statement_json: "{}".into(),
+            warnings_json: "[]".into(),
+            ..Reading::default()
+        };
+        assert!(s.record_outcome(a.id, &Outcome::Processed, &Summary::default(), Some(&reading)).expect("record"));
+        assert_eq!(s.reading(a.id).expect("reading"), Some(reading));
+    }
+
+    #[test]
     fn a_newer_database_is_refused() {
         let d = tempfile::tempdir().expect("tempdir");
         let path = d.path().join("new.db");
@@ -1105,10 +1310,13 @@ mod tests {
         let m = s.begin_attempt(a.id).expect("attempt");
         assert_eq!(m.attempts, 2, "accept counts the first attempt");
         assert!(
-            s.record_outcome(a.id, &Outcome::Quarantined { error: "bad".into() }, &Summary::default())
+            s.record_outcome(a.id, &Outcome::Quarantined { error: "bad".into() }, &Summary::default(), None)
                 .expect("outcome")
         );
-        assert!(!s.record_outcome(a.id, &Outcome::Processed, &Summary::default()).expect("second"), "decided once");
+        assert!(
+            !s.record_outcome(a.id, &Outcome::Processed, &Summary::default(), None).expect("second"),
+            "decided once"
+        );
         assert!(s.pending_message_ids(None).expect("pending").is_empty());
         let st = s.status(5).expect("status");
         assert!(st.by_outcome.contains(&("quarantined".to_string(), 1)));

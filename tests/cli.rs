@@ -256,6 +256,38 @@ fn the_demo_records_the_sample_statements() {
         fixtures,
         "the demo leaves the fixtures in place"
     );
+
+    // Each statement was read and recorded: fields, attachments (extracted by the workers).
+    let config = config.to_str().expect("utf8");
+    let mut with_attachment = None;
+    let mut purposes = Vec::new();
+    for id in 1..=fixtures {
+        let out = liaisond(&["messages", "show", "--config", config, &id.to_string()], None);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let shown: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        purposes.push(shown["statement"]["purpose"].clone());
+        if let Some(a) = shown["attachments"].as_array().and_then(|a| a.first()) {
+            assert!(a["error"].is_null(), "{a}");
+            assert!(a["text_chars"].as_u64().is_some_and(|n| n > 100), "{a}");
+            with_attachment = Some((id, a.clone()));
+        }
+    }
+    assert!(purposes.iter().any(|p| p == "action"), "{purposes:?}");
+    let (id, recorded) = with_attachment.expect("a demo statement with an attachment");
+    // Its original bytes come back out, identical.
+    let file = dir.path().join("attachment.bin");
+    let out = liaisond(
+        &["messages", "attachment", "--config", config, &id.to_string(), "1", "--output", file.to_str().expect("utf8")],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let bytes = std::fs::read(&file).expect("written");
+    assert_eq!(bytes.len() as u64, recorded["size"].as_u64().expect("size"));
+    assert_eq!(liaisond::store::sha256_hex(&bytes), recorded["sha256"].as_str().expect("sha256"));
+    // A wrong number is an error that says what exists.
+    let out = liaisond(&["messages", "attachment", "--config", config, &id.to_string(), "9"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("there is no number 9"), "{}", text(&out.stderr));
 }
 
 #[test]

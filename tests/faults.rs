@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use liaisond::{RunOptions, run};
+use liaisond::run;
 use tokio_util::sync::CancellationToken;
 
 /// The two tests must not overlap: one restarts the server the other uses.
@@ -64,7 +64,7 @@ async fn sigkill_during_ingest_then_restart_stores_every_message_once() {
     assert!(killed_at[1] < N, "the second kill must land before the end (at {killed_at:?}); make messages larger");
 
     // Restart and let it finish.
-    let report = run(config.clone(), CancellationToken::new(), RunOptions { once: true }).await.expect("restart");
+    let report = run(config.clone(), CancellationToken::new(), common::run_options(true)).await.expect("restart");
     assert!(report.failed_sources.is_empty(), "{:?}", report.failed_sources);
     let expected: Vec<String> = (0..N).map(|i| message_id_of(&mailbox, i)).collect();
     assert_stored_once(&db, &expected);
@@ -90,7 +90,7 @@ async fn imap_server_restart_during_a_batch_loses_and_duplicates_nothing() {
     config.limits.fetch_batch_messages = 100;
     let db = config.database.clone();
     let shutdown = CancellationToken::new();
-    let daemon = tokio::spawn(run(config, shutdown.clone(), RunOptions { once: false }));
+    let daemon = tokio::spawn(run(config, shutdown.clone(), common::run_options(false)));
 
     let db2 = db.clone();
     eventually(Duration::from_secs(60), "ingest under way", move || row_count(&db2) >= 40).await;

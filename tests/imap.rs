@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::TryStreamExt;
-use liaisond::{RunOptions, run};
+use liaisond::run;
 use tokio_util::sync::CancellationToken;
 
 async fn run_once(config: liaisond::config::Config) -> liaisond::RunReport {
-    run(config, CancellationToken::new(), RunOptions { once: true }).await.expect("run --once")
+    run(config, CancellationToken::new(), common::run_options(true)).await.expect("run --once")
 }
 
 fn ids(tag: &str, n: usize) -> Vec<String> {
@@ -178,7 +178,7 @@ async fn idle_picks_up_a_new_message_without_waiting_for_a_poll() {
     config.imap[0].poll_interval = Duration::from_secs(3600);
     let db = config.database.clone();
     let shutdown = CancellationToken::new();
-    let daemon = tokio::spawn(run(config, shutdown.clone(), RunOptions { once: false }));
+    let daemon = tokio::spawn(run(config, shutdown.clone(), common::run_options(false)));
 
     // Wait for the first (empty) sync, then deliver.
     let db2 = db.clone();
@@ -246,10 +246,10 @@ async fn a_second_instance_on_the_same_database_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = imap_config(tb, dir.path(), &mailbox, Security::Implicit, "leave", "");
     let shutdown = CancellationToken::new();
-    let first = tokio::spawn(run(config.clone(), shutdown.clone(), RunOptions { once: false }));
+    let first = tokio::spawn(run(config.clone(), shutdown.clone(), common::run_options(false)));
     let db = config.database.clone();
     eventually(Duration::from_secs(10), "first instance started", move || db.exists()).await;
-    let second = run(config.clone(), CancellationToken::new(), RunOptions { once: true }).await;
+    let second = run(config.clone(), CancellationToken::new(), common::run_options(true)).await;
     let err = second.expect_err("second instance must be refused");
     assert!(format!("{err:#}").contains("already runs"), "{err:#}");
     shutdown.cancel();

@@ -238,3 +238,10 @@ pub fn row_count(db: &Path) -> usize {
         Err(_) => 0,
     }
 }
+
+/// Run options for tests: the extraction workers are the real `liaisond` binary (the test's
+/// own executable is the test harness).
+#[allow(dead_code)]
+pub fn run_options(once: bool) -> liaisond::RunOptions {
+    liaisond::RunOptions { once, extractor_program: Some(std::path::PathBuf::from(env!("CARGO_BIN_EXE_liaisond"))) }
+}
