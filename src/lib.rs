@@ -12,6 +12,7 @@
 //! - [`cli`] is the command line.
 
 pub mod analyse;
+pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod content;
