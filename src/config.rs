@@ -80,6 +80,23 @@ struct RawConfig {
     imap: Vec<RawImap>,
     #[serde(default)]
     maildir: Vec<RawMaildir>,
+    mail: Option<RawMail>,
+    #[serde(default)]
+    routing: RawRouting,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMail {
+    from: String,
+    message_id_domain: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRouting {
+    #[serde(default)]
+    trusted_authserv_ids: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,6 +173,21 @@ pub struct Config {
     pub limits: Limits,
     pub imap: Vec<ImapConfig>,
     pub maildir: Vec<MaildirConfig>,
+    /// Who liaisond is when it sends mail; `None`: the relationships data's first own address.
+    pub mail: Option<MailIdentity>,
+    /// The authserv-ids of the receiving servers whose `Authentication-Results` are trusted.
+    pub trusted_authserv_ids: Vec<String>,
+}
+
+/// Who liaisond is when it sends mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailIdentity {
+    /// The display name, when `from` gave one (`Name <address>`).
+    pub from_name: Option<String>,
+    /// The address, normalised (lower case).
+    pub from: String,
+    /// The domain of our Message-IDs (default: the address's domain).
+    pub message_id_domain: String,
 }
 
 /// Limits on untrusted input and on each step that handles it.
@@ -593,7 +625,58 @@ impl Validator<'_> {
             }
             None => None,
         };
-        Ok(Config { path: self.path.to_path_buf(), relationships, database, busy_timeout, limits, imap, maildir })
+        let mail = match &raw.mail {
+            None => None,
+            Some(m) => {
+                let (name, address) = match (m.from.rfind('<'), m.from.rfind('>')) {
+                    (Some(l), Some(r)) if l < r => {
+                        let name = m.from[..l].trim().trim_matches('"').trim();
+                        ((!name.is_empty()).then(|| name.to_string()), m.from[l + 1..r].to_string())
+                    }
+                    _ => (None, m.from.clone()),
+                };
+                let Some(from) = crate::relationships::normalize_address(&address) else {
+                    return Err(self.err(
+                        &[Key("mail"), Key("from")],
+                        format!("`{}` is not an e-mail address (write `address` or `Name <address>`)", m.from),
+                    ));
+                };
+                let domain = match &m.message_id_domain {
+                    Some(d) if d.contains('.') && !d.contains(['@', '<', '>', ' ']) => d.to_ascii_lowercase(),
+                    Some(d) => {
+                        return Err(
+                            self.err(&[Key("mail"), Key("message_id_domain")], format!("`{d}` is not a domain name"))
+                        );
+                    }
+                    None => from.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default(),
+                };
+                Some(MailIdentity { from_name: name, from, message_id_domain: domain })
+            }
+        };
+        for (i, id) in raw.routing.trusted_authserv_ids.iter().enumerate() {
+            if id.trim().is_empty() || id.contains([';', ' ']) {
+                return Err(self.err(
+                    &[Key("routing"), Key("trusted_authserv_ids"), Index(i)],
+                    format!("`{id}` is not an authserv-id (a host name such as mail.example.org)"),
+                ));
+            }
+        }
+        Ok(Config {
+            path: self.path.to_path_buf(),
+            relationships,
+            database,
+            busy_timeout,
+            limits,
+            imap,
+            maildir,
+            mail,
+            trusted_authserv_ids: raw
+                .routing
+                .trusted_authserv_ids
+                .iter()
+                .map(|s| s.trim().to_ascii_lowercase())
+                .collect(),
+        })
     }
 
     /// Exactly one of `password`, `password_file`, `password_env`.

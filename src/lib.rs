@@ -24,6 +24,7 @@ pub mod isolate;
 pub mod maildir;
 pub mod pipeline;
 pub mod relationships;
+pub mod route;
 pub mod runner;
 pub mod store;
 pub mod tls;
