@@ -448,19 +448,23 @@ fn ietf_group_of(rel: &Relationships, entry: &str) -> Option<String> {
     if let Some(g) = ietf(name) {
         return Some(g);
     }
-    // `IETF Applications and Real-Time Area (ART)`: the acronym in parentheses.
-    if let Some(inner) = name.split_once('(').and_then(|(_, r)| r.split_once(')')).map(|(i, _)| i.trim())
-        && let Some(g) = ietf(inner)
-    {
+    // `IETF Applications and Real-Time Area (ART)`: the acronym in parentheses; `IETF DetNet
+    // WG (chairs: ...)`: the name before a remark.
+    let (before, inner) = match name.split_once('(') {
+        Some((b, r)) => (b.trim(), r.split_once(')').map(|(i, _)| i.trim())),
+        None => (name, None),
+    };
+    if let Some(g) = inner.and_then(ietf).or_else(|| ietf(before)) {
         return Some(g);
     }
-    let address = emails(entry).into_iter().find(|a| a.ends_with("@ietf.org"))?;
-    let local = address.split('@').next().unwrap_or("");
-    if let Some(g) = rel.ietf_group(local.trim_end_matches("-chairs").trim_end_matches("-ads")) {
-        return Some(g.acronym.clone());
+    if let Some(address) = emails(entry).into_iter().find(|a| a.ends_with("@ietf.org")) {
+        let local = address.split('@').next().unwrap_or("");
+        if let Some(g) = rel.ietf_group(local.trim_end_matches("-chairs").trim_end_matches("-ads")) {
+            return Some(g.acronym.clone());
+        }
     }
     // An IETF group the relationships data does not know yet: kept as written.
-    (name.starts_with("IETF ") && name.len() <= 80 && !name.contains('@')).then(|| name.to_string())
+    (before.starts_with("IETF ") && before.len() <= 80 && !before.contains('@')).then(|| before.to_string())
 }
 
 /// Addresses in a signature block (after "Sincerely," or "Kind regards,"): the sender's
@@ -506,9 +510,13 @@ fn subject_title(subject: &str) -> String {
 
 fn clean_title(t: &str) -> String {
     // A title wrapped over lines: join them, undoing a hyphen at a line end (`measure-` +
-    // `ment`).
-    static HYPHEN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(\p{L})-\s*\n\s*(\p{Ll})").expect("static regex"));
-    let joined = HYPHEN.replace_all(t, "$1$2");
+    // `ment`) unless it belongs to a hyphenated word (`end-to-` + `end`).
+    static HYPHEN: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(\S*\p{L})-[^\S\n]*\n\s*(\p{Ll}\S*)").expect("static regex"));
+    let joined = HYPHEN.replace_all(t, |c: &regex::Captures<'_>| {
+        let sep = if crate::extract::line_end_hyphen_is_real(&c[1], &c[2]) { "-" } else { "" };
+        format!("{}{sep}{}", &c[1], &c[2])
+    });
     let mut t = joined.trim();
     while let Some(rest) = t.strip_prefix("Title:").or_else(|| t.strip_prefix("TITLE:")) {
         t = rest.trim();
@@ -662,6 +670,20 @@ mod tests {
     #[test]
     fn titles() {
         assert_eq!(clean_title("Title: Title: LS on DNS"), "LS on DNS");
+        assert_eq!(clean_title("IP measure-\n  ment methods"), "IP measurement methods");
+        assert_eq!(clean_title("methods to end-to-\n   end QoE"), "methods to end-to-end QoE");
         assert_eq!(subject_title("New Liaison Statement, \"LS on slicing\""), "LS on slicing");
+    }
+
+    fn rel() -> Relationships {
+        Relationships::builtin()
+    }
+
+    #[test]
+    fn unknown_ietf_groups_are_kept_as_written() {
+        let r = rel();
+        assert_eq!(ietf_group_of(&r, "IETF MASQUE WG").as_deref(), Some("IETF MASQUE WG"));
+        assert_eq!(ietf_group_of(&r, "IETF DetNet WG (chairs: A, B)").as_deref(), Some("detnet"));
+        assert_eq!(ietf_group_of(&r, "SA WG2"), None);
     }
 }
