@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::Serialize;
 
-use crate::relationships::Relationships;
+use crate::relationships::{GroupRef, Relationships};
 
 /// What the sender asks of the IETF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -229,9 +229,15 @@ pub fn understand(input: &Input<'_>, rel: &Relationships) -> Understood {
         let mut unresolved = Vec::new();
         for name in split_names(v) {
             match sender_group(rel, label_org.as_deref().or(context.as_deref()), &name) {
-                Some((org, acronym)) => {
+                Some((org, Some(acronym))) => {
                     label_org.get_or_insert(org);
                     resolved.push(acronym);
+                }
+                // A name of the organisation itself (`Unicode Technical Committee`) names no
+                // group we know: the organisation is found, the name is kept as written.
+                Some((org, None)) => {
+                    label_org.get_or_insert(org);
+                    unresolved.push(name);
                 }
                 None if !name.contains('@') && name.len() <= 80 && !name.starts_with("Question") => {
                     unresolved.push(name)
@@ -246,6 +252,14 @@ pub fn understand(input: &Input<'_>, rel: &Relationships) -> Understood {
         }
     }
     st.from_org = label_org.or(sender_org).or(marker_org);
+    // No `From:` label names the group (the datatracker's `From:` line names a person): the
+    // group the statement's body opens with (`Body: ITU-T Study Group 15 thanks ...`).
+    if st.from_groups.is_empty()
+        && let Some(g) = input.texts.iter().find_map(|s| body_opening_group(rel, s.text, st.from_org.as_deref()))
+    {
+        st.from_groups.push(g);
+    }
+
     // To: the labelled addressees and the ITU-T blocks, normalised within the IETF.
     for v in all(Field::To).chain(all(Field::ForAction)).chain(all(Field::ForComment)).chain(all(Field::ForInformation))
     {
@@ -479,15 +493,18 @@ fn split_names(v: &str) -> Vec<String> {
 }
 
 /// The sending group a name means: the name itself, then without a parenthesised remark,
-/// then its parents (`ISO/IEC JTC 1/SC 27/WG 5` → `SC 27`), within `org` when known.
-fn sender_group(rel: &Relationships, org: Option<&str>, name: &str) -> Option<(String, String)> {
+/// then its parents (`ISO/IEC JTC 1/SC 27/WG 5` → `SC 27`), within `org` when known. The
+/// organisation's canonical name, and the group's acronym (`None` when the name is one of the
+/// organisation itself).
+fn sender_group(rel: &Relationships, org: Option<&str>, name: &str) -> Option<(String, Option<String>)> {
     let mut candidate = name.split('(').next().unwrap_or(name).trim().to_string();
     for _ in 0..4 {
         for attempt in [candidate.as_str(), name] {
             if let Some(g) = rel.resolve_group(org, attempt).or_else(|| rel.resolve_group(None, attempt))
                 && let Some(o) = g.organization()
             {
-                return Some((o.name.clone(), g.acronym().to_string()));
+                let group = matches!(g, GroupRef::Group(..)).then(|| g.acronym().to_string());
+                return Some((o.name.clone(), group));
             }
         }
         match candidate.rfind(['/', ',']) {
@@ -524,6 +541,51 @@ fn ietf_group_of(rel: &Relationships, entry: &str) -> Option<String> {
     }
     // An IETF group the relationships data does not know yet: kept as written.
     (before.starts_with("IETF ") && before.len() <= 80 && !before.contains('@')).then(|| before.to_string())
+}
+
+/// The sending group a statement's `Body:` opens with, as the subject of its first sentence
+/// (`The IEEE 802.3 Working Group would like ...`, `ITU-T Study Group 15 (Question 14/15)
+/// thanks ...`): the capitalised words (and numbers, and `of`/`and`/`for` between them) before
+/// the first other word or parenthesis. Taken only when it resolves to a known group, or when
+/// it is the sending organisation's name followed by more (`Broadband Forum Technical
+/// Committee`, kept as written).
+fn body_opening_group(rel: &Relationships, text: &str, org: Option<&str>) -> Option<String> {
+    static BODY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?m)^\s*Body\s*:\s*").expect("static regex"));
+    let start = BODY.find(text)?.end();
+    let opening: String = text[start..].split_whitespace().take(20).collect::<Vec<_>>().join(" ");
+    let mut words: Vec<&str> = Vec::new();
+    for (i, w) in opening.split(' ').enumerate() {
+        if i == 0 && w.eq_ignore_ascii_case("the") {
+            continue;
+        }
+        let bare = w.trim_end_matches([',', ';', ':', '.']);
+        let named = bare.starts_with(|c: char| c.is_uppercase() || c.is_ascii_digit());
+        if bare.is_empty() || !(named || matches!(bare, "of" | "and" | "for" | "on")) {
+            break;
+        }
+        words.push(bare);
+        if bare.len() != w.len() {
+            break;
+        }
+    }
+    while words.last().is_some_and(|w| matches!(*w, "of" | "and" | "for" | "on")) {
+        words.pop();
+    }
+    if words.len() < 2 {
+        return None;
+    }
+    let name = words.join(" ");
+    match sender_group(rel, org, &name) {
+        Some((_, Some(acronym))) => Some(acronym),
+        _ => {
+            let o = rel.organization(org?)?;
+            let lower = name.to_lowercase();
+            std::iter::once(&o.name)
+                .chain(&o.names)
+                .any(|n| lower.strip_prefix(&n.to_lowercase()).is_some_and(|rest| rest.starts_with(' ')))
+                .then_some(name)
+        }
+    }
 }
 
 /// Addresses in a signature block (after "Sincerely," or "Kind regards,"), up to the next
@@ -850,5 +912,38 @@ mod tests {
         assert_eq!(ietf_group_of(&r, "IETF MASQUE WG").as_deref(), Some("IETF MASQUE WG"));
         assert_eq!(ietf_group_of(&r, "IETF DetNet WG (chairs: A, B)").as_deref(), Some("detnet"));
         assert_eq!(ietf_group_of(&r, "SA WG2"), None);
+    }
+
+    #[test]
+    fn a_name_of_the_organisation_itself_is_kept_as_written() {
+        let st = run("s", "x@unicode.org", "From: Unicode Technical Committee\nTo: IETF ART\n");
+        assert_eq!(st.from_org.as_deref(), Some("Unicode Consortium"));
+        assert_eq!(st.from_groups, vec!["Unicode Technical Committee"]);
+    }
+
+    #[test]
+    fn the_group_a_datatracker_body_opens_with() {
+        let dt = |body: &str| {
+            format!(
+                "Title: T\nURL of the IETF Web page: https://datatracker.ietf.org/liaison/1/\n\n\
+                 From: Jane Doe <jane@example-operator.de>\nTo: TEAS <teas@ietf.org>\nPurpose: For information\n\nBody: {body}\n"
+            )
+        };
+        let st = run(
+            "New Liaison Statement, \"T\"",
+            "statements@ietf.org",
+            &dt("ITU-T Study Group 15 (Question 14/15) thanks the IETF."),
+        );
+        assert_eq!(st.from_groups, vec!["itu-t-sg-15"]);
+        assert_eq!(st.from_contacts, vec!["jane@example-operator.de"]);
+        let st = run("s", "statements@ietf.org", &dt("The IEEE 802.3 Working Group would like to inform the IETF."));
+        assert_eq!(st.from_groups, vec!["ieee-802-3"]);
+        let st = run("s", "statements@ietf.org", &dt("The Broadband Forum Technical Committee (LIAISE-655-00) asks."));
+        assert_eq!(st.from_groups, vec!["Broadband Forum Technical Committee"]);
+        // Only the organisation, or words that are no group: nothing.
+        let st = run("s", "statements@ietf.org", &dt("The Broadband Forum asks the IETF."));
+        assert!(st.from_groups.is_empty(), "{:?}", st.from_groups);
+        let st = run("s", "statements@ietf.org", &dt("Please Find Attached our statement."));
+        assert!(st.from_groups.is_empty(), "{:?}", st.from_groups);
     }
 }
