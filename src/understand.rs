@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::Serialize;
 
-use crate::relationships::Relationships;
+use crate::relationships::{GroupRef, Relationships};
 
 /// What the sender asks of the IETF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -86,15 +86,20 @@ enum Field {
     ForAction,
     ForComment,
     ForInformation,
+    /// A `Subject:` line in a letter: its title when no `Title:` label says otherwise.
+    Subject,
 }
 
 /// Labels people write, lower-case, without the colon.
 const LABELS: &[(&str, Field)] = &[
     ("title", Field::Title),
+    ("subject", Field::Subject),
     ("purpose", Field::Purpose),
     ("deadline", Field::Deadline),
     ("response deadline", Field::Deadline),
     ("reply by", Field::Deadline),
+    ("reply requested by", Field::Deadline),
+    ("due date", Field::Deadline),
     ("from", Field::From),
     ("source", Field::From),
     ("submitted by", Field::From),
@@ -115,6 +120,10 @@ const LABELS: &[(&str, Field)] = &[
     ("send any reply ls to", Field::ReplyTo),
     ("send reply to", Field::ReplyTo),
     ("reply to", Field::ReplyTo),
+    ("send replies to", Field::ReplyTo),
+    ("send any reply to", Field::ReplyTo),
+    ("please send replies to", Field::ReplyTo),
+    ("please send any reply to", Field::ReplyTo),
     ("technical contact", Field::TechnicalContact),
     ("technical contacts", Field::TechnicalContact),
     ("response to", Field::Related),
@@ -130,6 +139,7 @@ fn continues(f: Field) -> bool {
     matches!(
         f,
         Field::Title
+            | Field::Subject
             | Field::Related
             | Field::FromContact
             | Field::ReplyTo
@@ -183,9 +193,22 @@ pub fn understand(input: &Input<'_>, rel: &Relationships) -> Understood {
     let first =
         |f: Field| found.iter().find(|(g, v, _)| *g == f && !v.trim().is_empty()).map(|(_, v, i)| (v.clone(), *i));
     let all = |f: Field| found.iter().filter(move |(g, _, _)| *g == f).map(|(_, v, _)| v.as_str());
-    // Title: the label, else the subject; a literal leading "Title:" is dropped.
+    // Title: the label, else the `Subject:` line of a letter that is a statement (it has a
+    // `Purpose:` label: a quoted mail header block has none), else the mail's subject; a
+    // literal leading "Title:" is dropped.
+    let letter_subject = || {
+        found
+            .iter()
+            .find(|(f, v, i)| {
+                *f == Field::Subject
+                    && !v.trim().is_empty()
+                    && found.iter().any(|(g, _, j)| *g == Field::Purpose && j == i)
+            })
+            .map(|(_, v, _)| v.clone())
+    };
     let title = first(Field::Title)
         .map(|(v, _)| v)
+        .or_else(letter_subject)
         .or_else(|| input.subject.map(subject_title))
         .map(|t| clean_title(&t))
         .filter(|t| !t.is_empty());
@@ -206,9 +229,15 @@ pub fn understand(input: &Input<'_>, rel: &Relationships) -> Understood {
         let mut unresolved = Vec::new();
         for name in split_names(v) {
             match sender_group(rel, label_org.as_deref().or(context.as_deref()), &name) {
-                Some((org, acronym)) => {
+                Some((org, Some(acronym))) => {
                     label_org.get_or_insert(org);
                     resolved.push(acronym);
+                }
+                // A name of the organisation itself (`Unicode Technical Committee`) names no
+                // group we know: the organisation is found, the name is kept as written.
+                Some((org, None)) => {
+                    label_org.get_or_insert(org);
+                    unresolved.push(name);
                 }
                 None if !name.contains('@') && name.len() <= 80 && !name.starts_with("Question") => {
                     unresolved.push(name)
@@ -223,6 +252,13 @@ pub fn understand(input: &Input<'_>, rel: &Relationships) -> Understood {
         }
     }
     st.from_org = label_org.or(sender_org).or(marker_org);
+    // No `From:` label names the group (the datatracker's `From:` line names a person): the
+    // group the statement's body opens with (`Body: ITU-T Study Group 15 thanks ...`).
+    if st.from_groups.is_empty()
+        && let Some(g) = input.texts.iter().find_map(|s| body_opening_group(rel, s.text, st.from_org.as_deref()))
+    {
+        st.from_groups.push(g);
+    }
 
     // To: the labelled addressees and the ITU-T blocks, normalised within the IETF.
     for v in all(Field::To).chain(all(Field::ForAction)).chain(all(Field::ForComment)).chain(all(Field::ForInformation))
@@ -280,17 +316,19 @@ pub fn understand(input: &Input<'_>, rel: &Relationships) -> Understood {
         }
     }
 
-    // Contacts.
+    // Contacts. A role address on a `From:` line (the SDO's, ours, the datatracker's) sent
+    // the mail; a person's address there (`From: IEEE 802.1 WG (Jane Doe, Chair, jane@...)`,
+    // the datatracker's `From: Jane Doe <jane@...>`) is a contact of the sending side.
+    let role =
+        |a: &str| rel.organization_by_address(a).is_some() || rel.is_own_address(a) || rel.is_datatracker_sender(a);
     for v in all(Field::FromContact) {
         for a in emails(v) {
             push_unique(&mut st.from_contacts, a);
         }
     }
-    if st.from_contacts.is_empty() {
-        for text in input.texts.iter().map(|s| s.text) {
-            for a in signature_contacts(text) {
-                push_unique(&mut st.from_contacts, a);
-            }
+    for v in all(Field::From) {
+        for a in emails(v).into_iter().filter(|a| !role(a)) {
+            push_unique(&mut st.from_contacts, a);
         }
     }
     for v in all(Field::ReplyTo) {
@@ -303,6 +341,14 @@ pub fn understand(input: &Input<'_>, rel: &Relationships) -> Understood {
             // RFC 4053's "Technical Contact" is 4053bis's From-Contact: both lists hold it.
             push_unique(&mut st.from_contacts, a.clone());
             push_unique(&mut st.technical_contacts, a);
+        }
+    }
+    // Only when no label names anyone: the addresses under the letter's closing.
+    if st.from_contacts.is_empty() {
+        for text in input.texts.iter().map(|s| s.text) {
+            for a in signature_contacts(text).into_iter().filter(|a| !role(a)) {
+                push_unique(&mut st.from_contacts, a);
+            }
         }
     }
     // 4053bis §3: with no From-Liaison-Contact, a reply goes where the statement came from.
@@ -370,31 +416,58 @@ pub fn understand(input: &Input<'_>, rel: &Relationships) -> Understood {
     Understood { statement: st, warnings }
 }
 
+/// The field a `Label: value` line names, with its value.
+fn label_of(line: &str) -> Option<(Field, String)> {
+    let c = LABEL_LINE.captures(line)?;
+    let label = c[1].trim().to_ascii_lowercase();
+    LABELS.iter().find(|(l, _)| *l == label).map(|(_, f)| (*f, c[2].trim().to_string()))
+}
+
 /// `Label: value` lines, and the lines that continue a list-like label (more addresses or
 /// groups under `Contact:` or `For action to:`).
+///
+/// A line continues the open label unless it is empty or looks like a label or a heading of
+/// its own (`Name: ...`, `1. Overall Description:`); a colon elsewhere (`(https://...)`) does
+/// not end the value. The contact
+/// labels also continue across an empty line when the next paragraph is one more person
+/// (a short block with an address and no label), as letters list several contacts apart.
 fn labelled(text: &str) -> Vec<(Field, String)> {
+    let lines: Vec<String> = text.lines().map(|l| l.replace('\t', " ")).collect();
     let mut out: Vec<(Field, String)> = Vec::new();
     let mut open: Option<usize> = None;
-    for raw in text.lines() {
-        let line = raw.replace('\t', " ");
-        if let Some(c) = LABEL_LINE.captures(&line) {
-            let label = c[1].trim().to_ascii_lowercase();
-            if let Some((_, f)) = LABELS.iter().find(|(l, _)| *l == label) {
-                out.push((*f, c[2].trim().to_string()));
-                open = continues(*f).then_some(out.len() - 1);
-                continue;
-            }
+    for (n, line) in lines.iter().enumerate() {
+        if let Some((f, v)) = label_of(line) {
+            out.push((f, v));
+            open = continues(f).then_some(out.len() - 1);
+            continue;
         }
         let t = line.trim();
-        match open.and_then(|i| out.get_mut(i)) {
-            Some(entry) if !t.is_empty() && (!t.contains(':') || t.contains('@') || t.starts_with("http")) => {
-                entry.1.push('\n');
-                entry.1.push_str(t);
+        let Some(entry) = open.and_then(|i| out.get_mut(i)) else { continue };
+        let is_contact = matches!(entry.0, Field::FromContact | Field::ReplyTo | Field::TechnicalContact);
+        if t.is_empty() {
+            if !(is_contact && contact_paragraph(&lines[n + 1..])) {
+                open = None;
             }
-            _ => open = None,
+        } else if !(LABEL_LINE.is_match(t) || t.ends_with(':')) || t.contains('@') || t.starts_with("http") {
+            entry.1.push('\n');
+            entry.1.push_str(t);
+        } else {
+            open = None;
         }
     }
     out
+}
+
+/// Whether the lines start with a paragraph that names one more contact: at most three lines
+/// up to the next empty line, with an address, no label and no sentence (`Name, Role,` then
+/// `address`).
+fn contact_paragraph(lines: &[String]) -> bool {
+    let para: Vec<&str> =
+        lines.iter().map(|l| l.trim()).skip_while(|l| l.is_empty()).take_while(|l| !l.is_empty()).collect();
+    !para.is_empty()
+        && para.len() <= 3
+        && para.iter().any(|l| !emails(l).is_empty())
+        && para.iter().all(|l| label_of(l).is_none() && !l.ends_with(['.', '?', '!', ':']))
 }
 
 /// Names in a list: split at commas, semicolons and new lines outside parentheses (so
@@ -420,15 +493,18 @@ fn split_names(v: &str) -> Vec<String> {
 }
 
 /// The sending group a name means: the name itself, then without a parenthesised remark,
-/// then its parents (`ISO/IEC JTC 1/SC 27/WG 5` → `SC 27`), within `org` when known.
-fn sender_group(rel: &Relationships, org: Option<&str>, name: &str) -> Option<(String, String)> {
+/// then its parents (`ISO/IEC JTC 1/SC 27/WG 5` → `SC 27`), within `org` when known. The
+/// organisation's canonical name, and the group's acronym (`None` when the name is one of the
+/// organisation itself).
+fn sender_group(rel: &Relationships, org: Option<&str>, name: &str) -> Option<(String, Option<String>)> {
     let mut candidate = name.split('(').next().unwrap_or(name).trim().to_string();
     for _ in 0..4 {
         for attempt in [candidate.as_str(), name] {
             if let Some(g) = rel.resolve_group(org, attempt).or_else(|| rel.resolve_group(None, attempt))
                 && let Some(o) = g.organization()
             {
-                return Some((o.name.clone(), g.acronym().to_string()));
+                let group = matches!(g, GroupRef::Group(..)).then(|| g.acronym().to_string());
+                return Some((o.name.clone(), group));
             }
         }
         match candidate.rfind(['/', ',']) {
@@ -448,23 +524,72 @@ fn ietf_group_of(rel: &Relationships, entry: &str) -> Option<String> {
     if let Some(g) = ietf(name) {
         return Some(g);
     }
-    // `IETF Applications and Real-Time Area (ART)`: the acronym in parentheses.
-    if let Some(inner) = name.split_once('(').and_then(|(_, r)| r.split_once(')')).map(|(i, _)| i.trim())
-        && let Some(g) = ietf(inner)
-    {
+    // `IETF Applications and Real-Time Area (ART)`: the acronym in parentheses; `IETF DetNet
+    // WG (chairs: ...)`: the name before a remark.
+    let (before, inner) = match name.split_once('(') {
+        Some((b, r)) => (b.trim(), r.split_once(')').map(|(i, _)| i.trim())),
+        None => (name, None),
+    };
+    if let Some(g) = inner.and_then(ietf).or_else(|| ietf(before)) {
         return Some(g);
     }
-    let address = emails(entry).into_iter().find(|a| a.ends_with("@ietf.org"))?;
-    let local = address.split('@').next().unwrap_or("");
-    if let Some(g) = rel.ietf_group(local.trim_end_matches("-chairs").trim_end_matches("-ads")) {
-        return Some(g.acronym.clone());
+    if let Some(address) = emails(entry).into_iter().find(|a| a.ends_with("@ietf.org")) {
+        let local = address.split('@').next().unwrap_or("");
+        if let Some(g) = rel.ietf_group(local.trim_end_matches("-chairs").trim_end_matches("-ads")) {
+            return Some(g.acronym.clone());
+        }
     }
     // An IETF group the relationships data does not know yet: kept as written.
-    (name.starts_with("IETF ") && name.len() <= 80 && !name.contains('@')).then(|| name.to_string())
+    (before.starts_with("IETF ") && before.len() <= 80 && !before.contains('@')).then(|| before.to_string())
 }
 
-/// Addresses in a signature block (after "Sincerely," or "Kind regards,"): the sender's
-/// contacts when no label names any.
+/// The sending group a statement's `Body:` opens with, as the subject of its first sentence
+/// (`The IEEE 802.3 Working Group would like ...`, `ITU-T Study Group 15 (Question 14/15)
+/// thanks ...`): the capitalised words (and numbers, and `of`/`and`/`for` between them) before
+/// the first other word or parenthesis. Taken only when it resolves to a known group, or when
+/// it is the sending organisation's name followed by more (`Broadband Forum Technical
+/// Committee`, kept as written).
+fn body_opening_group(rel: &Relationships, text: &str, org: Option<&str>) -> Option<String> {
+    static BODY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?m)^\s*Body\s*:\s*").expect("static regex"));
+    let start = BODY.find(text)?.end();
+    let opening: String = text[start..].split_whitespace().take(20).collect::<Vec<_>>().join(" ");
+    let mut words: Vec<&str> = Vec::new();
+    for (i, w) in opening.split(' ').enumerate() {
+        if i == 0 && w.eq_ignore_ascii_case("the") {
+            continue;
+        }
+        let bare = w.trim_end_matches([',', ';', ':', '.']);
+        let named = bare.starts_with(|c: char| c.is_uppercase() || c.is_ascii_digit());
+        if bare.is_empty() || !(named || matches!(bare, "of" | "and" | "for" | "on")) {
+            break;
+        }
+        words.push(bare);
+        if bare.len() != w.len() {
+            break;
+        }
+    }
+    while words.last().is_some_and(|w| matches!(*w, "of" | "and" | "for" | "on")) {
+        words.pop();
+    }
+    if words.len() < 2 {
+        return None;
+    }
+    let name = words.join(" ");
+    match sender_group(rel, org, &name) {
+        Some((_, Some(acronym))) => Some(acronym),
+        _ => {
+            let o = rel.organization(org?)?;
+            let lower = name.to_lowercase();
+            std::iter::once(&o.name)
+                .chain(&o.names)
+                .any(|n| lower.strip_prefix(&n.to_lowercase()).is_some_and(|rest| rest.starts_with(' ')))
+                .then_some(name)
+        }
+    }
+}
+
+/// Addresses in a signature block (after "Sincerely," or "Kind regards,"), up to the next
+/// label or separator line: the sender's contacts when no label names any.
 fn signature_contacts(text: &str) -> Vec<String> {
     const CLOSINGS: &[&str] =
         &["sincerely", "kind regards", "best regards", "regards", "yours faithfully", "yours sincerely"];
@@ -475,7 +600,13 @@ fn signature_contacts(text: &str) -> Vec<String> {
     }) else {
         return Vec::new();
     };
-    lines[start..lines.len().min(start + 10)].iter().flat_map(|l| emails(l)).collect()
+    let ends = |l: &&&str| {
+        let t = l.trim();
+        label_of(t).is_some_and(|(f, _)| f != Field::FromContact)
+            || t.to_ascii_lowercase().starts_with("cc:")
+            || (t.len() >= 4 && t.chars().all(|c| matches!(c, '-' | '_' | '=' | '*')))
+    };
+    lines[start..lines.len().min(start + 10)].iter().take_while(|l| !ends(l)).flat_map(|l| emails(l)).collect()
 }
 
 fn push_unique(list: &mut Vec<String>, v: String) {
@@ -484,10 +615,17 @@ fn push_unique(list: &mut Vec<String>, v: String) {
     }
 }
 
-/// Addresses in a text, spaced-out ones recovered, lower-cased.
+/// Addresses in a text, spaced-out ones (`name . surname @ company . com`) and spelt-out
+/// ones (`name (at) example (dot) org`) recovered, lower-cased.
 pub fn emails(text: &str) -> Vec<String> {
+    static SPELT: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?i)\s*(?:\(\s*(at|dot)\s*\)|\[\s*(at|dot)\s*\])\s*").expect("static regex"));
+    let text = SPELT.replace_all(text, |c: &regex::Captures<'_>| {
+        let word = c.get(1).or_else(|| c.get(2)).map_or("", |m| m.as_str());
+        if word.eq_ignore_ascii_case("at") { "@" } else { "." }
+    });
     EMAIL
-        .captures_iter(text)
+        .captures_iter(&text)
         .map(|c| format!("{}@{}", c[1].replace(' ', ""), c[2].replace(' ', "")).to_ascii_lowercase())
         .filter(|a| {
             a.rsplit('.').next().is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()))
@@ -506,9 +644,13 @@ fn subject_title(subject: &str) -> String {
 
 fn clean_title(t: &str) -> String {
     // A title wrapped over lines: join them, undoing a hyphen at a line end (`measure-` +
-    // `ment`).
-    static HYPHEN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(\p{L})-\s*\n\s*(\p{Ll})").expect("static regex"));
-    let joined = HYPHEN.replace_all(t, "$1$2");
+    // `ment`) unless it belongs to a hyphenated word (`end-to-` + `end`).
+    static HYPHEN: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(\S*\p{L})-[^\S\n]*\n\s*(\p{Ll}\S*)").expect("static regex"));
+    let joined = HYPHEN.replace_all(t, |c: &regex::Captures<'_>| {
+        let sep = if crate::extract::line_end_hyphen_is_real(&c[1], &c[2]) { "-" } else { "" };
+        format!("{}{sep}{}", &c[1], &c[2])
+    });
     let mut t = joined.trim();
     while let Some(rest) = t.strip_prefix("Title:").or_else(|| t.strip_prefix("TITLE:")) {
         t = rest.trim();
@@ -662,6 +804,146 @@ mod tests {
     #[test]
     fn titles() {
         assert_eq!(clean_title("Title: Title: LS on DNS"), "LS on DNS");
+        assert_eq!(clean_title("IP measure-\n  ment methods"), "IP measurement methods");
+        assert_eq!(clean_title("methods to end-to-\n   end QoE"), "methods to end-to-end QoE");
         assert_eq!(subject_title("New Liaison Statement, \"LS on slicing\""), "LS on slicing");
+    }
+
+    fn rel() -> Relationships {
+        Relationships::builtin()
+    }
+
+    fn run(subject: &str, sender: &str, text: &str) -> Statement {
+        let texts = [Source { name: "body", text }];
+        understand(&Input { subject: Some(subject), sender: Some(sender), texts: &texts }, &rel()).statement
+    }
+
+    #[test]
+    fn a_subject_line_in_the_letter_is_the_title_when_no_title_label() {
+        let st = run("REF-1: short", "a@example.org", "From: X\nSubject: The real title\nPurpose: For Information\n");
+        assert_eq!(st.title.as_deref(), Some("The real title"));
+        let st = run("s", "a@example.org", "Subject: Not this\nTitle: This one\n");
+        assert_eq!(st.title.as_deref(), Some("This one"));
+        // Wrapped, like a title.
+        let st = run(
+            "s",
+            "a@example.org",
+            "Purpose: For Comment\nSubject: WT-512 \"YANG Modules for\n  SAPs\" - comments\n\nDear",
+        );
+        assert_eq!(st.title.as_deref(), Some("WT-512 \"YANG Modules for SAPs\" - comments"));
+        // A quoted mail header (a bounce, a forward) is no letter.
+        let st =
+            run("Undelivered", "mailer-daemon@example.org", "From: a@example.org\nSubject: LS on X\nDate: today\n");
+        assert_eq!(st.title.as_deref(), Some("Undelivered"));
+    }
+
+    #[test]
+    fn more_deadline_and_reply_labels() {
+        let st = run("s", "a@example.org", "Due date: 03/15/2027\nPlease send any reply to: r@example.org\n");
+        assert_eq!(st.deadline.as_deref(), Some("2027-03-15"));
+        assert_eq!(st.reply_to, vec!["r@example.org"]);
+        let st = run("s", "a@example.org", "Reply requested by: 01/03/2027\nPlease send replies to: q@example.org\n");
+        assert_eq!(st.deadline, None, "day/month ambiguous without a known convention");
+        assert_eq!(st.reply_to, vec!["q@example.org"]);
+    }
+
+    #[test]
+    fn spelt_out_addresses_are_recovered() {
+        assert_eq!(
+            emails("Contact: N. Eze, ngozi.eze (at) example-registry (dot) org"),
+            vec!["ngozi.eze@example-registry.org"]
+        );
+        assert_eq!(emails("j.doe [AT] example [DOT] com"), vec!["j.doe@example.com"]);
+        assert!(emails("the meeting (at) noon").is_empty());
+    }
+
+    #[test]
+    fn a_colon_inside_a_continued_value_does_not_end_it() {
+        let l = labelled(
+            "Response to: IETF EMU WG statement \"X and\n  Y\" (https://datatracker.ietf.org/liaison/2079/)\nDeadline: none\n",
+        );
+        assert_eq!(l[0].0, Field::Related);
+        assert!(l[0].1.ends_with("(https://datatracker.ietf.org/liaison/2079/)"), "{:?}", l[0].1);
+        // A label-shaped line still ends it.
+        let l = labelled("Contact Person:\nName: Kenji Sato\nE-mail Address: k@example.com\n");
+        assert_eq!(l[0], (Field::FromContact, String::new()));
+    }
+
+    #[test]
+    fn contacts_listed_in_separate_paragraphs_stay_together() {
+        let text = "Contact: Linda Okafor, Chair,\nlinda@example-isp.net\n\nTomasz K, Vice-Chair,\ntomasz@example-vendor.pl\n\n\
+                    Send reply to: liaisons@broadband-forum.org\n\nDear chairs,\nwrite to x@example.org.\n";
+        let st = run("s", "liaisons@broadband-forum.org", text);
+        assert_eq!(st.from_contacts, vec!["linda@example-isp.net", "tomasz@example-vendor.pl"]);
+        // A paragraph of prose after the block is not a contact.
+        let st = run("s", "a@example.org", "Contact: Ann, ann@example.org\n\nPlease also copy bob@example.org.\n");
+        assert_eq!(st.from_contacts, vec!["ann@example.org"]);
+    }
+
+    #[test]
+    fn people_on_a_from_line_are_contacts_role_addresses_are_not() {
+        let st = run(
+            "s",
+            "sven@example-research.org",
+            "From: IEEE 802.1 Working Group (Sven E, Chair, sven@example-research.org)\nTo: IETF DetNet WG (chairs: A, B)\n",
+        );
+        assert_eq!(st.from_contacts, vec!["sven@example-research.org"]);
+        assert_eq!(st.from_groups, vec!["ieee-802-1"]);
+        assert_eq!(st.to_groups, vec!["detnet"]);
+        let st = run("s", "3GPPLiaison@etsi.org", "From: 3GPP Liaisons <3GPPLiaison@etsi.org>\nTitle: LS\n");
+        assert!(st.from_contacts.is_empty(), "{:?}", st.from_contacts);
+    }
+
+    #[test]
+    fn the_signature_ends_at_the_next_label() {
+        let text = "Dear chairs,\n\nKind regards,\nRSSAC Staff\n\nFrom: ICANN RSSAC\nResponse Contact: staff@example.org\n\
+                    Technical Contact: Ingrid <ingrid@example-rootops.no>\n";
+        let st = run("s", "staff@example.org", text);
+        assert_eq!(st.from_contacts, vec!["ingrid@example-rootops.no"]);
+        assert_eq!(
+            signature_contacts("Regards,\nAna\nE-mail: ana@example.org\n----\nx@example.org"),
+            vec!["ana@example.org"]
+        );
+    }
+
+    #[test]
+    fn unknown_ietf_groups_are_kept_as_written() {
+        let r = rel();
+        assert_eq!(ietf_group_of(&r, "IETF MASQUE WG").as_deref(), Some("IETF MASQUE WG"));
+        assert_eq!(ietf_group_of(&r, "IETF DetNet WG (chairs: A, B)").as_deref(), Some("detnet"));
+        assert_eq!(ietf_group_of(&r, "SA WG2"), None);
+    }
+
+    #[test]
+    fn a_name_of_the_organisation_itself_is_kept_as_written() {
+        let st = run("s", "x@unicode.org", "From: Unicode Technical Committee\nTo: IETF ART\n");
+        assert_eq!(st.from_org.as_deref(), Some("Unicode Consortium"));
+        assert_eq!(st.from_groups, vec!["Unicode Technical Committee"]);
+    }
+
+    #[test]
+    fn the_group_a_datatracker_body_opens_with() {
+        let dt = |body: &str| {
+            format!(
+                "Title: T\nURL of the IETF Web page: https://datatracker.ietf.org/liaison/1/\n\n\
+                 From: Jane Doe <jane@example-operator.de>\nTo: TEAS <teas@ietf.org>\nPurpose: For information\n\nBody: {body}\n"
+            )
+        };
+        let st = run(
+            "New Liaison Statement, \"T\"",
+            "statements@ietf.org",
+            &dt("ITU-T Study Group 15 (Question 14/15) thanks the IETF."),
+        );
+        assert_eq!(st.from_groups, vec!["itu-t-sg-15"]);
+        assert_eq!(st.from_contacts, vec!["jane@example-operator.de"]);
+        let st = run("s", "statements@ietf.org", &dt("The IEEE 802.3 Working Group would like to inform the IETF."));
+        assert_eq!(st.from_groups, vec!["ieee-802-3"]);
+        let st = run("s", "statements@ietf.org", &dt("The Broadband Forum Technical Committee (LIAISE-655-00) asks."));
+        assert_eq!(st.from_groups, vec!["Broadband Forum Technical Committee"]);
+        // Only the organisation, or words that are no group: nothing.
+        let st = run("s", "statements@ietf.org", &dt("The Broadband Forum asks the IETF."));
+        assert!(st.from_groups.is_empty(), "{:?}", st.from_groups);
+        let st = run("s", "statements@ietf.org", &dt("Please Find Attached our statement."));
+        assert!(st.from_groups.is_empty(), "{:?}", st.from_groups);
     }
 }

@@ -193,9 +193,20 @@ fn pdf_text(bytes: &[u8]) -> Result<String, ExtractError> {
         .map_err(|e| ExtractError::Malformed { kind: "PDF", detail: e.to_string() })
 }
 
+/// Whether a hyphen at the end of a line (after `before`, which does not include it) is part
+/// of the word rather than a break inside it: when the word it ends, or the word the next line
+/// (`after`) starts with, is itself hyphenated (`end-to-` + `end`, `ietf-` + `network-instance`).
+pub fn line_end_hyphen_is_real(before: &str, after: &str) -> bool {
+    let last = before.rsplit(char::is_whitespace).next().unwrap_or("");
+    let next = after.trim_start().split(char::is_whitespace).next().unwrap_or("");
+    let next = next.trim_end_matches(|c: char| !c.is_alphanumeric());
+    last.contains('-') || next.contains('-')
+}
+
 /// PDF text comes with words hyphenated across line breaks and runs of blank lines: join
-/// `inter-` + `national` back (only before a lower-case letter, so `ITU-` + `T` stays) and keep
-/// at most one empty line.
+/// `inter-` + `national` back (only before a lower-case letter, so `ITU-` + `T` stays; and
+/// keeping the hyphen of a hyphenated word, so `end-to-` + `end` is `end-to-end`) and keep at
+/// most one empty line.
 fn normalise_pdf_text(t: &str) -> String {
     let mut out = String::with_capacity(t.len());
     let mut blank_run = 0;
@@ -212,7 +223,9 @@ fn normalise_pdf_text(t: &str) -> String {
             && line.starts_with(char::is_lowercase)
             && out[..out.len() - 2].ends_with(char::is_alphabetic);
         if hyphenated {
-            out.truncate(out.len() - 2);
+            let before = &out[..out.len() - 2];
+            let real = line_end_hyphen_is_real(before, line);
+            out.truncate(out.len() - if real { 1 } else { 2 });
         }
         out.push_str(line);
         out.push('\n');
@@ -253,6 +266,8 @@ mod tests {
     fn pdf_hyphenation_is_undone() {
         assert_eq!(normalise_pdf_text("inter-\nnational work\n\n\n\nnext"), "international work\n\nnext\n");
         assert_eq!(normalise_pdf_text("ITU-\nT SG15"), "ITU-\nT SG15\n");
+        assert_eq!(normalise_pdf_text("to end-to-\nend QoE"), "to end-to-end QoE\n");
+        assert_eq!(normalise_pdf_text("and ietf-\nnetwork-instance (RFC"), "and ietf-network-instance (RFC\n");
     }
 
     #[test]
