@@ -100,6 +100,74 @@ impl Analysis {
     }
 }
 
+/// Classification and routing of one message that was read.
+#[derive(Debug, Clone, Serialize)]
+pub struct Judgement {
+    pub classification: crate::classify::Classification,
+    pub route: crate::route::Route,
+}
+
+/// What [`judge`] needs besides the message: who we are and whom we trust.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub ours: crate::classify::Ours,
+    pub trusted_authserv_ids: Vec<String>,
+}
+
+impl Identity {
+    /// From the configuration; without `[mail]`, our address is the relationships data's first
+    /// own address.
+    pub fn new(config: Option<&crate::config::Config>, rel: &Relationships) -> Identity {
+        let ours = match config.and_then(|c| c.mail.as_ref()) {
+            Some(m) => crate::classify::Ours { from: m.from.clone(), message_id_domain: m.message_id_domain.clone() },
+            None => {
+                let from = rel.own_addresses().first().cloned().unwrap_or_else(|| "liaisond@localhost".into());
+                let domain = from.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
+                crate::classify::Ours { from, message_id_domain: domain }
+            }
+        };
+        Identity { ours, trusted_authserv_ids: config.map(|c| c.trusted_authserv_ids.clone()).unwrap_or_default() }
+    }
+}
+
+/// Classifies and routes a message that was read (pure, given the history).
+pub fn judge(
+    raw: &[u8],
+    analysis: &Analysis,
+    rel: &Relationships,
+    identity: &Identity,
+    history: &dyn crate::classify::History,
+) -> Judgement {
+    let headers = crate::classify::Headers::parse(raw);
+    let has_document = analysis.attachments.iter().any(|a| a.text_chars >= 200);
+    let classification = crate::classify::classify(
+        &crate::classify::Input {
+            headers: &headers,
+            subject: analysis.subject.as_deref(),
+            sender: analysis.sender.as_deref(),
+            statement: &analysis.statement,
+            has_document,
+        },
+        rel,
+        &identity.ours,
+        history,
+    );
+    let authentication_results: Vec<&str> = headers.all("authentication-results").collect();
+    let handlers = classification.related.as_ref().map(|k| k.handlers.clone()).unwrap_or_default();
+    let route = crate::route::route(
+        &crate::route::Input {
+            class: classification.class,
+            sender: analysis.sender.as_deref(),
+            statement: &analysis.statement,
+            authentication_results: &authentication_results,
+            trusted_authserv_ids: &identity.trusted_authserv_ids,
+            statement_handlers: &handlers,
+        },
+        rel,
+    );
+    Judgement { classification, route }
+}
+
 /// Reads one raw message, with no overall time limit beyond each attachment's own.
 pub fn analyse(raw: &[u8], rel: &Relationships, extractor: &Extractor) -> Analysis {
     analyse_within(raw, rel, extractor, Duration::MAX)

@@ -79,6 +79,8 @@ pub struct KnownStatement {
     pub id: i64,
     /// `LS-2026-0042`.
     pub tracking_id: String,
+    /// Who was notified of it (a follow-up goes to them).
+    pub handlers: Vec<String>,
 }
 
 /// The verdict.
@@ -464,19 +466,28 @@ mod tests {
     struct Held;
     impl History for Held {
         fn by_tracking_id(&self, id: &str) -> Option<KnownStatement> {
-            (id == "LS-2026-0042").then(|| KnownStatement { id: 42, tracking_id: id.into() })
+            (id == "LS-2026-0042").then(|| KnownStatement { id: 42, tracking_id: id.into(), handlers: vec![] })
         }
         fn by_thread(&self, ids: &[String]) -> Option<KnownStatement> {
-            ids.iter()
-                .any(|i| i == "liaisond.ack.42@iab.org")
-                .then(|| KnownStatement { id: 42, tracking_id: "LS-2026-0042".into() })
+            ids.iter().any(|i| i == "liaisond.ack.42@iab.org").then(|| KnownStatement {
+                id: 42,
+                tracking_id: "LS-2026-0042".into(),
+                handlers: vec![],
+            })
         }
         fn by_message_id(&self, id: &str) -> Option<KnownStatement> {
-            (id == "orig@3gpp.org").then(|| KnownStatement { id: 42, tracking_id: "LS-2026-0042".into() })
+            (id == "orig@3gpp.org").then(|| KnownStatement {
+                id: 42,
+                tracking_id: "LS-2026-0042".into(),
+                handlers: vec![],
+            })
         }
         fn by_title_and_org(&self, title: &str, org: &str) -> Option<KnownStatement> {
-            (title == "LS on DetNet" && org == "3GPP")
-                .then(|| KnownStatement { id: 42, tracking_id: "LS-2026-0042".into() })
+            (title == "LS on DetNet" && org == "3GPP").then(|| KnownStatement {
+                id: 42,
+                tracking_id: "LS-2026-0042".into(),
+                handlers: vec![],
+            })
         }
     }
 

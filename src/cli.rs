@@ -361,53 +361,103 @@ fn ingest_stdin(config: Config) -> anyhow::Result<String> {
 }
 
 fn cmd_parse(config: Option<&Path>, messages: &[PathBuf]) -> u8 {
-    let relationships = match config.map(Config::load).transpose().and_then(|c| match c {
-        Some(c) => c.load_relationships(),
-        None => Ok(crate::relationships::Relationships::builtin()),
-    }) {
-        Ok(r) => r,
+    let config = match config.map(Config::load).transpose() {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("liaisond: invalid configuration: {e}");
             return EX_CONFIG;
         }
     };
+    let relationships = match config.as_ref().map(Config::load_relationships).transpose() {
+        Ok(r) => r.unwrap_or_else(crate::relationships::Relationships::builtin),
+        Err(e) => {
+            eprintln!("liaisond: invalid configuration: {e}");
+            return EX_CONFIG;
+        }
+    };
+    let identity = crate::analyse::Identity::new(config.as_ref(), &relationships);
     let program = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("liaisond: cannot find my own executable for the extraction child: {e}");
+            eprintln!("liaisond: cannot find my own executable for the extraction workers: {e}");
             return EX_FAILURE;
         }
     };
     let extractor = crate::isolate::Extractor::new(crate::isolate::Isolation::new(program));
+
+    // One thread per core reads messages; the lines come out in the order of the arguments.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(messages.len()).max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (send, receive) = std::sync::mpsc::sync_channel::<(usize, Result<String, String>)>(threads * 4);
+    let stop = std::sync::atomic::AtomicBool::new(false);
     let mut code = EX_OK;
-    let mut out = std::io::stdout().lock();
-    for path in messages {
-        let raw = match std::fs::read(path) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("liaisond: {}: {e}", path.display());
-                code = EX_FAILURE;
-                continue;
-            }
-        };
-        let analysis = crate::analyse::analyse(&raw, &relationships, &extractor);
-        let mut value = match serde_json::to_value(&analysis) {
-            Ok(v) => v,
-            Err(e) => {
-                eprintln!("liaisond: {}: {e}", path.display());
-                code = EX_FAILURE;
-                continue;
-            }
-        };
-        if let Some(obj) = value.as_object_mut() {
-            obj.insert("file".into(), serde_json::Value::String(path.display().to_string()));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let send = send.clone();
+            let (next, stop, relationships, identity, extractor) =
+                (&next, &stop, &relationships, &identity, &extractor);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= messages.len() || stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
+                    let line = parse_one(&messages[i], relationships, identity, extractor);
+                    if send.send((i, line)).is_err() {
+                        return;
+                    }
+                }
+            });
         }
-        if writeln!(out, "{value}").is_err() {
-            // A closed pipe (`| head`): stop quietly.
-            return code;
+        drop(send);
+        let mut out = std::io::stdout().lock();
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut written = 0;
+        for (i, line) in receive.iter() {
+            waiting.insert(i, line);
+            while let Some(line) = waiting.remove(&written) {
+                written += 1;
+                match line {
+                    Ok(line) => {
+                        if writeln!(out, "{line}").is_err() {
+                            // A closed pipe (`| head`): stop quietly.
+                            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("liaisond: {e}");
+                        code = EX_FAILURE;
+                    }
+                }
+            }
         }
-    }
+    });
     code
+}
+
+/// One message file as a JSON line: what was read, its classification and its route.
+fn parse_one(
+    path: &Path,
+    relationships: &crate::relationships::Relationships,
+    identity: &crate::analyse::Identity,
+    extractor: &crate::isolate::Extractor,
+) -> Result<String, String> {
+    let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let analysis = crate::analyse::analyse(&raw, relationships, extractor);
+    let judgement = crate::analyse::judge(&raw, &analysis, relationships, identity, &crate::classify::NoHistory);
+    let mut value = serde_json::to_value(&analysis).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("file".into(), path.display().to_string().into());
+        obj.insert("classification".into(), judgement.classification.class.as_str().into());
+        obj.insert("classification_reason".into(), judgement.classification.reason.clone().into());
+        obj.insert("no_ack".into(), judgement.classification.no_ack.clone().into());
+        obj.insert(
+            "route".into(),
+            serde_json::to_value(&judgement.route).map_err(|e| format!("{}: {e}", path.display()))?,
+        );
+    }
+    Ok(value.to_string())
 }
 
 fn cmd_check_config(config: Config) -> anyhow::Result<u8> {

@@ -223,6 +223,36 @@ fn parse_prints_the_statement_of_each_message() {
             "to_groups"
         ]
     );
+    // The lines come out in the order of the arguments (they are read in parallel).
+    let order: Vec<String> = lines.iter().map(|v| v["file"].as_str().expect("file").to_string()).collect();
+    let given: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    assert_eq!(order, given);
+    // Classification and route: without a configuration no sender is verified, so even a
+    // matched statement goes to the coordinators, and says why.
+    assert_eq!(lines.iter().filter(|v| v["classification"] == "statement").count(), 9, "{lines:#?}");
+    assert_eq!(by_id("ooo.20261118121402.4f2a@example-operator.com")["classification"], "auto_reply");
+    let itu = by_id("a3f09c1b7e2d4f6b9c1e0d2f.SG13-LS42@itu.int");
+    assert_eq!(itu["route"]["sender_verified"], false);
+    assert!(itu["route"]["reason"].as_str().is_some_and(|r| r.contains("not verified")), "{}", itu["route"]);
+    // With the demo configuration, mail.ietf.org's DMARC verdicts are trusted.
+    let config = repo_root().join("config/demo.toml");
+    let args: Vec<&str> = ["parse", "--config", config.to_str().expect("utf8")]
+        .into_iter()
+        .chain(files.iter().map(|p| p.to_str().expect("utf8")))
+        .collect();
+    let out = liaisond(&args, None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let line = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
+        .find(|v| v["message_id"] == "a3f09c1b7e2d4f6b9c1e0d2f.SG13-LS42@itu.int")
+        .expect("the ITU-T statement");
+    let route = &line["route"];
+    assert_eq!(route["sender_verified"], true, "{route}");
+    assert_eq!(route["relationship"], "itu-t");
+    assert_eq!(route["rule"], "address");
+    assert_eq!(route["cc"], serde_json::json!(["liaison-coordination@iab.org"]));
+    assert_eq!(route["to"].as_array().map(Vec::len), Some(2), "primary and backup: {route}");
 }
 
 #[test]
