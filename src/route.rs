@@ -94,30 +94,29 @@ pub fn route(input: &Input<'_>, rel: &Relationships) -> Route {
     // Which organisation: address, then domain, then text.
     let sender = input.sender.unwrap_or_default();
     let text_orgs = text_candidates(input.statement, rel);
-    let matched: Result<Option<(&Organization, Option<String>, MatchRule)>, Vec<String>> =
-        match rel.organization_by_sender(sender) {
-            Some(m) if m.rule == MatchRule::Address => {
-                Ok(Some((m.organization, m.group.map(|g| g.acronym.clone()), MatchRule::Address)))
+    let matched: Result<Option<Matched<'_>>, Vec<String>> = match rel.organization_by_sender(sender) {
+        Some(m) if m.rule == MatchRule::Address => {
+            Ok(Some((m.organization, m.group.map(|g| g.acronym.clone()), MatchRule::Address)))
+        }
+        Some(m) => {
+            // A domain is weaker than the statement's own word: when the statement names
+            // another organisation, both are candidates.
+            let others: Vec<&Organization> =
+                text_orgs.iter().copied().filter(|o| o.name != m.organization.name).collect();
+            if others.is_empty() {
+                Ok(Some((m.organization, None, MatchRule::Domain)))
+            } else {
+                let mut names = vec![m.organization.name.clone()];
+                names.extend(others.iter().map(|o| o.name.clone()));
+                Err(names)
             }
-            Some(m) => {
-                // A domain is weaker than the statement's own word: when the statement names
-                // another organisation, both are candidates.
-                let others: Vec<&Organization> =
-                    text_orgs.iter().copied().filter(|o| o.name != m.organization.name).collect();
-                if others.is_empty() {
-                    Ok(Some((m.organization, None, MatchRule::Domain)))
-                } else {
-                    let mut names = vec![m.organization.name.clone()];
-                    names.extend(others.iter().map(|o| o.name.clone()));
-                    Err(names)
-                }
-            }
-            None => match text_orgs.as_slice() {
-                [] => Ok(None),
-                [one] => Ok(Some((*one, None, MatchRule::Text))),
-                several => Err(several.iter().map(|o| o.name.clone()).collect()),
-            },
-        };
+        }
+        None => match text_orgs.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some((*one, None, MatchRule::Text))),
+            several => Err(several.iter().map(|o| o.name.clone()).collect()),
+        },
+    };
 
     match matched {
         Err(candidates) => {
@@ -173,6 +172,9 @@ pub fn route(input: &Input<'_>, rel: &Relationships) -> Route {
     route
 }
 
+/// An organisation matched to the sender, with the group the sender's address belongs to.
+type Matched<'a> = (&'a Organization, Option<String>, MatchRule);
+
 /// The organisations the statement's text names: its `from_org`, and any organisation whose
 /// marker appears in the title. Deduplicated, in order.
 fn text_candidates<'r>(statement: &Statement, rel: &'r Relationships) -> Vec<&'r Organization> {
@@ -200,9 +202,11 @@ fn without(list: &[String], remove: &[String]) -> Vec<String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct AuthResults {
     authserv_id: String,
-    /// `(method, result, properties)`, e.g. `("dkim", "pass", [("header.d", "ietf.org")])`.
-    results: Vec<(String, String, Vec<(String, String)>)>,
+    results: Vec<MethodResult>,
 }
+
+/// `(method, result, properties)`, e.g. `("dkim", "pass", [("header.d", "ietf.org")])`.
+type MethodResult = (String, String, Vec<(String, String)>);
 
 fn parse_authentication_results(value: &str) -> Option<AuthResults> {
     let cleaned = strip_comments(value);
