@@ -49,11 +49,34 @@ pub struct Reader {
     extractor: Extractor,
     /// How long one message's attachments may take together.
     budget: Duration,
+    identity: Identity,
 }
 
 impl Reader {
-    pub fn new(relationships: Relationships, extractor: Extractor, budget: Duration) -> Reader {
-        Reader { relationships, extractor, budget }
+    pub fn new(relationships: Relationships, extractor: Extractor, budget: Duration, identity: Identity) -> Reader {
+        Reader { relationships, extractor, budget, identity }
+    }
+
+    /// Classifies and routes a message that was read, against what `history` knows, as the
+    /// store records it.
+    pub fn judge(&self, to_judge: &ToJudge, history: &dyn crate::classify::History) -> crate::store::Judged {
+        let j = judge_read(&to_judge.headers, &to_judge.analysis, &self.relationships, &self.identity, history);
+        crate::store::Judged {
+            class: j.classification.class.as_str().to_string(),
+            reason: j.classification.reason,
+            related_statement: j.classification.related.map(|k| k.id),
+            no_ack: j.classification.no_ack,
+            sender: to_judge.analysis.sender.clone(),
+            sender_verified: j.route.sender_verified,
+            verification: j.route.verification,
+            relationship: j.route.relationship,
+            organization: j.route.organization,
+            rule: j.route.rule.map(str::to_string),
+            to: j.route.to,
+            cc: j.route.cc,
+            route_reason: j.route.reason,
+            candidates: j.route.candidates,
+        }
     }
 
     pub fn relationships(&self) -> &Relationships {
@@ -138,11 +161,29 @@ pub fn judge(
     identity: &Identity,
     history: &dyn crate::classify::History,
 ) -> Judgement {
-    let headers = crate::classify::Headers::parse(raw);
+    judge_read(&crate::classify::Headers::parse(raw), analysis, rel, identity, history)
+}
+
+/// A message read and waiting to be judged against the store's history (in the same
+/// database call that records it).
+#[derive(Debug, Clone)]
+pub struct ToJudge {
+    pub headers: crate::classify::Headers,
+    pub analysis: Analysis,
+}
+
+/// [`judge`] on a header section already parsed.
+pub fn judge_read(
+    headers: &crate::classify::Headers,
+    analysis: &Analysis,
+    rel: &Relationships,
+    identity: &Identity,
+    history: &dyn crate::classify::History,
+) -> Judgement {
     let has_document = analysis.attachments.iter().any(|a| a.text_chars >= 200);
     let classification = crate::classify::classify(
         &crate::classify::Input {
-            headers: &headers,
+            headers,
             subject: analysis.subject.as_deref(),
             sender: analysis.sender.as_deref(),
             statement: &analysis.statement,

@@ -258,7 +258,11 @@ fn print_recorded(recorded: &[MessageOverview], already_known: usize, database: 
     if recorded.is_empty() {
         return;
     }
-    let _ = writeln!(out, "{:>5}  {:<11}  {:<34}  SUBJECT / REASON", "ID", "OUTCOME", "FROM");
+    let _ = writeln!(
+        out,
+        "{:>5}  {:<11}  {:<10}  {:<12}  {:<30}  SUBJECT / REASON",
+        "ID", "OUTCOME", "CLASS", "STATEMENT", "FROM"
+    );
     for m in recorded {
         let what = match (&m.detail, &m.subject) {
             (Some(d), _) if m.state != "processed" => d.clone(),
@@ -267,11 +271,13 @@ fn print_recorded(recorded: &[MessageOverview], already_known: usize, database: 
         };
         let _ = writeln!(
             out,
-            "{:>5}  {:<11}  {:<34}  {}",
+            "{:>5}  {:<11}  {:<10}  {:<12}  {:<30}  {}",
             m.id,
             m.state,
-            truncate(m.from.as_deref().unwrap_or("-"), 34),
-            truncate(&what, 90)
+            m.class.as_deref().unwrap_or("-"),
+            m.tracking_id.as_deref().unwrap_or("-"),
+            truncate(m.from.as_deref().unwrap_or("-"), 30),
+            truncate(&what, 80)
         );
     }
 }
@@ -545,6 +551,11 @@ fn cmd_message_show(config: Config, id: i64) -> anyhow::Result<u8> {
         anyhow::bail!("there is no message {id}");
     };
     let reading = store.reading(id)?;
+    let (class, class_reason, statement) = store.message_class(id)?;
+    let tracking_id = match statement {
+        Some(sid) => store.statements()?.into_iter().find(|s| s.id == sid).map(|s| s.tracking_id),
+        None => None,
+    };
     let value = serde_json::json!({
         "id": message.id,
         "message_id": message.message_id,
@@ -553,6 +564,9 @@ fn cmd_message_show(config: Config, id: i64) -> anyhow::Result<u8> {
         "size": message.size,
         "state": message.state,
         "state_detail": message.detail,
+        "classification": class,
+        "classification_reason": class_reason,
+        "tracking_id": tracking_id,
         "statement": reading.as_ref().and_then(|r| serde_json::from_str::<serde_json::Value>(&r.statement_json).ok()),
         "attachments": reading.as_ref().map(|r| r.attachments.clone()).unwrap_or_default(),
         "warnings": reading.as_ref().and_then(|r| serde_json::from_str::<serde_json::Value>(&r.warnings_json).ok()),

@@ -150,7 +150,10 @@ impl Ingestor {
             std::panic::catch_unwind(AssertUnwindSafe(|| {
                 let mut decision = pipeline::process(&raw);
                 if decision.outcome == Outcome::Processed {
-                    decision.reading = Some(reader.read(&raw).to_reading());
+                    let analysis = reader.read(&raw);
+                    decision.reading = Some(analysis.to_reading());
+                    let headers = crate::classify::Headers::parse(&raw);
+                    decision.to_judge = Some(Box::new(crate::analyse::ToJudge { headers, analysis }));
                 }
                 decision
             }))
@@ -172,11 +175,42 @@ impl Ingestor {
         message_id: Option<&str>,
         decision: Decision,
     ) -> Result<Option<Outcome>, StoreError> {
-        let Decision { outcome, summary, reading } = decision;
+        let Decision { outcome, summary, reading, to_judge } = decision;
         let to_store = outcome.clone();
-        let recorded = self.db.call(move |s| s.record_outcome(id, &to_store, &summary, reading.as_ref())).await?;
+        let reader = self.reader.clone();
+        // Judged inside the same database call that records it: the history it is judged
+        // against cannot change in between (one writer), so two copies of one statement
+        // cannot both become statements.
+        let recorded = self
+            .db
+            .call(move |s| {
+                let judged = match (&to_judge, &reader) {
+                    (Some(t), Some(r)) => Some(r.judge(t, &*s)),
+                    _ => None,
+                };
+                let recorded = s.record_judged(id, &to_store, &summary, reading.as_ref(), judged.as_ref())?;
+                Ok(recorded.map(|tracking_id| (tracking_id, judged)))
+            })
+            .await?;
+        let (tracking_id, judged) = match recorded {
+            Some(r) => r,
+            None => return Ok(None),
+        };
+        let class = judged.as_ref().map(|j| j.class.as_str());
+        let route = judged.as_ref().map(|j| j.route_reason.as_str());
         match &outcome {
-            Outcome::Processed => tracing::info!(id, source, message_id, outcome = "processed", "message recorded"),
+            Outcome::Processed => {
+                tracing::info!(
+                    id,
+                    source,
+                    message_id,
+                    outcome = "processed",
+                    class,
+                    tracking_id,
+                    route,
+                    "message recorded"
+                )
+            }
             Outcome::Quarantined { error } => {
                 tracing::warn!(id, source, message_id, outcome = "quarantined", error, "message recorded")
             }
@@ -184,7 +218,7 @@ impl Ingestor {
                 tracing::info!(id, source, message_id, outcome = "ignored", reason, "message recorded")
             }
         }
-        Ok(recorded.then_some(outcome))
+        Ok(Some(outcome))
     }
 
     /// Processes messages left `pending` (by a crash, a shutdown or a failed write) that are
@@ -228,7 +262,7 @@ impl Ingestor {
 }
 
 fn quarantine(error: String) -> Decision {
-    Decision { outcome: Outcome::Quarantined { error }, summary: Summary::default(), reading: None }
+    Decision { outcome: Outcome::Quarantined { error }, summary: Summary::default(), reading: None, to_judge: None }
 }
 
 /// The Message-ID, read before the message is stored. A parser panic here must not stop the
@@ -256,7 +290,9 @@ mod tests {
     /// A reader whose extraction program does not exist: these tests need no attachments.
     fn test_reader() -> Arc<Reader> {
         let extractor = crate::isolate::Extractor::new(crate::isolate::Isolation::new("/nonexistent".into()));
-        Arc::new(Reader::new(crate::relationships::Relationships::builtin(), extractor, Duration::from_secs(5)))
+        let rel = crate::relationships::Relationships::builtin();
+        let identity = crate::analyse::Identity::new(None, &rel);
+        Arc::new(Reader::new(rel, extractor, Duration::from_secs(5), identity))
     }
 
     #[tokio::test]
@@ -310,5 +346,54 @@ mod tests {
         let rows = ingestor.db().call(|s| s.message_overview(None)).await.expect("rows");
         assert_eq!(rows[0].state, "quarantined");
         assert!(rows[0].detail.as_deref().is_some_and(|d| d.starts_with("oversized")), "{rows:?}");
+    }
+
+    #[tokio::test]
+    async fn messages_are_classified_against_what_is_already_held() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&d.path().join("c.db"), Duration::from_secs(1)).expect("open");
+        let ingestor = Ingestor::new(Db::new(store), Limits::default(), Some(test_reader()));
+        let statement = "From: TSB <tsbsg13@itu.int>\r\nTo: liaison@example.org\r\nSubject: LS on network slicing\r\n\
+            Message-ID: <ls42@itu.int>\r\n{extra}\r\n\r\nTitle: LS on network slicing\r\nFrom: ITU-T Study Group 13\r\n\
+            To: IETF TEAS WG\r\nPurpose: For action\r\nDeadline: 2027-03-01\r\n\r\nPlease comment.\r\n";
+        let ingest = |raw: String| {
+            let ingestor = ingestor.clone();
+            async move { ingestor.ingest(raw.into_bytes(), Origin::stdin(), None).await.expect("ingest").accepted.id }
+        };
+        let first = ingest(statement.replace("{extra}", "X-Copy: 1")).await;
+        // The same Message-ID through another alias (other bytes).
+        let again = ingest(statement.replace("{extra}", "X-Copy: 2")).await;
+        let store = ingestor.db();
+        let statements = store.call(|s| s.statements()).await.expect("statements");
+        let first_class = store.call(move |s| s.message_class(first)).await.expect("class");
+        let rows = store.call(|s| s.message_overview(None)).await.expect("rows");
+        assert_eq!(statements.len(), 1, "{first_class:?} {rows:?}");
+        let tracking = statements[0].tracking_id.clone();
+        assert!(tracking.starts_with("LS-") && tracking.len() == 12, "{tracking}");
+        let class = |id| store.call(move |s| s.message_class(id));
+        assert_eq!(class(first).await.expect("class").0.as_deref(), Some("statement"));
+        let (c, _, linked) = class(again).await.expect("class");
+        assert_eq!((c.as_deref(), linked), (Some("duplicate"), Some(statements[0].id)));
+        // A reply naming the tracking ID; an out-of-office reply to it.
+        let reply = ingest(format!(
+            "From: someone@example.com\r\nSubject: Re: [{tracking}] Receipt\r\nMessage-ID: <r1@example.com>\r\n\r\nThanks\r\n"
+        ))
+        .await;
+        let (c, _, linked) = class(reply).await.expect("class");
+        assert_eq!((c.as_deref(), linked), (Some("follow_up"), Some(statements[0].id)));
+        let ooo = ingest(
+            "From: someone@example.com\r\nSubject: Out of office\r\nAuto-Submitted: auto-replied\r\n\
+             Message-ID: <o1@example.com>\r\nIn-Reply-To: <r1@example.com>\r\n\r\nAway\r\n"
+                .to_string(),
+        )
+        .await;
+        assert_eq!(class(ooo).await.expect("class").0.as_deref(), Some("auto_reply"));
+        // A second, different statement gets the next number.
+        let other = statement.replace("ls42@itu.int", "ls43@itu.int").replace("network slicing", "timing");
+        ingest(other.replace("{extra}", "X-Copy: 3")).await;
+        let statements = store.call(|s| s.statements()).await.expect("statements");
+        assert_eq!(statements.len(), 2);
+        let n = |t: &str| t[8..].parse::<u32>().expect("number");
+        assert_eq!(n(&statements[1].tracking_id), n(&statements[0].tracking_id) + 1);
     }
 }

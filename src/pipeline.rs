@@ -15,8 +15,9 @@
 //! 4. match and route (relationships data);
 //! 5. decide what to send (acknowledgement, notification).
 //!
-//! Stages 2–5 arrive with the issues that specify them; each takes the previous stage's
-//! output and adds to [`Decision`]. A stage that fails returns a [`StageError`], which makes
+//! Stages 2–4 live in `understand`, `classify` and `route` (pure too); `ingest` runs stage 2
+//! (reading, with attachments in the extraction workers) after this one and stages 3–4 when it
+//! records the outcome, against the store's history. Stage 5 arrives with the outbox. A stage that fails returns a [`StageError`], which makes
 //! the message `quarantined` with that error; the runner then goes on with the next message.
 
 use mail_parser::{Address, HeaderValue, MessageParser};
@@ -44,13 +45,16 @@ pub struct Parsed {
 }
 
 /// The pipeline's result for one message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Decision {
     pub outcome: Outcome,
     pub summary: Summary,
     /// What was read from the message (its attachments and fields), added by the reading
     /// step in `ingest` for a message that parsed.
     pub reading: Option<Reading>,
+    /// The message as read, to be classified and routed against the store's history when the
+    /// outcome is recorded.
+    pub to_judge: Option<Box<crate::analyse::ToJudge>>,
 }
 
 /// Runs every stage on one message.
@@ -60,11 +64,13 @@ pub fn process(raw: &[u8]) -> Decision {
             outcome: Outcome::Processed,
             summary: Summary { subject: parsed.subject.clone(), from: parsed.from.clone(), date: parsed.date.clone() },
             reading: None,
+            to_judge: None,
         },
         Err(e) => Decision {
             outcome: Outcome::Quarantined { error: e.to_string() },
             summary: Summary::default(),
             reading: None,
+            to_judge: None,
         },
     }
 }

@@ -119,5 +119,6 @@ pub fn reader(config: &Config, program: Option<PathBuf>) -> anyhow::Result<Reade
         None => std::env::current_exe().context("cannot find liaisond's own executable for the extraction workers")?,
     };
     let extractor = crate::isolate::Extractor::new(crate::isolate::Isolation::new(program));
-    Ok(Reader::new(relationships, extractor, config.limits.stage_timeout * 3 / 4))
+    let identity = crate::analyse::Identity::new(Some(config), &relationships);
+    Ok(Reader::new(relationships, extractor, config.limits.stage_timeout * 3 / 4, identity))
 }

@@ -133,6 +133,40 @@ const MIGRATIONS: &[&str] = &[
         read_at   TEXT NOT NULL
     );
     "#,
+    // 3: classification, and statements as the workflow records they become: a tracking ID,
+    // the routing decision and its reason, open or done. A follow-up or duplicate points at
+    // the statement it belongs to (`messages.statement`).
+    r#"
+    CREATE TABLE statements (
+        id              INTEGER PRIMARY KEY,
+        tracking_id     TEXT NOT NULL UNIQUE,
+        message         INTEGER NOT NULL UNIQUE REFERENCES messages (id),
+        created_at      TEXT NOT NULL,
+        title           TEXT,
+        purpose         TEXT,
+        deadline        TEXT,
+        from_org        TEXT,
+        sender          TEXT,
+        sender_verified INTEGER NOT NULL,
+        verification    TEXT NOT NULL,
+        relationship    TEXT,
+        organization    TEXT,
+        route_rule      TEXT,
+        route_to        TEXT NOT NULL,
+        route_cc        TEXT NOT NULL,
+        route_reason    TEXT NOT NULL,
+        candidates      TEXT NOT NULL,
+        no_ack          TEXT,
+        state           TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'done')),
+        done_at         TEXT,
+        done_by         TEXT
+    );
+    CREATE INDEX statements_by_org_title ON statements (from_org, title COLLATE NOCASE);
+    ALTER TABLE messages ADD COLUMN class TEXT;
+    ALTER TABLE messages ADD COLUMN class_reason TEXT;
+    ALTER TABLE messages ADD COLUMN statement INTEGER REFERENCES statements (id);
+    CREATE INDEX messages_by_statement ON messages (statement);
+    "#,
 ];
 
 /// The schema version this binary writes.
@@ -339,6 +373,144 @@ pub struct Reading {
     pub statement_json: String,
     /// A JSON array of strings.
     pub warnings_json: String,
+}
+
+/// The classification and routing of one message, as recorded (see `classify` and `route`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judged {
+    /// `statement`, `follow_up`, `duplicate`, ...
+    pub class: String,
+    pub reason: String,
+    /// For a follow-up or duplicate: the statement it belongs to.
+    pub related_statement: Option<i64>,
+    pub no_ack: Option<String>,
+    pub sender: Option<String>,
+    pub sender_verified: bool,
+    pub verification: String,
+    pub relationship: Option<String>,
+    pub organization: Option<String>,
+    pub rule: Option<String>,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub route_reason: String,
+    pub candidates: Vec<String>,
+}
+
+/// A message's class, the reason for it, and the statement it is or belongs to.
+pub type MessageClass = (Option<String>, Option<String>, Option<i64>);
+
+/// A statement as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StatementRow {
+    pub id: i64,
+    pub tracking_id: String,
+    pub message: i64,
+    pub title: Option<String>,
+    pub from_org: Option<String>,
+    pub route_to: Vec<String>,
+    pub state: String,
+}
+
+/// What the classifier may ask about earlier messages. A database error is logged and
+/// answered "not known" (the message is then judged on its own; nothing is lost).
+impl crate::classify::History for Store {
+    fn by_tracking_id(&self, tracking_id: &str) -> Option<crate::classify::KnownStatement> {
+        known(self.statement_by_tracking_id(tracking_id))
+    }
+    fn by_thread(&self, message_ids: &[String]) -> Option<crate::classify::KnownStatement> {
+        known(self.statement_by_thread(message_ids))
+    }
+    fn by_message_id(&self, message_id: &str) -> Option<crate::classify::KnownStatement> {
+        known(self.statement_by_message_id(message_id))
+    }
+    fn by_title_and_org(&self, title: &str, from_org: &str) -> Option<crate::classify::KnownStatement> {
+        known(self.statement_by_title_and_org(title, from_org))
+    }
+}
+
+fn known(found: Result<Option<StatementRow>, StoreError>) -> Option<crate::classify::KnownStatement> {
+    match found {
+        Ok(row) => {
+            row.map(|r| crate::classify::KnownStatement { id: r.id, tracking_id: r.tracking_id, handlers: r.route_to })
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "looking up earlier statements failed; judging the message on its own");
+            None
+        }
+    }
+}
+
+/// Records a message's class; a `statement` gets its row, with the next tracking ID of the year
+/// (`LS-2026-0042`), unless the message already has one (reprocessing keeps it).
+fn write_judged(
+    tx: &rusqlite::Transaction<'_>,
+    id: i64,
+    j: &Judged,
+    reading: Option<&Reading>,
+    now: &str,
+) -> rusqlite::Result<Option<String>> {
+    let mut statement = j.related_statement;
+    let mut tracking_id = None;
+    if j.class == "statement" {
+        let existing: Option<(i64, String)> = tx
+            .query_row("SELECT id, tracking_id FROM statements WHERE message = ?1", params![id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        let (sid, tid) = match existing {
+            Some(found) => found,
+            None => {
+                let year = now.get(..4).unwrap_or("0000");
+                let prefix = format!("LS-{year}-");
+                let last: Option<i64> = tx.query_row(
+                    "SELECT MAX(CAST(substr(tracking_id, 9) AS INTEGER)) FROM statements WHERE tracking_id LIKE ?1 || '%'",
+                    params![prefix],
+                    |r| r.get(0),
+                )?;
+                let tid = format!("{prefix}{:04}", last.unwrap_or(0) + 1);
+                tx.execute(
+                    "INSERT INTO statements (tracking_id, message, created_at, title, purpose, deadline, from_org,
+                     sender, sender_verified, verification, relationship, organization, route_rule, route_to,
+                     route_cc, route_reason, candidates, no_ack)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                    params![
+                        tid,
+                        id,
+                        now,
+                        reading.and_then(|r| r.title.clone()),
+                        reading.and_then(|r| r.purpose.clone()),
+                        reading.and_then(|r| r.deadline.clone()),
+                        reading.and_then(|r| r.from_org.clone()),
+                        j.sender,
+                        j.sender_verified,
+                        j.verification,
+                        j.relationship,
+                        j.organization,
+                        j.rule,
+                        json(&j.to),
+                        json(&j.cc),
+                        j.route_reason,
+                        json(&j.candidates),
+                        j.no_ack
+                    ],
+                )?;
+                let sid = tx.last_insert_rowid();
+                tx.execute(
+                    "INSERT INTO events (at, message, kind, detail) VALUES (?1, ?2, 'statement_recorded', ?3)",
+                    params![now, id, format!("{tid}: {}", j.route_reason)],
+                )?;
+                (sid, tid)
+            }
+        };
+        statement = Some(sid);
+        tracking_id = Some(tid);
+    }
+    tx.execute(
+        "UPDATE messages SET class = ?2, class_reason = ?3, statement = ?4 WHERE id = ?1",
+        params![id, j.class, j.reason, statement],
+    )?;
+    Ok(tracking_id)
 }
 
 /// Replaces what was read from message `id` (reprocessing reads it again).
@@ -678,6 +850,20 @@ impl Store {
         summary: &Summary,
         reading: Option<&Reading>,
     ) -> Result<bool, StoreError> {
+        self.record_judged(id, outcome, summary, reading, None).map(|r| r.is_some())
+    }
+
+    /// Records the outcome with what was read and how the message was judged, in one
+    /// transaction: a `statement` gets its row and tracking ID here. Returns `None`, changing
+    /// nothing, when the message was no longer pending; else the new tracking ID, if any.
+    pub fn record_judged(
+        &mut self,
+        id: i64,
+        outcome: &Outcome,
+        summary: &Summary,
+        reading: Option<&Reading>,
+        judged: Option<&Judged>,
+    ) -> Result<Option<Option<String>>, StoreError> {
         self.in_transaction(|tx| {
             let now = now_utc();
             let n = tx.execute(
@@ -689,7 +875,7 @@ impl Store {
                 // Not pending any more (decided already), or not there at all.
                 let exists =
                     tx.prepare("SELECT 1 FROM messages WHERE id = ?1").and_then(|mut s| s.exists(params![id]))?;
-                return Ok(exists.then_some(false));
+                return Ok(exists.then_some(None));
             }
             if let Some(reading) = reading {
                 write_reading(tx, id, reading, &now)?;
@@ -698,9 +884,98 @@ impl Store {
                 "INSERT INTO events (at, message, kind, detail) VALUES (?1, ?2, ?3, ?4)",
                 params![now, id, outcome.state(), outcome.detail()],
             )?;
-            Ok(Some(true))
+            let tracking_id = match judged {
+                Some(j) => write_judged(tx, id, j, reading, &now)?,
+                None => None,
+            };
+            Ok(Some(Some(tracking_id)))
         })?
         .ok_or(StoreError::NoSuchMessage(id))
+    }
+
+    /// The statement with this tracking ID.
+    pub fn statement_by_tracking_id(&self, tracking_id: &str) -> Result<Option<StatementRow>, StoreError> {
+        self.statement_where("s.tracking_id = ?1 COLLATE NOCASE", params![tracking_id])
+    }
+
+    /// The statement that one of these Message-IDs belongs to (the message that brought it, or
+    /// a follow-up or duplicate of it).
+    pub fn statement_by_thread(&self, message_ids: &[String]) -> Result<Option<StatementRow>, StoreError> {
+        for mid in message_ids {
+            let found = self.statement_where(
+                "s.id = (SELECT m.statement FROM messages m WHERE m.message_id = ?1 AND m.statement IS NOT NULL
+                 ORDER BY m.id LIMIT 1)",
+                params![mid],
+            )?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The statement that arrived in a message with this Message-ID.
+    pub fn statement_by_message_id(&self, message_id: &str) -> Result<Option<StatementRow>, StoreError> {
+        self.statement_where(
+            "s.message IN (SELECT m.id FROM messages m WHERE m.message_id = ?1 AND m.class = 'statement')",
+            params![message_id],
+        )
+    }
+
+    /// The latest statement with this title from this organisation.
+    pub fn statement_by_title_and_org(&self, title: &str, from_org: &str) -> Result<Option<StatementRow>, StoreError> {
+        self.statement_where("s.from_org = ?2 AND s.title = ?1 COLLATE NOCASE", params![title.trim(), from_org])
+    }
+
+    /// Every statement, oldest first.
+    pub fn statements(&self) -> Result<Vec<StatementRow>, StoreError> {
+        self.statements_where("1", params![])
+    }
+
+    fn statement_where(
+        &self,
+        condition: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Option<StatementRow>, StoreError> {
+        Ok(self.statements_where(condition, args)?.pop())
+    }
+
+    fn statements_where(
+        &self,
+        condition: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<StatementRow>, StoreError> {
+        let sql = format!(
+            "SELECT s.id, s.tracking_id, s.message, s.title, s.from_org, s.route_to, s.state
+             FROM statements s WHERE {condition} ORDER BY s.id"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(args, |r| {
+                let to: String = r.get(5)?;
+                Ok(StatementRow {
+                    id: r.get(0)?,
+                    tracking_id: r.get(1)?,
+                    message: r.get(2)?,
+                    title: r.get(3)?,
+                    from_org: r.get(4)?,
+                    route_to: serde_json::from_str(&to).unwrap_or_default(),
+                    state: r.get(6)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// A message's class, reason and statement link.
+    pub fn message_class(&self, id: i64) -> Result<MessageClass, StoreError> {
+        self.conn
+            .query_row("SELECT class, class_reason, statement FROM messages WHERE id = ?1", params![id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or(StoreError::NoSuchMessage(id))
     }
 
     /// What was read from a message, when it was read.
@@ -1077,7 +1352,8 @@ impl Store {
             .conn
             .prepare(
                 "SELECT id, message_id, size, state, state_detail, subject, from_addr,
-                 (SELECT count(*) FROM message_sources s WHERE s.message = m.id)
+                 (SELECT count(*) FROM message_sources s WHERE s.message = m.id), class,
+                 (SELECT tracking_id FROM statements t WHERE t.id = m.statement)
                  FROM messages m WHERE ?1 IS NULL OR received_at >= ?1 ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
@@ -1092,6 +1368,8 @@ impl Store {
                     subject: r.get(5)?,
                     from: r.get(6)?,
                     copies: r.get(7)?,
+                    class: r.get(8)?,
+                    tracking_id: r.get(9)?,
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -1110,6 +1388,10 @@ pub struct MessageOverview {
     pub from: Option<String>,
     /// How many source positions point at this message.
     pub copies: i64,
+    /// `statement`, `follow_up`, ... (`None` until processed, and for a quarantined message).
+    pub class: Option<String>,
+    /// The statement it is or belongs to.
+    pub tracking_id: Option<String>,
 }
 
 fn describe_origin(o: &Origin) -> String {

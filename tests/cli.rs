@@ -291,11 +291,16 @@ fn the_demo_records_the_sample_statements() {
     let config = config.to_str().expect("utf8");
     let mut with_attachment = None;
     let mut purposes = Vec::new();
+    let mut classes = Vec::new();
     for id in 1..=fixtures {
         let out = liaisond(&["messages", "show", "--config", config, &id.to_string()], None);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         let shown: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
         purposes.push(shown["statement"]["purpose"].clone());
+        classes.push(shown["classification"].as_str().unwrap_or("none").to_string());
+        if shown["classification"] == "statement" {
+            assert!(shown["tracking_id"].as_str().is_some_and(|t| t.starts_with("LS-")), "{shown}");
+        }
         if let Some(a) = shown["attachments"].as_array().and_then(|a| a.first()) {
             assert!(a["error"].is_null(), "{a}");
             assert!(a["text_chars"].as_u64().is_some_and(|n| n > 100), "{a}");
@@ -303,6 +308,16 @@ fn the_demo_records_the_sample_statements() {
         }
     }
     assert!(purposes.iter().any(|p| p == "action"), "{purposes:?}");
+    classes.sort();
+    assert_eq!(
+        classes,
+        ["auto_reply", "bounce", "duplicate", "none"]
+            .into_iter()
+            .chain(std::iter::repeat_n("statement", 8))
+            .collect::<Vec<_>>(),
+        "the demo's twelve messages: the datatracker's copy of the ITU-T statement is a duplicate; \
+         the unreadable one is quarantined (no class)"
+    );
     let (id, recorded) = with_attachment.expect("a demo statement with an attachment");
     // Its original bytes come back out, identical.
     let file = dir.path().join("attachment.bin");
