@@ -547,15 +547,11 @@ fn open_existing(config: &Config) -> anyhow::Result<Store> {
 
 fn cmd_message_show(config: Config, id: i64) -> anyhow::Result<u8> {
     let store = open_existing(&config)?;
-    let Some(message) = store.message_overview(None)?.into_iter().find(|m| m.id == id) else {
+    let Some(message) = store.message_summary(id)? else {
         anyhow::bail!("there is no message {id}");
     };
     let reading = store.reading(id)?;
-    let (class, class_reason, statement) = store.message_class(id)?;
-    let tracking_id = match statement {
-        Some(sid) => store.statements()?.into_iter().find(|s| s.id == sid).map(|s| s.tracking_id),
-        None => None,
-    };
+    let (_, class_reason, _) = store.message_class(id)?;
     let value = serde_json::json!({
         "id": message.id,
         "message_id": message.message_id,
@@ -564,9 +560,9 @@ fn cmd_message_show(config: Config, id: i64) -> anyhow::Result<u8> {
         "size": message.size,
         "state": message.state,
         "state_detail": message.detail,
-        "classification": class,
+        "classification": message.class,
         "classification_reason": class_reason,
-        "tracking_id": tracking_id,
+        "tracking_id": message.tracking_id,
         "statement": reading.as_ref().and_then(|r| serde_json::from_str::<serde_json::Value>(&r.statement_json).ok()),
         "attachments": reading.as_ref().map(|r| r.attachments.clone()).unwrap_or_default(),
         "warnings": reading.as_ref().and_then(|r| serde_json::from_str::<serde_json::Value>(&r.warnings_json).ok()),

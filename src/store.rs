@@ -893,6 +893,18 @@ impl Store {
         .ok_or(StoreError::NoSuchMessage(id))
     }
 
+    /// Runs a query and maps every row.
+    fn rows<T>(
+        &self,
+        sql: &str,
+        args: &[&dyn rusqlite::ToSql],
+        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(args, map).map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
     /// The statement with this tracking ID.
     pub fn statement_by_tracking_id(&self, tracking_id: &str) -> Result<Option<StatementRow>, StoreError> {
         self.statement_where("s.tracking_id = ?1 COLLATE NOCASE", params![tracking_id])
@@ -949,22 +961,18 @@ impl Store {
             "SELECT s.id, s.tracking_id, s.message, s.title, s.from_org, s.route_to, s.state
              FROM statements s WHERE {condition} ORDER BY s.id"
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(args, |r| {
-                let to: String = r.get(5)?;
-                Ok(StatementRow {
-                    id: r.get(0)?,
-                    tracking_id: r.get(1)?,
-                    message: r.get(2)?,
-                    title: r.get(3)?,
-                    from_org: r.get(4)?,
-                    route_to: serde_json::from_str(&to).unwrap_or_default(),
-                    state: r.get(6)?,
-                })
+        self.rows(&sql, args, |r| {
+            let to: String = r.get(5)?;
+            Ok(StatementRow {
+                id: r.get(0)?,
+                tracking_id: r.get(1)?,
+                message: r.get(2)?,
+                title: r.get(3)?,
+                from_org: r.get(4)?,
+                route_to: serde_json::from_str(&to).unwrap_or_default(),
+                state: r.get(6)?,
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+        })
     }
 
     /// A message's class, reason and statement link.
@@ -1006,15 +1014,11 @@ impl Store {
 
     /// A message's attachments as recorded, in order.
     pub fn attachments(&self, id: i64) -> Result<Vec<AttachmentRecord>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT filename, content_type, size, sha256, kind, depth, text_chars, error
-                 FROM attachments WHERE message = ?1 ORDER BY position",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![id], |r| {
+        self.rows(
+            "SELECT filename, content_type, size, sha256, kind, depth, text_chars, error
+             FROM attachments WHERE message = ?1 ORDER BY position",
+            params![id],
+            |r| {
                 Ok(AttachmentRecord {
                     filename: r.get(0)?,
                     content_type: r.get(1)?,
@@ -1025,9 +1029,8 @@ impl Store {
                     text_chars: r.get(6)?,
                     error: r.get(7)?,
                 })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+            },
+        )
     }
 
     /// The raw bytes of a message (for re-deriving its attachments).
@@ -1348,32 +1351,39 @@ impl Store {
     /// Message rows with their Message-ID, state and detail, oldest first; with `since` (RFC
     /// 3339 UTC), only those stored since then.
     pub fn message_overview(&self, since: Option<&str>) -> Result<Vec<MessageOverview>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, message_id, size, state, state_detail, subject, from_addr,
-                 (SELECT count(*) FROM message_sources s WHERE s.message = m.id), class,
-                 (SELECT tracking_id FROM statements t WHERE t.id = m.statement)
-                 FROM messages m WHERE ?1 IS NULL OR received_at >= ?1 ORDER BY id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![since], |r| {
-                Ok(MessageOverview {
-                    id: r.get(0)?,
-                    message_id: r.get(1)?,
-                    size: r.get(2)?,
-                    state: r.get(3)?,
-                    detail: r.get(4)?,
-                    subject: r.get(5)?,
-                    from: r.get(6)?,
-                    copies: r.get(7)?,
-                    class: r.get(8)?,
-                    tracking_id: r.get(9)?,
-                })
+        self.overview_where("?1 IS NULL OR received_at >= ?1", params![since])
+    }
+
+    /// One message's overview row.
+    pub fn message_summary(&self, id: i64) -> Result<Option<MessageOverview>, StoreError> {
+        Ok(self.overview_where("id = ?1", params![id])?.pop())
+    }
+
+    fn overview_where(
+        &self,
+        condition: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<MessageOverview>, StoreError> {
+        let sql = format!(
+            "SELECT id, message_id, size, state, state_detail, subject, from_addr,
+             (SELECT count(*) FROM message_sources s WHERE s.message = m.id), class,
+             (SELECT tracking_id FROM statements t WHERE t.id = m.statement)
+             FROM messages m WHERE {condition} ORDER BY id"
+        );
+        self.rows(&sql, args, |r| {
+            Ok(MessageOverview {
+                id: r.get(0)?,
+                message_id: r.get(1)?,
+                size: r.get(2)?,
+                state: r.get(3)?,
+                detail: r.get(4)?,
+                subject: r.get(5)?,
+                from: r.get(6)?,
+                copies: r.get(7)?,
+                class: r.get(8)?,
+                tracking_id: r.get(9)?,
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+        })
     }
 }
 
