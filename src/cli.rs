@@ -76,6 +76,18 @@ enum Command {
         #[arg(required = true)]
         messages: Vec<PathBuf>,
     },
+    /// Show what the current relationships data would decide for every stored statement,
+    /// next to what was decided when it arrived. Sends nothing and changes nothing.
+    Route {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Required: routing is decided when a message is recorded; this only replays it.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Look at stored messages.
     Messages {
         #[command(subcommand)]
@@ -135,6 +147,7 @@ pub fn main() -> ExitCode {
         Command::CheckConfig { config } => with_config(&config.config, cmd_check_config),
         Command::Status { config, json } => with_config(&config.config, |c| cmd_status(c, json)),
         Command::Parse { config, messages } => cmd_parse(config.as_deref(), &messages),
+        Command::Route { config, dry_run, json } => with_config(&config.config, |c| cmd_route(c, dry_run, json)),
         Command::Messages { action: MessagesCommand::Show { config, id } } => {
             with_config(&config.config, |c| cmd_message_show(c, id))
         }
@@ -543,6 +556,66 @@ fn open_existing(config: &Config) -> anyhow::Result<Store> {
         anyhow::bail!("no database at {} yet (has liaisond run?)", config.database.display());
     }
     Ok(Store::open(&config.database, config.busy_timeout)?)
+}
+
+fn cmd_route(config: Config, dry_run: bool, json: bool) -> anyhow::Result<u8> {
+    if !dry_run {
+        anyhow::bail!("only `route --dry-run` exists: routing is decided when a message is recorded");
+    }
+    let relationships = config.load_relationships()?;
+    let store = open_existing(&config)?;
+    let mut out = std::io::stdout().lock();
+    let mut changed = 0;
+    let statements = store.statements()?;
+    for st in &statements {
+        let raw = store.raw_message(st.message)?;
+        let fields: crate::understand::Statement =
+            store.reading(st.message)?.and_then(|r| serde_json::from_str(&r.statement_json).ok()).unwrap_or_default();
+        let headers = crate::classify::Headers::parse(&raw);
+        let authentication_results: Vec<&str> = headers.all("authentication-results").collect();
+        let now = crate::route::route(
+            &crate::route::Input {
+                class: crate::classify::Class::Statement,
+                sender: st.sender.as_deref(),
+                statement: &fields,
+                authentication_results: &authentication_results,
+                trusted_authserv_ids: &config.trusted_authserv_ids,
+                statement_handlers: &[],
+            },
+            &relationships,
+        );
+        let same = now.to == st.route_to;
+        if !same {
+            changed += 1;
+        }
+        if json {
+            let line = serde_json::json!({
+                "tracking_id": st.tracking_id,
+                "then": { "to": st.route_to, "reason": st.route_reason },
+                "now": now,
+                "changed": !same,
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(
+                out,
+                "{}  {}  to {}  ({}){}",
+                st.tracking_id,
+                if same { "same   " } else { "CHANGED" },
+                now.to.join(", "),
+                now.reason,
+                if same { String::new() } else { format!("; was to {}", st.route_to.join(", ")) }
+            )?;
+        }
+    }
+    if !json {
+        writeln!(
+            out,
+            "{} statement(s), {changed} would be routed differently now (nothing was sent)",
+            statements.len()
+        )?;
+    }
+    Ok(EX_OK)
 }
 
 fn cmd_message_show(config: Config, id: i64) -> anyhow::Result<u8> {

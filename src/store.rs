@@ -409,6 +409,9 @@ pub struct StatementRow {
     pub from_org: Option<String>,
     pub route_to: Vec<String>,
     pub state: String,
+    /// The `From:` address it came from.
+    pub sender: Option<String>,
+    pub route_reason: String,
 }
 
 /// What the classifier may ask about earlier messages. A database error is logged and
@@ -958,8 +961,8 @@ impl Store {
         args: &[&dyn rusqlite::ToSql],
     ) -> Result<Vec<StatementRow>, StoreError> {
         let sql = format!(
-            "SELECT s.id, s.tracking_id, s.message, s.title, s.from_org, s.route_to, s.state
-             FROM statements s WHERE {condition} ORDER BY s.id"
+            "SELECT s.id, s.tracking_id, s.message, s.title, s.from_org, s.route_to, s.state, s.sender,
+             s.route_reason FROM statements s WHERE {condition} ORDER BY s.id"
         );
         self.rows(&sql, args, |r| {
             let to: String = r.get(5)?;
@@ -971,6 +974,8 @@ impl Store {
                 from_org: r.get(4)?,
                 route_to: serde_json::from_str(&to).unwrap_or_default(),
                 state: r.get(6)?,
+                sender: r.get(7)?,
+                route_reason: r.get(8)?,
             })
         })
     }

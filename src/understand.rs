@@ -14,12 +14,12 @@
 use std::sync::LazyLock;
 
 use regex::Regex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::relationships::{GroupRef, Relationships};
 
 /// What the sender asks of the IETF.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Purpose {
     Information,
@@ -29,7 +29,8 @@ pub enum Purpose {
 }
 
 /// The fields of one statement; `None`/empty where the statement does not say.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Statement {
     pub title: Option<String>,
     pub purpose: Option<Purpose>,

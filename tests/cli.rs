@@ -329,6 +329,25 @@ fn the_demo_records_the_sample_statements() {
     let bytes = std::fs::read(&file).expect("written");
     assert_eq!(bytes.len() as u64, recorded["size"].as_u64().expect("size"));
     assert_eq!(liaisond::store::sha256_hex(&bytes), recorded["sha256"].as_str().expect("sha256"));
+    // Routing replayed: with the stored decisions, nothing changes; without trusting
+    // mail.ietf.org, every statement that had a manager would now go to the coordinators.
+    let out = liaisond(&["route", "--dry-run", "--config", config], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("8 statement(s), 0 would be routed differently"), "{}", text(&out.stdout));
+    let untrusting = dir.path().join("untrusting.toml");
+    let body = std::fs::read_to_string(config).expect("config");
+    std::fs::write(&untrusting, body.replace("trusted_authserv_ids = [\"mail.ietf.org\"]", "")).expect("write");
+    let out = liaisond(&["route", "--dry-run", "--json", "--config", untrusting.to_str().expect("utf8")], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        text(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert_eq!(lines.len(), 8);
+    let changed = lines.iter().filter(|l| l["changed"] == true).count();
+    assert_eq!(changed, 6, "the six statements with a manager: {lines:#?}");
+    assert!(lines.iter().all(|l| l["now"]["sender_verified"] == false));
+    let out = liaisond(&["route", "--config", config], None);
+    assert_eq!(out.status.code(), Some(1), "only --dry-run exists");
+
     // A wrong number is an error that says what exists.
     let out = liaisond(&["messages", "attachment", "--config", config, &id.to_string(), "9"], None);
     assert_eq!(out.status.code(), Some(1));
