@@ -191,6 +191,11 @@ fn with_config(path: &Path, f: impl FnOnce(Config) -> anyhow::Result<u8>) -> u8 
         }
         Ok(config) => match f(config) {
             Ok(code) => code,
+            // The relationships data is configuration too, read later than the file itself.
+            Err(e) if e.chain().any(|c| c.is::<crate::config::ConfigError>()) => {
+                eprintln!("liaisond: invalid configuration: {e:#}");
+                EX_CONFIG
+            }
             Err(e) => {
                 eprintln!("liaisond: {e:#}");
                 EX_FAILURE

@@ -68,6 +68,25 @@ fn ingest_stores_once_and_exits_0() {
 }
 
 #[test]
+fn ingest_keeps_the_mail_when_the_relationships_data_is_broken() {
+    // The MTA must not bounce mail because an operator broke the relationships file: the
+    // message is stored and left for the daemon, which refuses to start until it is fixed.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "state/l.db", "");
+    let body = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(dir.path().join("broken.toml"), "[ietf\ncoordinators = 1\n").expect("relationships");
+    std::fs::write(&config, format!("relationships = \"broken.toml\"\n{body}")).expect("config");
+    let out = liaisond(&["ingest", "--config", config.to_str().expect("utf8")], Some(&sample_message("broken", 1)));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("to be processed by the daemon"), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("broken.toml"), "the log names the file: {}", text(&out.stderr));
+    let rows = common::stored(&dir.path().join("state/l.db"));
+    assert_eq!(rows.len(), 1);
+    let out = liaisond(&["run", "--once", "--config", config.to_str().expect("utf8")], None);
+    assert_eq!(out.status.code(), Some(78), "the daemon refuses the broken data: {}", text(&out.stderr));
+}
+
+#[test]
 fn ingest_exits_75_when_the_database_cannot_be_written() {
     let dir = tempfile::tempdir().expect("tempdir");
     // A database "directory" that is a regular file: creating it fails even for root.
