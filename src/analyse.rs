@@ -79,10 +79,6 @@ impl Reader {
         }
     }
 
-    pub fn relationships(&self) -> &Relationships {
-        &self.relationships
-    }
-
     /// Reads one message (blocking: run it on the blocking pool).
     pub fn read(&self, raw: &[u8]) -> Analysis {
         analyse_within(raw, &self.relationships, &self.extractor, self.budget)
@@ -310,5 +306,27 @@ fn bare_address(from: &str) -> String {
     match (from.rfind('<'), from.rfind('>')) {
         (Some(l), Some(r)) if l < r => from[l + 1..r].to_string(),
         _ => from.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attachments_past_the_message_budget_get_an_error_and_the_body_is_still_read() {
+        // No worker is ever started: the budget is spent before the first attachment.
+        let extractor = Extractor::new(crate::isolate::Isolation::new("/nonexistent".into()));
+        let raw = b"From: a@example.org\r\nSubject: LS on timing\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+Title: LS on timing\r\nPurpose: For action\r\n\r\n--b\r\n\
+Content-Type: application/pdf; name=ls.pdf\r\nContent-Disposition: attachment; filename=ls.pdf\r\n\r\n\
+%PDF-1.4 not really\r\n--b--\r\n";
+        let a = analyse_within(raw, &Relationships::builtin(), &extractor, Duration::ZERO);
+        assert_eq!(a.attachments.len(), 1);
+        let error = a.attachments[0].error.as_deref().unwrap_or_default();
+        assert!(error.starts_with("not read: the message's extraction time"), "{error}");
+        assert_eq!(a.statement.title.as_deref(), Some("LS on timing"));
+        assert_eq!(extractor.workers_started(), 0);
     }
 }

@@ -814,6 +814,26 @@ after_commit = "leave"
     }
 
     #[test]
+    fn mail_identity_and_trusted_servers() {
+        let d = dir_with_maildir();
+        let text = format!(
+            "{MINIMAL}\n[mail]\nfrom = \"IAB Liaisons <Liaison@IAB.org>\"\n[routing]\ntrusted_authserv_ids = [\"MX.example.org\"]\n"
+        );
+        let c = load(&text, d.path()).expect("valid");
+        let m = c.mail.expect("mail");
+        assert_eq!(
+            (m.from_name.as_deref(), m.from.as_str(), m.message_id_domain.as_str()),
+            (Some("IAB Liaisons"), "liaison@iab.org", "iab.org")
+        );
+        assert_eq!(c.trusted_authserv_ids, vec!["mx.example.org".to_string()]);
+        let e = load(&format!("{MINIMAL}\n[mail]\nfrom = \"nobody\"\n"), d.path()).expect_err("not an address");
+        assert_eq!(e.key.as_deref(), Some("mail.from"), "{e}");
+        let e = load(&format!("{MINIMAL}\n[routing]\ntrusted_authserv_ids = [\"a; dmarc=pass\"]\n"), d.path())
+            .expect_err("not an authserv-id");
+        assert_eq!(e.key.as_deref(), Some("routing.trusted_authserv_ids[0]"), "{e}");
+    }
+
+    #[test]
     fn syntax_error_names_the_line() {
         let d = dir_with_maildir();
         let e = load("[store]\ndatabase = \"x.db\n", d.path()).expect_err("syntax");

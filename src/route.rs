@@ -385,6 +385,29 @@ mod tests {
     }
 
     #[test]
+    fn a_follow_up_goes_to_whoever_handles_its_statement() {
+        let st = statement(None);
+        let rel = Relationships::builtin();
+        let follow_up = |handlers: &[String]| {
+            route(
+                &Input {
+                    class: Class::FollowUp,
+                    sender: Some("a@b.example"),
+                    statement: &st,
+                    authentication_results: &[],
+                    trusted_authserv_ids: &[],
+                    statement_handlers: handlers,
+                },
+                &rel,
+            )
+        };
+        let handlers = vec!["manager@example.org".to_string()];
+        let r = follow_up(&handlers);
+        assert_eq!((r.to, r.cc), (handlers, rel.coordinators().to_vec()));
+        assert_eq!(follow_up(&[]).to, rel.coordinators(), "unknown handler: the coordinators");
+    }
+
+    #[test]
     fn automatic_mail_is_not_routed() {
         for class in [Class::AutoReply, Class::Bounce, Class::List, Class::OwnMail, Class::Duplicate] {
             let st = statement(None);

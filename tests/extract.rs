@@ -183,3 +183,27 @@ fn a_worker_that_died_while_idle_is_not_used() {
     ex.extract(Kind::Docx, &good).expect("a fresh worker is started");
     assert_eq!(ex.workers_started(), 2);
 }
+
+#[test]
+fn a_worker_is_retired_after_its_request_quota() {
+    let ex = extractor();
+    for i in 0..liaisond::isolate::MAX_REQUESTS_PER_WORKER + 1 {
+        ex.extract(Kind::Text, format!("line {i}").as_bytes()).expect("text");
+    }
+    assert_eq!(ex.workers_started(), 2, "the first worker served its quota and was replaced");
+}
+
+#[test]
+fn the_cpu_limit_applies_to_each_request_not_to_the_worker_s_life() {
+    // Each PDF takes tens of milliseconds of CPU; sixty of them add up to well over the
+    // one-second budget, which a cumulative limit would enforce by killing the worker.
+    let ex = Extractor::new(Isolation { cpu_seconds: 1, ..isolation() });
+    let pdf = fixture("itu-t-sg15-ls123.pdf");
+    let started = Instant::now();
+    for i in 0..60 {
+        if let Err(e) = ex.extract(Kind::Pdf, &pdf) {
+            panic!("request {i} failed after {:?}: {e}", started.elapsed());
+        }
+    }
+    assert_eq!(ex.workers_started(), 1);
+}
