@@ -176,11 +176,6 @@ impl Headers {
         self.get(name).is_some()
     }
 
-    /// The addresses in the first field with this name (`<a@b>` forms and bare ones).
-    pub fn addresses(&self, name: &str) -> Vec<String> {
-        self.get(name).map(addresses_in).unwrap_or_default()
-    }
-
     /// Message-IDs in every field with this name, without angle brackets.
     pub fn message_ids(&self, name: &str) -> Vec<String> {
         self.all(name).flat_map(|v| MSG_ID.captures_iter(v).map(|c| c[1].to_string()).collect::<Vec<_>>()).collect()
@@ -188,16 +183,8 @@ impl Headers {
 }
 
 static MSG_ID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"<([^<>\s]+)>").expect("static regex"));
-static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"[A-Za-z0-9._%+=!#$&'*/?^`{|}~-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}").expect("static regex")
-});
 static TRACKING_ID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\bLS-(\d{4})-(\d{4,6})\b").expect("static regex"));
-
-/// Addresses in a header value, normalised, in order.
-pub fn addresses_in(value: &str) -> Vec<String> {
-    ADDRESS.find_iter(value).filter_map(|m| normalize_address(m.as_str())).collect()
-}
 
 /// The tracking IDs written in a text (`LS-2026-0042`), upper-cased.
 pub fn tracking_ids_in(text: &str) -> Vec<String> {
@@ -208,7 +195,7 @@ pub fn tracking_ids_in(text: &str) -> Vec<String> {
 pub struct Input<'a> {
     pub headers: &'a Headers,
     pub subject: Option<&'a str>,
-    /// The `From:` address, normalised.
+    /// The `From:` address (any case; `Name <address>` accepted).
     pub sender: Option<&'a str>,
     pub statement: &'a Statement,
     /// Whether an attachment yielded text (a statement usually is one).
@@ -219,7 +206,10 @@ pub struct Input<'a> {
 pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &dyn History) -> Classification {
     let h = input.headers;
     let verdict = |class: Class, reason: String| Classification { class, reason, related: None, no_ack: None };
-    let sender = input.sender.unwrap_or_default();
+    // Compared with our address and matched on its local part: normalised (lower case) here,
+    // whatever form the caller has it in.
+    let sender = input.sender.and_then(normalize_address).unwrap_or_default();
+    let sender = sender.as_str();
     let subject = input.subject.unwrap_or_default();
 
     // 1. Our own mail (R41).
@@ -494,7 +484,8 @@ mod tests {
     fn run(headers: &str, st: &Statement, history: &dyn History) -> Classification {
         let raw = format!("{headers}\r\n\r\nbody\r\n");
         let h = Headers::parse(raw.as_bytes());
-        let sender = h.addresses("from").into_iter().next();
+        // The From field as written: classify normalises it (case, angle brackets).
+        let sender = h.get("from").map(str::to_string);
         let subject = h.get("subject").map(str::to_string);
         classify(
             &Input {
