@@ -50,11 +50,49 @@ pub struct Reader {
     /// How long one message's attachments may take together.
     budget: Duration,
     identity: Identity,
+    /// Plans what to send about a recorded message (see `with_responder`); without one,
+    /// nothing is sent.
+    responder: Option<crate::respond::Responder>,
 }
 
 impl Reader {
     pub fn new(relationships: Relationships, extractor: Extractor, budget: Duration, identity: Identity) -> Reader {
-        Reader { relationships, extractor, budget, identity }
+        Reader { relationships, extractor, budget, identity, responder: None }
+    }
+
+    /// Also plans the mail to send about each recorded message.
+    pub fn with_responder(mut self, responder: crate::respond::Responder) -> Reader {
+        self.responder = Some(responder);
+        self
+    }
+
+    pub fn has_responder(&self) -> bool {
+        self.responder.is_some()
+    }
+
+    /// What to send about a message that was judged (inside the recording transaction).
+    pub fn respond(
+        &self,
+        to_judge: &ToJudge,
+        judged: &crate::store::Judged,
+        message: i64,
+        ctx: &crate::store::OutgoingContext<'_>,
+    ) -> crate::respond::Plan {
+        let Some(responder) = &self.responder else {
+            return crate::respond::Plan { drafts: Vec::new(), ack: Err("no responder".into()), no_notification: None };
+        };
+        let incoming = crate::respond::Incoming {
+            tracking_id: ctx.tracking_id,
+            message,
+            judged,
+            analysis: &to_judge.analysis,
+            headers: &to_judge.headers,
+            received: ctx.received,
+            now: jiff::Timestamp::now(),
+            size: ctx.size,
+        };
+        let counts = responder.ack_recipient(&incoming).map(|to| (ctx.counts)(&to)).unwrap_or_default();
+        responder.plan(&incoming, &self.relationships, counts)
     }
 
     /// Classifies and routes a message that was read, against what `history` knows, as the

@@ -93,6 +93,11 @@ enum Command {
         #[command(subcommand)]
         action: MessagesCommand,
     },
+    /// List, retry and cancel the mail liaisond sends (acknowledgements, notifications).
+    Outbox {
+        #[command(subcommand)]
+        action: OutboxCommand,
+    },
     /// Internal: serve attachment text extraction requests on standard input (a framed
     /// protocol, see `isolate.rs`). liaisond runs itself this way, as a confined worker.
     #[command(hide = true)]
@@ -131,6 +136,40 @@ enum MessagesCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum OutboxCommand {
+    /// List outgoing mail, newest first.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only items in these states (pending, sending, sent, failed, uncertain, cancelled);
+        /// repeat or separate with commas.
+        #[arg(long, value_delimiter = ',')]
+        state: Vec<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a failed, uncertain or cancelled item again (with the same Message-ID). An
+    /// uncertain one may then arrive twice.
+    Retry {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The item number (as in `outbox list`).
+        id: i64,
+    },
+    /// Cancel a pending, failed or uncertain item: it will not be sent.
+    Cancel {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The item number (as in `outbox list`).
+        id: i64,
+    },
+}
+
 /// Parses the command line, runs the command, returns the exit code.
 pub fn main() -> ExitCode {
     limit_malloc_arenas();
@@ -153,6 +192,15 @@ pub fn main() -> ExitCode {
         }
         Command::Messages { action: MessagesCommand::Attachment { config, id, number, output } } => {
             with_config(&config.config, |c| cmd_message_attachment(c, id, number, output.as_deref()))
+        }
+        Command::Outbox { action: OutboxCommand::List { config, state, limit, json } } => {
+            with_config(&config.config, |c| cmd_outbox_list(c, &state, limit, json))
+        }
+        Command::Outbox { action: OutboxCommand::Retry { config, id } } => {
+            with_config(&config.config, |c| cmd_outbox_change(c, id, true))
+        }
+        Command::Outbox { action: OutboxCommand::Cancel { config, id } } => {
+            with_config(&config.config, |c| cmd_outbox_change(c, id, false))
         }
         Command::ExtractText => crate::isolate::worker_main(),
     };
@@ -553,6 +601,42 @@ fn cmd_check_config(config: Config) -> anyhow::Result<u8> {
     if config.imap.is_empty() && config.maildir.is_empty() {
         writeln!(out, "no sources: only `liaisond ingest` will bring messages")?;
     }
+    config.responder(&relationships)?;
+    writeln!(
+        out,
+        "templates: {} (valid)",
+        config.templates.as_ref().map_or("built-in".to_string(), |p| p.display().to_string())
+    )?;
+    match (&config.smtp, &config.outbox.directory) {
+        (Some(s), _) => writeln!(
+            out,
+            "smtp: {}:{} ({}{}), {}, timeout {}",
+            s.host,
+            s.port,
+            match s.tls {
+                TlsMode::Implicit => "implicit TLS",
+                TlsMode::StartTls => "STARTTLS",
+                TlsMode::None => "no TLS (loopback)",
+            },
+            s.ca_file.as_ref().map(|p| format!(", CA {}", p.display())).unwrap_or_default(),
+            match (&s.credentials, &s.password_source) {
+                (Some((user, _)), Some(source)) => format!("AUTH as {user}, password from {source}"),
+                _ => "no AUTH".to_string(),
+            },
+            humantime::format_duration(s.timeout)
+        )?,
+        (None, Some(dir)) => writeln!(out, "outgoing mail: written to {} (dry run, nothing is sent)", dir.display())?,
+        (None, None) => writeln!(out, "outgoing mail: no [smtp] configured; it waits in the outbox")?,
+    }
+    let a = &config.acknowledgements;
+    writeln!(
+        out,
+        "acknowledgements: {}, at most {} per address a day and {} an hour in total, none for mail older than {}",
+        if a.enabled { "on" } else { "off" },
+        a.per_sender_per_day,
+        a.per_hour,
+        humantime::format_duration(a.max_age)
+    )?;
     Ok(EX_OK)
 }
 
@@ -644,6 +728,8 @@ fn cmd_message_show(config: Config, id: i64) -> anyhow::Result<u8> {
         "statement": reading.as_ref().and_then(|r| serde_json::from_str::<serde_json::Value>(&r.statement_json).ok()),
         "attachments": reading.as_ref().map(|r| r.attachments.clone()).unwrap_or_default(),
         "warnings": reading.as_ref().and_then(|r| serde_json::from_str::<serde_json::Value>(&r.warnings_json).ok()),
+        "acknowledgement": store.statement_ack(id)?,
+        "outbox": store.outbox_for_message(id)?,
     });
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, &value)?;
@@ -675,6 +761,78 @@ fn cmd_message_attachment(config: Config, id: i64, number: usize, output: Option
     Ok(EX_OK)
 }
 
+const OUTBOX_STATES: &[&str] = &["pending", "sending", "sent", "failed", "uncertain", "cancelled"];
+
+fn cmd_outbox_list(config: Config, states: &[String], limit: usize, json: bool) -> anyhow::Result<u8> {
+    for s in states {
+        if !OUTBOX_STATES.contains(&s.as_str()) {
+            anyhow::bail!("`{s}` is not an outbox state (one of {})", OUTBOX_STATES.join(", "));
+        }
+    }
+    let store = open_existing(&config)?;
+    let states: Vec<&str> = states.iter().map(String::as_str).collect();
+    let rows = store.outbox_rows(&states, limit)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        for r in &rows {
+            serde_json::to_writer(&mut out, r)?;
+            writeln!(out)?;
+        }
+        return Ok(EX_OK);
+    }
+    writeln!(
+        out,
+        "{:>5}  {:<12} {:<10} {:<13} {:>3}  {:<34} SUBJECT / LAST ERROR",
+        "ID", "KIND", "STATE", "STATEMENT", "TRY", "TO"
+    )?;
+    for r in &rows {
+        let detail = match (&r.last_error, r.state.as_str()) {
+            (Some(e), "pending" | "failed" | "uncertain") => e.clone(),
+            _ => r.subject.clone(),
+        };
+        writeln!(
+            out,
+            "{:>5}  {:<12} {:<10} {:<13} {:>3}  {:<34} {}",
+            r.id,
+            r.kind,
+            r.state,
+            r.tracking_id.as_deref().unwrap_or("-"),
+            r.attempts,
+            truncate(&r.recipients.join(", "), 34),
+            truncate(&detail, 90)
+        )?;
+    }
+    if rows.is_empty() {
+        writeln!(out, "(nothing)")?;
+    }
+    Ok(EX_OK)
+}
+
+fn cmd_outbox_change(config: Config, id: i64, retry: bool) -> anyhow::Result<u8> {
+    let mut store = open_existing(&config)?;
+    let by = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "operator".into());
+    let before = if retry { store.retry_outbox(id, &by)? } else { store.cancel_outbox(id, &by)? };
+    let verb = if retry { "queued again (the daemon sends it within seconds)" } else { "cancelled" };
+    match before {
+        Some(state) => {
+            println!("outbox item {id}: {verb} (it was {state})");
+            Ok(EX_OK)
+        }
+        None => {
+            let now = store.outbox_rows(&[], usize::MAX >> 1)?.into_iter().find(|r| r.id == id);
+            match now {
+                None => anyhow::bail!("there is no outbox item {id}"),
+                Some(r) => anyhow::bail!(
+                    "outbox item {id} is {}; only {} items can be {}",
+                    r.state,
+                    if retry { "failed, uncertain or cancelled" } else { "pending, failed or uncertain" },
+                    if retry { "retried" } else { "cancelled" }
+                ),
+            }
+        }
+    }
+}
+
 fn cmd_status(config: Config, json: bool) -> anyhow::Result<u8> {
     let store = open_existing(&config)?;
     let status = store.status(10)?;
@@ -688,6 +846,22 @@ fn cmd_status(config: Config, json: bool) -> anyhow::Result<u8> {
     let counts: Vec<String> = status.by_outcome.iter().map(|(k, v)| format!("{k} {v}")).collect();
     writeln!(out, "messages: {} ({})", status.messages, counts.join(", "))?;
     writeln!(out, "server actions still owed: {}", status.pending_server_actions)?;
+    let outbox: Vec<String> = status.outbox.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    writeln!(out, "outbox: {}", if outbox.is_empty() { "empty".to_string() } else { outbox.join(", ") })?;
+    if !status.outbox_problems.is_empty() {
+        writeln!(out, "outgoing mail that needs an operator (`liaisond outbox retry|cancel ID`):")?;
+        for r in &status.outbox_problems {
+            writeln!(
+                out,
+                "  {} {} {} to {}: {}",
+                r.id,
+                r.state,
+                r.kind,
+                r.recipients.join(", "),
+                r.last_error.as_deref().unwrap_or("")
+            )?;
+        }
+    }
     writeln!(out, "sources:")?;
     if status.cursors.is_empty() {
         writeln!(out, "  (none polled yet)")?;

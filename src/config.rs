@@ -83,6 +83,62 @@ struct RawConfig {
     mail: Option<RawMail>,
     #[serde(default)]
     routing: RawRouting,
+    smtp: Option<RawSmtp>,
+    #[serde(default)]
+    outbox: RawOutbox,
+    #[serde(default)]
+    acknowledgements: RawAcknowledgements,
+    #[serde(default)]
+    notifications: RawNotifications,
+    #[serde(default)]
+    templates: RawTemplates,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: String,
+    port: Option<u16>,
+    tls: String,
+    ca_file: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<String>,
+    password_env: Option<String>,
+    timeout: Option<String>,
+    hello_name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutbox {
+    directory: Option<String>,
+    retry_min: Option<String>,
+    retry_max: Option<String>,
+    give_up_after: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAcknowledgements {
+    enabled: Option<bool>,
+    per_sender_per_day: Option<u32>,
+    per_hour: Option<u32>,
+    max_age: Option<String>,
+    never_to: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotifications {
+    max_age: Option<String>,
+    attach_original_max: Option<RawSize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTemplates {
+    directory: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,6 +233,62 @@ pub struct Config {
     pub mail: Option<MailIdentity>,
     /// The authserv-ids of the receiving servers whose `Authentication-Results` are trusted.
     pub trusted_authserv_ids: Vec<String>,
+    /// How mail is sent; `None` with no `outbox.directory` either: mail waits in the outbox.
+    pub smtp: Option<SmtpConfig>,
+    pub outbox: OutboxConfig,
+    pub acknowledgements: crate::respond::AckPolicy,
+    pub notifications: NotificationsConfig,
+    /// Where the operator's templates are (`ack.txt`, `notification.txt`, `alert.txt`);
+    /// `None`: the built-in copies of `config/templates/`.
+    pub templates: Option<PathBuf>,
+}
+
+/// The SMTP server liaisond sends through.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub ca_file: Option<PathBuf>,
+    /// `None`: no AUTH (a local relay that trusts the machine).
+    pub credentials: Option<(String, Secret)>,
+    pub password_source: Option<String>,
+    /// Limit for each step (connect, TLS, each command, the message data).
+    pub timeout: Duration,
+    /// The name sent in EHLO; default: this machine's host name.
+    pub hello_name: Option<String>,
+}
+
+/// How the outbox is worked off.
+#[derive(Debug, Clone)]
+pub struct OutboxConfig {
+    /// Write each message as a `.eml` file here instead of sending it (a dry run; the demo).
+    pub directory: Option<PathBuf>,
+    /// The first retry after a temporary failure; each next one waits twice as long...
+    pub retry_min: Duration,
+    /// ... up to this.
+    pub retry_max: Duration,
+    /// A message not sent this long after it was written fails for good.
+    pub give_up_after: Duration,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            directory: None,
+            retry_min: Duration::from_secs(60),
+            retry_max: Duration::from_secs(3600),
+            give_up_after: Duration::from_secs(5 * 24 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NotificationsConfig {
+    /// No notification for mail received longer ago than this (a first run on an old mailbox).
+    pub max_age: Duration,
+    /// Originals larger than this are not attached.
+    pub attach_original_max: u64,
 }
 
 /// Who liaisond is when it sends mail.
@@ -311,6 +423,53 @@ impl Config {
             Some(p) => crate::relationships::Relationships::load(p),
             None => Ok(crate::relationships::Relationships::builtin()),
         }
+    }
+
+    /// The templates: the operator's directory, else the built-in copies of `config/templates/`.
+    pub fn load_templates(&self) -> Result<crate::respond::Templates, ConfigError> {
+        use crate::respond::{ACK_NAMES, ALERT_NAMES, NOTIFICATION_NAMES};
+        use crate::template::Template;
+        let load = |name: &str, builtin: &str, names: &[&str]| match &self.templates {
+            Some(dir) => {
+                let path = dir.join(name);
+                Template::parse(&read(&path)?, &path, names)
+            }
+            None => Template::parse(builtin, Path::new(&format!("(built-in) config/templates/{name}")), names),
+        };
+        Ok(crate::respond::Templates {
+            ack: load("ack.txt", include_str!("../config/templates/ack.txt"), ACK_NAMES)?,
+            notification: load(
+                "notification.txt",
+                include_str!("../config/templates/notification.txt"),
+                NOTIFICATION_NAMES,
+            )?,
+            alert: load("alert.txt", include_str!("../config/templates/alert.txt"), ALERT_NAMES)?,
+        })
+    }
+
+    /// What plans the mail liaisond sends: the policy from this file, the templates, and who
+    /// we are (`[mail]`, else the relationships data's first own address).
+    pub fn responder(
+        &self,
+        rel: &crate::relationships::Relationships,
+    ) -> Result<crate::respond::Responder, ConfigError> {
+        let templates = self.load_templates()?;
+        let identity = crate::analyse::Identity::new(Some(self), rel);
+        let from_address = identity.ours.from.clone();
+        let from = match self.mail.as_ref().and_then(|m| m.from_name.as_ref()) {
+            Some(name) => format!("\"{}\" <{from_address}>", name.replace(['"', '\\'], "")),
+            None => from_address.clone(),
+        };
+        crate::respond::Responder::new(
+            self.acknowledgements.clone(),
+            self.notifications.max_age,
+            self.notifications.attach_original_max,
+            templates,
+            from,
+            from_address,
+            identity.ours.message_id_domain,
+        )
+        .map_err(|e| ConfigError::whole_file(&self.path, format!("`acknowledgements.never_to`: {e}")))
     }
 
     /// Every source name, in order (IMAP then Maildir).
@@ -448,6 +607,7 @@ impl Validator<'_> {
             Duration::from_secs(10),
         )?;
 
+        let (smtp, outbox, acknowledgements, notifications, templates) = self.outbound(&raw)?;
         let d = Limits::default();
         let l = &raw.limits;
         let limits = Limits {
@@ -662,6 +822,11 @@ impl Validator<'_> {
             }
         }
         Ok(Config {
+            smtp,
+            outbox,
+            acknowledgements,
+            notifications,
+            templates,
             path: self.path.to_path_buf(),
             relationships,
             database,
@@ -682,14 +847,29 @@ impl Validator<'_> {
     /// Exactly one of `password`, `password_file`, `password_env`.
     fn password(&self, i: usize, r: &RawImap) -> Result<(Secret, String), ConfigError> {
         use Seg::{Index, Key};
-        let at = |k: &'static str| [Key("imap"), Index(i), Key(k)];
-        let given = [r.password.is_some(), r.password_file.is_some(), r.password_env.is_some()];
-        match given.iter().filter(|g| **g).count() {
-            0 => {
-                return Err(
-                    self.err(&[Key("imap"), Index(i)], "needs one of `password_file`, `password_env` or `password`")
-                );
-            }
+        let table = [Key("imap"), Index(i)];
+        match self.secret(&table, r.password.as_ref(), r.password_file.as_ref(), r.password_env.as_ref())? {
+            Some(found) => Ok(found),
+            None => Err(self.err(&table, "needs one of `password_file`, `password_env` or `password`")),
+        }
+    }
+
+    /// The secret given by at most one of `password`, `password_file`, `password_env` in the
+    /// table at `table`; `None` when none is given.
+    fn secret(
+        &self,
+        table: &[Seg<'_>],
+        inline: Option<&String>,
+        file: Option<&String>,
+        env: Option<&String>,
+    ) -> Result<Option<(Secret, String)>, ConfigError> {
+        let at = |k: &'static str| {
+            let mut key = table.to_vec();
+            key.push(Seg::Key(k));
+            key
+        };
+        match [inline.is_some(), file.is_some(), env.is_some()].iter().filter(|g| **g).count() {
+            0 => return Ok(None),
             1 => {}
             _ => {
                 return Err(
@@ -697,16 +877,16 @@ impl Validator<'_> {
                 );
             }
         }
-        if let Some(p) = &r.password {
-            return Ok((Secret::new(p.clone()), "inline in the configuration file".into()));
+        if let Some(p) = inline {
+            return Ok(Some((Secret::new(p.clone()), "inline in the configuration file".into())));
         }
-        if let Some(var) = &r.password_env {
+        if let Some(var) = env {
             return match std::env::var(var) {
-                Ok(v) if !v.is_empty() => Ok((Secret::new(v), format!("environment variable {var}"))),
+                Ok(v) if !v.is_empty() => Ok(Some((Secret::new(v), format!("environment variable {var}")))),
                 _ => Err(self.err(&at("password_env"), format!("the environment variable {var} is not set or empty"))),
             };
         }
-        let name = r.password_file.as_deref().unwrap_or_default();
+        let name = file.map(String::as_str).unwrap_or_default();
         let candidates: Vec<PathBuf> = if Path::new(name).is_absolute() {
             vec![PathBuf::from(name)]
         } else {
@@ -727,11 +907,176 @@ impl Validator<'_> {
                 if value.is_empty() {
                     return Err(self.err(&at("password_file"), format!("{} is empty", path.display())));
                 }
-                return Ok((Secret::new(value), format!("file {}", path.display())));
+                return Ok(Some((Secret::new(value), format!("file {}", path.display()))));
             }
         }
         let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
         Err(self.err(&at("password_file"), format!("cannot read the password file (tried {})", tried.join(", "))))
+    }
+
+    /// `[smtp]`, `[outbox]`, `[acknowledgements]`, `[notifications]`, `[templates]`.
+    #[allow(clippy::type_complexity)]
+    fn outbound(
+        &self,
+        raw: &RawConfig,
+    ) -> Result<
+        (Option<SmtpConfig>, OutboxConfig, crate::respond::AckPolicy, NotificationsConfig, Option<PathBuf>),
+        ConfigError,
+    > {
+        use Seg::{Index, Key};
+        let smtp = match &raw.smtp {
+            None => None,
+            Some(r) => {
+                let at = |k: &'static str| [Key("smtp"), Key(k)];
+                if r.host.trim().is_empty() {
+                    return Err(self.err(&at("host"), "must name the SMTP server"));
+                }
+                let tls = match r.tls.as_str() {
+                    "implicit" => TlsMode::Implicit,
+                    "starttls" => TlsMode::StartTls,
+                    "none" if is_loopback_host(&r.host) => TlsMode::None,
+                    "none" => {
+                        return Err(self.err(
+                            &at("tls"),
+                            format!("\"none\" is allowed only for a loopback host, not `{}`", r.host),
+                        ));
+                    }
+                    other => {
+                        return Err(self
+                            .err(&at("tls"), format!("`{other}` is not one of \"implicit\", \"starttls\", \"none\"")));
+                    }
+                };
+                let ca_file = match &r.ca_file {
+                    Some(_) if tls == TlsMode::None => {
+                        return Err(self.err(&at("ca_file"), "makes no sense with tls = \"none\""));
+                    }
+                    Some(p) => {
+                        let p = self.resolve(p);
+                        if !p.is_file() {
+                            return Err(self.err(&at("ca_file"), format!("{} is not a readable file", p.display())));
+                        }
+                        Some(p)
+                    }
+                    None => None,
+                };
+                let secret = self.secret(
+                    &[Key("smtp")],
+                    r.password.as_ref(),
+                    r.password_file.as_ref(),
+                    r.password_env.as_ref(),
+                )?;
+                let (credentials, password_source) = match (&r.username, secret) {
+                    (Some(u), Some((p, source))) if !u.is_empty() => (Some((u.clone(), p)), Some(source)),
+                    (Some(_), Some(_)) => return Err(self.err(&at("username"), "must not be empty")),
+                    (None, None) => (None, None),
+                    (Some(_), None) => {
+                        return Err(self.err(
+                            &[Key("smtp")],
+                            "`username` needs one of `password_file`, `password_env` or `password`",
+                        ));
+                    }
+                    (None, Some(_)) => return Err(self.err(&[Key("smtp")], "a password needs a `username`")),
+                };
+                if credentials.is_some() && tls == TlsMode::None && !is_loopback_host(&r.host) {
+                    return Err(self.err(&at("tls"), "a password is never sent in clear text"));
+                }
+                Some(SmtpConfig {
+                    host: r.host.clone(),
+                    port: r.port.unwrap_or(match tls {
+                        TlsMode::Implicit => 465,
+                        TlsMode::StartTls => 587,
+                        TlsMode::None => 25,
+                    }),
+                    tls,
+                    ca_file,
+                    credentials,
+                    password_source,
+                    timeout: self.duration(&at("timeout"), r.timeout.as_ref(), Duration::from_secs(60))?,
+                    hello_name: r.hello_name.clone().filter(|h| !h.trim().is_empty()),
+                })
+            }
+        };
+        let o = &raw.outbox;
+        let at = |k: &'static str| [Key("outbox"), Key(k)];
+        let d = OutboxConfig::default();
+        let directory = o.directory.as_ref().map(|p| self.resolve(p));
+        if directory.is_some() && smtp.is_some() {
+            return Err(self.err(
+                &at("directory"),
+                "writes mail to files instead of sending it: give `[smtp]` or `outbox.directory`, not both",
+            ));
+        }
+        let outbox = OutboxConfig {
+            directory,
+            retry_min: self.duration(&at("retry_min"), o.retry_min.as_ref(), d.retry_min)?,
+            retry_max: self.duration(&at("retry_max"), o.retry_max.as_ref(), d.retry_max)?,
+            give_up_after: self.duration(&at("give_up_after"), o.give_up_after.as_ref(), d.give_up_after)?,
+        };
+        if outbox.retry_max < outbox.retry_min {
+            return Err(self.err(&at("retry_max"), "must not be shorter than `retry_min`"));
+        }
+
+        let a = &raw.acknowledgements;
+        let at = |k: &'static str| [Key("acknowledgements"), Key(k)];
+        let never_to: Vec<String> = match &a.never_to {
+            Some(list) => list.clone(),
+            None => crate::respond::DEFAULT_NEVER_ACK.iter().map(|s| s.to_string()).collect(),
+        };
+        for (i, pattern) in never_to.iter().enumerate() {
+            if let Err(e) = regex::RegexBuilder::new(pattern).size_limit(1 << 20).build() {
+                return Err(self.err(
+                    &[Key("acknowledgements"), Key("never_to"), Index(i)],
+                    format!("not a valid regular expression: {e}"),
+                ));
+            }
+        }
+        let acknowledgements = crate::respond::AckPolicy {
+            enabled: a.enabled.unwrap_or(true),
+            per_sender_per_day: match a.per_sender_per_day {
+                None => 3,
+                Some(n @ 1..) => n,
+                Some(0) => {
+                    return Err(
+                        self.err(&at("per_sender_per_day"), "must be at least 1 (use `enabled = false` to send none)")
+                    );
+                }
+            },
+            per_hour: match a.per_hour {
+                None => 30,
+                Some(n @ 1..) => n,
+                Some(0) => {
+                    return Err(self.err(&at("per_hour"), "must be at least 1 (use `enabled = false` to send none)"));
+                }
+            },
+            max_age: self.duration(&at("max_age"), a.max_age.as_ref(), Duration::from_secs(2 * 24 * 3600))?,
+            never_to,
+        };
+        let n = &raw.notifications;
+        let notifications = NotificationsConfig {
+            max_age: self.duration(
+                &[Key("notifications"), Key("max_age")],
+                n.max_age.as_ref(),
+                Duration::from_secs(30 * 24 * 3600),
+            )?,
+            attach_original_max: self.size(
+                &[Key("notifications"), Key("attach_original_max")],
+                n.attach_original_max.as_ref(),
+                20 * 1024 * 1024,
+            )?,
+        };
+        let templates = match &raw.templates.directory {
+            None => None,
+            Some(p) => {
+                let p = self.resolve(p);
+                if !p.is_dir() {
+                    return Err(
+                        self.err(&[Key("templates"), Key("directory")], format!("{} is not a directory", p.display()))
+                    );
+                }
+                Some(p)
+            }
+        };
+        Ok((smtp, outbox, acknowledgements, notifications, templates))
     }
 }
 

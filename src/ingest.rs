@@ -34,11 +34,19 @@ pub struct Ingestor {
     /// Reads statements; `None` when it could not be set up (`liaisond ingest` with unreadable
     /// relationships data): messages are then stored and left pending for the daemon.
     reader: Option<Arc<Reader>>,
+    /// Told when a message was recorded (it may have queued mail to send).
+    outbox_waker: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Ingestor {
     pub fn new(db: Db, limits: Limits, reader: Option<Arc<Reader>>) -> Ingestor {
-        Ingestor { db, limits, reader }
+        Ingestor { db, limits, reader, outbox_waker: None }
+    }
+
+    /// Wakes the sender task after each recorded message.
+    pub fn with_outbox_waker(mut self, waker: Arc<tokio::sync::Notify>) -> Ingestor {
+        self.outbox_waker = Some(waker);
+        self
     }
 
     pub fn db(&self) -> &Db {
@@ -188,7 +196,17 @@ impl Ingestor {
                     (Some(t), Some(r)) => Some(r.judge(t, &*s)),
                     _ => None,
                 };
-                let recorded = s.record_judged(id, &to_store, &summary, reading.as_ref(), judged.as_ref())?;
+                let respond = |ctx: &crate::store::OutgoingContext<'_>| match (&to_judge, &reader, &judged) {
+                    (Some(t), Some(r), Some(j)) => r.respond(t, j, id, ctx),
+                    _ => crate::respond::Plan {
+                        drafts: Vec::new(),
+                        ack: Err("not judged".into()),
+                        no_notification: None,
+                    },
+                };
+                let planner: Option<crate::store::Planner<'_>> =
+                    reader.as_ref().filter(|r| r.has_responder()).map(|_| &respond as _);
+                let recorded = s.record_judged(id, &to_store, &summary, reading.as_ref(), judged.as_ref(), planner)?;
                 Ok(recorded.map(|tracking_id| (tracking_id, judged)))
             })
             .await?;
@@ -196,6 +214,9 @@ impl Ingestor {
             Some(r) => r,
             None => return Ok(None),
         };
+        if let Some(waker) = &self.outbox_waker {
+            waker.notify_one();
+        }
         let class = judged.as_ref().map(|j| j.class.as_str());
         let route = judged.as_ref().map(|j| j.route_reason.as_str());
         match &outcome {

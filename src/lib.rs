@@ -24,9 +24,12 @@ pub mod isolate;
 pub mod maildir;
 pub mod pipeline;
 pub mod relationships;
+pub mod respond;
 pub mod route;
 pub mod runner;
+pub mod send;
 pub mod store;
+pub mod template;
 pub mod tls;
 pub mod understand;
 

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::imap::{ImapSource, SourceReport};
 use crate::ingest::{Ingestor, PENDING_GRACE};
 use crate::maildir::MaildirSource;
+use crate::send::{Sender, Transport};
 use crate::store::{Db, InstanceLock, Store};
 
 #[derive(Debug, Clone, Default)]
@@ -40,6 +41,17 @@ pub struct RunReport {
     pub recovered: usize,
     /// Sources that ended with an error (only in `once` mode; the daemon retries forever).
     pub failed_sources: Vec<String>,
+    /// Delivery attempts from the outbox (sent or not).
+    pub send_attempts: usize,
+}
+
+/// How mail is sent, from the configuration (`None`: it is not).
+pub fn transport(config: &Config) -> Option<Transport> {
+    match (&config.smtp, &config.outbox.directory) {
+        (Some(smtp), _) => Some(Transport::Smtp(smtp.clone())),
+        (None, Some(dir)) => Some(Transport::Directory(dir.clone())),
+        (None, None) => None,
+    }
 }
 
 /// Runs liaisond with `config` until `shutdown` is cancelled.
@@ -49,11 +61,34 @@ pub async fn run(config: Config, shutdown: CancellationToken, options: RunOption
     let store = Store::open(&config.database, config.busy_timeout)?;
     let db = Db::new(store);
     let reader = reader(&config, options.extractor_program.clone())?;
-    let ingestor = Ingestor::new(db.clone(), config.limits.clone(), Some(Arc::new(reader)));
+    let (again, uncertain) = db.call(|s| s.recover_outbox()).await?;
+    if again + uncertain > 0 {
+        tracing::warn!(
+            again,
+            uncertain,
+            "mail that an earlier run was sending: queued again when its data had not gone out, else marked uncertain"
+        );
+    }
+    let sender = transport(&config).map(|t| Sender::new(db.clone(), t, config.outbox.clone()));
+    let mut ingestor = Ingestor::new(db.clone(), config.limits.clone(), Some(Arc::new(reader)));
+    if let Some(sender) = &sender {
+        ingestor = ingestor.with_outbox_waker(sender.waker());
+    } else {
+        tracing::warn!("neither [smtp] nor outbox.directory is configured: mail to send waits in the outbox");
+    }
     let mut report = RunReport { recovered: ingestor.process_pending(Duration::ZERO).await?, ..RunReport::default() };
     if report.recovered > 0 {
         tracing::info!(count = report.recovered, "processed messages left pending by an earlier run");
     }
+    // The daemon sends all the time; `once` sends what is due after the sources are drained.
+    let sending = match (&sender, options.once) {
+        (Some(sender), false) => {
+            let sender = sender.clone();
+            let token = shutdown.child_token();
+            Some(tokio::spawn(async move { sender.run(token, false).await }))
+        }
+        _ => None,
+    };
 
     let once = options.once;
     let mut tasks: JoinSet<(String, Result<SourceReport, String>)> = JoinSet::new();
@@ -105,6 +140,16 @@ pub async fn run(config: Config, shutdown: CancellationToken, options: RunOption
             Err(join) => report.failed_sources.push(format!("task cancelled: {join}")),
         }
     }
+    match (sending, &sender) {
+        (Some(task), _) => {
+            // Cancelled with the sources; it finishes the message in hand first.
+            report.send_attempts = task.await.unwrap_or_default();
+        }
+        (None, Some(sender)) if !shutdown.is_cancelled() => {
+            report.send_attempts = sender.clone().run(shutdown.child_token(), true).await;
+        }
+        _ => {}
+    }
     tracing::info!(stored = report.stored, already_known = report.already_known, "liaisond stopped");
     Ok(report)
 }
@@ -120,5 +165,6 @@ pub fn reader(config: &Config, program: Option<PathBuf>) -> anyhow::Result<Reade
     };
     let extractor = crate::isolate::Extractor::new(crate::isolate::Isolation::new(program));
     let identity = crate::analyse::Identity::new(Some(config), &relationships);
-    Ok(Reader::new(relationships, extractor, config.limits.stage_timeout * 3 / 4, identity))
+    let responder = config.responder(&relationships)?;
+    Ok(Reader::new(relationships, extractor, config.limits.stage_timeout * 3 / 4, identity).with_responder(responder))
 }

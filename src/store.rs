@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod outbox;
+pub use outbox::{OutboxItem, OutboxRow, OutgoingContext, Planner, SendResult, timestamp_text};
+
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
@@ -166,6 +169,39 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE messages ADD COLUMN class_reason TEXT;
     ALTER TABLE messages ADD COLUMN statement INTEGER REFERENCES statements (id);
     CREATE INDEX messages_by_statement ON messages (statement);
+    "#,
+    // 4: the outbox. What liaisond sends is written here in the transaction that records the
+    // message it is about, with its final Message-ID, and sent later by the sender task
+    // (`send`). `data_at` is set just before the message data goes to the server: a claim
+    // without it can be retried safely, one with it may have been delivered ("uncertain").
+    r#"
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY,
+        message         INTEGER REFERENCES messages (id),
+        statement       INTEGER REFERENCES statements (id),
+        kind            TEXT NOT NULL
+                        CHECK (kind IN ('ack', 'notification', 'alert', 'reminder', 'digest')),
+        message_id      TEXT NOT NULL UNIQUE,
+        ack_to          TEXT,
+        recipients      TEXT NOT NULL,
+        subject         TEXT NOT NULL,
+        draft           TEXT NOT NULL,
+        state           TEXT NOT NULL DEFAULT 'pending'
+                        CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'uncertain', 'cancelled')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        created_at      TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        claimed_at      TEXT,
+        data_at         TEXT,
+        sent_at         TEXT,
+        last_error      TEXT,
+        smtp_reply      TEXT
+    );
+    -- A message is acknowledged and notified at most once, whatever happens to it later.
+    CREATE UNIQUE INDEX outbox_once ON outbox (message, kind) WHERE kind IN ('ack', 'notification');
+    CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
+    CREATE INDEX outbox_recent ON outbox (kind, created_at);
+    ALTER TABLE statements ADD COLUMN ack TEXT;
     "#,
 ];
 
@@ -451,7 +487,7 @@ fn write_judged(
     j: &Judged,
     reading: Option<&Reading>,
     now: &str,
-) -> rusqlite::Result<Option<String>> {
+) -> rusqlite::Result<(Option<i64>, Option<String>)> {
     let mut statement = j.related_statement;
     let mut tracking_id = None;
     if j.class == "statement" {
@@ -513,7 +549,7 @@ fn write_judged(
         "UPDATE messages SET class = ?2, class_reason = ?3, statement = ?4 WHERE id = ?1",
         params![id, j.class, j.reason, statement],
     )?;
-    Ok(tracking_id)
+    Ok((statement, tracking_id))
 }
 
 /// Replaces what was read from message `id` (reprocessing reads it again).
@@ -570,6 +606,10 @@ pub struct StatusReport {
     pub by_outcome: Vec<(String, i64)>,
     pub cursors: Vec<CursorStatus>,
     pub pending_server_actions: i64,
+    /// Outbox rows per state.
+    pub outbox: Vec<(String, i64)>,
+    /// Failed and uncertain outgoing mail (at most 20, newest first).
+    pub outbox_problems: Vec<OutboxRow>,
     pub last_events: Vec<EventRow>,
 }
 
@@ -853,12 +893,15 @@ impl Store {
         summary: &Summary,
         reading: Option<&Reading>,
     ) -> Result<bool, StoreError> {
-        self.record_judged(id, outcome, summary, reading, None).map(|r| r.is_some())
+        self.record_judged(id, outcome, summary, reading, None, None).map(|r| r.is_some())
     }
 
     /// Records the outcome with what was read and how the message was judged, in one
-    /// transaction: a `statement` gets its row and tracking ID here. Returns `None`, changing
-    /// nothing, when the message was no longer pending; else the new tracking ID, if any.
+    /// transaction: a `statement` gets its row and tracking ID here, and what `planner`
+    /// decides to send about the message goes into the outbox in the same transaction (so
+    /// nothing is sent about a message that was not recorded, and nothing twice). Returns
+    /// `None`, changing nothing, when the message was no longer pending; else the new
+    /// tracking ID, if any.
     pub fn record_judged(
         &mut self,
         id: i64,
@@ -866,6 +909,7 @@ impl Store {
         summary: &Summary,
         reading: Option<&Reading>,
         judged: Option<&Judged>,
+        planner: Option<outbox::Planner<'_>>,
     ) -> Result<Option<Option<String>>, StoreError> {
         self.in_transaction(|tx| {
             let now = now_utc();
@@ -887,10 +931,36 @@ impl Store {
                 "INSERT INTO events (at, message, kind, detail) VALUES (?1, ?2, ?3, ?4)",
                 params![now, id, outcome.state(), outcome.detail()],
             )?;
-            let tracking_id = match judged {
+            let (statement, tracking_id) = match judged {
                 Some(j) => write_judged(tx, id, j, reading, &now)?,
-                None => None,
+                None => (None, None),
             };
+            if let Some(plan) = planner {
+                let (received, size) = outbox::arrival(tx, id)?;
+                let counts = |to: &str| {
+                    outbox::ack_counts(tx, to).unwrap_or_else(|e| {
+                        // Refuse rather than risk a loop: the limits then count as reached.
+                        tracing::warn!(error = %e, "cannot count earlier acknowledgements");
+                        crate::respond::AckCounts {
+                            to_recipient_last_day: u32::MAX,
+                            last_hour: u32::MAX,
+                            alert_last_hour: true,
+                        }
+                    })
+                };
+                // A follow-up is about the statement it belongs to.
+                let about: Option<String> = match (&tracking_id, statement) {
+                    (Some(t), _) => Some(t.clone()),
+                    (None, Some(sid)) => tx
+                        .query_row("SELECT tracking_id FROM statements WHERE id = ?1", params![sid], |r| r.get(0))
+                        .optional()?,
+                    (None, None) => None,
+                };
+                let ctx = outbox::OutgoingContext { tracking_id: about.as_deref(), received, size, counts: &counts };
+                let plan = plan(&ctx);
+                let statement = if judged.is_some_and(|j| j.class == "statement") { statement } else { None };
+                outbox::write_plan(tx, id, statement, &plan, &now)?;
+            }
             Ok(Some(Some(tracking_id)))
         })?
         .ok_or(StoreError::NoSuchMessage(id))
@@ -978,6 +1048,15 @@ impl Store {
                 route_reason: r.get(8)?,
             })
         })
+    }
+
+    /// What was decided about acknowledging the statement that message `id` brought.
+    pub fn statement_ack(&self, id: i64) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT ack FROM statements WHERE message = ?1", params![id], |r| r.get(0))
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.err(e))
     }
 
     /// A message's class, reason and statement link.
@@ -1349,6 +1428,8 @@ impl Store {
             by_outcome,
             cursors,
             pending_server_actions,
+            outbox: self.outbox_counts()?,
+            outbox_problems: self.outbox_rows(&["failed", "uncertain"], 20)?,
             last_events,
         })
     }

@@ -1,0 +1,646 @@
+//! What liaisond sends about a message it recorded: the notification to the people it was
+//! routed to, the acknowledgement to the sender (only when every check allows it), and, when
+//! acknowledgements had to be paused, one alert to the coordinators. Each becomes a [`Draft`]
+//! with its final Message-ID, written to the outbox in the transaction that records the
+//! message (`store`), and turned into bytes by [`compose`] when it is sent.
+//!
+//! Pure: decisions from the message, its judgement, the policy, the templates and the counts
+//! the store gives; no I/O. (The only non-determinism is the random part of Message-IDs.)
+
+use std::time::Duration;
+
+use regex::RegexSet;
+use serde::{Deserialize, Serialize};
+
+use crate::analyse::Analysis;
+use crate::classify::{Headers, LOOP_HEADER, MESSAGE_ID_PREFIX};
+use crate::relationships::{Relationships, normalize_address};
+use crate::store::Judged;
+use crate::template::{Template, Values};
+use crate::understand::Purpose;
+
+/// The kinds of mail liaisond sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Ack,
+    Notification,
+    /// Acknowledgements were paused (the global limit was reached).
+    Alert,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Ack => "ack",
+            Kind::Notification => "notification",
+            Kind::Alert => "alert",
+        }
+    }
+}
+
+/// One message to send, fixed when the message it is about is recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Draft {
+    pub kind: Kind,
+    /// Without angle brackets: `liaisond.ack.LS-2026-0001.3f9c…@iab.org`.
+    pub message_id: String,
+    /// RFC 3339, UTC.
+    pub date: String,
+    /// `Name <address>` or `address`.
+    pub from: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub reply_to: Vec<String>,
+    pub subject: String,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    /// RFC 3834 §5: `auto-replied` for the acknowledgement, `auto-generated` for the rest.
+    pub auto_submitted: String,
+    pub body: String,
+    /// Attach the stored original message (the notification).
+    pub attach_original: bool,
+    /// Send with the null reverse-path `MAIL FROM:<>` (RFC 3834 §4: the acknowledgement, so
+    /// that nothing answers it automatically).
+    pub null_sender: bool,
+}
+
+impl Draft {
+    /// Every envelope recipient, once, in order.
+    pub fn recipients(&self) -> Vec<String> {
+        let mut all: Vec<String> = Vec::new();
+        for a in self.to.iter().chain(&self.cc) {
+            if let Some(n) = normalize_address(a)
+                && !all.contains(&n)
+            {
+                all.push(n);
+            }
+        }
+        all
+    }
+}
+
+/// The acknowledgement rules (R36–R45 in the reliability catalogue).
+#[derive(Debug, Clone)]
+pub struct AckPolicy {
+    pub enabled: bool,
+    /// At most this many acknowledgements to one address in 24 hours.
+    pub per_sender_per_day: u32,
+    /// At most this many acknowledgements in one hour, in total: beyond it they are paused
+    /// (and the coordinators are told once an hour) until the rate falls again.
+    pub per_hour: u32,
+    /// No acknowledgement for mail received longer ago than this (a backlog, an import).
+    pub max_age: Duration,
+    /// Addresses never acknowledged (robots, lists, no-reply).
+    pub never_to: Vec<String>,
+}
+
+/// The patterns of [`AckPolicy::never_to`] by default: system, list and no-reply addresses.
+pub const DEFAULT_NEVER_ACK: &[&str] = &[
+    r"^(mailer-daemon|postmaster|abuse|root|nobody|daemon|listserv|majordomo|hostmaster|webmaster)@",
+    r"^(no-?reply|do-?not-?reply|donotreply)",
+    r"^(bounces?|owner-|.*-(request|bounces?|owner)@)",
+];
+
+/// Everything the planner needs besides the message.
+#[derive(Debug, Clone)]
+pub struct Responder {
+    pub ack: AckPolicy,
+    never_to: RegexSet,
+    /// No notification for mail received longer ago than this.
+    pub notify_max_age: Duration,
+    /// Originals larger than this are not attached to notifications.
+    pub attach_max: u64,
+    pub templates: Templates,
+    /// `Name <address>` we send as.
+    pub from: String,
+    pub from_address: String,
+    pub message_id_domain: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Templates {
+    pub ack: Template,
+    pub notification: Template,
+    pub alert: Template,
+}
+
+/// The names a template may use; see `config/templates/`.
+pub const ACK_NAMES: &[&str] = &[
+    "tracking_id",
+    "title",
+    "organization",
+    "purpose",
+    "for_action",
+    "for_comment",
+    "deadline",
+    "to_groups",
+    "received",
+    "original_subject",
+    "attachments",
+    "sender",
+    "coordinators",
+];
+pub const NOTIFICATION_NAMES: &[&str] = &[
+    "tracking_id",
+    "title",
+    "organization",
+    "purpose",
+    "for_action",
+    "for_comment",
+    "deadline",
+    "no_deadline",
+    "to_groups",
+    "from_groups",
+    "contacts",
+    "reply_to",
+    "document_numbers",
+    "related",
+    "received",
+    "original_subject",
+    "attachments",
+    "sender",
+    "sender_verified",
+    "verification",
+    "route_rule",
+    "route_reason",
+    "relationship",
+    "to",
+    "cc",
+    "candidates",
+    "missing",
+    "warnings",
+    "ack",
+    "is_statement",
+    "is_follow_up",
+    "is_other",
+    "class_reason",
+    "message",
+    "original_attached",
+    "original_not_attached",
+];
+pub const ALERT_NAMES: &[&str] = &["count", "limit", "since", "tracking_id", "coordinators"];
+
+/// How many acknowledgements went out recently (counted by the store).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AckCounts {
+    /// To the address this acknowledgement would go to, in the last 24 hours.
+    pub to_recipient_last_day: u32,
+    /// To anyone, in the last hour.
+    pub last_hour: u32,
+    /// Whether the coordinators were already told, in the last hour, that acknowledgements
+    /// are paused.
+    pub alert_last_hour: bool,
+}
+
+/// One recorded message to respond to.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub tracking_id: Option<&'a str>,
+    /// The message's row in the database (named in notifications about unrecorded mail).
+    pub message: i64,
+    pub judged: &'a Judged,
+    pub analysis: &'a Analysis,
+    pub headers: &'a Headers,
+    /// When the message arrived (the IMAP INTERNALDATE, else when it was stored).
+    pub received: jiff::Timestamp,
+    pub now: jiff::Timestamp,
+    /// The size of the original message.
+    pub size: u64,
+}
+
+/// What to send, and what was decided about the acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub drafts: Vec<Draft>,
+    /// `Ok(address)`: acknowledged to it; `Err(reason)`: why not.
+    pub ack: Result<String, String>,
+    /// Why no notification was sent, when none was.
+    pub no_notification: Option<String>,
+}
+
+impl Responder {
+    pub fn new(
+        ack: AckPolicy,
+        notify_max_age: Duration,
+        attach_max: u64,
+        templates: Templates,
+        from: String,
+        from_address: String,
+        message_id_domain: String,
+    ) -> Result<Responder, regex::Error> {
+        let never_to = regex::RegexSetBuilder::new(&ack.never_to).case_insensitive(true).size_limit(1 << 20).build()?;
+        Ok(Responder { ack, never_to, notify_max_age, attach_max, templates, from, from_address, message_id_domain })
+    }
+
+    /// Where the acknowledgement would go: the statement's reply-to address when it gives one,
+    /// else the sender. The store counts earlier acknowledgements to it before [`plan`].
+    pub fn ack_recipient(&self, incoming: &Incoming<'_>) -> Option<String> {
+        incoming
+            .analysis
+            .statement
+            .reply_to
+            .iter()
+            .find_map(|a| normalize_address(a))
+            .or_else(|| incoming.judged.sender.as_deref().and_then(normalize_address))
+    }
+
+    /// Decides what to send about `incoming`.
+    pub fn plan(&self, incoming: &Incoming<'_>, rel: &Relationships, counts: AckCounts) -> Plan {
+        let mut drafts = Vec::new();
+        let class = incoming.judged.class.as_str();
+        let ack = self.ack_decision(incoming, rel, counts);
+        let paused = matches!(&ack, Err(AckRefusal::Paused(_)));
+        let ack = ack.map_err(|r| r.to_string());
+
+        let values = self.values(incoming, rel, &ack);
+        let no_notification = match class {
+            "statement" | "follow_up" | "other" if incoming.judged.to.is_empty() => {
+                Some("no one to notify".to_string())
+            }
+            "statement" | "follow_up" | "other" => {
+                match age_over(incoming, self.notify_max_age) {
+                    Some(reason) => Some(reason),
+                    None => {
+                        let attach = incoming.size <= self.attach_max;
+                        let mut values = values.clone();
+                        if attach {
+                            values.insert("original_attached", "yes".into());
+                        } else {
+                            values.insert(
+                                "original_not_attached",
+                                format!(
+                                    "The original ({} bytes) is too large to attach; `liaisond messages show {}` shows it.",
+                                    incoming.size, incoming.message
+                                ),
+                            );
+                        }
+                        let r = self.templates.notification.render(&values);
+                        drafts.push(Draft {
+                            kind: Kind::Notification,
+                            message_id: self.message_id(Kind::Notification, incoming),
+                            date: incoming.now.to_string(),
+                            from: self.from.clone(),
+                            to: incoming.judged.to.clone(),
+                            cc: incoming
+                                .judged
+                                .cc
+                                .iter()
+                                .filter(|c| !incoming.judged.to.contains(c))
+                                .cloned()
+                                .collect(),
+                            // Replies reach the coordinators, never the sender.
+                            reply_to: rel.coordinators().to_vec(),
+                            subject: r.subject,
+                            in_reply_to: None,
+                            references: Vec::new(),
+                            auto_submitted: "auto-generated".into(),
+                            body: r.body,
+                            attach_original: attach,
+                            null_sender: false,
+                        });
+                        None
+                    }
+                }
+            }
+            other => Some(format!("a message of class {other} is not notified")),
+        };
+
+        if let Ok(to) = &ack {
+            let r = self.templates.ack.render(&values);
+            let original = incoming.analysis.message_id.clone();
+            let mut references = incoming.headers.message_ids("references");
+            if let Some(id) = &original
+                && !references.contains(id)
+            {
+                references.push(id.clone());
+            }
+            drafts.push(Draft {
+                kind: Kind::Ack,
+                message_id: self.message_id(Kind::Ack, incoming),
+                date: incoming.now.to_string(),
+                from: self.from.clone(),
+                to: vec![to.clone()],
+                cc: rel.coordinators().iter().filter(|c| *c != to).cloned().collect(),
+                reply_to: rel.coordinators().to_vec(),
+                subject: r.subject,
+                in_reply_to: original,
+                references,
+                auto_submitted: "auto-replied".into(),
+                body: r.body,
+                attach_original: false,
+                null_sender: true,
+            });
+        }
+        if paused && !counts.alert_last_hour {
+            let mut v = Values::new();
+            v.insert("count", counts.last_hour.to_string());
+            v.insert("limit", self.ack.per_hour.to_string());
+            v.insert("since", format_time(incoming.now - jiff::SignedDuration::from_hours(1)));
+            v.insert("tracking_id", incoming.tracking_id.unwrap_or_default().to_string());
+            v.insert("coordinators", rel.coordinators().join(", "));
+            let r = self.templates.alert.render(&v);
+            drafts.push(Draft {
+                kind: Kind::Alert,
+                message_id: self.message_id(Kind::Alert, incoming),
+                date: incoming.now.to_string(),
+                from: self.from.clone(),
+                to: rel.coordinators().to_vec(),
+                cc: Vec::new(),
+                reply_to: Vec::new(),
+                subject: r.subject,
+                in_reply_to: None,
+                references: Vec::new(),
+                auto_submitted: "auto-generated".into(),
+                body: r.body,
+                attach_original: false,
+                null_sender: false,
+            });
+        }
+        Plan { drafts, ack, no_notification }
+    }
+
+    /// Deny by default: an acknowledgement goes out only when every check passes; the first
+    /// that fails is the reason recorded.
+    fn ack_decision(
+        &self,
+        incoming: &Incoming<'_>,
+        rel: &Relationships,
+        counts: AckCounts,
+    ) -> Result<String, AckRefusal> {
+        use AckRefusal::Refused;
+        let j = incoming.judged;
+        if j.class != "statement" {
+            return Err(Refused(format!("a message of class {} is not acknowledged", j.class)));
+        }
+        if let Some(reason) = &j.no_ack {
+            return Err(Refused(reason.clone()));
+        }
+        if !self.ack.enabled {
+            return Err(Refused("acknowledgements are turned off ([acknowledgements] enabled = false)".into()));
+        }
+        if let Some(org) = j.organization.as_deref().and_then(|o| rel.organization(o))
+            && !org.ack
+        {
+            return Err(Refused(format!("{} is not acknowledged (ack = false in the relationships data)", org.name)));
+        }
+        let Some(to) = self.ack_recipient(incoming) else {
+            return Err(Refused("no address to acknowledge to".into()));
+        };
+        if to == self.from_address || rel.is_own_address(&to) {
+            return Err(Refused(format!("{to} is one of our own addresses")));
+        }
+        if let Some(i) = self.never_to.matches(&to).iter().next() {
+            return Err(Refused(format!(
+                "{to} looks like an automatic, list or no-reply address (pattern `{}`)",
+                self.ack.never_to[i]
+            )));
+        }
+        if let Some(reason) = age_over(incoming, self.ack.max_age) {
+            return Err(Refused(reason));
+        }
+        if counts.to_recipient_last_day >= self.ack.per_sender_per_day {
+            return Err(Refused(format!(
+                "{} acknowledgements to {to} in the last 24 hours already (limit {})",
+                counts.to_recipient_last_day, self.ack.per_sender_per_day
+            )));
+        }
+        if counts.last_hour >= self.ack.per_hour {
+            return Err(AckRefusal::Paused(format!(
+                "acknowledgements are paused: {} sent in the last hour (limit {})",
+                counts.last_hour, self.ack.per_hour
+            )));
+        }
+        Ok(to)
+    }
+
+    fn message_id(&self, kind: Kind, incoming: &Incoming<'_>) -> String {
+        let about = match incoming.tracking_id {
+            Some(t) => t.to_string(),
+            None => format!("m{}", incoming.message),
+        };
+        let nonce: u64 = rand::random();
+        format!("{MESSAGE_ID_PREFIX}{}.{about}.{nonce:016x}@{}", kind.as_str(), self.message_id_domain)
+    }
+
+    /// The values both templates draw on.
+    fn values(&self, incoming: &Incoming<'_>, rel: &Relationships, ack: &Result<String, String>) -> Values {
+        let s = &incoming.analysis.statement;
+        let j = incoming.judged;
+        let mut v = Values::new();
+        let mut put = |k: &'static str, value: Option<String>| {
+            if let Some(value) = value.filter(|x| !x.trim().is_empty()) {
+                v.insert(k, value);
+            }
+        };
+        put("tracking_id", incoming.tracking_id.map(str::to_string));
+        put("title", s.title.as_deref().map(|t| clip(t, 200)));
+        put("organization", j.organization.clone().or_else(|| s.from_org.clone()));
+        let purpose = s.purpose.map(|p| match p {
+            Purpose::Action => "For Action",
+            Purpose::Comment => "For Comment",
+            Purpose::Information => "For Information",
+            Purpose::Response => "In Response",
+        });
+        put("purpose", purpose.map(str::to_string));
+        put("for_action", (s.purpose == Some(Purpose::Action)).then(|| "yes".into()));
+        put("for_comment", (s.purpose == Some(Purpose::Comment)).then(|| "yes".into()));
+        put("deadline", s.deadline.clone());
+        put(
+            "no_deadline",
+            (matches!(s.purpose, Some(Purpose::Action | Purpose::Comment)) && s.deadline.is_none())
+                .then(|| "yes".into()),
+        );
+        put("to_groups", Some(s.to_groups.join(", ")));
+        put("from_groups", Some(s.from_groups.join(", ")));
+        put(
+            "contacts",
+            Some(s.from_contacts.iter().chain(&s.technical_contacts).cloned().collect::<Vec<_>>().join(", ")),
+        );
+        put("reply_to", Some(s.reply_to.join(", ")));
+        put("document_numbers", Some(s.other_identifiers.join(", ")));
+        put("related", s.related.clone());
+        put("received", Some(format_time(incoming.received)));
+        put("original_subject", incoming.analysis.subject.as_deref().map(|t| clip(t, 200)));
+        let attachments: Vec<String> = incoming
+            .analysis
+            .attachments
+            .iter()
+            .map(|a| format!("- {} ({} bytes, SHA-256 {})", clip(&a.filename, 120), a.size, a.sha256))
+            .collect();
+        put("attachments", Some(attachments.join("\n")));
+        put("sender", j.sender.clone());
+        put("sender_verified", Some(if j.sender_verified { "verified" } else { "NOT verified" }.into()));
+        put("verification", Some(j.verification.clone()));
+        put("route_rule", j.rule.clone());
+        put("route_reason", Some(j.route_reason.clone()));
+        put("relationship", j.relationship.clone());
+        put("to", Some(j.to.join(", ")));
+        put("cc", Some(j.cc.join(", ")));
+        put("candidates", Some(j.candidates.join(", ")));
+        let mut missing = Vec::new();
+        if j.class == "statement" {
+            for (name, absent) in [
+                ("title", s.title.is_none()),
+                ("purpose", s.purpose.is_none()),
+                ("sending organisation", s.from_org.is_none()),
+                ("addressed groups", s.to_groups.is_empty()),
+                ("deadline", s.deadline.is_none() && matches!(s.purpose, Some(Purpose::Action | Purpose::Comment))),
+                ("contact", s.from_contacts.is_empty() && s.reply_to.is_empty()),
+            ] {
+                if absent {
+                    missing.push(name);
+                }
+            }
+        }
+        put("missing", Some(missing.join(", ")));
+        put(
+            "warnings",
+            Some(incoming.analysis.warnings.iter().map(|w| format!("- {w}")).collect::<Vec<_>>().join("\n")),
+        );
+        put(
+            "ack",
+            Some(match ack {
+                Ok(to) => format!("sent to {to}"),
+                Err(reason) => format!("not sent: {reason}"),
+            }),
+        );
+        put(
+            match j.class.as_str() {
+                "statement" => "is_statement",
+                "follow_up" => "is_follow_up",
+                _ => "is_other",
+            },
+            Some("yes".into()),
+        );
+        put("class_reason", Some(j.reason.clone()));
+        put("message", Some(incoming.message.to_string()));
+        put("coordinators", Some(rel.coordinators().join(", ")));
+        v
+    }
+}
+
+/// Why no acknowledgement: refused for this message, or paused for everyone.
+enum AckRefusal {
+    Refused(String),
+    Paused(String),
+}
+
+impl std::fmt::Display for AckRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AckRefusal::Refused(r) | AckRefusal::Paused(r) => f.write_str(r),
+        }
+    }
+}
+
+/// The reason, when the message arrived longer than `limit` ago.
+fn age_over(incoming: &Incoming<'_>, limit: Duration) -> Option<String> {
+    let age = incoming.now.duration_since(incoming.received);
+    let limit_signed = jiff::SignedDuration::try_from(limit).unwrap_or(jiff::SignedDuration::MAX);
+    (age > limit_signed).then(|| {
+        format!(
+            "received {} ago, longer than the {} cut-off (a backlog or an import)",
+            humantime::format_duration(Duration::from_secs(age.as_secs().max(0) as u64)),
+            humantime::format_duration(limit)
+        )
+    })
+}
+
+/// `2026-11-23 14:05 UTC`.
+pub fn format_time(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// At most `max` characters, control characters removed (text from the sender ends up in our
+/// subject lines).
+fn clip(text: &str, max: usize) -> String {
+    let clean: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let clean = clean.split_whitespace().collect::<Vec<_>>().join(" ");
+    if clean.chars().count() <= max {
+        clean
+    } else {
+        let mut s: String = clean.chars().take(max.saturating_sub(1)).collect();
+        s.push('…');
+        s
+    }
+}
+
+/// The bytes with every line ending CRLF (a Maildir file has bare LFs).
+fn crlf(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 40);
+    let mut previous = 0u8;
+    for &b in raw {
+        if b == b'\n' && previous != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        previous = b;
+    }
+    out
+}
+
+/// An error building a message: permanent (sending it again cannot help).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the message: {0}")]
+pub struct ComposeError(String);
+
+/// The message as sent: the draft's headers and text, and the original attached as
+/// `message/rfc822` (or as `original.eml` when it cannot travel as 8bit, RFC 2046 §5.2.1).
+pub fn compose(draft: &Draft, original: Option<&[u8]>) -> Result<Vec<u8>, ComposeError> {
+    use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+    use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
+    let err = |what: &str, e: &dyn std::fmt::Display| ComposeError(format!("{what}: {e}"));
+    let mailbox = |s: &str| s.parse::<Mailbox>().map_err(|e| err(&format!("address `{s}`"), &e));
+    let date: jiff::Timestamp = draft.date.parse().map_err(|e| err("date", &e))?;
+    let date = std::time::SystemTime::from(date);
+    let mut b = lettre::Message::builder()
+        .message_id(Some(format!("<{}>", draft.message_id)))
+        .date(date)
+        .from(mailbox(&draft.from)?)
+        .subject(draft.subject.clone());
+    for a in &draft.to {
+        b = b.to(mailbox(a)?);
+    }
+    for a in &draft.cc {
+        b = b.cc(mailbox(a)?);
+    }
+    for a in &draft.reply_to {
+        b = b.reply_to(mailbox(a)?);
+    }
+    if let Some(id) = &draft.in_reply_to {
+        b = b.in_reply_to(format!("<{id}>"));
+    }
+    if !draft.references.is_empty() {
+        b = b.references(draft.references.iter().map(|r| format!("<{r}>")).collect::<Vec<_>>().join(" "));
+    }
+    let header = |name: &'static str, value: String| HeaderValue::new(HeaderName::new_from_ascii_str(name), value);
+    b = b
+        .raw_header(header("Auto-Submitted", draft.auto_submitted.clone()))
+        // Exchange: do not answer this with an out-of-office or a read receipt.
+        .raw_header(header("X-Auto-Response-Suppress", "All".into()))
+        .raw_header(header(LOOP_HEADER, draft.kind.as_str().to_string()));
+    let text = SinglePart::plain(draft.body.clone());
+    let message = match original {
+        None => b.singlepart(text),
+        Some(raw) => {
+            let as_message =
+                raw.split(|c| *c == b'\n').all(|line| line.len() <= 998) && !raw.contains(&0) && !raw.is_empty();
+            let part = if as_message {
+                let ct = ContentType::parse("message/rfc822").map_err(|e| err("content type", &e))?;
+                let encoding =
+                    if raw.is_ascii() { ContentTransferEncoding::SevenBit } else { ContentTransferEncoding::EightBit };
+                SinglePart::builder()
+                    .header(ct)
+                    .header(lettre::message::header::ContentDisposition::attachment("original.eml"))
+                    .body(Body::dangerous_pre_encoded(crlf(raw), encoding))
+            } else {
+                let ct = ContentType::parse("application/octet-stream").map_err(|e| err("content type", &e))?;
+                Attachment::new("original.eml".into()).body(raw.to_vec(), ct)
+            };
+            b.multipart(MultiPart::mixed().singlepart(text).singlepart(part))
+        }
+    }
+    .map_err(|e| err("message", &e))?;
+    Ok(message.formatted())
+}
