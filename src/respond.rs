@@ -625,7 +625,9 @@ pub fn compose(draft: &Draft, original: Option<&[u8]>) -> Result<Vec<u8>, Compos
         None => b.singlepart(text),
         Some(raw) => {
             let as_message =
-                raw.split(|c| *c == b'\n').all(|line| line.len() <= 998) && !raw.contains(&0) && !raw.is_empty();
+                raw.split(|c| *c == b'\n').all(|line| line.strip_suffix(b"\r").unwrap_or(line).len() <= 998)
+                    && !raw.contains(&0)
+                    && !raw.is_empty();
             let part = if as_message {
                 let ct = ContentType::parse("message/rfc822").map_err(|e| err("content type", &e))?;
                 let encoding =
@@ -643,4 +645,511 @@ pub fn compose(draft: &Draft, original: Option<&[u8]>) -> Result<Vec<u8>, Compos
     }
     .map_err(|e| err("message", &e))?;
     Ok(message.formatted())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::analyse::AttachmentReport;
+    use crate::understand::Statement;
+
+    const CONFIG: &str =
+        "[store]\ndatabase = \"x.db\"\n\n[mail]\nfrom = \"IAB Liaison Coordination <liaison-coordination@iab.org>\"\n";
+    const REL: &str = r#"[ietf]
+coordinators = ["liaison-coordination@iab.org", "chair@iab.org"]
+own_addresses = ["statements@ietf.org"]
+datatracker_senders = ["statements@ietf.org"]
+
+[[organization]]
+name = "ITU-T"
+acronym = "itu-t"
+domains = ["itu.int"]
+
+[[organization]]
+name = "ETSI"
+acronym = "etsi"
+domains = ["etsi.org"]
+ack = false
+"#;
+    const RAW: &[u8] =
+        b"Message-ID: <ls-1@itu.int>\r\nReferences: <a@x.org> <b@x.org>\r\nSubject: LS on clocks\r\n\r\nbody\r\n";
+    const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const DAY: u64 = 24 * 3600;
+
+    fn rel() -> Relationships {
+        Relationships::from_str_at(REL, Path::new("rel.toml")).expect("relationships")
+    }
+
+    fn responder() -> Responder {
+        let config = crate::config::Config::from_str_at(CONFIG, Path::new("/tmp/liaisond.toml")).expect("config");
+        config.responder(&rel()).expect("responder")
+    }
+
+    fn judged(class: &str) -> Judged {
+        Judged {
+            class: class.into(),
+            reason: "reads like a statement".into(),
+            related_statement: None,
+            no_ack: None,
+            sender: Some("jane.doe@itu.int".into()),
+            sender_verified: true,
+            verification: "dmarc=pass".into(),
+            relationship: None,
+            organization: Some("ITU-T".into()),
+            rule: Some("manager".into()),
+            to: vec!["ann@example.org".into(), "bob@example.org".into()],
+            cc: vec!["bob@example.org".into(), "chair@iab.org".into()],
+            route_reason: "ITU-T has managers".into(),
+            candidates: Vec::new(),
+        }
+    }
+
+    fn analysis(purpose: Purpose, reply_to: &[&str]) -> Analysis {
+        Analysis {
+            message_id: Some("ls-1@itu.int".into()),
+            subject: Some("LS on clocks".into()),
+            sender: Some("jane.doe@itu.int".into()),
+            statement: Statement {
+                title: Some("LS on packet clocks".into()),
+                purpose: Some(purpose),
+                deadline: Some("2026-12-01".into()),
+                from_org: Some("ITU-T".into()),
+                to_groups: vec!["DetNet".into()],
+                reply_to: reply_to.iter().map(|s| s.to_string()).collect(),
+                ..Statement::default()
+            },
+            attachments: vec![AttachmentReport {
+                filename: "LS.docx".into(),
+                content_type: "application/octet-stream".into(),
+                size: 1234,
+                sha256: SHA.into(),
+                kind: crate::extract::Kind::Docx,
+                depth: 0,
+                text_chars: 10,
+                error: None,
+            }],
+            warnings: Vec::new(),
+        }
+    }
+
+    /// How the message differs from the default case.
+    struct Case {
+        judged: Judged,
+        analysis: Analysis,
+        counts: AckCounts,
+        age: Duration,
+        size: u64,
+    }
+
+    fn case() -> Case {
+        Case {
+            judged: judged("statement"),
+            analysis: analysis(Purpose::Action, &["Replies <TSBSG15@itu.int>"]),
+            counts: AckCounts::default(),
+            age: Duration::from_secs(3600),
+            size: 1000,
+        }
+    }
+
+    fn plan_with(r: &Responder, c: &Case) -> Plan {
+        let headers = Headers::parse(RAW);
+        let now: jiff::Timestamp = "2026-03-01T12:00:00Z".parse().expect("now");
+        let received = now - jiff::SignedDuration::try_from(c.age).expect("age");
+        let incoming = Incoming {
+            tracking_id: Some("LS-2026-0001"),
+            message: 42,
+            judged: &c.judged,
+            analysis: &c.analysis,
+            headers: &headers,
+            received,
+            now,
+            size: c.size,
+        };
+        r.plan(&incoming, &rel(), c.counts)
+    }
+
+    fn plan(c: &Case) -> Plan {
+        plan_with(&responder(), c)
+    }
+
+    fn kinds(p: &Plan) -> Vec<Kind> {
+        p.drafts.iter().map(|d| d.kind).collect()
+    }
+
+    fn draft(p: &Plan, kind: Kind) -> &Draft {
+        p.drafts.iter().find(|d| d.kind == kind).unwrap_or_else(|| panic!("no {kind:?} in {p:?}"))
+    }
+
+    fn refused(c: &Case) -> String {
+        let p = plan(c);
+        assert!(!kinds(&p).contains(&Kind::Ack), "{p:?}");
+        p.ack.expect_err("refused")
+    }
+
+    fn coordinators() -> Vec<String> {
+        vec!["liaison-coordination@iab.org".to_string(), "chair@iab.org".to_string()]
+    }
+
+    #[test]
+    fn a_statement_gets_a_notification_and_an_acknowledgement() {
+        let p = plan(&case());
+        assert_eq!(kinds(&p), [Kind::Notification, Kind::Ack]);
+        assert_eq!(p.ack, Ok("tsbsg15@itu.int".to_string()));
+        assert_eq!(p.no_notification, None);
+
+        let n = draft(&p, Kind::Notification);
+        assert_eq!(n.to, ["ann@example.org", "bob@example.org"]);
+        assert_eq!(n.cc, ["chair@iab.org"], "no duplicate of a To address");
+        assert_eq!(n.reply_to, coordinators());
+        assert_eq!(n.from, "\"IAB Liaison Coordination\" <liaison-coordination@iab.org>");
+        assert!(n.attach_original);
+        assert_eq!(n.auto_submitted, "auto-generated");
+        assert!(!n.null_sender);
+        assert_eq!(n.in_reply_to, None);
+        assert!(
+            n.subject.starts_with("[LS-2026-0001] New liaison statement from ITU-T: LS on packet clocks"),
+            "{}",
+            n.subject
+        );
+        assert!(n.body.contains("The original message is attached."), "{}", n.body);
+        assert!(n.body.contains("Acknowledgement:  sent to tsbsg15@itu.int"), "{}", n.body);
+        assert!(!n.body.contains("liaisond messages show"), "{}", n.body);
+        assert_eq!(n.date, "2026-03-01T12:00:00Z");
+
+        let a = draft(&p, Kind::Ack);
+        assert_eq!(a.to, ["tsbsg15@itu.int"]);
+        assert_eq!(a.cc, coordinators());
+        assert_eq!(a.reply_to, coordinators());
+        assert!(a.null_sender);
+        assert!(!a.attach_original);
+        assert_eq!(a.auto_submitted, "auto-replied");
+        assert_eq!(a.in_reply_to.as_deref(), Some("ls-1@itu.int"));
+        assert_eq!(a.references, ["a@x.org", "b@x.org", "ls-1@itu.int"]);
+        assert!(a.subject.starts_with("[LS-2026-0001] Receipt of \""), "{}", a.subject);
+        assert!(a.subject.contains("LS on packet clocks"), "{}", a.subject);
+        assert!(a.body.contains("no official position"), "{}", a.body);
+        assert!(a.body.contains(&format!("- LS.docx (1234 bytes, SHA-256 {SHA})")), "{}", a.body);
+        assert!(a.body.contains("received on 2026-03-01 11:00 UTC"), "{}", a.body);
+        let id = regex::Regex::new(r"^liaisond\.ack\.LS-2026-0001\.[0-9a-f]{16}@iab\.org$").expect("regex");
+        assert!(id.is_match(&a.message_id), "{}", a.message_id);
+        assert!(n.message_id.starts_with("liaisond.notification.LS-2026-0001."), "{}", n.message_id);
+        assert_ne!(a.message_id, n.message_id);
+        assert_eq!(a.recipients(), ["tsbsg15@itu.int", "liaison-coordination@iab.org", "chair@iab.org"]);
+    }
+
+    #[test]
+    fn without_a_reply_to_the_sender_is_acknowledged() {
+        let mut c = case();
+        c.analysis.statement.reply_to.clear();
+        let p = plan(&c);
+        assert_eq!(p.ack, Ok("jane.doe@itu.int".to_string()));
+        assert_eq!(draft(&p, Kind::Ack).to, ["jane.doe@itu.int"]);
+    }
+
+    #[test]
+    fn references_name_the_original_once() {
+        let r = responder();
+        let c = case();
+        let raw = b"Message-ID: <ls-1@itu.int>\r\nReferences: <a@x.org> <ls-1@itu.int>\r\n\r\nx";
+        let headers = Headers::parse(raw);
+        let now = jiff::Timestamp::now();
+        let incoming = Incoming {
+            tracking_id: None,
+            message: 7,
+            judged: &c.judged,
+            analysis: &c.analysis,
+            headers: &headers,
+            received: now,
+            now,
+            size: 10,
+        };
+        let p = r.plan(&incoming, &rel(), AckCounts::default());
+        let a = draft(&p, Kind::Ack);
+        assert_eq!(a.references, ["a@x.org", "ls-1@itu.int"]);
+        assert!(a.message_id.starts_with("liaisond.ack.m7."), "no tracking ID: {}", a.message_id);
+    }
+
+    #[test]
+    fn only_for_action_says_it_will_be_discussed() {
+        let sentence = "discussed with the groups";
+        let p = plan(&case());
+        assert!(draft(&p, Kind::Ack).body.contains(sentence));
+        let mut c = case();
+        c.analysis = analysis(Purpose::Information, &[]);
+        let p = plan(&c);
+        let body = &draft(&p, Kind::Ack).body;
+        assert!(!body.contains(sentence), "{body}");
+        assert!(body.contains("Purpose:  For Information"), "{body}");
+    }
+
+    #[test]
+    fn other_classes_are_not_acknowledged() {
+        let mut c = case();
+        c.judged = judged("follow_up");
+        let p = plan(&c);
+        assert_eq!(p.ack, Err("a message of class follow_up is not acknowledged".to_string()));
+        assert_eq!(kinds(&p), [Kind::Notification], "a follow-up is still notified");
+        assert!(draft(&p, Kind::Notification).subject.starts_with("[LS-2026-0001] Follow-up: LS on clocks"));
+        assert_eq!(p.no_notification, None);
+        for class in ["duplicate", "auto_reply"] {
+            let mut c = case();
+            c.judged = judged(class);
+            let p = plan(&c);
+            assert!(p.drafts.is_empty(), "{class}: {p:?}");
+            assert_eq!(p.ack, Err(format!("a message of class {class} is not acknowledged")));
+            assert_eq!(p.no_notification, Some(format!("a message of class {class} is not notified")));
+        }
+    }
+
+    #[test]
+    fn no_one_to_notify() {
+        let mut c = case();
+        c.judged.to.clear();
+        let p = plan(&c);
+        assert_eq!(kinds(&p), [Kind::Ack]);
+        assert_eq!(p.no_notification.as_deref(), Some("no one to notify"));
+    }
+
+    #[test]
+    fn refused_by_the_judgement_the_policy_or_the_organisation() {
+        let mut c = case();
+        c.judged.no_ack = Some("sent through a mailing list".into());
+        assert_eq!(refused(&c), "sent through a mailing list");
+
+        let mut r = responder();
+        r.ack.enabled = false;
+        let p = plan_with(&r, &case());
+        assert_eq!(kinds(&p), [Kind::Notification]);
+        assert_eq!(p.ack, Err("acknowledgements are turned off ([acknowledgements] enabled = false)".to_string()));
+
+        let mut c = case();
+        c.judged.organization = Some("etsi".into());
+        assert_eq!(refused(&c), "ETSI is not acknowledged (ack = false in the relationships data)");
+        c.judged.organization = None;
+        c.analysis.statement.reply_to.clear();
+        c.judged.sender = None;
+        assert_eq!(refused(&c), "no address to acknowledge to");
+    }
+
+    #[test]
+    fn never_to_our_own_addresses() {
+        for own in ["liaison-coordination@iab.org", "Chair@IAB.org", "statements@ietf.org"] {
+            let mut c = case();
+            c.analysis.statement.reply_to = vec![own.to_string()];
+            let lower = own.to_lowercase();
+            assert_eq!(refused(&c), format!("{lower} is one of our own addresses"));
+        }
+    }
+
+    #[test]
+    fn never_to_robot_addresses() {
+        let robots = [
+            ("noreply@x.org", 1),
+            ("no-reply@x.org", 1),
+            ("MAILER-DAEMON@x.org", 0),
+            ("postmaster@x.org", 0),
+            ("list-request@x.org", 2),
+            ("owner-list@x.org", 2),
+            ("bounces@x.org", 2),
+        ];
+        for (robot, pattern) in robots {
+            let mut c = case();
+            c.analysis.statement.reply_to.clear();
+            c.judged.sender = Some(robot.into());
+            let lower = robot.to_lowercase();
+            assert_eq!(
+                refused(&c),
+                format!(
+                    "{lower} looks like an automatic, list or no-reply address (pattern `{}`)",
+                    DEFAULT_NEVER_ACK[pattern]
+                )
+            );
+        }
+        for person in ["jane.doe@x.org", "norman@x.org", "owner@x.org", "replyto@x.org"] {
+            let mut c = case();
+            c.analysis.statement.reply_to.clear();
+            c.judged.sender = Some(person.into());
+            assert_eq!(plan(&c).ack, Ok(person.to_string()), "{person}");
+        }
+    }
+
+    #[test]
+    fn old_mail_is_not_acknowledged_and_very_old_mail_not_notified() {
+        let mut c = case();
+        c.age = Duration::from_secs(2 * DAY);
+        assert!(plan(&c).ack.is_ok(), "exactly the cut-off is still acknowledged");
+        c.age = Duration::from_secs(3 * DAY);
+        let p = plan(&c);
+        assert_eq!(
+            p.ack,
+            Err("received 3days ago, longer than the 2days cut-off (a backlog or an import)".to_string())
+        );
+        assert_eq!(kinds(&p), [Kind::Notification]);
+        assert!(draft(&p, Kind::Notification).body.contains("Acknowledgement:  not sent: received 3days ago"));
+        c.age = Duration::from_secs(30 * DAY);
+        assert_eq!(kinds(&plan(&c)), [Kind::Notification], "exactly the cut-off is still notified");
+        c.age = Duration::from_secs(31 * DAY);
+        let p = plan(&c);
+        assert!(p.drafts.is_empty(), "{p:?}");
+        assert_eq!(
+            p.no_notification,
+            Some(
+                "received 1month 13h 26m 24s ago, longer than the 30days cut-off (a backlog or an import)".to_string()
+            )
+        );
+        assert!(p.ack.is_err());
+    }
+
+    #[test]
+    fn per_sender_limit() {
+        let mut c = case();
+        c.counts.to_recipient_last_day = 2;
+        assert!(plan(&c).ack.is_ok());
+        c.counts.to_recipient_last_day = 3;
+        let p = plan(&c);
+        assert_eq!(
+            p.ack,
+            Err("3 acknowledgements to tsbsg15@itu.int in the last 24 hours already (limit 3)".to_string())
+        );
+        assert_eq!(kinds(&p), [Kind::Notification], "no alert for the per-sender limit");
+    }
+
+    #[test]
+    fn hourly_limit_pauses_and_alerts_once() {
+        let mut c = case();
+        c.counts.last_hour = 29;
+        assert!(plan(&c).ack.is_ok());
+        c.counts.last_hour = 30;
+        let p = plan(&c);
+        assert_eq!(p.ack, Err("acknowledgements are paused: 30 sent in the last hour (limit 30)".to_string()));
+        assert_eq!(kinds(&p), [Kind::Notification, Kind::Alert]);
+        let alert = draft(&p, Kind::Alert);
+        assert_eq!(alert.to, coordinators());
+        assert!(alert.cc.is_empty() && alert.reply_to.is_empty());
+        assert_eq!(alert.subject, "liaisond: acknowledgements paused (30 in the last hour)");
+        assert!(alert.body.contains("since 2026-03-01 11:00 UTC"), "{}", alert.body);
+        assert!(alert.body.contains("(the first one not acknowledged is LS-2026-0001)"), "{}", alert.body);
+        assert_eq!(alert.auto_submitted, "auto-generated");
+        assert!(!alert.null_sender);
+        assert!(alert.message_id.starts_with("liaisond.alert.LS-2026-0001."), "{}", alert.message_id);
+        c.counts.alert_last_hour = true;
+        let p = plan(&c);
+        assert!(p.ack.is_err());
+        assert_eq!(kinds(&p), [Kind::Notification], "told once an hour");
+    }
+
+    #[test]
+    fn a_large_original_is_not_attached() {
+        let mut c = case();
+        c.size = 20 * 1024 * 1024;
+        assert!(draft(&plan(&c), Kind::Notification).attach_original, "exactly the limit is attached");
+        c.size += 1;
+        let p = plan(&c);
+        let n = draft(&p, Kind::Notification);
+        assert!(!n.attach_original);
+        assert!(n.body.contains("`liaisond messages show 42`"), "{}", n.body);
+        assert!(n.body.contains(&format!("The original ({} bytes) is too large to attach", c.size)), "{}", n.body);
+        assert!(!n.body.contains("The original message is attached."), "{}", n.body);
+    }
+
+    fn parse(bytes: &[u8]) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default().parse(bytes).expect("parses")
+    }
+
+    fn header<'a>(m: &'a mail_parser::Message<'_>, name: &str) -> &'a str {
+        m.header_raw(name.to_string()).unwrap_or_else(|| panic!("no {name}")).trim()
+    }
+
+    #[test]
+    fn compose_writes_the_headers() {
+        let p = plan(&case());
+        let a = draft(&p, Kind::Ack);
+        let bytes = compose(a, None).expect("compose");
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains(&format!("Message-ID: <{}>\r\n", a.message_id)), "{text}");
+        let m = parse(&bytes);
+        assert_eq!(m.message_id(), Some(a.message_id.as_str()));
+        assert_eq!(header(&m, "Auto-Submitted"), "auto-replied");
+        assert_eq!(header(&m, "X-Liaisond-Loop"), "ack");
+        assert_eq!(header(&m, "X-Auto-Response-Suppress"), "All");
+        assert_eq!(m.in_reply_to().as_text(), Some("ls-1@itu.int"));
+        let refs: Vec<&str> = m.references().as_text_list().expect("list").iter().map(|r| r.as_ref()).collect();
+        assert_eq!(refs, ["a@x.org", "b@x.org", "ls-1@itu.int"]);
+        assert_eq!(m.subject(), Some(a.subject.as_str()));
+        assert_eq!(m.attachment_count(), 0);
+        let body = m.body_text(0).expect("text");
+        assert!(body.contains("no official position"), "{body}");
+        let to: Vec<&str> = m.to().expect("to").iter().filter_map(|x| x.address()).collect();
+        assert_eq!(to, ["tsbsg15@itu.int"]);
+        let cc: Vec<&str> = m.cc().expect("cc").iter().filter_map(|x| x.address()).collect();
+        assert_eq!(cc, ["liaison-coordination@iab.org", "chair@iab.org"]);
+    }
+
+    #[test]
+    fn compose_attaches_the_original_as_a_message() {
+        let p = plan(&case());
+        let n = draft(&p, Kind::Notification);
+        let original =
+            b"Message-ID: <ls-1@itu.int>\nSubject: LS on clocks\nFrom: jane.doe@itu.int\n\nline one\nline two\n";
+        let bytes = compose(n, Some(original)).expect("compose");
+        // Every line ending is CRLF, the original's too.
+        assert!(bytes.windows(2).all(|w| w[1] != b'\n' || w[0] == b'\r'), "bare LF left");
+        let crlf_original: &[u8] = b"Subject: LS on clocks\r\nFrom: jane.doe@itu.int\r\n\r\nline one\r\nline two\r\n";
+        assert!(bytes.windows(crlf_original.len()).any(|w| w == crlf_original));
+        let m = parse(&bytes);
+        assert_eq!(header(&m, "X-Liaisond-Loop"), "notification");
+        assert_eq!(header(&m, "Auto-Submitted"), "auto-generated");
+        assert_eq!(m.in_reply_to().as_text(), None);
+        assert_eq!(m.attachment_count(), 1);
+        let part = m.attachment(0).expect("attachment");
+        use mail_parser::MimeHeaders;
+        let ct = part.content_type().expect("content type");
+        assert_eq!((ct.ctype(), ct.subtype()), ("message", Some("rfc822")));
+        assert_eq!(part.attachment_name(), Some("original.eml"));
+        let nested = part.message().expect("a nested message");
+        assert_eq!(nested.subject(), Some("LS on clocks"));
+        assert_eq!(nested.message_id(), Some("ls-1@itu.int"));
+        assert!(nested.body_text(0).expect("text").contains("line two"));
+    }
+
+    #[test]
+    fn compose_attaches_an_original_with_long_lines_as_bytes() {
+        let p = plan(&case());
+        let n = draft(&p, Kind::Notification);
+        let line = |len: usize| format!("Subject: long\r\n\r\n{}\n", "a".repeat(len)).into_bytes();
+        use mail_parser::MimeHeaders;
+        let ok = line(998);
+        let bytes = compose(n, Some(&ok)).expect("compose");
+        let m = parse(&bytes);
+        let part = m.attachment(0).expect("attachment");
+        assert_eq!(part.content_type().expect("ct").ctype(), "message", "998 bytes may travel as a message");
+        // Regression: the CR of a CRLF line ending is not part of the 998 (RFC 5322 §2.1.1).
+        let crlf = format!("Subject: long\r\n\r\n{}\r\n", "a".repeat(998)).into_bytes();
+        let bytes = compose(n, Some(&crlf)).expect("compose");
+        let part_type = parse(&bytes).attachment(0).and_then(|p| p.content_type().map(|c| c.ctype().to_string()));
+        assert_eq!(part_type.as_deref(), Some("message"), "998 bytes + CRLF may travel as a message");
+
+        let long = line(999);
+        let bytes = compose(n, Some(&long)).expect("compose");
+        assert!(bytes.split(|b| *b == b'\n').all(|l| l.len() <= 1000), "no line over 998 in what is sent");
+        let m = parse(&bytes);
+        assert_eq!(m.attachment_count(), 1);
+        let part = m.attachment(0).expect("attachment");
+        let ct = part.content_type().expect("content type");
+        assert_eq!((ct.ctype(), ct.subtype()), ("application", Some("octet-stream")));
+        assert_eq!(part.attachment_name(), Some("original.eml"));
+        assert!(part.message().is_none());
+        assert_eq!(part.contents(), &long[..], "the original, byte for byte");
+    }
+
+    #[test]
+    fn compose_refuses_a_bad_address() {
+        let p = plan(&case());
+        let mut a = draft(&p, Kind::Ack).clone();
+        a.to = vec!["not an address".into()];
+        let e = compose(&a, None).expect_err("bad address");
+        assert!(e.to_string().contains("address `not an address`"), "{e}");
+    }
 }

@@ -359,3 +359,349 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::respond::Kind;
+    use crate::store::{Incoming, Judged, Origin, Outcome, Summary, sha256_hex};
+
+    fn temp_store() -> (tempfile::TempDir, Store) {
+        let d = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(&d.path().join("t.db"), Duration::from_secs(1)).expect("open");
+        (d, s)
+    }
+
+    fn accept(s: &mut Store, raw: &[u8]) -> i64 {
+        let m = Incoming {
+            raw: raw.to_vec(),
+            sha256: sha256_hex(raw),
+            message_id: None,
+            raw_complete: true,
+            internal_date: None,
+            origin: Origin::stdin(),
+        };
+        s.accept(&m).expect("accept").id
+    }
+
+    fn judged() -> Judged {
+        Judged {
+            class: "statement".into(),
+            reason: "reads like a statement".into(),
+            related_statement: None,
+            no_ack: None,
+            sender: Some("jane@x.org".into()),
+            sender_verified: true,
+            verification: "dmarc=pass".into(),
+            relationship: None,
+            organization: None,
+            rule: None,
+            to: vec!["ann@example.org".into()],
+            cc: Vec::new(),
+            route_reason: "test".into(),
+            candidates: Vec::new(),
+        }
+    }
+
+    fn draft(kind: Kind, about: &str, to: &str) -> Draft {
+        Draft {
+            kind,
+            message_id: format!("liaisond.{}.{about}.{:016x}@iab.org", kind.as_str(), rand::random::<u64>()),
+            date: "2026-03-01T12:00:00Z".into(),
+            from: "liaison-coordination@iab.org".into(),
+            to: vec![to.into()],
+            cc: vec!["chair@iab.org".into()],
+            reply_to: Vec::new(),
+            subject: format!("{} about {about}", kind.as_str()),
+            in_reply_to: None,
+            references: Vec::new(),
+            auto_submitted: "auto-generated".into(),
+            body: "text\n".into(),
+            attach_original: false,
+            null_sender: kind == Kind::Ack,
+        }
+    }
+
+    /// A plan with one acknowledgement to `to` and one notification (and more of `extra`).
+    fn plan_for(ctx: &OutgoingContext<'_>, to: &str, extra: &[Kind]) -> Plan {
+        let about = ctx.tracking_id.unwrap_or("none");
+        let mut drafts = vec![draft(Kind::Ack, about, to), draft(Kind::Notification, about, "ann@example.org")];
+        drafts.extend(extra.iter().map(|k| draft(*k, about, "chair@iab.org")));
+        Plan { drafts, ack: Ok(to.to_string()), no_notification: None }
+    }
+
+    /// Records message `id` as a statement with [`plan_for`]; `Some(tracking ID)` if recorded.
+    fn record(s: &mut Store, id: i64, to: &str, extra: &[Kind]) -> Option<Option<String>> {
+        let planner = |ctx: &OutgoingContext<'_>| plan_for(ctx, to, extra);
+        s.record_judged(id, &Outcome::Processed, &Summary::default(), None, Some(&judged()), Some(&planner))
+            .expect("record")
+    }
+
+    /// A new statement with an acknowledgement to `to`; returns (ack row, notification row).
+    fn statement(s: &mut Store, raw: &[u8], to: &str) -> (i64, i64) {
+        let id = accept(s, raw);
+        record(s, id, to, &[]).expect("recorded").expect("a tracking ID");
+        let rows = s.outbox_for_message(id).expect("rows");
+        let find = |kind: &str| rows.iter().find(|r| r.kind == kind).map(|r| r.id).expect("row");
+        (find("ack"), find("notification"))
+    }
+
+    fn row(s: &Store, id: i64) -> OutboxRow {
+        s.outbox_rows(&[], 1000).expect("rows").into_iter().find(|r| r.id == id).expect("row")
+    }
+
+    fn state(s: &Store, id: i64) -> String {
+        row(s, id).state
+    }
+
+    fn set(s: &Store, id: i64, column: &str, value: &str) {
+        s.conn.execute(&format!("UPDATE outbox SET {column} = ?2 WHERE id = ?1"), params![id, value]).expect("update");
+    }
+
+    fn count(s: &Store, sql: &str) -> i64 {
+        s.conn.query_row(sql, [], |r| r.get(0)).expect("count")
+    }
+
+    fn counts(s: &mut Store, to: &str) -> AckCounts {
+        s.in_transaction(|tx| ack_counts(tx, to)).expect("counts")
+    }
+
+    fn in_hours(h: i64) -> String {
+        timestamp_text(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(h))
+    }
+
+    #[test]
+    fn recording_writes_each_draft_once() {
+        let (_d, mut s) = temp_store();
+        let raw = b"Subject: LS\r\n\r\nx";
+        let id = accept(&mut s, raw);
+        let calls = Cell::new(0);
+        let seen = Cell::new(None);
+        let planner = |ctx: &OutgoingContext<'_>| {
+            calls.set(calls.get() + 1);
+            assert_eq!(ctx.size, raw.len() as u64);
+            let age = jiff::Timestamp::now().duration_since(ctx.received);
+            assert!(age.as_secs() < 60, "received when stored: {age}");
+            seen.set(Some((ctx.counts)("jane@x.org")));
+            assert!(ctx.tracking_id.is_some_and(|t| t.starts_with("LS-") && t.ends_with("-0001")));
+            plan_for(ctx, "jane@x.org", &[])
+        };
+        let tid = s
+            .record_judged(id, &Outcome::Processed, &Summary::default(), None, Some(&judged()), Some(&planner))
+            .expect("record")
+            .expect("recorded")
+            .expect("a tracking ID");
+        assert_eq!(calls.get(), 1);
+        assert_eq!(seen.get(), Some(AckCounts::default()), "nothing sent before");
+        let rows = s.outbox_for_message(id).expect("rows");
+        assert_eq!(rows.len(), 2);
+        for r in &rows {
+            assert_eq!((r.state.as_str(), r.attempts, r.tracking_id.as_deref()), ("pending", 0, Some(tid.as_str())));
+            assert!(r.next_attempt_at.is_some() && r.sent_at.is_none());
+        }
+        let ack = rows.iter().find(|r| r.kind == "ack").expect("ack");
+        assert_eq!(ack.recipients, ["jane@x.org", "chair@iab.org"]);
+        assert_eq!(s.statement_ack(id).expect("ack"), Some("sent to jane@x.org".to_string()));
+        assert_eq!(count(&s, "SELECT count(*) FROM events WHERE kind = 'outbox_queued'"), 2);
+
+        // Recorded already: the planner is not asked again.
+        let again = s
+            .record_judged(id, &Outcome::Processed, &Summary::default(), None, Some(&judged()), Some(&planner))
+            .expect("record again");
+        assert_eq!(again, None);
+        assert_eq!(calls.get(), 1);
+
+        // Even when the message is processed again, each kind is queued once (new Message-IDs
+        // notwithstanding), and the first acknowledgement decision stays.
+        s.conn.execute("UPDATE messages SET state = 'pending' WHERE id = ?1", params![id]).expect("reset");
+        let refuse = |ctx: &OutgoingContext<'_>| Plan { ack: Err("no".into()), ..plan_for(ctx, "other@x.org", &[]) };
+        let again = s
+            .record_judged(id, &Outcome::Processed, &Summary::default(), None, Some(&judged()), Some(&refuse))
+            .expect("record again");
+        assert_eq!(again, Some(Some(tid)));
+        assert_eq!(format!("{:?}", s.outbox_for_message(id).expect("rows")), format!("{rows:?}"));
+        assert_eq!(count(&s, "SELECT count(*) FROM outbox"), 2);
+        assert_eq!(count(&s, "SELECT count(*) FROM events WHERE kind = 'outbox_queued'"), 2);
+        assert_eq!(s.statement_ack(id).expect("ack"), Some("sent to jane@x.org".to_string()));
+    }
+
+    #[test]
+    fn claim_takes_the_oldest_due_item() {
+        let (_d, mut s) = temp_store();
+        let (ack, notification) = statement(&mut s, b"one", "jane@x.org");
+        let (later_ack, later_notification) = statement(&mut s, b"two", "joe@x.org");
+        set(&s, later_ack, "next_attempt_at", "2000-01-01T00:00:00.000Z");
+        set(&s, later_notification, "next_attempt_at", &in_hours(1));
+        assert_eq!(s.next_outbox_due().expect("due").as_deref(), Some("2000-01-01T00:00:00.000Z"));
+
+        let first = s.claim_outbox().expect("claim").expect("due");
+        assert_eq!(first.id, later_ack, "the earliest next attempt first");
+        assert_eq!((first.attempts, first.draft.kind), (1, Kind::Ack));
+        assert_eq!(first.draft.to, ["joe@x.org"]);
+        assert_eq!(Some(first.draft.message_id.as_str()), Some(row(&s, later_ack).message_id.as_str()));
+        assert_eq!(state(&s, later_ack), "sending");
+        assert_eq!(s.outbox_rows(&["sending"], 10).expect("rows")[0].next_attempt_at, None);
+
+        let second = s.claim_outbox().expect("claim").expect("due");
+        assert_eq!(second.id, ack, "then by id");
+        assert_eq!(s.claim_outbox().expect("claim").expect("due").id, notification);
+        assert!(s.claim_outbox().expect("claim").is_none(), "the last one is not due yet");
+        assert_eq!(state(&s, later_notification), "pending");
+        let sending: Vec<i64> = s.outbox_rows(&["sending"], 10).expect("rows").iter().map(|r| r.id).collect();
+        assert_eq!(sending, [later_ack, notification, ack], "newest first");
+    }
+
+    #[test]
+    fn recovery_after_a_crash() {
+        let (_d, mut s) = temp_store();
+        let (ack, notification) = statement(&mut s, b"one", "jane@x.org");
+        let a = s.claim_outbox().expect("claim").expect("due");
+        let b = s.claim_outbox().expect("claim").expect("due");
+        assert_eq!((a.id, b.id), (ack, notification));
+        s.outbox_data_started(b.id).expect("data");
+        assert_eq!(s.recover_outbox().expect("recover"), (1, 1));
+        assert_eq!(state(&s, ack), "pending");
+        let uncertain = row(&s, notification);
+        assert_eq!(uncertain.state, "uncertain");
+        assert_eq!(
+            uncertain.last_error.as_deref(),
+            Some("liaisond stopped while sending it (after the data went out)")
+        );
+        let again = s.claim_outbox().expect("claim").expect("pending again");
+        assert_eq!((again.id, again.attempts), (ack, 2));
+        assert!(s.claim_outbox().expect("claim").is_none(), "an uncertain one is not sent again");
+        assert_eq!(s.recover_outbox().expect("recover"), (1, 0));
+        // Marking the data only counts for a claimed item.
+        s.outbox_data_started(ack).expect("data");
+        assert_eq!(s.recover_outbox().expect("recover"), (0, 0));
+    }
+
+    #[test]
+    fn how_an_attempt_ends() {
+        let (_d, mut s) = temp_store();
+        statement(&mut s, b"one", "jane@x.org");
+        statement(&mut s, b"two", "joe@x.org");
+        let items: Vec<i64> = (0..4).map(|_| s.claim_outbox().expect("claim").expect("due").id).collect();
+
+        let next = in_hours(1);
+        s.finish_outbox(items[0], &SendResult::Retry { error: "421 busy".into(), next: next.clone() }).expect("retry");
+        let r = row(&s, items[0]);
+        assert_eq!((r.state.as_str(), r.next_attempt_at.as_deref()), ("pending", Some(next.as_str())));
+        assert_eq!(r.last_error.as_deref(), Some("421 busy"));
+        assert!(s.claim_outbox().expect("claim").is_none(), "not before the next attempt");
+        assert_eq!(s.next_outbox_due().expect("due"), Some(next));
+        s.finish_outbox(items[0], &SendResult::Retry { error: "421 busy".into(), next: in_hours(-1) }).expect("retry");
+        let again = s.claim_outbox().expect("claim").expect("due now");
+        assert_eq!((again.id, again.attempts), (items[0], 2));
+
+        s.finish_outbox(items[0], &SendResult::Sent { reply: "250 2.0.0 queued".into() }).expect("sent");
+        let r = row(&s, items[0]);
+        assert_eq!((r.state.as_str(), r.smtp_reply.as_deref()), ("sent", Some("250 2.0.0 queued")));
+        assert!(r.sent_at.is_some());
+        assert_eq!(r.last_error, None, "the earlier error is cleared");
+        assert_eq!(r.next_attempt_at, None);
+
+        s.finish_outbox(items[1], &SendResult::Failed { error: "550 no such user".into() }).expect("failed");
+        let r = row(&s, items[1]);
+        assert_eq!((r.state.as_str(), r.last_error.as_deref()), ("failed", Some("550 no such user")));
+        s.finish_outbox(items[2], &SendResult::Uncertain { error: "connection lost".into() }).expect("uncertain");
+        let r = row(&s, items[2]);
+        assert_eq!((r.state.as_str(), r.last_error.as_deref()), ("uncertain", Some("connection lost")));
+        assert!(s.claim_outbox().expect("claim").is_none(), "none of them is sent again");
+
+        for kind in ["outbox_retry", "outbox_sent", "outbox_failed", "outbox_uncertain"] {
+            let n = count(&s, &format!("SELECT count(*) FROM events WHERE kind = '{kind}' AND message IS NOT NULL"));
+            assert_eq!(n, if kind == "outbox_retry" { 2 } else { 1 }, "{kind}");
+        }
+        let counts = s.outbox_counts().expect("counts");
+        let expected = [("failed", 1), ("sending", 1), ("sent", 1), ("uncertain", 1)];
+        assert_eq!(counts, expected.map(|(k, n)| (k.to_string(), n)));
+    }
+
+    #[test]
+    fn operator_retry_and_cancel() {
+        let (_d, mut s) = temp_store();
+        let (id, other) = statement(&mut s, b"one", "jane@x.org");
+        set(&s, other, "state", "sent");
+        // (state before, retry allowed, cancel allowed)
+        let table = [
+            ("pending", false, true),
+            ("sending", false, false),
+            ("sent", false, false),
+            ("failed", true, true),
+            ("uncertain", true, true),
+            ("cancelled", true, false),
+        ];
+        for (before, retry, cancel) in table {
+            set(&s, id, "state", before);
+            set(&s, id, "next_attempt_at", &in_hours(5));
+            let r = s.retry_outbox(id, "tester").expect("retry");
+            assert_eq!(r.as_deref(), retry.then_some(before), "retry from {before}");
+            if retry {
+                assert_eq!(state(&s, id), "pending");
+                assert_eq!(s.claim_outbox().expect("claim").map(|i| i.id), Some(id), "due at once");
+            } else {
+                assert_eq!(state(&s, id), before, "unchanged");
+            }
+            set(&s, id, "state", before);
+            let r = s.cancel_outbox(id, "tester").expect("cancel");
+            assert_eq!(r.as_deref(), cancel.then_some(before), "cancel from {before}");
+            assert_eq!(state(&s, id), if cancel { "cancelled" } else { before });
+        }
+        assert_eq!(s.retry_outbox(999, "tester").expect("retry"), None);
+        assert_eq!(s.cancel_outbox(999, "tester").expect("cancel"), None);
+        assert_eq!(count(&s, "SELECT count(*) FROM events WHERE kind = 'outbox_retry_requested'"), 3);
+        assert_eq!(count(&s, "SELECT count(*) FROM events WHERE kind = 'outbox_cancelled'"), 3);
+        let detail: String = s
+            .conn
+            .query_row("SELECT detail FROM events WHERE kind = 'outbox_cancelled' ORDER BY id LIMIT 1", [], |r| {
+                r.get(0)
+            })
+            .expect("event");
+        assert!(detail.starts_with("ack liaisond.ack.") && detail.ends_with(" (was pending) by tester"), "{detail}");
+    }
+
+    #[test]
+    fn acknowledgements_are_counted_per_address_and_hour() {
+        let (_d, mut s) = temp_store();
+        assert_eq!(counts(&mut s, "jane@x.org"), AckCounts::default());
+        let (first, _) = statement(&mut s, b"one", "jane@x.org");
+        let (second, _) = statement(&mut s, b"two", "jane@x.org");
+        statement(&mut s, b"three", "joe@x.org");
+        let c = |to_recipient_last_day, last_hour, alert_last_hour| AckCounts {
+            to_recipient_last_day,
+            last_hour,
+            alert_last_hour,
+        };
+        assert_eq!(counts(&mut s, "jane@x.org"), c(2, 3, false), "notifications do not count");
+        assert_eq!(counts(&mut s, "joe@x.org"), c(1, 3, false));
+        assert_eq!(counts(&mut s, "nobody@x.org"), c(0, 3, false));
+
+        // Two hours ago: still today, not this hour. Twenty-five: neither.
+        set(&s, first, "created_at", &in_hours(-2));
+        assert_eq!(counts(&mut s, "jane@x.org"), c(2, 2, false));
+        set(&s, first, "created_at", &in_hours(-25));
+        assert_eq!(counts(&mut s, "jane@x.org"), c(1, 2, false));
+
+        // A cancelled one never went out.
+        assert_eq!(s.cancel_outbox(second, "tester").expect("cancel").as_deref(), Some("pending"));
+        assert_eq!(counts(&mut s, "jane@x.org"), c(0, 1, false));
+
+        // What the planner sees, and an alert.
+        let id = accept(&mut s, b"four");
+        let seen = Cell::new(None);
+        let planner = |ctx: &OutgoingContext<'_>| {
+            seen.set(Some((ctx.counts)("joe@x.org")));
+            plan_for(ctx, "joe@x.org", &[Kind::Alert])
+        };
+        s.record_judged(id, &Outcome::Processed, &Summary::default(), None, Some(&judged()), Some(&planner))
+            .expect("record");
+        assert_eq!(seen.get(), Some(c(1, 1, false)));
+        assert_eq!(counts(&mut s, "joe@x.org"), c(2, 2, true));
+        set(&s, s.outbox_rows(&[], 1).expect("rows")[0].id, "created_at", &in_hours(-2));
+        assert_eq!(counts(&mut s, "joe@x.org"), c(2, 2, false), "the alert was more than an hour ago");
+    }
+}

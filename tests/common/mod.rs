@@ -42,7 +42,14 @@ pub struct Testbed {
     pub nomove_port: u16,
     pub ca: PathBuf,
     pub password: String,
+    /// Postfix smtpd (no AUTH from loopback).
+    pub smtp_port: u16,
+    /// Postfix submission (STARTTLS, then AUTH).
+    pub submission_port: u16,
 }
+
+/// The users the end-to-end tests add to the testbed (one set per test).
+pub const EXTRA_USERS: &str = include_str!("../testbed-users");
 
 /// Starts the testbed once per test binary (the script is idempotent and serialised with a
 /// lock, so parallel binaries are fine too) and reads its ports.
@@ -53,6 +60,9 @@ pub fn testbed() -> &'static Testbed {
         let status = std::process::Command::new(repo_root().join("scripts/testbed"))
             .arg("start")
             .arg(&dir)
+            // Every start must name the same users (a different list reloads the servers):
+            // scripts/test passes the same file.
+            .env("TESTBED_EXTRA_USERS", EXTRA_USERS.trim())
             .stdin(std::process::Stdio::null())
             .status()
             .expect("run scripts/testbed start");
@@ -74,6 +84,8 @@ pub fn testbed() -> &'static Testbed {
             nomove_port: get("TESTBED_IMAP_NOMOVE_PORT").parse().expect("port"),
             ca: PathBuf::from(get("TESTBED_CA")),
             password: get("TESTBED_PASSWORD"),
+            smtp_port: get("TESTBED_SMTP_PORT").parse().expect("port"),
+            submission_port: get("TESTBED_SUBMISSION_PORT").parse().expect("port"),
         }
     })
 }
@@ -92,6 +104,31 @@ pub async fn imap(tb: &Testbed) -> TestSession {
     let mut client = async_imap::Client::new(tcp);
     client.read_response().await.expect("greeting").expect("greeting present");
     client.login(USER, &tb.password).await.map_err(|(e, _)| e).expect("login")
+}
+
+/// A plain-text IMAP session as another testbed user.
+pub async fn imap_as(tb: &Testbed, user: &str) -> TestSession {
+    let tcp = TcpStream::connect((tb.host.as_str(), tb.imap_port)).await.expect("connect to testbed IMAP");
+    let mut client = async_imap::Client::new(tcp);
+    client.read_response().await.expect("greeting").expect("greeting present");
+    client.login(user, &tb.password).await.map_err(|(e, _)| e).expect("login")
+}
+
+/// Every message in a user's INBOX, raw, in UID order.
+pub async fn inbox_of(tb: &Testbed, user: &str) -> Vec<Vec<u8>> {
+    let mut s = imap_as(tb, user).await;
+    let mailbox = s.select("INBOX").await.expect("select INBOX");
+    let mut all = Vec::new();
+    if mailbox.exists > 0 {
+        let fetches: Vec<_> =
+            s.uid_fetch("1:*", "BODY.PEEK[]").await.expect("fetch").try_collect().await.expect("fetch");
+        let mut with_uid: Vec<(u32, Vec<u8>)> =
+            fetches.iter().filter_map(|f| Some((f.uid?, f.body()?.to_vec()))).collect();
+        with_uid.sort_by_key(|(uid, _)| *uid);
+        all = with_uid.into_iter().map(|(_, b)| b).collect();
+    }
+    let _ = s.logout().await;
+    all
 }
 
 /// A fresh mailbox for one test holding `n` sample messages (tagged with the mailbox name).
