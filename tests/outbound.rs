@@ -390,11 +390,36 @@ async fn statement_is_acknowledged_and_notified_and_nothing_loops() {
     );
     mail(tb, "statements@ietf.org", &u.alias, datatracker.as_bytes()).await;
 
-    wait_db(dir.path(), "five messages classified", |m, _| m.len() == 5 && m.iter().all(|m| m.class.is_some())).await;
+    // A delivery report, list mail, and a question that is not a statement.
+    let others = [
+        ("MAILER-DAEMON@example.net", "Undelivered Mail Returned to Sender", "", "This is the mail system."),
+        (
+            "announce@lists.example.net",
+            "Weekly digest of the access network list",
+            "List-Id: Access network list <access.lists.example.net>\r\nPrecedence: list\r\n",
+            "Twelve messages this week.",
+        ),
+        ("curious@example.net", "How do I send you a statement?", "", "Hello, whom do I write to about this?"),
+    ];
+    for (from, subject, extra, body) in others {
+        let raw = format!(
+            "From: {from}\r\nTo: {a}\r\nSubject: {subject}\r\nDate: {d}\r\nMessage-ID: <{id}>\r\n{extra}\r\n{body}\r\n",
+            a = u.alias,
+            d = date_now(),
+            id = unique("other")
+        );
+        mail(tb, from, &u.alias, raw.as_bytes()).await;
+    }
+
+    wait_db(dir.path(), "eight messages classified", |m, _| m.len() == 8 && m.iter().all(|m| m.class.is_some())).await;
     let classes: Vec<String> = messages(dir.path()).iter().filter_map(|m| m.class.clone()).collect();
     let mut sorted = classes.clone();
     sorted.sort();
-    assert_eq!(sorted, ["auto_reply", "duplicate", "follow_up", "own_mail", "statement"], "{classes:?}");
+    assert_eq!(
+        sorted,
+        ["auto_reply", "bounce", "duplicate", "follow_up", "list", "other", "own_mail", "statement"],
+        "{classes:?}"
+    );
     for m in messages(dir.path()) {
         if matches!(m.class.as_deref(), Some("statement" | "follow_up" | "duplicate")) {
             assert_eq!(m.tracking_id.as_deref(), Some(tracking.as_str()), "{:?} belongs to the statement", m.class);
@@ -407,9 +432,14 @@ async fn statement_is_acknowledged_and_notified_and_nothing_loops() {
     // One acknowledgement in total; the manager heard of the statement and the follow-up only.
     assert_eq!(inbox_of(tb, &u.sender).await.len(), 1, "exactly one acknowledgement");
     assert_eq!(inbox_of(tb, &u.manager).await.len(), 2);
+    // The question went to the coordinators, unacknowledged.
+    let coord = wait_inbox(tb, &u.coord, 4, "the coordinators' mail").await;
+    assert_eq!(find(&coord, "needs a look: How do I send you a statement?").len(), 1);
     let rows = outbox(dir.path());
-    let kinds: Vec<(&str, &str)> = rows.iter().map(|r| (r.kind.as_str(), r.state.as_str())).collect();
-    assert_eq!(kinds, [("notification", "sent"), ("ack", "sent"), ("notification", "sent")], "{rows:?}");
+    assert!(rows.iter().all(|r| r.state == "sent"), "{rows:?}");
+    let mut kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["ack", "notification", "notification", "notification"], "{rows:?}");
     daemon.stop().await;
 }
 
