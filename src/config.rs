@@ -394,8 +394,9 @@ impl Config {
     }
 
     /// Reads a configuration for `liaisond ingest`: the whole file must still be well-formed
-    /// (no unknown keys), but the sources are not validated, so their passwords and folders
-    /// need not be reachable by the MTA's pipe user. The result has no sources.
+    /// (no unknown keys), but the sources and `[smtp]` are not validated, so their passwords
+    /// and folders need not be reachable by the MTA's pipe user. The result has no sources and
+    /// no SMTP server.
     pub fn load_store_only(path: &Path) -> Result<Config, ConfigError> {
         Config::parse(&read(path)?, path, false)
     }
@@ -412,6 +413,9 @@ impl Config {
         if !with_sources {
             raw.imap.clear();
             raw.maildir.clear();
+            // `ingest` queues mail but never sends it (the daemon does): the MTA's pipe user
+            // need not read the SMTP password either.
+            raw.smtp = None;
         }
         let v = Validator { text, path, base: path.parent().unwrap_or(Path::new(".")) };
         v.validate(raw)
@@ -1256,6 +1260,13 @@ after_commit = "leave"
         assert!(Config::load(&path).is_err(), "the daemon needs the password");
         let c = Config::load_store_only(&path).expect("ingest does not");
         assert!(c.imap.is_empty());
+        // Nor the SMTP password (regression: ingest refused the mail, exit 78, when the pipe
+        // user could not read it).
+        let smtp = "[smtp]\nhost = \"smtp.example.org\"\ntls = \"starttls\"\nusername = \"u\"\npassword_file = \"missing-too\"\n";
+        std::fs::write(&path, format!("{text}{smtp}")).expect("write");
+        assert!(Config::load(&path).is_err(), "the daemon needs the SMTP password");
+        let c = Config::load_store_only(&path).expect("ingest does not need the SMTP password");
+        assert!(c.smtp.is_none());
         std::fs::write(&path, format!("{text}bogus = 1\n")).expect("write");
         assert!(Config::load_store_only(&path).is_err(), "unknown keys are still refused");
     }
