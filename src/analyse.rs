@@ -66,33 +66,27 @@ impl Reader {
         self
     }
 
-    pub fn has_responder(&self) -> bool {
-        self.responder.is_some()
-    }
-
-    /// What to send about a message that was judged (inside the recording transaction).
-    pub fn respond(
-        &self,
-        to_judge: &ToJudge,
-        judged: &crate::store::Judged,
+    /// What decides, inside the recording transaction, what to send about message `message`
+    /// once it is judged; `None` without a responder (nothing is sent).
+    pub fn planner<'a>(
+        &'a self,
+        to_judge: &'a ToJudge,
         message: i64,
-        ctx: &crate::store::OutgoingContext<'_>,
-    ) -> crate::respond::Plan {
-        let Some(responder) = &self.responder else {
-            return crate::respond::Plan { drafts: Vec::new(), ack: Err("no responder".into()), no_notification: None };
-        };
-        let incoming = crate::respond::Incoming {
-            tracking_id: ctx.tracking_id,
-            message,
-            judged,
-            analysis: &to_judge.analysis,
-            headers: &to_judge.headers,
-            received: ctx.received,
-            now: jiff::Timestamp::now(),
-            size: ctx.size,
-        };
-        let counts = responder.ack_recipient(&incoming).map(|to| (ctx.counts)(&to)).unwrap_or_default();
-        responder.plan(&incoming, &self.relationships, counts)
+    ) -> Option<impl Fn(&crate::store::OutgoingContext<'_>) -> crate::respond::Plan + 'a> {
+        let responder = self.responder.as_ref()?;
+        Some(move |ctx: &crate::store::OutgoingContext<'_>| {
+            let incoming = crate::respond::Incoming {
+                tracking_id: ctx.tracking_id,
+                message,
+                judged: ctx.judged,
+                analysis: &to_judge.analysis,
+                headers: &to_judge.headers,
+                received: ctx.received,
+                now: jiff::Timestamp::now(),
+                size: ctx.size,
+            };
+            responder.plan(&incoming, &self.relationships, ctx.counts)
+        })
     }
 
     /// Classifies and routes a message that was read, against what `history` knows, as the
@@ -102,7 +96,8 @@ impl Reader {
         crate::store::Judged {
             class: j.classification.class.as_str().to_string(),
             reason: j.classification.reason,
-            related_statement: j.classification.related.map(|k| k.id),
+            related_statement: j.classification.related.as_ref().map(|k| k.id),
+            related_tracking_id: j.classification.related.map(|k| k.tracking_id),
             no_ack: j.classification.no_ack,
             sender: to_judge.analysis.sender.clone(),
             sender_verified: j.route.sender_verified,

@@ -818,18 +818,15 @@ fn cmd_outbox_change(config: Config, id: i64, retry: bool) -> anyhow::Result<u8>
             println!("outbox item {id}: {verb} (it was {state})");
             Ok(EX_OK)
         }
-        None => {
-            let now = store.outbox_rows(&[], usize::MAX >> 1)?.into_iter().find(|r| r.id == id);
-            match now {
-                None => anyhow::bail!("there is no outbox item {id}"),
-                Some(r) => anyhow::bail!(
-                    "outbox item {id} is {}; only {} items can be {}",
-                    r.state,
-                    if retry { "failed, uncertain or cancelled" } else { "pending, failed or uncertain" },
-                    if retry { "retried" } else { "cancelled" }
-                ),
-            }
-        }
+        None => match store.outbox_row(id)? {
+            None => anyhow::bail!("there is no outbox item {id}"),
+            Some(r) => anyhow::bail!(
+                "outbox item {id} is {}; only {} items can be {}",
+                r.state,
+                if retry { "failed, uncertain or cancelled" } else { "pending, failed or uncertain" },
+                if retry { "retried" } else { "cancelled" }
+            ),
+        },
     }
 }
 

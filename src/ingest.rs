@@ -186,33 +186,30 @@ impl Ingestor {
         let Decision { outcome, summary, reading, to_judge } = decision;
         let to_store = outcome.clone();
         let reader = self.reader.clone();
-        // Judged inside the same database call that records it: the history it is judged
-        // against cannot change in between (one writer), so two copies of one statement
-        // cannot both become statements.
+        // Judged inside the transaction that records it (see `Store::record_judged`): the
+        // history it is judged against cannot change in between, so two copies of one
+        // statement cannot both become statements.
         let recorded = self
             .db
             .call(move |s| {
-                let judged = match (&to_judge, &reader) {
-                    (Some(t), Some(r)) => Some(r.judge(t, &*s)),
-                    _ => None,
+                let (judge, planner) = match (&to_judge, &reader) {
+                    (Some(t), Some(r)) => {
+                        (Some(move |h: &dyn crate::classify::History| r.judge(t, h)), r.planner(t, id))
+                    }
+                    _ => (None, None),
                 };
-                let respond = |ctx: &crate::store::OutgoingContext<'_>| match (&to_judge, &reader, &judged) {
-                    (Some(t), Some(r), Some(j)) => r.respond(t, j, id, ctx),
-                    _ => crate::respond::Plan {
-                        drafts: Vec::new(),
-                        ack: Err("not judged".into()),
-                        no_notification: None,
-                    },
-                };
-                let planner: Option<crate::store::Planner<'_>> =
-                    reader.as_ref().filter(|r| r.has_responder()).map(|_| &respond as _);
-                let recorded = s.record_judged(id, &to_store, &summary, reading.as_ref(), judged.as_ref(), planner)?;
-                Ok(recorded.map(|tracking_id| (tracking_id, judged)))
+                s.record_judged(
+                    id,
+                    &to_store,
+                    &summary,
+                    reading.as_ref(),
+                    judge.as_ref().map(|f| f as crate::store::Judge<'_>),
+                    planner.as_ref().map(|f| f as crate::store::Planner<'_>),
+                )
             })
             .await?;
-        let (tracking_id, judged) = match recorded {
-            Some(r) => r,
-            None => return Ok(None),
+        let Some(crate::store::Recorded { tracking_id, judged }) = recorded else {
+            return Ok(None);
         };
         if let Some(waker) = &self.outbox_waker {
             waker.notify_one();

@@ -178,6 +178,7 @@ pub const NOTIFICATION_NAMES: &[&str] = &[
     "message",
     "original_attached",
     "original_not_attached",
+    "coordinators",
 ];
 pub const ALERT_NAMES: &[&str] = &["count", "limit", "since", "tracking_id", "coordinators"];
 
@@ -215,7 +216,7 @@ pub struct Plan {
     pub drafts: Vec<Draft>,
     /// `Ok(address)`: acknowledged to it; `Err(reason)`: why not.
     pub ack: Result<String, String>,
-    /// Why no notification was sent, when none was.
+    /// Why no notification was sent, when a message of a notified class got none.
     pub no_notification: Option<String>,
 }
 
@@ -234,7 +235,7 @@ impl Responder {
     }
 
     /// Where the acknowledgement would go: the statement's reply-to address when it gives one,
-    /// else the sender. The store counts earlier acknowledgements to it before [`plan`].
+    /// else the sender.
     pub fn ack_recipient(&self, incoming: &Incoming<'_>) -> Option<String> {
         incoming
             .analysis
@@ -245,67 +246,31 @@ impl Responder {
             .or_else(|| incoming.judged.sender.as_deref().and_then(normalize_address))
     }
 
-    /// Decides what to send about `incoming`.
-    pub fn plan(&self, incoming: &Incoming<'_>, rel: &Relationships, counts: AckCounts) -> Plan {
-        let mut drafts = Vec::new();
-        let class = incoming.judged.class.as_str();
-        let ack = self.ack_decision(incoming, rel, counts);
-        let paused = matches!(&ack, Err(AckRefusal::Paused(_)));
-        let ack = ack.map_err(|r| r.to_string());
-
-        let values = self.values(incoming, rel, &ack);
-        let no_notification = match class {
-            "statement" | "follow_up" | "other" if incoming.judged.to.is_empty() => {
-                Some("no one to notify".to_string())
+    /// Decides what to send about `incoming`. `counts` is asked only when an acknowledgement
+    /// passed every other check (it queries the database).
+    pub fn plan(&self, incoming: &Incoming<'_>, rel: &Relationships, counts: &dyn Fn(&str) -> AckCounts) -> Plan {
+        let (ack, counted) = match self.ack_decision(incoming, rel) {
+            Ok(to) => {
+                let c = counts(&to);
+                (self.within_limits(&to, c), Some(c))
             }
-            "statement" | "follow_up" | "other" => {
-                match age_over(incoming, self.notify_max_age) {
-                    Some(reason) => Some(reason),
-                    None => {
-                        let attach = incoming.size <= self.attach_max;
-                        let mut values = values.clone();
-                        if attach {
-                            values.insert("original_attached", "yes".into());
-                        } else {
-                            values.insert(
-                                "original_not_attached",
-                                format!(
-                                    "The original ({} bytes) is too large to attach; `liaisond messages show {}` shows it.",
-                                    incoming.size, incoming.message
-                                ),
-                            );
-                        }
-                        let r = self.templates.notification.render(&values);
-                        drafts.push(Draft {
-                            kind: Kind::Notification,
-                            message_id: self.message_id(Kind::Notification, incoming),
-                            date: incoming.now.to_string(),
-                            from: self.from.clone(),
-                            to: incoming.judged.to.clone(),
-                            cc: incoming
-                                .judged
-                                .cc
-                                .iter()
-                                .filter(|c| !incoming.judged.to.contains(c))
-                                .cloned()
-                                .collect(),
-                            // Replies reach the coordinators, never the sender.
-                            reply_to: rel.coordinators().to_vec(),
-                            subject: r.subject,
-                            in_reply_to: None,
-                            references: Vec::new(),
-                            auto_submitted: "auto-generated".into(),
-                            body: r.body,
-                            attach_original: attach,
-                            null_sender: false,
-                        });
-                        None
-                    }
-                }
-            }
-            other => Some(format!("a message of class {other} is not notified")),
+            Err(reason) => (Err(AckRefusal::Refused(reason)), None),
         };
+        let alert = match (&ack, counted) {
+            (Err(AckRefusal::Paused(_)), Some(c)) if !c.alert_last_hour => Some(c.last_hour),
+            _ => None,
+        };
+        let ack = ack.map_err(|r| r.to_string());
+        let values = self.values(incoming, rel, &ack);
+        let mut drafts = Vec::new();
 
+        let no_notification = match incoming.judged.class.as_str() {
+            "statement" | "follow_up" | "other" => {
+                self.notification(incoming, rel, &values).map(|d| drafts.push(d)).err()
+            }
+            // Nothing to skip: these classes are never notified.
+            _ => None,
+        };
         if let Ok(to) = &ack {
             let r = self.templates.ack.render(&values);
             let original = incoming.analysis.message_id.clone();
@@ -315,92 +280,127 @@ impl Responder {
             {
                 references.push(id.clone());
             }
-            drafts.push(Draft {
-                kind: Kind::Ack,
-                message_id: self.message_id(Kind::Ack, incoming),
-                date: incoming.now.to_string(),
-                from: self.from.clone(),
-                to: vec![to.clone()],
-                cc: rel.coordinators().iter().filter(|c| *c != to).cloned().collect(),
-                reply_to: rel.coordinators().to_vec(),
-                subject: r.subject,
-                in_reply_to: original,
-                references,
-                auto_submitted: "auto-replied".into(),
-                body: r.body,
-                attach_original: false,
-                null_sender: true,
-            });
+            let cc = rel.coordinators().iter().filter(|c| *c != to).cloned().collect();
+            let mut d = self.draft(Kind::Ack, incoming, vec![to.clone()], cc, rel.coordinators().to_vec(), r);
+            d.in_reply_to = original;
+            d.references = references;
+            d.auto_submitted = "auto-replied".into();
+            d.null_sender = true;
+            drafts.push(d);
         }
-        if paused && !counts.alert_last_hour {
+        if let Some(count) = alert {
             let mut v = Values::new();
-            v.insert("count", counts.last_hour.to_string());
+            v.insert("count", count.to_string());
             v.insert("limit", self.ack.per_hour.to_string());
             v.insert("since", format_time(incoming.now - jiff::SignedDuration::from_hours(1)));
             v.insert("tracking_id", incoming.tracking_id.unwrap_or_default().to_string());
             v.insert("coordinators", rel.coordinators().join(", "));
             let r = self.templates.alert.render(&v);
-            drafts.push(Draft {
-                kind: Kind::Alert,
-                message_id: self.message_id(Kind::Alert, incoming),
-                date: incoming.now.to_string(),
-                from: self.from.clone(),
-                to: rel.coordinators().to_vec(),
-                cc: Vec::new(),
-                reply_to: Vec::new(),
-                subject: r.subject,
-                in_reply_to: None,
-                references: Vec::new(),
-                auto_submitted: "auto-generated".into(),
-                body: r.body,
-                attach_original: false,
-                null_sender: false,
-            });
+            drafts.push(self.draft(Kind::Alert, incoming, rel.coordinators().to_vec(), Vec::new(), Vec::new(), r));
         }
         Plan { drafts, ack, no_notification }
     }
 
-    /// Deny by default: an acknowledgement goes out only when every check passes; the first
-    /// that fails is the reason recorded.
-    fn ack_decision(
+    /// The notification to the people the message was routed to, or why there is none.
+    fn notification(&self, incoming: &Incoming<'_>, rel: &Relationships, values: &Values) -> Result<Draft, String> {
+        let j = incoming.judged;
+        if j.to.is_empty() {
+            return Err("no one to notify".into());
+        }
+        if let Some(reason) = age_over(incoming, self.notify_max_age) {
+            return Err(reason);
+        }
+        let attach = incoming.size <= self.attach_max;
+        let mut values = values.clone();
+        if attach {
+            values.insert("original_attached", "yes".into());
+        } else {
+            values.insert(
+                "original_not_attached",
+                format!(
+                    "The original ({} bytes) is too large to attach; `liaisond messages show {}` shows it.",
+                    incoming.size, incoming.message
+                ),
+            );
+        }
+        let r = self.templates.notification.render(&values);
+        let cc = j.cc.iter().filter(|c| !j.to.contains(c)).cloned().collect();
+        // Replies reach the coordinators, never the sender.
+        let mut d = self.draft(Kind::Notification, incoming, j.to.clone(), cc, rel.coordinators().to_vec(), r);
+        d.attach_original = attach;
+        Ok(d)
+    }
+
+    /// A draft from us with the rendered text: automatic (`auto-generated`), sent with our
+    /// address as the envelope sender, nothing attached.
+    fn draft(
         &self,
+        kind: Kind,
         incoming: &Incoming<'_>,
-        rel: &Relationships,
-        counts: AckCounts,
-    ) -> Result<String, AckRefusal> {
-        use AckRefusal::Refused;
+        to: Vec<String>,
+        cc: Vec<String>,
+        reply_to: Vec<String>,
+        rendered: crate::template::Rendered,
+    ) -> Draft {
+        Draft {
+            kind,
+            message_id: self.message_id(kind, incoming),
+            date: incoming.now.to_string(),
+            from: self.from.clone(),
+            to,
+            cc,
+            reply_to,
+            subject: rendered.subject,
+            in_reply_to: None,
+            references: Vec::new(),
+            auto_submitted: "auto-generated".into(),
+            body: rendered.body,
+            attach_original: false,
+            null_sender: false,
+        }
+    }
+
+    /// Deny by default: an acknowledgement goes out only when every check passes; the first
+    /// that fails is the reason recorded. The limits, which need the database, come last
+    /// ([`within_limits`](Self::within_limits)).
+    fn ack_decision(&self, incoming: &Incoming<'_>, rel: &Relationships) -> Result<String, String> {
         let j = incoming.judged;
         if j.class != "statement" {
-            return Err(Refused(format!("a message of class {} is not acknowledged", j.class)));
+            return Err(format!("a message of class {} is not acknowledged", j.class));
         }
         if let Some(reason) = &j.no_ack {
-            return Err(Refused(reason.clone()));
+            return Err(reason.clone());
         }
         if !self.ack.enabled {
-            return Err(Refused("acknowledgements are turned off ([acknowledgements] enabled = false)".into()));
+            return Err("acknowledgements are turned off ([acknowledgements] enabled = false)".into());
         }
         if let Some(org) = j.organization.as_deref().and_then(|o| rel.organization(o))
             && !org.ack
         {
-            return Err(Refused(format!("{} is not acknowledged (ack = false in the relationships data)", org.name)));
+            return Err(format!("{} is not acknowledged (ack = false in the relationships data)", org.name));
         }
         let Some(to) = self.ack_recipient(incoming) else {
-            return Err(Refused("no address to acknowledge to".into()));
+            return Err("no address to acknowledge to".into());
         };
         if to == self.from_address || rel.is_own_address(&to) {
-            return Err(Refused(format!("{to} is one of our own addresses")));
+            return Err(format!("{to} is one of our own addresses"));
         }
         if let Some(i) = self.never_to.matches(&to).iter().next() {
-            return Err(Refused(format!(
+            return Err(format!(
                 "{to} looks like an automatic, list or no-reply address (pattern `{}`)",
                 self.ack.never_to[i]
-            )));
+            ));
         }
         if let Some(reason) = age_over(incoming, self.ack.max_age) {
-            return Err(Refused(reason));
+            return Err(reason);
         }
+        Ok(to)
+    }
+
+    /// The per-address and hourly limits (R42).
+    fn within_limits(&self, to: &str, counts: AckCounts) -> Result<String, AckRefusal> {
         if counts.to_recipient_last_day >= self.ack.per_sender_per_day {
-            return Err(Refused(format!(
+            return Err(AckRefusal::Refused(format!(
                 "{} acknowledgements to {to} in the last 24 hours already (limit {})",
                 counts.to_recipient_last_day, self.ack.per_sender_per_day
             )));
@@ -411,7 +411,7 @@ impl Responder {
                 counts.last_hour, self.ack.per_hour
             )));
         }
-        Ok(to)
+        Ok(to.to_string())
     }
 
     fn message_id(&self, kind: Kind, incoming: &Incoming<'_>) -> String {
@@ -692,6 +692,7 @@ ack = false
             class: class.into(),
             reason: "reads like a statement".into(),
             related_statement: None,
+            related_tracking_id: None,
             no_ack: None,
             sender: Some("jane.doe@itu.int".into()),
             sender_verified: true,
@@ -767,7 +768,7 @@ ack = false
             now,
             size: c.size,
         };
-        r.plan(&incoming, &rel(), c.counts)
+        r.plan(&incoming, &rel(), &|_| c.counts)
     }
 
     fn plan(c: &Case) -> Plan {
@@ -865,7 +866,7 @@ ack = false
             now,
             size: 10,
         };
-        let p = r.plan(&incoming, &rel(), AckCounts::default());
+        let p = r.plan(&incoming, &rel(), &|_| AckCounts::default());
         let a = draft(&p, Kind::Ack);
         assert_eq!(a.references, ["a@x.org", "ls-1@itu.int"]);
         assert!(a.message_id.starts_with("liaisond.ack.m7."), "no tracking ID: {}", a.message_id);
@@ -899,7 +900,7 @@ ack = false
             let p = plan(&c);
             assert!(p.drafts.is_empty(), "{class}: {p:?}");
             assert_eq!(p.ack, Err(format!("a message of class {class} is not acknowledged")));
-            assert_eq!(p.no_notification, Some(format!("a message of class {class} is not notified")));
+            assert_eq!(p.no_notification, None, "never notified, so nothing was skipped");
         }
     }
 

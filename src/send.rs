@@ -119,8 +119,8 @@ impl Sender {
     }
 
     async fn attempt(&self, item: &OutboxItem) -> SendResult {
-        let created = item.created_at.parse::<jiff::Timestamp>().unwrap_or_else(|_| jiff::Timestamp::now());
-        let age = jiff::Timestamp::now().duration_since(created);
+        let queued = item.queued_at.parse::<jiff::Timestamp>().unwrap_or_else(|_| jiff::Timestamp::now());
+        let age = jiff::Timestamp::now().duration_since(queued);
         let limit = jiff::SignedDuration::try_from(self.config.give_up_after).unwrap_or(jiff::SignedDuration::MAX);
         if age > limit {
             return SendResult::Failed {

@@ -190,6 +190,9 @@ const MIGRATIONS: &[&str] = &[
                         CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'uncertain', 'cancelled')),
         attempts        INTEGER NOT NULL DEFAULT 0,
         created_at      TEXT NOT NULL,
+        -- When sending (again) began: created_at, or an operator's retry. `give_up_after`
+        -- counts from here; created_at never changes (the acknowledgement limits count by it).
+        queued_at       TEXT NOT NULL,
         next_attempt_at TEXT NOT NULL,
         claimed_at      TEXT,
         data_at         TEXT,
@@ -201,6 +204,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX outbox_once ON outbox (message, kind) WHERE kind IN ('ack', 'notification');
     CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
     CREATE INDEX outbox_recent ON outbox (kind, created_at);
+    CREATE INDEX outbox_by_message ON outbox (message);
     ALTER TABLE statements ADD COLUMN ack TEXT;
     "#,
 ];
@@ -417,8 +421,9 @@ pub struct Judged {
     /// `statement`, `follow_up`, `duplicate`, ...
     pub class: String,
     pub reason: String,
-    /// For a follow-up or duplicate: the statement it belongs to.
+    /// For a follow-up or duplicate: the statement it belongs to, and its tracking ID.
     pub related_statement: Option<i64>,
+    pub related_tracking_id: Option<String>,
     pub no_ack: Option<String>,
     pub sender: Option<String>,
     pub sender_verified: bool,
@@ -430,6 +435,18 @@ pub struct Judged {
     pub cc: Vec<String>,
     pub route_reason: String,
     pub candidates: Vec<String>,
+}
+
+/// How [`Store::record_judged`] judges a message: against the history it reads inside the
+/// recording transaction.
+pub type Judge<'a> = &'a dyn Fn(&dyn crate::classify::History) -> Judged;
+
+/// What [`Store::record_judged`] recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The new statement's tracking ID.
+    pub tracking_id: Option<String>,
+    pub judged: Option<Judged>,
 }
 
 /// A message's class, the reason for it, and the statement it is or belongs to.
@@ -482,7 +499,7 @@ fn known(found: Result<Option<StatementRow>, StoreError>) -> Option<crate::class
 /// Records a message's class; a `statement` gets its row, with the next tracking ID of the year
 /// (`LS-2026-0042`), unless the message already has one (reprocessing keeps it).
 fn write_judged(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     id: i64,
     j: &Judged,
     reading: Option<&Reading>,
@@ -553,7 +570,7 @@ fn write_judged(
 }
 
 /// Replaces what was read from message `id` (reprocessing reads it again).
-fn write_reading(tx: &rusqlite::Transaction<'_>, id: i64, reading: &Reading, now: &str) -> rusqlite::Result<()> {
+fn write_reading(tx: &Connection, id: i64, reading: &Reading, now: &str) -> rusqlite::Result<()> {
     tx.execute("DELETE FROM attachments WHERE message = ?1", params![id])?;
     let mut insert = tx.prepare(
         "INSERT INTO attachments (message, position, filename, content_type, size, sha256, kind, depth, text_chars, error)
@@ -726,7 +743,10 @@ impl Store {
     ) -> Result<T, StoreError> {
         let Store { conn, path } = self;
         let wrap = |source| StoreError::Sqlite { path: path.clone(), source };
-        let tx = conn.transaction().map_err(wrap)?;
+        // IMMEDIATE: take the write lock at the start. A deferred transaction that reads and
+        // then writes fails with SQLITE_BUSY at once (busy_timeout does not help) when another
+        // process wrote in between.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(wrap)?;
         let value = f(&tx).map_err(wrap)?;
         tx.commit().map_err(wrap)?;
         Ok(value)
@@ -897,21 +917,24 @@ impl Store {
     }
 
     /// Records the outcome with what was read and how the message was judged, in one
-    /// transaction: a `statement` gets its row and tracking ID here, and what `planner`
-    /// decides to send about the message goes into the outbox in the same transaction (so
-    /// nothing is sent about a message that was not recorded, and nothing twice). Returns
-    /// `None`, changing nothing, when the message was no longer pending; else the new
-    /// tracking ID, if any.
+    /// transaction: `judge` classifies and routes the message against the history it reads
+    /// through this store, inside that transaction (IMMEDIATE: no other writer, in this or
+    /// another process such as `liaisond ingest`, can record a copy of the same statement in
+    /// between); a `statement` gets its row and tracking ID here; and what `planner` decides
+    /// to send goes into the outbox in the same transaction (so nothing is sent about a message
+    /// that was not recorded, and nothing twice). Returns `None`, changing nothing, when the
+    /// message was no longer pending.
     pub fn record_judged(
         &mut self,
         id: i64,
         outcome: &Outcome,
         summary: &Summary,
         reading: Option<&Reading>,
-        judged: Option<&Judged>,
+        judge: Option<Judge<'_>>,
         planner: Option<outbox::Planner<'_>>,
-    ) -> Result<Option<Option<String>>, StoreError> {
-        self.in_transaction(|tx| {
+    ) -> Result<Option<Recorded>, StoreError> {
+        self.immediately(|store| {
+            let tx = &store.conn;
             let now = now_utc();
             let n = tx.execute(
                 "UPDATE messages SET state = ?2, state_detail = ?3, subject = ?4, from_addr = ?5, date_header = ?6,
@@ -931,10 +954,10 @@ impl Store {
                 "INSERT INTO events (at, message, kind, detail) VALUES (?1, ?2, ?3, ?4)",
                 params![now, id, outcome.state(), outcome.detail()],
             )?;
-            let (statement, tracking_id) = match judged {
-                Some(j) => write_judged(tx, id, j, reading, &now)?,
-                None => (None, None),
+            let Some(judged) = judge.map(|j| j(store)) else {
+                return Ok(Some(Some(Recorded { tracking_id: None, judged: None })));
             };
+            let (statement, tracking_id) = write_judged(tx, id, &judged, reading, &now)?;
             if let Some(plan) = planner {
                 let (received, size) = outbox::arrival(tx, id)?;
                 let counts = |to: &str| {
@@ -949,21 +972,37 @@ impl Store {
                     })
                 };
                 // A follow-up is about the statement it belongs to.
-                let about: Option<String> = match (&tracking_id, statement) {
-                    (Some(t), _) => Some(t.clone()),
-                    (None, Some(sid)) => tx
-                        .query_row("SELECT tracking_id FROM statements WHERE id = ?1", params![sid], |r| r.get(0))
-                        .optional()?,
-                    (None, None) => None,
-                };
-                let ctx = outbox::OutgoingContext { tracking_id: about.as_deref(), received, size, counts: &counts };
-                let plan = plan(&ctx);
-                let statement = if judged.is_some_and(|j| j.class == "statement") { statement } else { None };
-                outbox::write_plan(tx, id, statement, &plan, &now)?;
+                let about = tracking_id.as_deref().or(judged.related_tracking_id.as_deref());
+                let ctx =
+                    outbox::OutgoingContext { judged: &judged, tracking_id: about, received, size, counts: &counts };
+                outbox::write_plan(tx, id, statement, judged.class == "statement", &plan(&ctx), &now)?;
             }
-            Ok(Some(Some(tracking_id)))
+            Ok(Some(Some(Recorded { tracking_id, judged: Some(judged) })))
         })?
         .ok_or(StoreError::NoSuchMessage(id))
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction on this store's connection, so that `f` may read
+    /// through the store's own query methods (the classifier's history) as well as write, with
+    /// no other writer in between. Rolled back when `f` fails or panics.
+    fn immediately<T>(&mut self, f: impl FnOnce(&Store) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        struct Open<'c> {
+            conn: &'c Connection,
+            done: bool,
+        }
+        impl Drop for Open<'_> {
+            fn drop(&mut self) {
+                if !self.done {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+            }
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.err(e))?;
+        let mut open = Open { conn: &self.conn, done: false };
+        let value = f(self).map_err(|e| self.err(e))?;
+        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+        open.done = true;
+        Ok(value)
     }
 
     /// Runs a query and maps every row.

@@ -14,6 +14,9 @@ use crate::respond::{AckCounts, Draft, Plan};
 
 /// What [`Store::record_judged`] tells the planner, inside the transaction.
 pub struct OutgoingContext<'a> {
+    /// How the message was judged.
+    pub judged: &'a crate::store::Judged,
+    /// The statement it is or belongs to.
     pub tracking_id: Option<&'a str>,
     /// When the message arrived: its IMAP INTERNALDATE, else when it was stored.
     pub received: jiff::Timestamp,
@@ -31,7 +34,8 @@ pub struct OutboxItem {
     pub id: i64,
     pub message: Option<i64>,
     pub draft: Draft,
-    pub created_at: String,
+    /// When it was queued, or queued again by an operator (`give_up_after` counts from here).
+    pub queued_at: String,
     /// Including this one.
     pub attempts: i64,
 }
@@ -85,7 +89,7 @@ fn ago(hours: i64) -> String {
 }
 
 /// Earlier acknowledgements (cancelled ones do not count: they never went out).
-pub(super) fn ack_counts(tx: &rusqlite::Transaction<'_>, to: &str) -> rusqlite::Result<AckCounts> {
+pub(super) fn ack_counts(tx: &rusqlite::Connection, to: &str) -> rusqlite::Result<AckCounts> {
     let day = ago(24);
     let hour = ago(1);
     let to_recipient_last_day: u32 = tx.query_row(
@@ -107,7 +111,7 @@ pub(super) fn ack_counts(tx: &rusqlite::Transaction<'_>, to: &str) -> rusqlite::
 }
 
 /// When message `id` arrived, and its size.
-pub(super) fn arrival(tx: &rusqlite::Transaction<'_>, id: i64) -> rusqlite::Result<(jiff::Timestamp, u64)> {
+pub(super) fn arrival(tx: &rusqlite::Connection, id: i64) -> rusqlite::Result<(jiff::Timestamp, u64)> {
     let (internal, received, size): (Option<String>, String, i64) =
         tx.query_row("SELECT internal_date, received_at, size FROM messages WHERE id = ?1", params![id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -117,18 +121,20 @@ pub(super) fn arrival(tx: &rusqlite::Transaction<'_>, id: i64) -> rusqlite::Resu
     Ok((at, size.max(0) as u64))
 }
 
-/// Writes what the planner decided: the drafts (once per message and kind) and the
-/// acknowledgement decision on the statement.
+/// Writes what the planner decided: the drafts (once per message and kind, linked to the
+/// statement the message is or belongs to) and, for a new statement, the acknowledgement
+/// decision.
 pub(super) fn write_plan(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     message: i64,
     statement: Option<i64>,
+    is_statement: bool,
     plan: &Plan,
     now: &str,
 ) -> rusqlite::Result<()> {
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO outbox (message, statement, kind, message_id, ack_to, recipients, subject, draft,
-         created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+         created_at, queued_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9)",
     )?;
     for d in &plan.drafts {
         let ack_to = (d.kind == crate::respond::Kind::Ack).then(|| d.to.first().cloned()).flatten();
@@ -156,7 +162,13 @@ pub(super) fn write_plan(
             )?;
         }
     }
-    if let Some(sid) = statement {
+    if let Some(reason) = &plan.no_notification {
+        tx.execute(
+            "INSERT INTO events (at, message, kind, detail) VALUES (?1, ?2, 'notification_skipped', ?3)",
+            params![now, message, reason],
+        )?;
+    }
+    if let (Some(sid), true) = (statement, is_statement) {
         let ack = match &plan.ack {
             Ok(to) => format!("sent to {to}"),
             Err(reason) => format!("not sent: {reason}"),
@@ -195,16 +207,16 @@ impl Store {
                     "UPDATE outbox SET state = 'sending', claimed_at = ?1, data_at = NULL, attempts = attempts + 1
                      WHERE id = (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?1
                                  ORDER BY next_attempt_at, id LIMIT 1)
-                     RETURNING id, message, draft, created_at, attempts",
+                     RETURNING id, message, draft, queued_at, attempts",
                     params![now],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
                 )
                 .optional()?;
-            let Some((id, message, draft, created_at, attempts)) = row else {
+            let Some((id, message, draft, queued_at, attempts)) = row else {
                 return Ok(None);
             };
             match serde_json::from_str::<Draft>(&draft) {
-                Ok(draft) => Ok(Some(OutboxItem { id, message, draft, created_at, attempts })),
+                Ok(draft) => Ok(Some(OutboxItem { id, message, draft, queued_at, attempts })),
                 Err(e) => {
                     // Cannot happen unless the row was edited by hand; never retried.
                     tx.execute(
@@ -272,40 +284,49 @@ impl Store {
     /// Outbox rows, newest first; only those in `states` when given.
     pub fn outbox_rows(&self, states: &[&str], limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
         let filter = serde_json::to_string(states).unwrap_or_else(|_| "[]".into());
-        self.rows(
-            "SELECT o.id, o.kind, o.state, s.tracking_id, o.message, o.message_id, o.recipients, o.subject, o.attempts,
-             o.created_at, o.next_attempt_at, o.sent_at, o.last_error, o.smtp_reply
-             FROM outbox o LEFT JOIN statements s ON s.id = o.statement
-             WHERE ?1 = '[]' OR o.state IN (SELECT value FROM json_each(?1))
-             ORDER BY o.id DESC LIMIT ?2",
+        self.outbox_where(
+            "?1 = '[]' OR o.state IN (SELECT value FROM json_each(?1)) ORDER BY o.id DESC LIMIT ?2",
             &[&filter, &(limit as i64)],
-            |r| {
-                let recipients: String = r.get(6)?;
-                let state: String = r.get(2)?;
-                let next: String = r.get(10)?;
-                Ok(OutboxRow {
-                    id: r.get(0)?,
-                    kind: r.get(1)?,
-                    next_attempt_at: (state == "pending").then_some(next),
-                    state,
-                    tracking_id: r.get(3)?,
-                    message: r.get(4)?,
-                    message_id: r.get(5)?,
-                    recipients: serde_json::from_str(&recipients).unwrap_or_default(),
-                    subject: r.get(7)?,
-                    attempts: r.get(8)?,
-                    created_at: r.get(9)?,
-                    sent_at: r.get(11)?,
-                    last_error: r.get(12)?,
-                    smtp_reply: r.get(13)?,
-                })
-            },
         )
     }
 
-    /// The outbox rows about one message.
+    /// The outbox rows about one message, oldest first.
     pub fn outbox_for_message(&self, message: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        Ok(self.outbox_rows(&[], usize::MAX >> 1)?.into_iter().filter(|r| r.message == Some(message)).collect())
+        self.outbox_where("o.message = ?1 ORDER BY o.id", &[&message])
+    }
+
+    /// One outbox row.
+    pub fn outbox_row(&self, id: i64) -> Result<Option<OutboxRow>, StoreError> {
+        Ok(self.outbox_where("o.id = ?1", &[&id])?.pop())
+    }
+
+    fn outbox_where(&self, condition: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = format!(
+            "SELECT o.id, o.kind, o.state, s.tracking_id, o.message, o.message_id, o.recipients, o.subject, o.attempts,
+             o.created_at, o.next_attempt_at, o.sent_at, o.last_error, o.smtp_reply
+             FROM outbox o LEFT JOIN statements s ON s.id = o.statement WHERE {condition}"
+        );
+        self.rows(&sql, args, |r| {
+            let recipients: String = r.get(6)?;
+            let state: String = r.get(2)?;
+            let next: String = r.get(10)?;
+            Ok(OutboxRow {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                next_attempt_at: (state == "pending").then_some(next),
+                state,
+                tracking_id: r.get(3)?,
+                message: r.get(4)?,
+                message_id: r.get(5)?,
+                recipients: serde_json::from_str(&recipients).unwrap_or_default(),
+                subject: r.get(7)?,
+                attempts: r.get(8)?,
+                created_at: r.get(9)?,
+                sent_at: r.get(11)?,
+                last_error: r.get(12)?,
+                smtp_reply: r.get(13)?,
+            })
+        })
     }
 
     /// How many rows are in each state.
@@ -315,9 +336,10 @@ impl Store {
         })
     }
 
-    /// Puts a failed, uncertain or cancelled item back in the queue, due now (an operator's
-    /// decision: an uncertain one may then arrive twice; it keeps its Message-ID, so mail
-    /// clients can tell). Returns the state it was in, or `None` when it cannot be retried.
+    /// Puts a failed, uncertain or cancelled item back in the queue, due now, with a fresh
+    /// `give_up_after` (an operator's decision: an uncertain one may then arrive twice; it keeps
+    /// its Message-ID, so mail clients can tell). Returns the state it was in, or `None` when it
+    /// cannot be retried.
     pub fn retry_outbox(&mut self, id: i64, by: &str) -> Result<Option<String>, StoreError> {
         self.operator_change(id, &["failed", "uncertain", "cancelled"], "pending", "outbox_retry_requested", by)
     }
@@ -342,8 +364,8 @@ impl Store {
                 tx.query_row("SELECT state FROM outbox WHERE id = ?1", params![id], |r| r.get(0)).optional()?;
             let Some(before) = before else { return Ok(None) };
             let n = tx.execute(
-                "UPDATE outbox SET state = ?2, next_attempt_at = ?3, created_at = CASE WHEN ?2 = 'pending'
-                 THEN ?3 ELSE created_at END
+                "UPDATE outbox SET state = ?2, next_attempt_at = ?3, queued_at = CASE WHEN ?2 = 'pending'
+                 THEN ?3 ELSE queued_at END
                  WHERE id = ?1 AND state IN (SELECT value FROM json_each(?4))",
                 params![id, to, now, from],
             )?;
@@ -392,6 +414,7 @@ mod tests {
             class: "statement".into(),
             reason: "reads like a statement".into(),
             related_statement: None,
+            related_tracking_id: None,
             no_ack: None,
             sender: Some("jane@x.org".into()),
             sender_verified: true,
@@ -436,8 +459,16 @@ mod tests {
     /// Records message `id` as a statement with [`plan_for`]; `Some(tracking ID)` if recorded.
     fn record(s: &mut Store, id: i64, to: &str, extra: &[Kind]) -> Option<Option<String>> {
         let planner = |ctx: &OutgoingContext<'_>| plan_for(ctx, to, extra);
-        s.record_judged(id, &Outcome::Processed, &Summary::default(), None, Some(&judged()), Some(&planner))
-            .expect("record")
+        s.record_judged(
+            id,
+            &Outcome::Processed,
+            &Summary::default(),
+            None,
+            Some(&|_: &dyn crate::classify::History| judged()),
+            Some(&planner),
+        )
+        .expect("record")
+        .map(|r| r.tracking_id)
     }
 
     /// A new statement with an acknowledgement to `to`; returns (ack row, notification row).
@@ -474,6 +505,86 @@ mod tests {
     }
 
     #[test]
+    fn two_processes_recording_copies_of_one_statement_make_one_statement() {
+        // Regression: the history was read before the recording transaction began, so two
+        // writers (the daemon and `liaisond ingest`) could both judge their copy new.
+        let (d, mut a) = temp_store();
+        let mut b = Store::open(&d.path().join("t.db"), Duration::from_secs(10)).expect("open a second connection");
+        let first = accept(&mut a, b"copy one");
+        let second = accept(&mut a, b"copy two");
+        let judge = |h: &dyn crate::classify::History| {
+            let mut j = judged();
+            match h.by_tracking_id("LS-0000-0000").or_else(|| h.by_title_and_org("T", "Org")) {
+                Some(k) => {
+                    j.class = "duplicate".into();
+                    j.related_statement = Some(k.id);
+                }
+                // Widen the window in which the other writer could slip in.
+                None => std::thread::sleep(Duration::from_millis(300)),
+            }
+            j
+        };
+        let reading = crate::store::Reading {
+            title: Some("T".into()),
+            from_org: Some("Org".into()),
+            statement_json: "{}".into(),
+            warnings_json: "[]".into(),
+            ..Default::default()
+        };
+        let classes = std::thread::scope(|scope| {
+            let ra = &reading;
+            let one = scope.spawn(move || {
+                a.record_judged(first, &Outcome::Processed, &Summary::default(), Some(ra), Some(&judge), None)
+                    .expect("record one")
+                    .and_then(|r| r.judged)
+                    .map(|j| j.class)
+            });
+            let two = scope.spawn(move || {
+                b.record_judged(second, &Outcome::Processed, &Summary::default(), Some(ra), Some(&judge), None)
+                    .expect("record two")
+                    .and_then(|r| r.judged)
+                    .map(|j| j.class)
+            });
+            let mut both = [one.join().expect("one"), two.join().expect("two")];
+            both.sort();
+            both
+        });
+        assert_eq!(classes, [Some("duplicate".to_string()), Some("statement".to_string())]);
+        let s = Store::open(&d.path().join("t.db"), Duration::from_secs(1)).expect("open");
+        assert_eq!(count(&s, "SELECT count(*) FROM statements"), 1);
+    }
+
+    #[test]
+    fn a_follow_up_notification_belongs_to_its_statement() {
+        let (_d, mut s) = temp_store();
+        let (_, _) = statement(&mut s, b"the statement", "jane@x.org");
+        let sid: i64 = s.conn.query_row("SELECT id FROM statements", [], |r| r.get(0)).expect("statement");
+        let tid: String = s.conn.query_row("SELECT tracking_id FROM statements", [], |r| r.get(0)).expect("tid");
+        let id = accept(&mut s, b"a reply to the acknowledgement");
+        let follow_up = |_: &dyn crate::classify::History| Judged {
+            class: "follow_up".into(),
+            related_statement: Some(sid),
+            related_tracking_id: Some(tid.clone()),
+            ..judged()
+        };
+        let planner = |ctx: &OutgoingContext<'_>| {
+            assert_eq!(ctx.tracking_id, Some(tid.as_str()), "the statement's tracking ID");
+            Plan {
+                drafts: vec![draft(Kind::Notification, "f", "ann@example.org")],
+                ack: Err("not a statement".into()),
+                no_notification: None,
+            }
+        };
+        s.record_judged(id, &Outcome::Processed, &Summary::default(), None, Some(&follow_up), Some(&planner))
+            .expect("record");
+        let rows = s.outbox_for_message(id).expect("rows");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].tracking_id.as_deref(), Some(tid.as_str()), "listed with its statement");
+        let ack: String = s.conn.query_row("SELECT ack FROM statements", [], |r| r.get(0)).expect("ack");
+        assert_eq!(ack, "sent to jane@x.org", "the statement's own decision stays");
+    }
+
+    #[test]
     fn recording_writes_each_draft_once() {
         let (_d, mut s) = temp_store();
         let raw = b"Subject: LS\r\n\r\nx";
@@ -490,9 +601,17 @@ mod tests {
             plan_for(ctx, "jane@x.org", &[])
         };
         let tid = s
-            .record_judged(id, &Outcome::Processed, &Summary::default(), None, Some(&judged()), Some(&planner))
+            .record_judged(
+                id,
+                &Outcome::Processed,
+                &Summary::default(),
+                None,
+                Some(&|_: &dyn crate::classify::History| judged()),
+                Some(&planner),
+            )
             .expect("record")
             .expect("recorded")
+            .tracking_id
             .expect("a tracking ID");
         assert_eq!(calls.get(), 1);
         assert_eq!(seen.get(), Some(AckCounts::default()), "nothing sent before");
@@ -509,7 +628,14 @@ mod tests {
 
         // Recorded already: the planner is not asked again.
         let again = s
-            .record_judged(id, &Outcome::Processed, &Summary::default(), None, Some(&judged()), Some(&planner))
+            .record_judged(
+                id,
+                &Outcome::Processed,
+                &Summary::default(),
+                None,
+                Some(&|_: &dyn crate::classify::History| judged()),
+                Some(&planner),
+            )
             .expect("record again");
         assert_eq!(again, None);
         assert_eq!(calls.get(), 1);
@@ -519,9 +645,16 @@ mod tests {
         s.conn.execute("UPDATE messages SET state = 'pending' WHERE id = ?1", params![id]).expect("reset");
         let refuse = |ctx: &OutgoingContext<'_>| Plan { ack: Err("no".into()), ..plan_for(ctx, "other@x.org", &[]) };
         let again = s
-            .record_judged(id, &Outcome::Processed, &Summary::default(), None, Some(&judged()), Some(&refuse))
+            .record_judged(
+                id,
+                &Outcome::Processed,
+                &Summary::default(),
+                None,
+                Some(&|_: &dyn crate::classify::History| judged()),
+                Some(&refuse),
+            )
             .expect("record again");
-        assert_eq!(again, Some(Some(tid)));
+        assert_eq!(again.map(|r| r.tracking_id), Some(Some(tid)));
         assert_eq!(format!("{:?}", s.outbox_for_message(id).expect("rows")), format!("{rows:?}"));
         assert_eq!(count(&s, "SELECT count(*) FROM outbox"), 2);
         assert_eq!(count(&s, "SELECT count(*) FROM events WHERE kind = 'outbox_queued'"), 2);
@@ -697,8 +830,15 @@ mod tests {
             seen.set(Some((ctx.counts)("joe@x.org")));
             plan_for(ctx, "joe@x.org", &[Kind::Alert])
         };
-        s.record_judged(id, &Outcome::Processed, &Summary::default(), None, Some(&judged()), Some(&planner))
-            .expect("record");
+        s.record_judged(
+            id,
+            &Outcome::Processed,
+            &Summary::default(),
+            None,
+            Some(&|_: &dyn crate::classify::History| judged()),
+            Some(&planner),
+        )
+        .expect("record");
         assert_eq!(seen.get(), Some(c(1, 1, false)));
         assert_eq!(counts(&mut s, "joe@x.org"), c(2, 2, true));
         set(&s, s.outbox_rows(&[], 1).expect("rows")[0].id, "created_at", &in_hours(-2));
