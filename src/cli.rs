@@ -602,6 +602,7 @@ fn cmd_check_config(config: Config) -> anyhow::Result<u8> {
         writeln!(out, "no sources: only `liaisond ingest` will bring messages")?;
     }
     config.responder(&relationships)?;
+    crate::runner::transport(&config)?;
     writeln!(
         out,
         "templates: {} (valid)",

@@ -675,9 +675,7 @@ impl Validator<'_> {
                     if tls == TlsMode::None {
                         return Err(self.err(&at("ca_file"), "makes no sense with tls = \"none\""));
                     }
-                    if !p.is_file() {
-                        return Err(self.err(&at("ca_file"), format!("{} is not a readable file", p.display())));
-                    }
+                    crate::tls::ca_certificates(&p).map_err(|e| self.err(&at("ca_file"), e))?;
                     Some(p)
                 }
                 None => None,
@@ -956,9 +954,7 @@ impl Validator<'_> {
                     }
                     Some(p) => {
                         let p = self.resolve(p);
-                        if !p.is_file() {
-                            return Err(self.err(&at("ca_file"), format!("{} is not a readable file", p.display())));
-                        }
+                        crate::tls::ca_certificates(&p).map_err(|e| self.err(&at("ca_file"), e))?;
                         Some(p)
                     }
                     None => None,
@@ -1249,6 +1245,40 @@ after_commit = "leave"
             .replace("password = \"secret\"", "password_env = \"LIAISOND_TEST_SURELY_UNSET_VAR\"");
         let e = load(&text, d.path()).expect_err("unset env");
         assert_eq!(e.key.as_deref(), Some("imap[0].password_env"));
+    }
+
+    #[test]
+    fn outbound_sections_are_checked_with_their_keys() {
+        let d = dir_with_maildir();
+        std::fs::write(d.path().join("bad.pem"), "not a certificate").expect("write");
+        let smtp = "[smtp]\nhost = \"smtp.example.org\"\ntls = \"starttls\"\n";
+        let cases: &[(&str, &str, &str)] = &[
+            ("[smtp]\nhost = \"smtp.example.org\"\ntls = \"none\"\n", "smtp.tls", "loopback"),
+            (&format!("{smtp}username = \"u\"\n"), "smtp", "needs one of"),
+            (&format!("{smtp}password = \"p\"\n"), "smtp", "needs a `username`"),
+            (&format!("{smtp}ca_file = \"bad.pem\"\n"), "smtp.ca_file", "no usable certificate"),
+            (&format!("{smtp}[outbox]\ndirectory = \"out\"\n"), "outbox.directory", "not both"),
+            ("[outbox]\nretry_min = \"1h\"\nretry_max = \"1m\"\n", "outbox.retry_max", "retry_min"),
+            ("[acknowledgements]\nper_hour = 0\n", "acknowledgements.per_hour", "at least 1"),
+            ("[acknowledgements]\nper_sender_per_day = 0\n", "acknowledgements.per_sender_per_day", "at least 1"),
+            (
+                "[acknowledgements]\nnever_to = [\"ok\", \"(unclosed\"]\n",
+                "acknowledgements.never_to[1]",
+                "regular expression",
+            ),
+            ("[templates]\ndirectory = \"nowhere\"\n", "templates.directory", "not a directory"),
+        ];
+        for (section, key, message) in cases {
+            let e = load(&format!("{MINIMAL}{section}"), d.path()).expect_err(section);
+            assert_eq!(e.key.as_deref(), Some(*key), "{section}: {e}");
+            assert!(e.line.is_some(), "{section}: {e}");
+            assert!(e.message.contains(message), "{section}: {e}");
+        }
+        let c = load(&format!("{MINIMAL}{smtp}"), d.path()).expect("valid");
+        let s = c.smtp.expect("smtp");
+        assert_eq!((s.port, s.tls, s.credentials.is_none()), (587, TlsMode::StartTls, true));
+        assert_eq!(c.acknowledgements.per_sender_per_day, 3);
+        assert!(c.acknowledgements.never_to.len() == crate::respond::DEFAULT_NEVER_ACK.len());
     }
 
     #[test]

@@ -586,8 +586,20 @@ fn crlf(raw: &[u8]) -> Vec<u8> {
 pub struct ComposeError(String);
 
 /// The message as sent: the draft's headers and text, and the original attached as
-/// `message/rfc822` (or as `original.eml` when it cannot travel as 8bit, RFC 2046 §5.2.1).
+/// `message/rfc822` (or as `original.eml` in base64 when it cannot travel as 8bit, RFC 2046
+/// §5.2.1). An original with 8-bit bytes needs a server that offers 8BITMIME; see
+/// [`compose_seven_bit`] for one that does not.
 pub fn compose(draft: &Draft, original: Option<&[u8]>) -> Result<Vec<u8>, ComposeError> {
+    compose_with(draft, original, true)
+}
+
+/// [`compose`] in 7-bit only: an original with 8-bit bytes is attached as `original.eml` in
+/// base64 (RFC 6152: without 8BITMIME, no 8-bit data may be sent).
+pub fn compose_seven_bit(draft: &Draft, original: Option<&[u8]>) -> Result<Vec<u8>, ComposeError> {
+    compose_with(draft, original, false)
+}
+
+fn compose_with(draft: &Draft, original: Option<&[u8]>, eight_bit: bool) -> Result<Vec<u8>, ComposeError> {
     use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
     use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
     let err = |what: &str, e: &dyn std::fmt::Display| ComposeError(format!("{what}: {e}"));
@@ -627,7 +639,8 @@ pub fn compose(draft: &Draft, original: Option<&[u8]>) -> Result<Vec<u8>, Compos
             let as_message =
                 raw.split(|c| *c == b'\n').all(|line| line.strip_suffix(b"\r").unwrap_or(line).len() <= 998)
                     && !raw.contains(&0)
-                    && !raw.is_empty();
+                    && !raw.is_empty()
+                    && (eight_bit || raw.is_ascii());
             let part = if as_message {
                 let ct = ContentType::parse("message/rfc822").map_err(|e| err("content type", &e))?;
                 let encoding =
@@ -1113,6 +1126,22 @@ ack = false
         assert_eq!(nested.subject(), Some("LS on clocks"));
         assert_eq!(nested.message_id(), Some("ls-1@itu.int"));
         assert!(nested.body_text(0).expect("text").contains("line two"));
+    }
+
+    #[test]
+    fn compose_seven_bit_sends_an_eight_bit_original_in_base64() {
+        use mail_parser::MimeHeaders;
+        let p = plan(&case());
+        let n = draft(&p, Kind::Notification);
+        let original = "Subject: Zürich\r\n\r\nGrüße\r\n".as_bytes();
+        let eight = compose(n, Some(original)).expect("compose");
+        assert!(!eight.is_ascii(), "8bit message/rfc822 by default");
+        let seven = compose_seven_bit(n, Some(original)).expect("compose");
+        assert!(seven.is_ascii(), "nothing 8-bit for a server without 8BITMIME");
+        let m = parse(&seven);
+        let part = m.attachment(0).expect("attachment");
+        assert_eq!(part.content_type().map(|c| c.ctype()), Some("application"));
+        assert_eq!(part.contents(), original, "the original, byte for byte");
     }
 
     #[test]

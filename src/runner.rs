@@ -45,13 +45,17 @@ pub struct RunReport {
     pub send_attempts: usize,
 }
 
-/// How mail is sent, from the configuration (`None`: it is not).
-pub fn transport(config: &Config) -> Option<Transport> {
-    match (&config.smtp, &config.outbox.directory) {
-        (Some(smtp), _) => Some(Transport::Smtp(smtp.clone())),
+/// How mail is sent, from the configuration (`None`: it is not). Fails when the SMTP server's
+/// TLS settings cannot be prepared (the CA file, the system's roots).
+pub fn transport(config: &Config) -> anyhow::Result<Option<Transport>> {
+    Ok(match (&config.smtp, &config.outbox.directory) {
+        (Some(smtp), _) => Some(Transport::Smtp(
+            crate::send::Smtp::new(smtp.clone())
+                .map_err(|e| anyhow::anyhow!("[smtp] in {}: {e}", config.path.display()))?,
+        )),
         (None, Some(dir)) => Some(Transport::Directory(dir.clone())),
         (None, None) => None,
-    }
+    })
 }
 
 /// Runs liaisond with `config` until `shutdown` is cancelled.
@@ -69,7 +73,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, options: RunOption
             "mail that an earlier run was sending: queued again when its data had not gone out, else marked uncertain"
         );
     }
-    let sender = transport(&config).map(|t| Sender::new(db.clone(), t, config.outbox.clone()));
+    let sender = transport(&config)?.map(|t| Sender::new(db.clone(), t, config.outbox.clone()));
     let mut ingestor = Ingestor::new(db.clone(), config.limits.clone(), Some(Arc::new(reader)));
     if let Some(sender) = &sender {
         ingestor = ingestor.with_outbox_waker(sender.waker());

@@ -31,9 +31,33 @@ use crate::store::{Db, OutboxItem, SendResult};
 /// Where mail goes.
 #[derive(Debug, Clone)]
 pub enum Transport {
-    Smtp(SmtpConfig),
+    Smtp(Smtp),
     /// A dry run: each message is written to `<dir>/<id>-<kind>.eml`.
     Directory(PathBuf),
+}
+
+/// An SMTP server to send through, its TLS settings prepared once (the system's roots are
+/// read at start-up, not for every message; a bad `ca_file` stops the start).
+#[derive(Clone)]
+pub struct Smtp {
+    pub config: SmtpConfig,
+    tls: Option<TlsParameters>,
+}
+
+impl std::fmt::Debug for Smtp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Smtp").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Smtp {
+    pub fn new(config: SmtpConfig) -> Result<Smtp, String> {
+        let tls = match config.tls {
+            TlsMode::None => None,
+            TlsMode::Implicit | TlsMode::StartTls => Some(tls_parameters(&config)?),
+        };
+        Ok(Smtp { config, tls })
+    }
 }
 
 /// How one delivery attempt failed.
@@ -119,10 +143,7 @@ impl Sender {
     }
 
     async fn attempt(&self, item: &OutboxItem) -> SendResult {
-        let queued = item.queued_at.parse::<jiff::Timestamp>().unwrap_or_else(|_| jiff::Timestamp::now());
-        let age = jiff::Timestamp::now().duration_since(queued);
-        let limit = jiff::SignedDuration::try_from(self.config.give_up_after).unwrap_or(jiff::SignedDuration::MAX);
-        if age > limit {
+        if expired(&item.queued_at, jiff::Timestamp::now(), self.config.give_up_after) {
             return SendResult::Failed {
                 error: format!(
                     "not sent within {} of being queued (the last error: see the events)",
@@ -142,16 +163,25 @@ impl Sender {
             Ok(b) => b,
             Err(e) => return SendResult::Failed { error: e.to_string() },
         };
+        // For a server without 8BITMIME (RFC 6152), the same message in 7 bits.
+        let seven_bit = match bytes.is_ascii() {
+            true => None,
+            false => match crate::respond::compose_seven_bit(&item.draft, original.as_deref()) {
+                Ok(b) => Some(b),
+                Err(e) => return SendResult::Failed { error: e.to_string() },
+            },
+        };
         let recipients = item.draft.recipients();
         let reverse_path = (!item.draft.null_sender).then(|| {
             crate::relationships::normalize_address(&item.draft.from).unwrap_or_else(|| item.draft.from.clone())
         });
         let outcome = match &self.transport {
             Transport::Directory(dir) => write_to_directory(dir, item, &bytes).await,
-            Transport::Smtp(cfg) => {
+            Transport::Smtp(smtp) => {
                 let db = self.db.clone();
                 let id = item.id;
-                deliver(cfg, reverse_path.as_deref(), &recipients, &bytes, || async move {
+                let message = Message { bytes: &bytes, seven_bit: seven_bit.as_deref() };
+                deliver(smtp, reverse_path.as_deref(), &recipients, message, || async move {
                     db.call(move |s| s.outbox_data_started(id)).await.map_err(|e| e.to_string())
                 })
                 .await
@@ -165,15 +195,35 @@ impl Sender {
         }
     }
 
-    /// The next attempt: `retry_min` doubled for every earlier attempt, at most `retry_max`,
-    /// with up to a tenth of random spread so that many items do not all come back at once.
     fn retry(&self, item: &OutboxItem, error: String) -> SendResult {
-        let exponent = (item.attempts - 1).clamp(0, 20) as u32;
-        let base = self.config.retry_min.saturating_mul(2u32.saturating_pow(exponent)).min(self.config.retry_max);
-        let spread = base.mul_f64(rand::random::<f64>() * 0.1);
-        let next = jiff::Timestamp::now() + jiff::SignedDuration::try_from(base + spread).unwrap_or_default();
+        let wait = backoff(item.attempts, self.config.retry_min, self.config.retry_max, rand::random::<f64>());
+        let next = jiff::Timestamp::now() + jiff::SignedDuration::try_from(wait).unwrap_or_default();
         SendResult::Retry { error, next: crate::store::timestamp_text(next) }
     }
+}
+
+/// How long to wait after attempt number `attempts` failed: `min` doubled for every earlier
+/// attempt, at most `max`, less up to a tenth (`random` in 0..1) so that many items do not
+/// all come back at once.
+pub fn backoff(attempts: i64, min: Duration, max: Duration, random: f64) -> Duration {
+    let exponent = (attempts - 1).clamp(0, 30) as u32;
+    let base = min.saturating_mul(2u32.saturating_pow(exponent)).min(max);
+    base.mul_f64(1.0 - random.clamp(0.0, 1.0) * 0.1)
+}
+
+/// Whether an item queued at `queued_at` (RFC 3339) is past `limit` at `now`. An unreadable
+/// time counts as now (the item is then tried).
+pub fn expired(queued_at: &str, now: jiff::Timestamp, limit: Duration) -> bool {
+    let queued = queued_at.parse::<jiff::Timestamp>().unwrap_or(now);
+    let limit = jiff::SignedDuration::try_from(limit).unwrap_or(jiff::SignedDuration::MAX);
+    now.duration_since(queued) > limit
+}
+
+/// The bytes to send, and the same message in 7 bits when it has 8-bit content.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    pub bytes: &'a [u8],
+    pub seven_bit: Option<&'a [u8]>,
 }
 
 fn log(item: &OutboxItem, result: &SendResult) {
@@ -228,16 +278,17 @@ fn before_data(step: &str, e: lettre::transport::smtp::Error) -> DeliveryError {
 /// One SMTP transaction: connect (TLS as configured), EHLO, AUTH, MAIL, RCPT for each
 /// recipient, DATA; then `data_starts` (the store notes it), then the message.
 pub async fn deliver<F, Fut>(
-    cfg: &SmtpConfig,
+    smtp: &Smtp,
     reverse_path: Option<&str>,
     recipients: &[String],
-    message: &[u8],
+    message: Message<'_>,
     data_starts: F,
 ) -> Result<String, DeliveryError>
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
+    let cfg = &smtp.config;
     let limit = cfg.timeout;
     let timed_out = |step: &str| {
         DeliveryError::Temporary(format!("{step}: no answer within {}", humantime::format_duration(limit)))
@@ -246,10 +297,7 @@ where
         Some(name) => ClientId::Domain(name.clone()),
         None => ClientId::default(),
     };
-    let tls = match cfg.tls {
-        TlsMode::None => None,
-        TlsMode::Implicit | TlsMode::StartTls => Some(tls_parameters(cfg).map_err(DeliveryError::Permanent)?),
-    };
+    let tls = &smtp.tls;
     let implicit = if cfg.tls == TlsMode::Implicit { tls.clone() } else { None };
     let mut conn = tokio::time::timeout(
         limit,
@@ -282,14 +330,20 @@ where
                 .map_err(|e| before_data("AUTH", e))?;
         }
         let mut parameters = Vec::new();
-        if !message.is_ascii() {
-            if !conn.server_info().supports_feature(Extension::EightBitMime) {
+        let eight_bit_mime = conn.server_info().supports_feature(Extension::EightBitMime);
+        let message = match (message.bytes.is_ascii(), eight_bit_mime, message.seven_bit) {
+            (true, _, _) => message.bytes,
+            (false, true, _) => {
+                parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+                message.bytes
+            }
+            (false, false, Some(seven_bit)) => seven_bit,
+            (false, false, None) => {
                 return Err(DeliveryError::Permanent(
                     "the message has 8-bit content and the server does not offer 8BITMIME".into(),
                 ));
             }
-            parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
-        }
+        };
         let from = match reverse_path {
             // RFC 5321 §4.5.5: the null reverse-path, for mail that must not be answered.
             None => None,
@@ -337,13 +391,268 @@ where
     result
 }
 
-/// TLS for the SMTP server: the system's roots, or only the configured CA file (pinned).
+/// TLS for the SMTP server: the system's roots, or only the configured CA file (pinned; read
+/// as `tls::client_config` reads it for IMAP).
 fn tls_parameters(cfg: &SmtpConfig) -> Result<TlsParameters, String> {
     let mut builder = TlsParameters::builder(cfg.host.clone());
     if let Some(ca) = &cfg.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
-        let cert = Certificate::from_pem(&pem).map_err(|e| format!("{}: {e}", ca.display()))?;
-        builder = builder.certificate_store(CertificateStore::None).add_root_certificate(cert);
+        builder = builder.certificate_store(CertificateStore::None);
+        for der in crate::tls::ca_certificates(ca)? {
+            let cert = Certificate::from_der(der.to_vec()).map_err(|e| format!("{}: {e}", ca.display()))?;
+            builder = builder.add_root_certificate(cert);
+        }
     }
     builder.build_rustls().map_err(|e| format!("TLS set-up: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    use super::*;
+    use crate::respond::{Draft, Kind, Plan};
+    use crate::store::{Incoming, Judged, Origin, Outcome, Store, Summary, sha256_hex};
+
+    const MIN: Duration = Duration::from_secs(60);
+    const MAX: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum_and_spreads_downwards() {
+        assert_eq!(backoff(1, MIN, MAX, 0.0), MIN);
+        assert_eq!(backoff(2, MIN, MAX, 0.0), MIN * 2);
+        assert_eq!(backoff(4, MIN, MAX, 0.0), MIN * 8);
+        assert_eq!(backoff(7, MIN, MAX, 0.0), MAX, "64 minutes is capped at an hour");
+        assert_eq!(backoff(1_000, MIN, MAX, 0.0), MAX, "no overflow");
+        assert_eq!(backoff(1, MIN, MAX, 1.0), Duration::from_secs(54), "at most a tenth less");
+        assert!(backoff(9, MIN, MAX, 0.5) <= MAX, "the spread never goes past the maximum");
+    }
+
+    #[test]
+    fn expiry_counts_from_when_the_item_was_queued() {
+        let now = jiff::Timestamp::now();
+        let limit = Duration::from_secs(5 * 24 * 3600);
+        let at = |secs: i64| crate::store::timestamp_text(now - jiff::SignedDuration::from_secs(secs));
+        assert!(!expired(&at(5 * 24 * 3600 - 1), now, limit));
+        assert!(expired(&at(5 * 24 * 3600 + 1), now, limit));
+        assert!(!expired("not a time", now, limit), "tried rather than dropped");
+    }
+
+    fn judged() -> Judged {
+        Judged {
+            class: "other".into(),
+            reason: "test".into(),
+            related_statement: None,
+            related_tracking_id: None,
+            no_ack: None,
+            sender: Some("jane@x.org".into()),
+            sender_verified: false,
+            verification: "none".into(),
+            relationship: None,
+            organization: None,
+            rule: None,
+            to: vec!["ann@example.org".into()],
+            cc: Vec::new(),
+            route_reason: "test".into(),
+            candidates: Vec::new(),
+        }
+    }
+
+    /// A database holding one message with one notification queued about it.
+    fn queued(dir: &std::path::Path, body: &str) -> Db {
+        let mut s = Store::open(&dir.join("t.db"), Duration::from_secs(5)).expect("open");
+        let raw = b"Subject: x\r\n\r\ny".to_vec();
+        let incoming = Incoming {
+            sha256: sha256_hex(&raw),
+            raw,
+            message_id: None,
+            raw_complete: true,
+            internal_date: None,
+            origin: Origin::stdin(),
+        };
+        let id = s.accept(&incoming).expect("accept").id;
+        let draft = Draft {
+            kind: Kind::Notification,
+            message_id: "liaisond.notification.m1.0@iab.org".into(),
+            date: "2026-03-01T12:00:00Z".into(),
+            from: "liaison@iab.org".into(),
+            to: vec!["ann@example.org".into()],
+            cc: Vec::new(),
+            reply_to: Vec::new(),
+            subject: "a look".into(),
+            in_reply_to: None,
+            references: Vec::new(),
+            auto_submitted: "auto-generated".into(),
+            body: body.into(),
+            attach_original: true,
+            null_sender: false,
+        };
+        let plan = |_: &crate::store::OutgoingContext<'_>| Plan {
+            drafts: vec![draft.clone()],
+            ack: Err("test".into()),
+            no_notification: None,
+        };
+        s.record_judged(id, &Outcome::Processed, &Summary::default(), None, Some(&|_| judged()), Some(&plan))
+            .expect("record");
+        Db::new(s)
+    }
+
+    fn config() -> OutboxConfig {
+        OutboxConfig { retry_min: MIN, retry_max: MAX, ..OutboxConfig::default() }
+    }
+
+    async fn only_row(db: &Db) -> crate::store::OutboxRow {
+        db.call(|s| s.outbox_rows(&[], 10)).await.expect("rows").pop().expect("a row")
+    }
+
+    #[tokio::test]
+    async fn the_directory_transport_writes_the_message_or_retries() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let db = queued(d.path(), "hello\n");
+        // A file where the directory should be: cannot write, retried later.
+        let blocked = d.path().join("blocked");
+        std::fs::write(&blocked, "").expect("file");
+        let attempts =
+            Sender::new(db.clone(), Transport::Directory(blocked), config()).run(CancellationToken::new(), true).await;
+        assert_eq!(attempts, 1);
+        let row = only_row(&db).await;
+        assert_eq!(row.state, "pending");
+        assert!(row.last_error.as_deref().unwrap_or("").contains("cannot write"), "{row:?}");
+        assert!(row.next_attempt_at.is_some_and(|n| n > crate::store::now_utc()), "not due again at once");
+
+        // Due again now (an operator: cancel, then retry).
+        db.call(|s| s.cancel_outbox(1, "t").and_then(|_| s.retry_outbox(1, "t"))).await.expect("due now");
+        let out = d.path().join("out");
+        Sender::new(db.clone(), Transport::Directory(out.clone()), config()).run(CancellationToken::new(), true).await;
+        assert_eq!(only_row(&db).await.state, "sent");
+        let written = std::fs::read(out.join("000001-notification.eml")).expect("the message file");
+        let text = String::from_utf8_lossy(&written);
+        assert!(text.contains("Message-ID: <liaisond.notification.m1.0@iab.org>"), "{text}");
+        assert!(text.contains("message/rfc822"), "the original is attached: {text}");
+    }
+
+    #[tokio::test]
+    async fn an_item_not_sent_in_time_fails() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let db = queued(d.path(), "hello\n");
+        let config = OutboxConfig { give_up_after: Duration::from_millis(1), ..config() };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Sender::new(db.clone(), Transport::Directory(d.path().join("out")), config)
+            .run(CancellationToken::new(), true)
+            .await;
+        let row = only_row(&db).await;
+        assert_eq!(row.state, "failed");
+        assert!(row.last_error.as_deref().unwrap_or("").contains("not sent within"), "{row:?}");
+        assert!(!d.path().join("out").exists(), "nothing written");
+    }
+
+    /// A minimal SMTP server that offers neither STARTTLS nor 8BITMIME and keeps the data it
+    /// was given (no real server can be made to lack them).
+    async fn bare_smtp_server() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let keep = received.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let keep = keep.clone();
+                tokio::spawn(async move {
+                    let (r, mut w) = stream.into_split();
+                    let mut lines = BufReader::new(r);
+                    let _ = w.write_all(b"220 bare ESMTP\r\n").await;
+                    let mut line = Vec::new();
+                    loop {
+                        line.clear();
+                        if lines.read_until(b'\n', &mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let verb = String::from_utf8_lossy(&line).to_ascii_uppercase();
+                        let reply: &[u8] = if verb.starts_with("EHLO") {
+                            b"250-bare\r\n250 SIZE 10000000\r\n"
+                        } else if verb.starts_with("DATA") {
+                            let _ = w.write_all(b"354 go on\r\n").await;
+                            let mut data = Vec::new();
+                            while !data.ends_with(b"\r\n.\r\n") {
+                                if lines.read_until(b'\n', &mut data).await.unwrap_or(0) == 0 {
+                                    return;
+                                }
+                            }
+                            keep.lock().expect("lock").push(data);
+                            b"250 queued\r\n"
+                        } else if verb.starts_with("QUIT") {
+                            let _ = w.write_all(b"221 bye\r\n").await;
+                            return;
+                        } else {
+                            b"250 ok\r\n"
+                        };
+                        if w.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (port, received)
+    }
+
+    fn smtp(port: u16, tls: TlsMode) -> Smtp {
+        let config = SmtpConfig {
+            host: "127.0.0.1".into(),
+            port,
+            tls,
+            ca_file: None,
+            credentials: None,
+            password_source: None,
+            timeout: Duration::from_secs(5),
+            hello_name: Some("test.example.org".into()),
+        };
+        // STARTTLS with the system's roots; the bare server never gets that far.
+        Smtp::new(config).expect("TLS settings")
+    }
+
+    #[tokio::test]
+    async fn a_server_without_starttls_gets_nothing_in_clear_text() {
+        let (port, received) = bare_smtp_server().await;
+        let message = Message { bytes: b"Subject: x\r\n\r\ny\r\n", seven_bit: None };
+        let e =
+            deliver(&smtp(port, TlsMode::StartTls), Some("a@x.org"), &["b@x.org".into()], message, || async { Ok(()) })
+                .await
+                .expect_err("refused");
+        assert!(matches!(&e, DeliveryError::Temporary(m) if m.contains("does not offer STARTTLS")), "{e}");
+        assert!(received.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_server_without_8bitmime_gets_the_seven_bit_copy() {
+        let (port, received) = bare_smtp_server().await;
+        let eight = "Subject: x\r\n\r\nZürich\r\n".as_bytes();
+        let to = ["b@x.org".to_string()];
+        let e = deliver(&smtp(port, TlsMode::None), None, &to, Message { bytes: eight, seven_bit: None }, || async {
+            Ok(())
+        })
+        .await
+        .expect_err("no 7-bit copy");
+        assert!(matches!(&e, DeliveryError::Permanent(m) if m.contains("8BITMIME")), "{e}");
+        let seven = b"Subject: x\r\n\r\nZ=C3=BCrich\r\n";
+        let started = Arc::new(Mutex::new(false));
+        let s = started.clone();
+        let reply = deliver(
+            &smtp(port, TlsMode::None),
+            None,
+            &to,
+            Message { bytes: eight, seven_bit: Some(seven) },
+            || async move {
+                *s.lock().expect("lock") = true;
+                Ok(())
+            },
+        )
+        .await
+        .expect("sent");
+        assert!(reply.starts_with("250"), "{reply}");
+        assert!(*started.lock().expect("lock"), "the store was told before the data went out");
+        let got = received.lock().expect("lock").clone();
+        assert_eq!(got.len(), 1);
+        assert!(got[0].starts_with(seven) && got[0].is_ascii(), "{:?}", String::from_utf8_lossy(&got[0]));
+    }
 }

@@ -22,14 +22,7 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>
     let mut roots = RootCertStore::empty();
     match ca_file {
         Some(path) => {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("CA file {}: {e}", path.display()))?;
-            let (added, _ignored) = roots.add_parsable_certificates(certs);
-            if added == 0 {
-                return Err(format!("CA file {} holds no usable certificate", path.display()));
-            }
+            roots.add_parsable_certificates(ca_certificates(path)?);
         }
         None => {
             let native = rustls_native_certs::load_native_certs();
@@ -41,4 +34,19 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>
     }
     let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// The certificates in a PEM CA file; an error when it cannot be read or holds none that
+/// parses (checked when the configuration is loaded, for IMAP and SMTP alike).
+pub fn ca_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+    let mut roots = RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(certs.iter().cloned());
+    if added == 0 {
+        return Err(format!("CA file {} holds no usable certificate", path.display()));
+    }
+    Ok(certs)
 }

@@ -291,7 +291,8 @@ fn the_demo_records_the_sample_statements() {
     let demo = std::fs::read_to_string(repo_root().join("config/demo.toml")).expect("demo.toml");
     let demo = demo
         .replace("../demo-state/liaisond.db", &dir.path().join("demo.db").display().to_string())
-        .replace("../fixtures/demo-maildir", &repo_root().join("fixtures/demo-maildir").display().to_string());
+        .replace("../fixtures/demo-maildir", &repo_root().join("fixtures/demo-maildir").display().to_string())
+        .replace("../demo-state/outbox", &dir.path().join("outbox").display().to_string());
     let config = dir.path().join("demo.toml");
     std::fs::write(&config, demo).expect("write");
     let out = liaisond(&["run", "--once", "--config", config.to_str().expect("utf8")], None);
@@ -300,6 +301,16 @@ fn the_demo_records_the_sample_statements() {
     let fixtures = std::fs::read_dir(repo_root().join("fixtures/demo-maildir/new")).expect("fixtures").count();
     assert!(stdout.contains(&format!("Recorded {fixtures} new message(s)")), "{stdout}");
     assert!(stdout.contains("ITU-T SG13"), "{stdout}");
+    // What it would send is written into the outbox directory: a notification for each
+    // statement, and an acknowledgement for each that gets one.
+    let mut written: Vec<String> = std::fs::read_dir(dir.path().join("outbox"))
+        .expect("the outbox directory")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    written.sort();
+    let notifications = written.iter().filter(|n| n.ends_with("-notification.eml")).count();
+    let acks = written.iter().filter(|n| n.ends_with("-ack.eml")).count();
+    assert!(notifications >= 8 && acks >= 1 && acks <= notifications, "{written:?}");
     assert_eq!(
         std::fs::read_dir(repo_root().join("fixtures/demo-maildir/new")).expect("fixtures").count(),
         fixtures,
