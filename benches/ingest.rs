@@ -125,9 +125,13 @@ fn repo_root() -> PathBuf {
 
 fn start_testbed(dir: &Path) -> Result<Testbed> {
     let script = repo_root().join("scripts/testbed");
+    // The same users as the tests start it with (a different list would reload the servers
+    // and drop the end-to-end tests' users from under them).
+    let users = std::fs::read_to_string(repo_root().join("tests/testbed-users"))?;
     let status = Command::new(&script)
         .arg("start")
         .arg(dir)
+        .env("TESTBED_EXTRA_USERS", users.trim())
         .stdin(Stdio::null())
         // The daemons must not inherit a pipe; stdout is not needed (stderr shows problems).
         .stdout(Stdio::null())

@@ -104,7 +104,8 @@ pub struct Ours {
     pub message_id_domain: String,
 }
 
-/// The header liaisond puts on everything it sends; its value is our Message-ID domain.
+/// The header liaisond puts on everything it sends (its value is the kind of mail; only its
+/// presence is checked).
 pub const LOOP_HEADER: &str = "X-Liaisond-Loop";
 /// The local-part prefix of our Message-IDs.
 pub const MESSAGE_ID_PREFIX: &str = "liaisond.";

@@ -361,8 +361,8 @@ fn truncate(s: &str, max: usize) -> String {
 /// `liaisond ingest`: every failure before the commit is EX_TEMPFAIL, including a bad
 /// configuration, so that the MTA keeps the message until the operator fixes it.
 fn cmd_ingest(path: &Path) -> u8 {
-    // Only [store] and [limits] matter here: an MTA pipe runs without the daemon's credentials
-    // and need not see its mailboxes.
+    // The sources and [smtp] are not checked here: an MTA pipe runs without the daemon's
+    // credentials and need not see its mailboxes (it queues mail; the daemon sends it).
     let config = match Config::load_store_only(path) {
         Ok(c) => c,
         Err(e) => {

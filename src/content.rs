@@ -69,7 +69,7 @@ fn walk(message: &Message<'_>, depth: usize, out: &mut Content) {
             out.bodies.push(BodyText { text: text.replace("\r\n", "\n"), depth });
         }
     }
-    for (i, part) in message.attachments().enumerate() {
+    for part in message.attachments() {
         if let Some(inner) = part.message() {
             if depth + 1 > MAX_FORWARD_DEPTH {
                 out.warnings
@@ -92,7 +92,8 @@ fn walk(message: &Message<'_>, depth: usize, out: &mut Content) {
             })
             .unwrap_or_else(|| "application/octet-stream".into());
         let original = part.attachment_name();
-        let filename = safe_filename(original, out.attachments.len() + i + 1);
+        // Numbered by position among all the attachments found so far (1, 2, 3...).
+        let filename = safe_filename(original, out.attachments.len() + 1);
         let bytes = part.contents().to_vec();
         let kind = extract::sniff(original, &content_type, &bytes);
         out.attachments.push(AttachmentPart { filename, content_type, sha256: sha256_hex(&bytes), bytes, kind, depth });
@@ -153,5 +154,17 @@ mod tests {
         assert_eq!(c.attachments[0].filename, "LS.txt");
         assert_eq!(c.attachments[0].kind, Kind::Text);
         assert_eq!(c.attachments[0].depth, 1);
+    }
+
+    #[test]
+    fn unnamed_attachments_are_numbered_in_order() {
+        // Regression: the number counted this message's earlier parts twice (1, 3, 5).
+        let part = "--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment\r\n\r\nx\r\n";
+        let raw = format!(
+            "Subject: three\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n{part}{part}{part}--b--\r\n"
+        );
+        let names: Vec<String> = content(raw.as_bytes()).attachments.into_iter().map(|a| a.filename).collect();
+        assert_eq!(names, ["attachment-1", "attachment-2", "attachment-3"]);
     }
 }

@@ -15,9 +15,12 @@ use crate::config::Limits;
 use crate::pipeline::{self, Decision};
 use crate::store::{Accepted, Db, Incoming, MAX_PROCESSING_ATTEMPTS, Origin, Outcome, StoreError, Summary, sha256_hex};
 
-/// How long a stored message may stay `pending` before the background sweep picks it up
-/// (normally the source that stored it processes it within milliseconds).
-pub const PENDING_GRACE: Duration = Duration::from_secs(60);
+/// How long a stored message may stay `pending` before the background sweep picks it up:
+/// normally the source that stored it processes it within milliseconds, but a slow one may
+/// take up to the stage limit, and must not be read a second time meanwhile.
+pub fn pending_grace(limits: &Limits) -> Duration {
+    (limits.stage_timeout * 2).max(Duration::from_secs(60))
+}
 
 /// What happened to one incoming message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,7 +174,9 @@ impl Ingestor {
             Ok(Ok(Err(panic))) => quarantine(format!("pipeline panicked: {}", panic_text(&panic))),
             Ok(Err(join)) => quarantine(format!("pipeline task failed: {join}")),
             // The blocking thread cannot be stopped; it finishes on its own and its result is
-            // dropped. Stages that can truly hang (attachment parsers) run in a child process.
+            // dropped. The attachment parsers, known to hang, run in a child process; the rest
+            // is meant to be linear in its input (a quadratic path found in `understand` was a
+            // bug), so an overrun here ends.
             Err(_) => quarantine(format!("pipeline took longer than {}", humantime::format_duration(limit))),
         })
     }
@@ -246,15 +251,22 @@ impl Ingestor {
         if self.reader.is_none() {
             return Ok(0);
         }
-        let cutoff = jiff::Timestamp::now()
-            .checked_sub(jiff::SignedDuration::try_from(min_age).unwrap_or(jiff::SignedDuration::ZERO))
-            .unwrap_or(jiff::Timestamp::now())
-            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
-            .to_string();
+        let cutoff = crate::store::timestamp_text(
+            jiff::Timestamp::now()
+                .checked_sub(jiff::SignedDuration::try_from(min_age).unwrap_or(jiff::SignedDuration::ZERO))
+                .unwrap_or(jiff::Timestamp::now()),
+        );
         let ids = self.db.call(move |s| s.pending_message_ids(Some(&cutoff))).await?;
         let mut done = 0;
         for id in ids {
-            let message = self.db.call(move |s| s.begin_attempt(id)).await?;
+            // A failed write (a busy database) leaves the message pending for the next sweep.
+            let message = match self.db.call(move |s| s.begin_attempt(id)).await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(id, error = %e, "cannot start processing a pending message; will retry");
+                    continue;
+                }
+            };
             if message.state != "pending" {
                 continue;
             }
@@ -272,8 +284,9 @@ impl Ingestor {
                     None => continue,
                 }
             };
-            self.record(id, "recovery", None, decision).await?;
-            done += 1;
+            if self.record_or_leave_pending(id, "recovery", None, decision).await.is_some() {
+                done += 1;
+            }
         }
         Ok(done)
     }

@@ -2,8 +2,8 @@
 //!
 //! **Architecture invariant: nothing here does I/O** (no database, network, filesystem, clock
 //! or environment). Every stage is a function over data, so the stages are tested against the
-//! `.eml` corpus in `fixtures/` without any server, and `liaisond` can replay them later on
-//! stored raw bytes (`reprocess`).
+//! `.eml` corpus in `fixtures/` without any server, and can be replayed on stored raw bytes
+//! (`liaisond route --dry-run` does for routing).
 //!
 //! The stages, in order:
 //! 1. **parse** (here): mail-parser reads the header section into a [`Parsed`] view; a message
@@ -17,8 +17,10 @@
 //!
 //! Stages 2–4 live in `understand`, `classify` and `route` (pure too); `ingest` runs stage 2
 //! (reading, with attachments in the extraction workers) after this one and stages 3–4 when it
-//! records the outcome, against the store's history. Stage 5 arrives with the outbox. A stage that fails returns a [`StageError`], which makes
-//! the message `quarantined` with that error; the runner then goes on with the next message.
+//! records the outcome, against the store's history, in the same transaction as stage 5
+//! (`respond`, which plans the mail into the outbox). A stage that fails returns a
+//! [`StageError`], which makes the message `quarantined` with that error; the runner then
+//! goes on with the next message.
 
 use mail_parser::{Address, HeaderValue, MessageParser};
 
@@ -57,7 +59,7 @@ pub struct Decision {
     pub to_judge: Option<Box<crate::analyse::ToJudge>>,
 }
 
-/// Runs every stage on one message.
+/// Runs stage 1 (parse) on one message: its summary, or why it is quarantined.
 pub fn process(raw: &[u8]) -> Decision {
     match parse(raw) {
         Ok(parsed) => Decision {

@@ -398,7 +398,6 @@ struct Index {
 }
 
 impl Relationships {
-    /// Reads and validates a relationships file.
     /// The relationships data shipped with liaisond (`config/relationships.toml`), used when
     /// the configuration names no file of its own.
     pub fn builtin() -> Relationships {
@@ -408,6 +407,7 @@ impl Relationships {
             .unwrap_or_else(|e| panic!("the built-in relationships data is invalid: {e}"))
     }
 
+    /// Reads and validates a relationships file.
     pub fn load(path: &Path) -> Result<Relationships, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_path_buf(),

@@ -1044,7 +1044,7 @@ ack = false
         assert!(alert.cc.is_empty() && alert.reply_to.is_empty());
         assert_eq!(alert.subject, "liaisond: acknowledgements paused (30 in the last hour)");
         assert!(alert.body.contains("since 2026-03-01 11:00 UTC"), "{}", alert.body);
-        assert!(alert.body.contains("(the first one not acknowledged is LS-2026-0001)"), "{}", alert.body);
+        assert!(alert.body.contains("(this alert was raised by LS-2026-0001)"), "{}", alert.body);
         assert_eq!(alert.auto_submitted, "auto-generated");
         assert!(!alert.null_sender);
         assert!(alert.message_id.starts_with("liaisond.alert.LS-2026-0001."), "{}", alert.message_id);
@@ -1126,6 +1126,38 @@ ack = false
         assert_eq!(nested.subject(), Some("LS on clocks"));
         assert_eq!(nested.message_id(), Some("ls-1@itu.int"));
         assert!(nested.body_text(0).expect("text").contains("line two"));
+    }
+
+    #[test]
+    fn template_names_are_the_values_the_planner_sets() {
+        // Every value the planner sets can be used by the templates...
+        let c = case();
+        let headers = Headers::parse(RAW);
+        let now = jiff::Timestamp::now();
+        let incoming = Incoming {
+            tracking_id: Some("LS-2026-0001"),
+            message: 1,
+            judged: &c.judged,
+            analysis: &c.analysis,
+            headers: &headers,
+            received: now,
+            now,
+            size: 1,
+        };
+        let set = responder().values(&incoming, &rel(), &Ok("x@y.org".into()));
+        for key in set.keys() {
+            assert!(NOTIFICATION_NAMES.contains(key), "`{key}` is set but no template may use it");
+        }
+        for name in ACK_NAMES {
+            assert!(NOTIFICATION_NAMES.contains(name), "`{name}`: the acknowledgement's names are the notification's");
+        }
+        // ... and every name a template may use is set somewhere (not only listed).
+        let source = include_str!("respond.rs");
+        let code = &source[..source.find("#[cfg(test)]").unwrap_or(source.len())];
+        for name in NOTIFICATION_NAMES.iter().chain(ALERT_NAMES) {
+            let quoted = format!("\"{name}\"");
+            assert!(code.matches(&quoted).count() >= 2, "`{name}` is listed but never set");
+        }
     }
 
     #[test]

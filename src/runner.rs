@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::analyse::Reader;
 use crate::config::Config;
 use crate::imap::{ImapSource, SourceReport};
-use crate::ingest::{Ingestor, PENDING_GRACE};
+use crate::ingest::{Ingestor, pending_grace};
 use crate::maildir::MaildirSource;
 use crate::send::{Sender, Transport};
 use crate::store::{Db, InstanceLock, Store};
@@ -116,13 +116,14 @@ pub async fn run(config: Config, shutdown: CancellationToken, options: RunOption
         // pending after a write error) are picked up here.
         let ingestor = ingestor.clone();
         let token = shutdown.child_token();
+        let grace = pending_grace(&config.limits);
         tasks.spawn(async move {
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(PENDING_GRACE) => {}
+                    _ = tokio::time::sleep(grace) => {}
                     _ = token.cancelled() => return ("pending-sweep".to_string(), Ok(SourceReport::default())),
                 }
-                if let Err(e) = ingestor.process_pending(PENDING_GRACE).await {
+                if let Err(e) = ingestor.process_pending(grace).await {
                     tracing::warn!(error = %e, "processing pending messages failed; will retry");
                 }
             }

@@ -662,7 +662,7 @@ pub struct StoredMessage {
 
 /// Now, in UTC, as RFC 3339 with milliseconds.
 pub fn now_utc() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    timestamp_text(jiff::Timestamp::now())
 }
 
 /// An exclusive lock that one `liaisond run` holds on its database for its whole life.
@@ -1379,29 +1379,31 @@ impl Store {
 
     /// Records a failed poll. The event is written only when the error text changes, so a
     /// server that stays down does not fill the table.
-    pub fn poll_error(&self, source: &str, mailbox: &str, error: &str) -> Result<(), StoreError> {
-        let previous: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT last_error FROM cursors WHERE source = ?1 AND mailbox = ?2",
-                params![source, mailbox],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?
-            .flatten();
-        let now = now_utc();
-        self.conn
-            .execute(
+    pub fn poll_error(&mut self, source: &str, mailbox: &str, error: &str) -> Result<(), StoreError> {
+        // One transaction: the event is written exactly when the recorded error changes.
+        self.in_transaction(|tx| {
+            let previous: Option<String> = tx
+                .query_row(
+                    "SELECT last_error FROM cursors WHERE source = ?1 AND mailbox = ?2",
+                    params![source, mailbox],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
+            let now = now_utc();
+            tx.execute(
                 "INSERT INTO cursors (source, mailbox, last_error, last_error_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (source, mailbox) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at",
                 params![source, mailbox, error, now],
-            )
-            .map_err(|e| self.err(e))?;
-        if previous.as_deref() != Some(error) {
-            self.event(None, Some(source), "source_error", &format!("{mailbox}: {error}"))?;
-        }
-        Ok(())
+            )?;
+            if previous.as_deref() != Some(error) {
+                tx.execute(
+                    "INSERT INTO events (at, message, source, kind, detail) VALUES (?1, NULL, ?2, 'source_error', ?3)",
+                    params![now, source, format!("{mailbox}: {error}")],
+                )?;
+            }
+            Ok(())
+        })
     }
 
     /// Counts, cursors and recent events for `liaisond status`.

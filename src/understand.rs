@@ -446,7 +446,10 @@ fn labelled(text: &str) -> Vec<(Field, String)> {
         let Some(entry) = open.and_then(|i| out.get_mut(i)) else { continue };
         let is_contact = matches!(entry.0, Field::FromContact | Field::ReplyTo | Field::TechnicalContact);
         if t.is_empty() {
-            if !(is_contact && contact_paragraph(&lines[n + 1..])) {
+            // Decided at the first empty line of a run (looking past the run once); deciding
+            // again at each one made a run of N empty lines cost N² (a crafted body).
+            let first_of_run = n == 0 || !lines[n - 1].trim().is_empty();
+            if first_of_run && !(is_contact && contact_paragraph(&lines[n + 1..])) {
                 open = None;
             }
         } else if !(LABEL_LINE.is_match(t) || t.ends_with(':')) || t.contains('@') || t.starts_with("http") {
@@ -464,7 +467,7 @@ fn labelled(text: &str) -> Vec<(Field, String)> {
 /// `address`).
 fn contact_paragraph(lines: &[String]) -> bool {
     let para: Vec<&str> =
-        lines.iter().map(|l| l.trim()).skip_while(|l| l.is_empty()).take_while(|l| !l.is_empty()).collect();
+        lines.iter().map(|l| l.trim()).skip_while(|l| l.is_empty()).take_while(|l| !l.is_empty()).take(4).collect();
     !para.is_empty()
         && para.len() <= 3
         && para.iter().any(|l| !emails(l).is_empty())
@@ -868,6 +871,19 @@ mod tests {
         // A label-shaped line still ends it.
         let l = labelled("Contact Person:\nName: Kenji Sato\nE-mail Address: k@example.com\n");
         assert_eq!(l[0], (Field::FromContact, String::new()));
+    }
+
+    #[test]
+    fn a_long_run_of_empty_lines_after_a_contact_is_read_in_linear_time() {
+        // Regression: every empty line looked past the whole run again (N² for N lines; a
+        // crafted body of a few megabytes pinned a core far past the stage time limit).
+        let text = format!("Contact: a@example.org\n{}Jane Doe\njane@example.org\n", "\n".repeat(300_000));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(labelled(&text));
+        });
+        let l = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("finished (it took minutes when quadratic)");
+        assert_eq!(l, vec![(Field::FromContact, "a@example.org\nJane Doe\njane@example.org".to_string())]);
     }
 
     #[test]

@@ -80,6 +80,8 @@ pub enum SendResult {
     },
 }
 
+/// The one format of every time the database stores: RFC 3339, UTC, milliseconds. SQL
+/// compares these as text (due times, the acknowledgement windows), so there is only one.
 pub fn timestamp_text(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
@@ -88,7 +90,9 @@ fn ago(hours: i64) -> String {
     timestamp_text(jiff::Timestamp::now() - jiff::SignedDuration::from_hours(hours))
 }
 
-/// Earlier acknowledgements (cancelled ones do not count: they never went out).
+/// Earlier acknowledgements, by when they were queued: every one planned counts (it was
+/// meant to go out, and a failing address must not earn more), except those an operator
+/// cancelled.
 pub(super) fn ack_counts(tx: &rusqlite::Connection, to: &str) -> rusqlite::Result<AckCounts> {
     let day = ago(24);
     let hour = ago(1);

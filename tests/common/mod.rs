@@ -270,10 +270,10 @@ pub fn row_count(db: &Path) -> usize {
     if !db.exists() {
         return 0;
     }
-    match Store::open(db, Duration::from_secs(5)) {
-        Ok(s) => s.message_overview(None).map(|v| v.len()).unwrap_or(0),
-        Err(_) => 0,
-    }
+    // An unreadable database is a failure, not "0 rows" (an assertion like "fewer than N"
+    // would then pass whatever happened).
+    let store = Store::open(db, Duration::from_secs(30)).unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
+    store.message_overview(None).unwrap_or_else(|e| panic!("read {}: {e}", db.display())).len()
 }
 
 /// Run options for tests: the extraction workers are the real `liaisond` binary (the test's
