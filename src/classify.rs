@@ -177,9 +177,20 @@ impl Headers {
         self.get(name).is_some()
     }
 
-    /// Message-IDs in every field with this name, without angle brackets.
+    /// Message-IDs in every field with this name, without angle brackets. A field with no
+    /// bracketed ID gives its bare `local@domain` words, as mail-parser (and so the stored
+    /// Message-ID) reads them: some clients omit the brackets.
     pub fn message_ids(&self, name: &str) -> Vec<String> {
-        self.all(name).flat_map(|v| MSG_ID.captures_iter(v).map(|c| c[1].to_string()).collect::<Vec<_>>()).collect()
+        self.all(name)
+            .flat_map(|v| {
+                let bracketed: Vec<String> = MSG_ID.captures_iter(v).map(|c| c[1].to_string()).collect();
+                if bracketed.is_empty() {
+                    v.split_whitespace().filter(|w| w.contains('@')).map(str::to_string).collect()
+                } else {
+                    bracketed
+                }
+            })
+            .collect()
     }
 }
 
@@ -606,6 +617,10 @@ mod tests {
         );
         assert_eq!(c.class, Class::AutoReply);
         let c = run("From: a@3gpp.org\r\nSubject: LS on DetNet\r\nMessage-ID: <orig@3gpp.org>", &statement(), &Held);
+        assert_eq!(c.class, Class::Duplicate, "{c:?}");
+        // Regression: a Message-ID written without angle brackets (stored so by mail-parser)
+        // was not looked up, so a second copy became a second statement and acknowledgement.
+        let c = run("From: a@3gpp.org\r\nSubject: LS on DetNet\r\nMessage-ID: orig@3gpp.org", &statement(), &Held);
         assert_eq!(c.class, Class::Duplicate, "{c:?}");
         // The datatracker's copy of a statement we hold, and of one we do not.
         let dt = "From: Liaison Statement Management Tool <statements@ietf.org>\r\nSubject: New Liaison Statement, \"LS on DetNet\"";

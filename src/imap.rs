@@ -172,6 +172,8 @@ pub struct ImapSource {
     ingestor: Ingestor,
     tls: Option<Arc<rustls::ClientConfig>>,
     warned_no_expunge: bool,
+    /// The server refused to post-process during this sync (the error must stay visible).
+    deferred_this_sync: bool,
 }
 
 /// What one FETCH stored.
@@ -205,7 +207,7 @@ impl ImapSource {
                 Some(crate::tls::client_config(cfg.ca_file.as_deref()).map_err(ImapError::TlsConfig)?)
             }
         };
-        Ok(ImapSource { cfg, ingestor, tls, warned_no_expunge: false })
+        Ok(ImapSource { cfg, ingestor, tls, warned_no_expunge: false, deferred_this_sync: false })
     }
 
     fn name(&self) -> &str {
@@ -264,18 +266,24 @@ impl ImapSource {
             }
         }
         loop {
+            self.deferred_this_sync = false;
+            let seen_before = report.stored + report.already_known;
             self.sync(&mut session, caps, shutdown, report).await?;
             backoff.reset();
-            let (name, mailbox) = (self.cfg.name.clone(), self.cfg.mailbox.clone());
-            self.ingestor.db().call(move |s| s.poll_ok(&name, &mailbox)).await?;
+            let (name, mailbox, keep_error) =
+                (self.cfg.name.clone(), self.cfg.mailbox.clone(), self.deferred_this_sync);
+            self.ingestor.db().call(move |s| s.poll_ok(&name, &mailbox, keep_error)).await?;
             if once || shutdown.is_cancelled() {
                 // Best effort: the server cleans up a dropped connection anyway.
                 let _ = tokio::time::timeout(t, session.logout()).await;
                 return Ok(());
             }
             // New mail announced while the sync ran (an EXISTS during a FETCH or MOVE) went to
-            // the unsolicited channel; the server will not announce it again in IDLE.
-            if mailbox_changed_meanwhile(&session) {
+            // the unsolicited channel; the server will not announce it again in IDLE. That
+            // channel holds only 100 responses (async-imap drops the rest: a batch of MOVEs
+            // fills it with EXPUNGEs), so after a sync that found mail, look once more.
+            let found_mail = report.stored + report.already_known > seen_before;
+            if mailbox_changed_meanwhile(&session) || found_mail {
                 continue;
             }
             session = if caps.idle && self.cfg.idle {
@@ -625,6 +633,7 @@ impl ImapSource {
         match self.post_action(session, caps, uidvalidity, uids).await {
             Err(e @ ImapError::Protocol { source: async_imap::error::Error::No(_), .. }) => {
                 tracing::warn!(source = self.name(), error = %e, "server refused the post-processing; it stays owed");
+                self.deferred_this_sync = true;
                 let (name, mb, text) = (self.cfg.name.clone(), self.cfg.mailbox.clone(), e.to_string());
                 self.ingestor.db().call(move |s| s.poll_error(&name, &mb, &text)).await?;
                 Ok(())

@@ -56,7 +56,7 @@ impl MaildirSource {
             let mailbox = self.cfg.path.display().to_string();
             let name = self.cfg.name.clone();
             let recorded = match &result {
-                Ok(()) => self.ingestor.db().call(move |s| s.poll_ok(&name, &mailbox)).await,
+                Ok(()) => self.ingestor.db().call(move |s| s.poll_ok(&name, &mailbox, false)).await,
                 Err(e) => {
                     tracing::warn!(source = self.cfg.name, error = %e, "Maildir scan failed");
                     let text = e.to_string();

@@ -1365,13 +1365,15 @@ impl Store {
     }
 
     /// Records a successful poll of a mailbox (and clears its last error).
-    pub fn poll_ok(&self, source: &str, mailbox: &str) -> Result<(), StoreError> {
+    /// With `keep_error`, an error recorded during this poll (a refused post-processing that
+    /// stays owed) stays visible in `status`.
+    pub fn poll_ok(&self, source: &str, mailbox: &str, keep_error: bool) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "INSERT INTO cursors (source, mailbox, last_poll_ok) VALUES (?1, ?2, ?3)
                  ON CONFLICT (source, mailbox) DO UPDATE SET last_poll_ok = excluded.last_poll_ok,
-                 last_error = NULL, last_error_at = NULL",
-                params![source, mailbox, now_utc()],
+                 last_error = CASE WHEN ?4 THEN last_error END, last_error_at = CASE WHEN ?4 THEN last_error_at END",
+                params![source, mailbox, now_utc(), keep_error],
             )
             .map(|_| ())
             .map_err(|e| self.err(e))

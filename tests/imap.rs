@@ -297,3 +297,27 @@ async fn without_move_it_copies_and_expunges_only_its_own_messages() {
     assert!(left[0].1.iter().any(|f| f == "Deleted"), "{left:?}");
     assert_eq!(count(&mut s, &done).await, 2, "each message copied exactly once");
 }
+
+#[tokio::test]
+async fn a_refused_move_stays_owed_and_visible_in_status() {
+    // R16: the server refuses the post-processing (here: it cannot create the folder, a "."
+    // in the name being refused by the testbed's Maildir++ layout). The
+    // messages are stored, the move stays owed, and the error stays visible (a regression:
+    // the successful poll right after cleared it).
+    let tb = testbed();
+    let (_s, mailbox) = mailbox_with(tb, "refused-move", 2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = imap_config(tb, dir.path(), &mailbox, Security::None, "leave", "");
+    config.imap[0].after_commit = liaisond::config::AfterCommit::Move(format!("{mailbox}.refused"));
+    let report = run_once(config.clone()).await;
+    assert_eq!(report.stored, 2);
+    assert_stored_once(&config.database, &ids(&mailbox, 2));
+    let status = liaisond::store::Store::open(&config.database, std::time::Duration::from_secs(5))
+        .expect("open")
+        .status(20)
+        .expect("status");
+    assert_eq!(status.pending_server_actions, 2, "the move stays owed");
+    let cursor = &status.cursors[0];
+    assert!(cursor.last_poll_ok.is_some());
+    assert!(cursor.last_error.as_deref().is_some_and(|e| e.contains("NO")), "{cursor:?}");
+}
