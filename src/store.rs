@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod outbox;
+mod follow;
+pub use follow::Change;
 pub use outbox::{OutboxItem, OutboxRow, OutgoingContext, Planner, SendResult, timestamp_text};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -206,6 +208,42 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_recent ON outbox (kind, created_at);
     CREATE INDEX outbox_by_message ON outbox (message);
     ALTER TABLE statements ADD COLUMN ack TEXT;
+    "#,
+    // 5: following statements through. Who answers for a statement (`assigned_to`, set by an
+    // operator; else its route), why it was closed and by which message, the reminders decided
+    // (one row per statement, deadline and step: a restart or a second run never repeats one,
+    // and a new deadline starts a new ladder), the digests decided (one row per schedule slot,
+    // also when there was nothing to report), and the managers' check-ins.
+    r#"
+    ALTER TABLE statements ADD COLUMN assigned_to TEXT;
+    ALTER TABLE statements ADD COLUMN done_reason TEXT;
+    ALTER TABLE statements ADD COLUMN done_message INTEGER REFERENCES messages (id);
+    CREATE INDEX statements_by_state ON statements (state, deadline);
+    CREATE TABLE reminders (
+        statement  INTEGER NOT NULL REFERENCES statements (id),
+        deadline   TEXT NOT NULL,
+        step       TEXT NOT NULL,
+        due_on     TEXT NOT NULL,
+        outbox     INTEGER REFERENCES outbox (id),
+        decided_at TEXT NOT NULL,
+        PRIMARY KEY (statement, deadline, step)
+    );
+    CREATE TABLE digests (
+        id           INTEGER PRIMARY KEY,
+        slot         TEXT NOT NULL UNIQUE,
+        period_start TEXT,
+        period_end   TEXT NOT NULL,
+        outbox       INTEGER REFERENCES outbox (id),
+        decided_at   TEXT NOT NULL
+    );
+    CREATE TABLE check_ins (
+        id          INTEGER PRIMARY KEY,
+        manager     TEXT NOT NULL,
+        on_date     TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        note        TEXT
+    );
+    CREATE INDEX check_ins_by_manager ON check_ins (manager, on_date);
     "#,
 ];
 
