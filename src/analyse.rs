@@ -60,6 +60,16 @@ impl Reader {
         Reader { relationships, extractor, budget, identity, responder: None }
     }
 
+    /// The relationships data it reads with.
+    pub fn relationships(&self) -> &Relationships {
+        &self.relationships
+    }
+
+    /// What plans the mail liaisond sends (with the templates), when it sends any.
+    pub fn responder(&self) -> Option<&crate::respond::Responder> {
+        self.responder.as_ref()
+    }
+
     /// Also plans the mail to send about each recorded message.
     pub fn with_responder(mut self, responder: crate::respond::Responder) -> Reader {
         self.responder = Some(responder);
@@ -93,7 +103,26 @@ impl Reader {
     /// store records it.
     pub fn judge(&self, to_judge: &ToJudge, history: &dyn crate::classify::History) -> crate::store::Judged {
         let j = judge_read(&to_judge.headers, &to_judge.analysis, &self.relationships, &self.identity, history);
+        let answers = match &j.classification.related {
+            Some(known) if j.classification.class == crate::classify::Class::FollowUp => {
+                let mut recipients = to_judge.headers.addresses("to");
+                recipients.extend(to_judge.headers.addresses("cc"));
+                crate::follow::answers(
+                    &crate::follow::Reply {
+                        sender: to_judge.analysis.sender.as_deref(),
+                        sender_verified: j.route.sender_verified,
+                        recipients: &recipients,
+                        datatracker_reply: j.classification.datatracker_reply,
+                        in_response: to_judge.analysis.statement.purpose == Some(crate::understand::Purpose::Response),
+                        handlers: &known.handlers,
+                    },
+                    &self.relationships,
+                )
+            }
+            _ => None,
+        };
         crate::store::Judged {
+            answers,
             class: j.classification.class.as_str().to_string(),
             reason: j.classification.reason,
             related_statement: j.classification.related.as_ref().map(|k| k.id),

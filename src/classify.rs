@@ -93,6 +93,9 @@ pub struct Classification {
     /// For a `statement` that must not be acknowledged whatever else holds (sent through a
     /// list, or by an organisation that asked for no acknowledgements), why.
     pub no_ack: Option<String>,
+    /// A follow-up that is the datatracker's posting of a reply to its statement ("In
+    /// Response", naming the statement as its referenced liaison).
+    pub datatracker_reply: bool,
 }
 
 /// Who we are, to recognise our own mail coming back (R41).
@@ -121,6 +124,11 @@ pub trait History {
     fn by_message_id(&self, message_id: &str) -> Option<KnownStatement>;
     /// A statement with this title from this organisation (for the datatracker's copies).
     fn by_title_and_org(&self, title: &str, from_org: &str) -> Option<KnownStatement>;
+    /// The latest statement with this title, from anyone (a datatracker reply names the
+    /// statement it answers by its title).
+    fn by_title(&self, _title: &str) -> Option<KnownStatement> {
+        None
+    }
 }
 
 /// No earlier messages (`liaisond parse`).
@@ -177,6 +185,21 @@ impl Headers {
         self.get(name).is_some()
     }
 
+    /// The mail addresses in every field with this name (To, Cc), normalised, each once.
+    pub fn addresses(&self, name: &str) -> Vec<String> {
+        let mut all: Vec<String> = Vec::new();
+        for v in self.all(name) {
+            for m in ADDRESS.find_iter(v) {
+                if let Some(a) = normalize_address(m.as_str())
+                    && !all.contains(&a)
+                {
+                    all.push(a);
+                }
+            }
+        }
+        all
+    }
+
     /// Message-IDs in every field with this name, without angle brackets. A field with no
     /// bracketed ID gives its bare `local@domain` words, as mail-parser (and so the stored
     /// Message-ID) reads them: some clients omit the brackets.
@@ -194,9 +217,22 @@ impl Headers {
     }
 }
 
+static ADDRESS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[A-Za-z0-9._%+'=-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+").expect("static regex"));
 static MSG_ID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"<([^<>\s]+)>").expect("static regex"));
 static TRACKING_ID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\bLS-(\d{4})-(\d{4,6})\b").expect("static regex"));
+
+/// The held statement a reply names: a tracking ID in its `related` field, else the title
+/// written there (`Referenced liaison: <title> (<datatracker URL>)`).
+fn referenced_statement(st: &Statement, history: &dyn History) -> Option<KnownStatement> {
+    let related = st.related.as_deref()?;
+    if let Some(known) = tracking_ids_in(related).iter().find_map(|id| history.by_tracking_id(id)) {
+        return Some(known);
+    }
+    let title = related.split(" (http").next().unwrap_or(related).trim();
+    (!title.is_empty() && !title.starts_with("http")).then(|| history.by_title(title)).flatten()
+}
 
 /// The tracking IDs written in a text (`LS-2026-0042`), upper-cased.
 pub fn tracking_ids_in(text: &str) -> Vec<String> {
@@ -217,7 +253,13 @@ pub struct Input<'a> {
 /// Classifies one message.
 pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &dyn History) -> Classification {
     let h = input.headers;
-    let verdict = |class: Class, reason: String| Classification { class, reason, related: None, no_ack: None };
+    let verdict = |class: Class, reason: String| Classification {
+        class,
+        reason,
+        related: None,
+        no_ack: None,
+        datatracker_reply: false,
+    };
     // Compared with our address and matched on its local part: normalised (lower case) here,
     // whatever form the caller has it in.
     let sender = input.sender.and_then(normalize_address).unwrap_or_default();
@@ -252,6 +294,20 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
     // 3. The datatracker's copy of a statement: a robot's mail, but a statement (or a copy of
     //    one already held).
     if rel.is_datatracker_sender(sender) && subject.to_ascii_lowercase().contains("new liaison statement") {
+        // A reply posted in the datatracker to a statement we hold: "In Response", naming it
+        // as the referenced liaison (by its title, or by our tracking ID when the poster
+        // wrote it in).
+        if input.statement.purpose == Some(crate::understand::Purpose::Response)
+            && let Some(known) = referenced_statement(input.statement, history)
+        {
+            return Classification {
+                class: Class::FollowUp,
+                reason: format!("the datatracker's notice of a reply to {}", known.tracking_id),
+                related: Some(known),
+                no_ack: None,
+                datatracker_reply: true,
+            };
+        }
         if let (Some(title), Some(org)) = (input.statement.title.as_deref(), input.statement.from_org.as_deref())
             && let Some(known) = history.by_title_and_org(title, org)
         {
@@ -260,6 +316,7 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
                 reason: format!("the datatracker's copy of {} (same title, from {org})", known.tracking_id),
                 related: Some(known),
                 no_ack: None,
+                datatracker_reply: false,
             };
         }
         return Classification {
@@ -267,6 +324,7 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
             reason: "the datatracker's \"New Liaison Statement\" notice of a statement we do not hold yet".into(),
             related: None,
             no_ack: Some("the datatracker already confirmed it to the submitter".into()),
+            datatracker_reply: false,
         };
     }
 
@@ -279,13 +337,19 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
     }
 
     // 5. Follow-ups: a tracking ID we know, or threading to mail we know.
-    for id in tracking_ids_in(subject) {
+    // The IETF side may name the statement in the body of its reply rather than the subject.
+    let mut named = tracking_ids_in(subject);
+    if crate::follow::is_ietf_side(sender, rel) {
+        named.extend(tracking_ids_in(&input.statement.body));
+    }
+    for id in named {
         if let Some(known) = history.by_tracking_id(&id) {
             return Classification {
                 class: Class::FollowUp,
-                reason: format!("its subject names {id}"),
+                reason: format!("it names {id}"),
                 related: Some(known),
                 no_ack: None,
+                datatracker_reply: false,
             };
         }
     }
@@ -298,6 +362,7 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
                 reason: format!("it replies to mail about {}", known.tracking_id),
                 related: Some(known),
                 no_ack: None,
+                datatracker_reply: false,
             };
         }
         if let Some(id) = thread.iter().find(|id| is_our_message_id(id, ours)) {
@@ -314,6 +379,7 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
             reason: format!("the same Message-ID as {} (delivered again, through another address)", known.tracking_id),
             related: Some(known),
             no_ack: None,
+            datatracker_reply: false,
         };
     }
 
@@ -330,6 +396,7 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
             ),
             related: None,
             no_ack: Some(format!("sent through a mailing list ({marker})")),
+            datatracker_reply: false,
         },
         Some(marker) => verdict(Class::List, format!("list or bulk mail ({marker})")),
         None if evidence.len() >= 2 => {

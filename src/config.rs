@@ -92,6 +92,31 @@ struct RawConfig {
     notifications: RawNotifications,
     #[serde(default)]
     templates: RawTemplates,
+    /// The IANA time zone "today" and the send times are in (default UTC).
+    time_zone: Option<String>,
+    #[serde(default)]
+    reminders: RawReminders,
+    #[serde(default)]
+    digest: RawDigest,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReminders {
+    enabled: Option<bool>,
+    send_at: Option<String>,
+    days_before: Option<Vec<u32>>,
+    overdue_every: Option<u32>,
+    overdue_for: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDigest {
+    enabled: Option<bool>,
+    days: Option<Vec<String>>,
+    send_at: Option<String>,
+    check_in_after: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -238,9 +263,43 @@ pub struct Config {
     pub outbox: OutboxConfig,
     pub acknowledgements: crate::respond::AckPolicy,
     pub notifications: NotificationsConfig,
-    /// Where the operator's templates are (`ack.txt`, `notification.txt`, `alert.txt`);
-    /// `None`: the built-in copies of `config/templates/`.
+    /// Where the operator's templates are (`ack.txt`, `notification.txt`, `alert.txt`,
+    /// `reminder.txt`, `digest.txt`); `None`: the built-in copies of `config/templates/`.
     pub templates: Option<PathBuf>,
+    /// Reminders, digests and the time zone they are planned in.
+    pub follow: FollowConfig,
+}
+
+/// When reminders and digests go out.
+#[derive(Debug, Clone)]
+pub struct FollowConfig {
+    /// "Today" and the send times are in this zone.
+    pub time_zone: jiff::tz::TimeZone,
+    /// Its IANA name, as configured.
+    pub time_zone_name: String,
+    pub reminders_enabled: bool,
+    /// Reminders for a day go out from this local time.
+    pub reminders_at: jiff::civil::Time,
+    pub ladder: crate::follow::Ladder,
+    pub digest_enabled: bool,
+    pub digest: crate::follow::DigestSchedule,
+    /// The digest lists managers not heard from for longer than this.
+    pub check_in_after: Duration,
+}
+
+impl Default for FollowConfig {
+    fn default() -> Self {
+        FollowConfig {
+            time_zone: jiff::tz::TimeZone::UTC,
+            time_zone_name: "UTC".into(),
+            reminders_enabled: true,
+            reminders_at: jiff::civil::Time::constant(9, 0, 0, 0),
+            ladder: crate::follow::Ladder::default(),
+            digest_enabled: true,
+            digest: crate::follow::DigestSchedule::default(),
+            check_in_after: Duration::from_secs(365 * 24 * 3600),
+        }
+    }
 }
 
 /// The SMTP server liaisond sends through.
@@ -431,7 +490,7 @@ impl Config {
 
     /// The templates: the operator's directory, else the built-in copies of `config/templates/`.
     pub fn load_templates(&self) -> Result<crate::respond::Templates, ConfigError> {
-        use crate::respond::{ACK_NAMES, ALERT_NAMES, NOTIFICATION_NAMES};
+        use crate::respond::{ACK_NAMES, ALERT_NAMES, DIGEST_NAMES, NOTIFICATION_NAMES, REMINDER_NAMES};
         use crate::template::Template;
         let load = |name: &str, builtin: &str, names: &[&str]| match &self.templates {
             Some(dir) => {
@@ -439,6 +498,12 @@ impl Config {
                 Template::parse(&read(&path)?, &path, names)
             }
             None => Template::parse(builtin, Path::new(&format!("(built-in) config/templates/{name}")), names),
+        };
+        let load_or_builtin = |name: &str, builtin: &str, names: &[&str]| match &self.templates {
+            Some(dir) if !dir.join(name).exists() => {
+                Template::parse(builtin, Path::new(&format!("(built-in) config/templates/{name}")), names)
+            }
+            _ => load(name, builtin, names),
         };
         Ok(crate::respond::Templates {
             ack: load("ack.txt", include_str!("../config/templates/ack.txt"), ACK_NAMES)?,
@@ -448,6 +513,13 @@ impl Config {
                 NOTIFICATION_NAMES,
             )?,
             alert: load("alert.txt", include_str!("../config/templates/alert.txt"), ALERT_NAMES)?,
+            // New in schema 5: an operator's directory from before may not have them yet.
+            reminder: load_or_builtin(
+                "reminder.txt",
+                include_str!("../config/templates/reminder.txt"),
+                REMINDER_NAMES,
+            )?,
+            digest: load_or_builtin("digest.txt", include_str!("../config/templates/digest.txt"), DIGEST_NAMES)?,
         })
     }
 
@@ -612,6 +684,7 @@ impl Validator<'_> {
         )?;
 
         let (smtp, outbox, acknowledgements, notifications, templates) = self.outbound(&raw)?;
+        let follow = self.follow(&raw)?;
         let d = Limits::default();
         let l = &raw.limits;
         let limits = Limits {
@@ -824,6 +897,7 @@ impl Validator<'_> {
             }
         }
         Ok(Config {
+            follow,
             smtp,
             outbox,
             acknowledgements,
@@ -918,6 +992,93 @@ impl Validator<'_> {
 
     /// `[smtp]`, `[outbox]`, `[acknowledgements]`, `[notifications]`, `[templates]`.
     #[allow(clippy::type_complexity)]
+    /// `time_zone`, `[reminders]` and `[digest]`.
+    fn follow(&self, raw: &RawConfig) -> Result<FollowConfig, ConfigError> {
+        use Seg::Key;
+        let d = FollowConfig::default();
+        let (time_zone, time_zone_name) = match &raw.time_zone {
+            None => (d.time_zone.clone(), d.time_zone_name.clone()),
+            Some(name) => match jiff::tz::TimeZone::get(name) {
+                Ok(tz) => (tz, name.clone()),
+                Err(e) => {
+                    return Err(self.err(
+                        &[Key("time_zone")],
+                        format!("`{name}` is not a time zone this machine knows ({e}); write an IANA name such as \"Europe/Zurich\" or \"UTC\""),
+                    ));
+                }
+            },
+        };
+        let r = &raw.reminders;
+        let at = |k: &'static str| [Key("reminders"), Key(k)];
+        let mut days_before = match &r.days_before {
+            None => d.ladder.days_before.clone(),
+            Some(days) if days.iter().all(|n| *n <= 366) => days.clone(),
+            Some(_) => return Err(self.err(&at("days_before"), "days before the deadline must be between 0 and 366")),
+        };
+        days_before.sort_unstable_by(|a, b| b.cmp(a));
+        days_before.dedup();
+        let overdue_every = match r.overdue_every {
+            None => d.ladder.overdue_every,
+            Some(n @ 1..=366) => n,
+            Some(_) => return Err(self.err(&at("overdue_every"), "must be between 1 and 366 (days)")),
+        };
+        let overdue_for = match r.overdue_for {
+            None => d.ladder.overdue_for,
+            Some(n @ 0..=366) => n,
+            Some(_) => return Err(self.err(&at("overdue_for"), "must be between 0 and 366 (days)")),
+        };
+        let reminders_at = self.time_of_day(&at("send_at"), r.send_at.as_ref(), d.reminders_at)?;
+        let g = &raw.digest;
+        let at = |k: &'static str| [Key("digest"), Key(k)];
+        let days = match &g.days {
+            None => d.digest.days.clone(),
+            Some(names) => {
+                let mut days = Vec::new();
+                for name in names {
+                    match weekday(name) {
+                        Some(w) if !days.contains(&w) => days.push(w),
+                        Some(_) => {}
+                        None => {
+                            return Err(
+                                self.err(&at("days"), format!("`{name}` is not a weekday (write e.g. \"monday\")"))
+                            );
+                        }
+                    }
+                }
+                days
+            }
+        };
+        Ok(FollowConfig {
+            time_zone,
+            time_zone_name,
+            reminders_enabled: r.enabled.unwrap_or(true),
+            reminders_at,
+            ladder: crate::follow::Ladder { days_before, overdue_every, overdue_for },
+            digest_enabled: g.enabled.unwrap_or(true),
+            digest: crate::follow::DigestSchedule {
+                days,
+                send_at: self.time_of_day(&at("send_at"), g.send_at.as_ref(), d.digest.send_at)?,
+            },
+            check_in_after: self.duration(&at("check_in_after"), g.check_in_after.as_ref(), d.check_in_after)?,
+        })
+    }
+
+    /// `"09:00"`.
+    fn time_of_day(
+        &self,
+        key: &[Seg<'_>],
+        value: Option<&String>,
+        default: jiff::civil::Time,
+    ) -> Result<jiff::civil::Time, ConfigError> {
+        let Some(text) = value else { return Ok(default) };
+        let parsed = text
+            .trim()
+            .split_once(':')
+            .and_then(|(h, m)| Some((h.parse::<i8>().ok()?, m.parse::<i8>().ok()?)))
+            .and_then(|(h, m)| jiff::civil::Time::new(h, m, 0, 0).ok());
+        parsed.ok_or_else(|| self.err(key, format!("`{text}` is not a time of day; write e.g. \"09:00\"")))
+    }
+
     fn outbound(
         &self,
         raw: &RawConfig,
@@ -1078,6 +1239,16 @@ impl Validator<'_> {
         };
         Ok((smtp, outbox, acknowledgements, notifications, templates))
     }
+}
+
+/// A weekday by its English name or its first three letters, any case.
+fn weekday(name: &str) -> Option<jiff::civil::Weekday> {
+    use jiff::civil::Weekday::*;
+    let n = name.trim().to_ascii_lowercase();
+    [Monday, Tuesday, Wednesday, Thursday, Friday, Saturday, Sunday].into_iter().find(|w| {
+        let full = format!("{w:?}").to_ascii_lowercase();
+        n == full || (n.len() == 3 && full.starts_with(&n))
+    })
 }
 
 fn check_name(v: &Validator<'_>, key: &[Seg<'_>], name: &str) -> Result<(), ConfigError> {

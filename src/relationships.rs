@@ -179,6 +179,17 @@ pub struct Manager {
     pub email: String,
 }
 
+/// A liaison manager and the relationship they serve (see [`Relationships::managers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagerEntry<'a> {
+    pub name: &'a str,
+    /// Normalised (lower case).
+    pub email: &'a str,
+    pub relationship: String,
+    /// The last check-in recorded in the relationships data.
+    pub last_contact: Option<Date>,
+}
+
 /// An IETF body that statements are addressed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IetfGroup {
@@ -590,6 +601,28 @@ impl Relationships {
     /// every organisation's and group's alias (not the managers' personal addresses).
     pub fn is_own_address(&self, addr: &str) -> bool {
         normalize_address(addr).is_some_and(|a| self.index.own.contains(&a))
+    }
+
+    /// Every named liaison manager (primary and backup) with the relationship they serve
+    /// (the organisation, or `Organisation / group`) and the file's last check-in date.
+    pub fn managers(&self) -> Vec<ManagerEntry<'_>> {
+        let mut all = Vec::new();
+        for org in &self.organizations {
+            let liaisons = std::iter::once((org.name.clone(), &org.liaison)).chain(
+                org.groups.iter().filter_map(|g| g.liaison.as_ref().map(|l| (format!("{} / {}", org.name, g.name), l))),
+            );
+            for (relationship, liaison) in liaisons {
+                for m in liaison.primary.iter().chain(liaison.backup.iter()) {
+                    all.push(ManagerEntry {
+                        name: &m.name,
+                        email: &m.email,
+                        relationship: relationship.clone(),
+                        last_contact: liaison.last_contact,
+                    });
+                }
+            }
+        }
+        all
     }
 
     /// Whether `addr` is one the datatracker sends "New Liaison Statement" copies from.

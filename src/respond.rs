@@ -27,6 +27,10 @@ pub enum Kind {
     Notification,
     /// Acknowledgements were paused (the global limit was reached).
     Alert,
+    /// A statement's deadline is near or past.
+    Reminder,
+    /// The coordinators' periodic summary.
+    Digest,
 }
 
 impl Kind {
@@ -35,6 +39,8 @@ impl Kind {
             Kind::Ack => "ack",
             Kind::Notification => "notification",
             Kind::Alert => "alert",
+            Kind::Reminder => "reminder",
+            Kind::Digest => "digest",
         }
     }
 }
@@ -123,6 +129,8 @@ pub struct Templates {
     pub ack: Template,
     pub notification: Template,
     pub alert: Template,
+    pub reminder: Template,
+    pub digest: Template,
 }
 
 /// The names a template may use; see `config/templates/`.
@@ -181,6 +189,35 @@ pub const NOTIFICATION_NAMES: &[&str] = &[
     "coordinators",
 ];
 pub const ALERT_NAMES: &[&str] = &["count", "limit", "since", "tracking_id", "coordinators"];
+pub const REMINDER_NAMES: &[&str] = &[
+    "tracking_id",
+    "title",
+    "organization",
+    "purpose",
+    "deadline",
+    "due",
+    "overdue",
+    "received",
+    "reply_to",
+    "to",
+    "coordinators",
+    "assigned",
+    "final",
+];
+pub const DIGEST_NAMES: &[&str] = &[
+    "since",
+    "today",
+    "received",
+    "received_count",
+    "awaiting",
+    "awaiting_count",
+    "no_deadline",
+    "no_manager",
+    "quarantined",
+    "failed",
+    "check_ins",
+    "coordinators",
+];
 
 /// How many acknowledgements went out recently (counted by the store).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -419,8 +456,43 @@ impl Responder {
             Some(t) => t.to_string(),
             None => format!("m{}", incoming.message),
         };
+        self.new_message_id(kind, &about)
+    }
+
+    /// `liaisond.<kind>.<about>.<16 hex>@<domain>`: recognisably ours when it comes back (R41).
+    fn new_message_id(&self, kind: Kind, about: &str) -> String {
         let nonce: u64 = rand::random();
         format!("{MESSAGE_ID_PREFIX}{}.{about}.{nonce:016x}@{}", kind.as_str(), self.message_id_domain)
+    }
+
+    /// A draft that answers no incoming message (a reminder, a digest): from us, automatic,
+    /// replies to the coordinators.
+    pub fn scheduled_draft(
+        &self,
+        kind: Kind,
+        about: &str,
+        to: Vec<String>,
+        cc: Vec<String>,
+        reply_to: Vec<String>,
+        rendered: crate::template::Rendered,
+        now: jiff::Timestamp,
+    ) -> Draft {
+        Draft {
+            kind,
+            message_id: self.new_message_id(kind, about),
+            date: now.to_string(),
+            from: self.from.clone(),
+            to,
+            cc,
+            reply_to,
+            subject: rendered.subject,
+            in_reply_to: None,
+            references: Vec::new(),
+            auto_submitted: "auto-generated".into(),
+            body: rendered.body,
+            attach_original: false,
+            null_sender: false,
+        }
     }
 
     /// The values both templates draw on.
@@ -717,6 +789,7 @@ ack = false
             cc: vec!["bob@example.org".into(), "chair@iab.org".into()],
             route_reason: "ITU-T has managers".into(),
             candidates: Vec::new(),
+            answers: None,
         }
     }
 

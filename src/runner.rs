@@ -18,16 +18,19 @@ use crate::config::Config;
 use crate::imap::{ImapSource, SourceReport};
 use crate::ingest::{Ingestor, pending_grace};
 use crate::maildir::MaildirSource;
+use crate::schedule::Scheduler;
 use crate::send::{Sender, Transport};
 use crate::store::{Db, InstanceLock, Store};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// Process what is waiting, then return.
     pub once: bool,
     /// The `liaisond` binary that runs the attachment extraction workers; default: this
     /// process's own executable (tests, whose executable is the test harness, name it).
     pub extractor_program: Option<PathBuf>,
+    /// What time it is for reminders and digests; default: the system clock (tests set it).
+    pub clock: Option<crate::schedule::Clock>,
 }
 
 /// What a run did.
@@ -74,9 +77,18 @@ pub async fn run(config: Config, shutdown: CancellationToken, options: RunOption
         );
     }
     let sender = transport(&config)?.map(|t| Sender::new(db.clone(), t, config.outbox.clone()));
-    let mut ingestor = Ingestor::new(db.clone(), config.limits.clone(), Some(Arc::new(reader)));
+    let reader = Arc::new(reader);
+    let mut ingestor = Ingestor::new(db.clone(), config.limits.clone(), Some(reader.clone()));
+    let current: crate::schedule::CurrentReader = Arc::new(move || reader.clone());
+    let mut scheduler = Scheduler::new(
+        db.clone(),
+        config.follow.clone(),
+        current,
+        options.clock.clone().unwrap_or_else(crate::schedule::system_clock),
+    );
     if let Some(sender) = &sender {
         ingestor = ingestor.with_outbox_waker(sender.waker());
+        scheduler = scheduler.with_sender_waker(sender.waker());
     } else {
         tracing::warn!("neither [smtp] nor outbox.directory is configured: mail to send waits in the outbox");
     }
@@ -111,6 +123,11 @@ pub async fn run(config: Config, shutdown: CancellationToken, options: RunOption
     if config.imap.is_empty() && config.maildir.is_empty() {
         tracing::warn!("no source is configured; only messages given to `liaisond ingest` will arrive");
     }
+    let scheduling = (!options.once).then(|| {
+        let scheduler = scheduler.clone();
+        let token = shutdown.child_token();
+        tokio::spawn(async move { scheduler.run(token, false).await })
+    });
     if !options.once {
         // Messages that `liaisond ingest` stored but could not process (or that a source left
         // pending after a write error) are picked up here.
@@ -144,6 +161,14 @@ pub async fn run(config: Config, shutdown: CancellationToken, options: RunOption
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
             Err(join) => report.failed_sources.push(format!("task cancelled: {join}")),
         }
+    }
+    match scheduling {
+        Some(task) => {
+            let _ = task.await;
+        }
+        // `once`: plan what is due now that the sources are drained, then send it.
+        None if !shutdown.is_cancelled() => scheduler.run(shutdown.child_token(), true).await,
+        None => {}
     }
     match (sending, &sender) {
         (Some(task), _) => {

@@ -456,6 +456,7 @@ mod tests {
             cc: Vec::new(),
             route_reason: "test".into(),
             candidates: Vec::new(),
+            answers: None,
         }
     }
 

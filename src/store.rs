@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-mod outbox;
 mod follow;
-pub use follow::Change;
+mod outbox;
+pub use follow::{Change, FollowRow, QuarantinedRow, ReminderToQueue};
 pub use outbox::{OutboxItem, OutboxRow, OutgoingContext, Planner, SendResult, timestamp_text};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -473,6 +473,9 @@ pub struct Judged {
     pub cc: Vec<String>,
     pub route_reason: String,
     pub candidates: Vec<String>,
+    /// For a follow-up from the IETF side: `Ok(why)` when it answers its statement (which is
+    /// then done), `Err(why not)` when it looked like an answer but cannot be trusted.
+    pub answers: Option<Result<String, String>>,
 }
 
 /// How [`Store::record_judged`] judges a message: against the history it reads inside the
@@ -519,6 +522,9 @@ impl crate::classify::History for Store {
     }
     fn by_title_and_org(&self, title: &str, from_org: &str) -> Option<crate::classify::KnownStatement> {
         known(self.statement_by_title_and_org(title, from_org))
+    }
+    fn by_title(&self, title: &str) -> Option<crate::classify::KnownStatement> {
+        known(self.statement_where("s.title = ?1 COLLATE NOCASE", params![title.trim()]))
     }
 }
 
@@ -604,6 +610,18 @@ fn write_judged(
         "UPDATE messages SET class = ?2, class_reason = ?3, statement = ?4 WHERE id = ?1",
         params![id, j.class, j.reason, statement],
     )?;
+    // A reply from the IETF side closes its statement (and stops its reminders).
+    if let (Some(sid), Some(answers)) = (j.related_statement, &j.answers) {
+        let by = j.sender.as_deref().unwrap_or("(no sender)");
+        match answers {
+            Ok(reason) => {
+                follow::close(tx, sid, by, &format!("reply seen in message {id}: {reason}"), Some(id), now)?;
+            }
+            Err(reason) => {
+                follow::statement_event(tx, sid, "reply_not_trusted", &format!("message {id}: {reason}"), now)?
+            }
+        }
+    }
     Ok((statement, tracking_id))
 }
 

@@ -102,7 +102,11 @@ impl Store {
             if !exists(&s.conn, statement)? {
                 return Ok(Change::NotFound);
             }
-            Ok(if close(&s.conn, statement, by, reason, None, &now_utc())? { Change::Changed } else { Change::Unchanged })
+            Ok(if close(&s.conn, statement, by, reason, None, &now_utc())? {
+                Change::Changed
+            } else {
+                Change::Unchanged
+            })
         })
     }
 
@@ -119,4 +123,232 @@ impl Store {
 
 fn exists(tx: &Connection, statement: i64) -> rusqlite::Result<bool> {
     tx.prepare_cached("SELECT 1 FROM statements WHERE id = ?1")?.exists(params![statement])
+}
+
+/// A statement as the scheduler and the digest see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FollowRow {
+    pub id: i64,
+    pub tracking_id: String,
+    pub message: i64,
+    pub title: Option<String>,
+    /// The matched organisation, else the one the statement names.
+    pub organization: Option<String>,
+    pub purpose: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub deadline: Option<String>,
+    /// When its message arrived (INTERNALDATE, else when stored), RFC 3339.
+    pub received: String,
+    /// When it was recorded.
+    pub created_at: String,
+    pub state: String,
+    pub route_to: Vec<String>,
+    pub assigned_to: Option<String>,
+    /// The Message-ID of the message that brought it.
+    pub message_id: Option<String>,
+    /// Where a reply must go (from the statement).
+    pub reply_to: Vec<String>,
+}
+
+/// A quarantined message, for the digest.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct QuarantinedRow {
+    pub id: i64,
+    pub received_at: String,
+    pub subject: Option<String>,
+    pub from: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// A reminder to queue: the statement, the deadline and step it is for (its identity), and
+/// the mail.
+#[derive(Debug, Clone)]
+pub struct ReminderToQueue<'a> {
+    pub statement: i64,
+    pub deadline: &'a str,
+    pub step: &'a str,
+    pub due_on: &'a str,
+    pub draft: &'a crate::respond::Draft,
+}
+
+impl Store {
+    /// Open statements, oldest first.
+    pub fn open_statements(&self) -> Result<Vec<FollowRow>, StoreError> {
+        self.follow_rows("s.state = 'open'", &[])
+    }
+
+    /// Statements recorded at or after `since`, oldest first.
+    pub fn statements_since(&self, since: &str) -> Result<Vec<FollowRow>, StoreError> {
+        self.follow_rows("s.created_at >= ?1", &[&since])
+    }
+
+    fn follow_rows(&self, condition: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<FollowRow>, StoreError> {
+        let sql = format!(
+            "SELECT s.id, s.tracking_id, s.message, s.title, COALESCE(s.organization, s.from_org), s.purpose,
+             s.deadline, COALESCE(m.internal_date, m.received_at), s.created_at, s.state, s.route_to,
+             s.assigned_to, m.message_id, json_extract(r.statement, '$.reply_to')
+             FROM statements s JOIN messages m ON m.id = s.message LEFT JOIN readings r ON r.message = s.message
+             WHERE {condition} ORDER BY s.id"
+        );
+        self.rows(&sql, args, |r| {
+            let route_to: String = r.get(10)?;
+            let reply_to: Option<String> = r.get(13)?;
+            Ok(FollowRow {
+                id: r.get(0)?,
+                tracking_id: r.get(1)?,
+                message: r.get(2)?,
+                title: r.get(3)?,
+                organization: r.get(4)?,
+                purpose: r.get(5)?,
+                deadline: r.get(6)?,
+                received: r.get(7)?,
+                created_at: r.get(8)?,
+                state: r.get(9)?,
+                route_to: serde_json::from_str(&route_to).unwrap_or_default(),
+                assigned_to: r.get(11)?,
+                message_id: r.get(12)?,
+                reply_to: reply_to.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
+            })
+        })
+    }
+
+    /// Queues a reminder unless this statement already had one for this deadline and step, or
+    /// is no longer open with that deadline (marked done, or given another deadline, since the
+    /// scheduler looked). One IMMEDIATE transaction: the reminder row, the outbox item and an
+    /// event. Returns whether it was queued.
+    pub fn queue_reminder(&mut self, r: &ReminderToQueue<'_>) -> Result<bool, StoreError> {
+        self.immediately(|s| {
+            let tx = &s.conn;
+            let now = now_utc();
+            let message: Option<i64> = tx
+                .query_row(
+                    "SELECT message FROM statements WHERE id = ?1 AND state = 'open' AND deadline = ?2",
+                    params![r.statement, r.deadline],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let Some(message) = message else { return Ok(false) };
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO reminders (statement, deadline, step, due_on, decided_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![r.statement, r.deadline, r.step, r.due_on, now],
+            )?;
+            if n == 0 {
+                return Ok(false);
+            }
+            let outbox = super::outbox::insert_draft(tx, Some(message), Some(r.statement), r.draft, &now)?;
+            tx.execute(
+                "UPDATE reminders SET outbox = ?4 WHERE statement = ?1 AND deadline = ?2 AND step = ?3",
+                params![r.statement, r.deadline, r.step, outbox],
+            )?;
+            Ok(true)
+        })
+    }
+
+    /// The reminders decided for a statement: (deadline, step, due on, outbox item).
+    pub fn reminders_of(&self, statement: i64) -> Result<Vec<(String, String, String, Option<i64>)>, StoreError> {
+        self.rows(
+            "SELECT deadline, step, due_on, outbox FROM reminders WHERE statement = ?1 ORDER BY decided_at, rowid",
+            &[&statement],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+    }
+
+    /// The latest digest decided: its slot and the end of the period it covered.
+    pub fn last_digest(&self) -> Result<Option<(String, String)>, StoreError> {
+        self.conn
+            .query_row("SELECT slot, period_end FROM digests ORDER BY id DESC LIMIT 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records the digest for `slot`, queueing `draft` (none: nothing to report). Returns
+    /// false, changing nothing, when that slot had its digest already.
+    pub fn record_digest(
+        &mut self,
+        slot: &str,
+        period_start: &str,
+        period_end: &str,
+        draft: Option<&crate::respond::Draft>,
+    ) -> Result<bool, StoreError> {
+        self.immediately(|s| {
+            let tx = &s.conn;
+            let now = now_utc();
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO digests (slot, period_start, period_end, decided_at) VALUES (?1, ?2, ?3, ?4)",
+                params![slot, period_start, period_end, now],
+            )?;
+            if n == 0 {
+                return Ok(false);
+            }
+            let detail = match draft {
+                Some(d) => {
+                    let outbox = super::outbox::insert_draft(tx, None, None, d, &now)?;
+                    tx.execute("UPDATE digests SET outbox = ?2 WHERE slot = ?1", params![slot, outbox])?;
+                    format!("digest for {slot} queued")
+                }
+                None => format!("digest for {slot}: nothing to report, no mail"),
+            };
+            tx.execute(
+                "INSERT INTO events (at, message, kind, detail) VALUES (?1, NULL, 'digest', ?2)",
+                params![now, detail],
+            )?;
+            Ok(true)
+        })
+    }
+
+    /// Messages quarantined at or after `since`.
+    pub fn quarantined_since(&self, since: &str) -> Result<Vec<QuarantinedRow>, StoreError> {
+        self.rows(
+            "SELECT id, received_at, subject, from_addr, state_detail FROM messages
+             WHERE state = 'quarantined' AND COALESCE(processed_at, received_at) >= ?1 ORDER BY id",
+            &[&since],
+            |r| {
+                Ok(QuarantinedRow {
+                    id: r.get(0)?,
+                    received_at: r.get(1)?,
+                    subject: r.get(2)?,
+                    from: r.get(3)?,
+                    reason: r.get(4)?,
+                })
+            },
+        )
+    }
+
+    /// Records that the coordinators were in contact with a liaison manager on `on_date`
+    /// (`YYYY-MM-DD`).
+    pub fn check_in(&mut self, manager: &str, on_date: &str, note: Option<&str>) -> Result<(), StoreError> {
+        self.immediately(|s| {
+            let now = now_utc();
+            s.conn.execute(
+                "INSERT INTO check_ins (manager, on_date, recorded_at, note) VALUES (?1, ?2, ?3, ?4)",
+                params![manager, on_date, now, note],
+            )?;
+            s.conn.execute(
+                "INSERT INTO events (at, message, kind, detail) VALUES (?1, NULL, 'check_in', ?2)",
+                params![now, format!("{manager} on {on_date}{}", note.map(|n| format!(": {n}")).unwrap_or_default())],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The latest check-in recorded for each manager (address → `YYYY-MM-DD`).
+    pub fn check_ins(&self) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        Ok(self
+            .rows("SELECT manager, MAX(on_date) FROM check_ins GROUP BY manager", &[], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .into_iter()
+            .collect())
+    }
+}
+
+impl Store {
+    /// Whether the reminder for this statement, deadline and step was decided already.
+    pub fn reminder_decided(&self, statement: i64, deadline: &str, step: &str) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM reminders WHERE statement = ?1 AND deadline = ?2 AND step = ?3")
+            .and_then(|mut s| s.exists(params![statement, deadline, step]))
+            .map_err(|e| self.err(e))
+    }
 }

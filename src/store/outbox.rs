@@ -136,35 +136,8 @@ pub(super) fn write_plan(
     plan: &Plan,
     now: &str,
 ) -> rusqlite::Result<()> {
-    let mut insert = tx.prepare_cached(
-        "INSERT OR IGNORE INTO outbox (message, statement, kind, message_id, ack_to, recipients, subject, draft,
-         created_at, queued_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9)",
-    )?;
     for d in &plan.drafts {
-        let ack_to = (d.kind == crate::respond::Kind::Ack).then(|| d.to.first().cloned()).flatten();
-        let recipients = serde_json::to_string(&d.recipients()).unwrap_or_else(|_| "[]".into());
-        let draft = serde_json::to_string(d).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        let n = insert.execute(params![
-            message,
-            statement,
-            d.kind.as_str(),
-            d.message_id,
-            ack_to,
-            recipients,
-            d.subject,
-            draft,
-            now
-        ])?;
-        if n == 1 {
-            tx.execute(
-                "INSERT INTO events (at, message, kind, detail) VALUES (?1, ?2, 'outbox_queued', ?3)",
-                params![
-                    now,
-                    message,
-                    format!("{} to {} <{}>", d.kind.as_str(), d.recipients().join(", "), d.message_id)
-                ],
-            )?;
-        }
+        insert_draft(tx, Some(message), statement, d, now)?;
     }
     if let Some(reason) = &plan.no_notification {
         tx.execute(
@@ -182,7 +155,55 @@ pub(super) fn write_plan(
     Ok(())
 }
 
+/// Queues one draft, due now, with an `outbox_queued` event on `message` (when there is one).
+/// Returns its row, or `None` when it was there already (once per message and kind for
+/// acknowledgements and notifications).
+pub(super) fn insert_draft(
+    tx: &rusqlite::Connection,
+    message: Option<i64>,
+    statement: Option<i64>,
+    d: &Draft,
+    now: &str,
+) -> rusqlite::Result<Option<i64>> {
+    let ack_to = (d.kind == crate::respond::Kind::Ack).then(|| d.to.first().cloned()).flatten();
+    let recipients = serde_json::to_string(&d.recipients()).unwrap_or_else(|_| "[]".into());
+    let draft = serde_json::to_string(d).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let n = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO outbox (message, statement, kind, message_id, ack_to, recipients, subject, draft,
+             created_at, queued_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9)",
+        )?
+        .execute(params![
+            message,
+            statement,
+            d.kind.as_str(),
+            d.message_id,
+            ack_to,
+            recipients,
+            d.subject,
+            draft,
+            now
+        ])?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let id = tx.last_insert_rowid();
+    tx.execute(
+        "INSERT INTO events (at, message, kind, detail) VALUES (?1, ?2, 'outbox_queued', ?3)",
+        params![now, message, format!("{} to {} <{}>", d.kind.as_str(), d.recipients().join(", "), d.message_id)],
+    )?;
+    Ok(Some(id))
+}
+
 impl Store {
+    /// Failed and uncertain items whose last attempt (or queueing) was at or after `since`.
+    pub fn outbox_problems_since(&self, since: &str) -> Result<Vec<OutboxRow>, StoreError> {
+        self.outbox_where(
+            "o.state IN ('failed', 'uncertain') AND COALESCE(o.claimed_at, o.queued_at) >= ?1 ORDER BY o.id",
+            &[&since],
+        )
+    }
+
     /// At start: a claim without `data_at` never reached the server's DATA and goes back to
     /// `pending`; one with it may have been delivered and becomes `uncertain` (RFC 5321 §6.1
     /// gives no way to ask). Returns (pending again, uncertain).
@@ -430,6 +451,7 @@ mod tests {
             cc: Vec::new(),
             route_reason: "test".into(),
             candidates: Vec::new(),
+            answers: None,
         }
     }
 

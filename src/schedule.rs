@@ -1,0 +1,208 @@
+//! The scheduler: once a minute it asks which reminders and which digest are due (the pure
+//! rules in `follow`), and queues them in the outbox (`store`), which the sender delivers.
+//!
+//! Nothing here keeps state between passes: what was decided is in the database (one row per
+//! statement, deadline and step; one per digest slot), so a restart, a second process, a
+//! clock set back or a daemon that was down on the day all come out right. The clock is a
+//! parameter ([`Clock`]), so tests run the ladder on days of their choosing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::analyse::Reader;
+use crate::config::FollowConfig;
+use crate::follow::{self, DigestInput, Step};
+use crate::store::{Db, FollowRow, ReminderToQueue, StoreError, timestamp_text};
+
+/// What time it is (the system clock, except in tests).
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(Timestamp::now)
+}
+
+/// Where the scheduler gets the relationships data and templates: the current reader (it is
+/// replaced when the daemon reloads them).
+pub type CurrentReader = Arc<dyn Fn() -> Arc<Reader> + Send + Sync>;
+
+/// How often the scheduler looks: reminders and digests are planned to the minute.
+const LOOK_EVERY: Duration = Duration::from_secs(60);
+
+/// What one pass queued.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassReport {
+    /// (tracking ID, step) of each reminder queued.
+    pub reminders: Vec<(String, String)>,
+    /// The digest slot decided in this pass, and whether it had anything to report.
+    pub digest: Option<(String, bool)>,
+}
+
+#[derive(Clone)]
+pub struct Scheduler {
+    db: Db,
+    config: FollowConfig,
+    reader: CurrentReader,
+    clock: Clock,
+    /// Wakes the sender when something was queued.
+    sender: Option<Arc<Notify>>,
+}
+
+impl Scheduler {
+    pub fn new(db: Db, config: FollowConfig, reader: CurrentReader, clock: Clock) -> Scheduler {
+        Scheduler { db, config, reader, clock, sender: None }
+    }
+
+    pub fn with_sender_waker(mut self, waker: Arc<Notify>) -> Scheduler {
+        self.sender = Some(waker);
+        self
+    }
+
+    /// Looks once a minute until `shutdown` (or once, with `once`).
+    pub async fn run(self, shutdown: CancellationToken, once: bool) {
+        loop {
+            match self.pass().await {
+                Ok(report) => {
+                    if (!report.reminders.is_empty() || report.digest.as_ref().is_some_and(|d| d.1))
+                        && let Some(w) = &self.sender
+                    {
+                        w.notify_one();
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "planning reminders and digests failed; will try again"),
+            }
+            if once {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(LOOK_EVERY) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Queues the reminders and the digest due now.
+    pub async fn pass(&self) -> Result<PassReport, StoreError> {
+        let now = (self.clock)();
+        let reader = (self.reader)();
+        let mut report = PassReport::default();
+        if reader.responder().is_none() {
+            return Ok(report);
+        }
+        if self.config.reminders_enabled {
+            report.reminders = self.reminders(now, reader.clone()).await?;
+        }
+        if self.config.digest_enabled {
+            report.digest = self.digest(now, reader).await?;
+        }
+        Ok(report)
+    }
+
+    async fn reminders(&self, now: Timestamp, reader: Arc<Reader>) -> Result<Vec<(String, String)>, StoreError> {
+        let cfg = self.config.clone();
+        self.db
+            .call(move |store| {
+                let Some(responder) = reader.responder() else { return Ok(Vec::new()) };
+                let today = follow::schedule_day(now, &cfg.time_zone, cfg.reminders_at);
+                let mut queued = Vec::new();
+                for s in store.open_statements()? {
+                    let Some((deadline, step)) = due(&s, &cfg, today) else { continue };
+                    let (deadline_text, key) = (deadline.to_string(), step.key());
+                    if store.reminder_decided(s.id, &deadline_text, &key)? {
+                        continue;
+                    }
+                    let draft = follow::reminder_draft(
+                        responder,
+                        reader.relationships(),
+                        &s,
+                        deadline,
+                        step,
+                        &cfg.ladder,
+                        today,
+                        now,
+                    );
+                    let due_on = step.due_on(deadline).to_string();
+                    let r = ReminderToQueue {
+                        statement: s.id,
+                        deadline: &deadline_text,
+                        step: &key,
+                        due_on: &due_on,
+                        draft: &draft,
+                    };
+                    if store.queue_reminder(&r)? {
+                        tracing::info!(
+                            tracking_id = %s.tracking_id,
+                            step = %key,
+                            deadline = %deadline_text,
+                            to = %draft.to.join(", "),
+                            "reminder queued"
+                        );
+                        queued.push((s.tracking_id.clone(), key));
+                    }
+                }
+                Ok(queued)
+            })
+            .await
+    }
+
+    async fn digest(&self, now: Timestamp, reader: Arc<Reader>) -> Result<Option<(String, bool)>, StoreError> {
+        let cfg = self.config.clone();
+        self.db
+            .call(move |store| {
+                let Some(responder) = reader.responder() else { return Ok(None) };
+                let Some(slot) = follow::latest_digest_slot(now, &cfg.time_zone, &cfg.digest) else {
+                    return Ok(None);
+                };
+                let key = follow::slot_key(slot);
+                let last = store.last_digest()?;
+                // A slot at or before the last one decided (the clock went back) is not new.
+                if last.as_ref().is_some_and(|(last_slot, _)| *last_slot >= key) {
+                    return Ok(None);
+                }
+                // The first digest covers the week before its slot.
+                let since = match &last {
+                    Some((_, end)) => end.clone(),
+                    None => timestamp_text(now - jiff::SignedDuration::from_hours(7 * 24)),
+                };
+                let open = store.open_statements()?;
+                let received = store.statements_since(&since)?;
+                let quarantined = store.quarantined_since(&since)?;
+                let failed = store.outbox_problems_since(&since)?;
+                let check_ins = store.check_ins()?;
+                let today = now.to_zoned(cfg.time_zone.clone()).date();
+                let input = DigestInput {
+                    since: &since,
+                    today,
+                    open: &open,
+                    received: &received,
+                    quarantined: &quarantined,
+                    failed: &failed,
+                    check_ins: &check_ins,
+                    check_in_after: cfg.check_in_after,
+                };
+                let draft = follow::digest_draft(responder, reader.relationships(), &input, now);
+                let end = timestamp_text(now);
+                if !store.record_digest(&key, &since, &end, draft.as_ref())? {
+                    return Ok(None);
+                }
+                tracing::info!(slot = %key, mail = draft.is_some(), "digest decided");
+                Ok(Some((key, draft.is_some())))
+            })
+            .await
+    }
+}
+
+/// The statement's deadline and the reminder step current on `today`, when it is owed a reply.
+fn due(s: &FollowRow, cfg: &FollowConfig, today: Date) -> Option<(Date, Step)> {
+    if !follow::awaits_reply(s.purpose.as_deref()) {
+        return None;
+    }
+    let deadline: Date = s.deadline.as_deref()?.parse().ok()?;
+    let received_on = s.received.parse::<Timestamp>().map(|t| follow::local_date(t, &cfg.time_zone)).unwrap_or(today);
+    follow::current_step(&cfg.ladder, deadline, received_on, today).map(|step| (deadline, step))
+}
