@@ -223,14 +223,19 @@ static MSG_ID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"<([^<>\s]+)>").ex
 static TRACKING_ID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\bLS-(\d{4})-(\d{4,6})\b").expect("static regex"));
 
-/// The held statement a reply names: a tracking ID in its `related` field, else the title
-/// written there (`Referenced liaison: <title> (<datatracker URL>)`).
+/// The held statement a reply names: a tracking ID in its `related` field or its
+/// `Referenced liaison:` line, else the title written on that line (`Referenced liaison:
+/// <title> (<datatracker URL>)`; `understand` keeps only the URL in `related`).
 fn referenced_statement(st: &Statement, history: &dyn History) -> Option<KnownStatement> {
-    let related = st.related.as_deref()?;
-    if let Some(known) = tracking_ids_in(related).iter().find_map(|id| history.by_tracking_id(id)) {
+    let line = st.body.lines().find_map(|l| {
+        let l = l.trim();
+        l.get(..19).filter(|p| p.eq_ignore_ascii_case("referenced liaison:")).map(|_| l[19..].trim())
+    });
+    let texts = st.related.iter().map(String::as_str).chain(line);
+    if let Some(known) = texts.clone().flat_map(tracking_ids_in).find_map(|id| history.by_tracking_id(&id)) {
         return Some(known);
     }
-    let title = related.split(" (http").next().unwrap_or(related).trim();
+    let title = line?.split(" (http").next()?.trim();
     (!title.is_empty() && !title.starts_with("http")).then(|| history.by_title(title)).flatten()
 }
 

@@ -630,6 +630,10 @@ pub(crate) enum Seg<'a> {
     Index(usize),
 }
 
+/// The outbound sections: `[smtp]`, `[outbox]`, `[acknowledgements]`, `[notifications]`,
+/// `[templates]`.
+type Outbound = (Option<SmtpConfig>, OutboxConfig, crate::respond::AckPolicy, NotificationsConfig, Option<PathBuf>);
+
 struct Validator<'a> {
     text: &'a str,
     path: &'a Path,
@@ -1079,13 +1083,7 @@ impl Validator<'_> {
         parsed.ok_or_else(|| self.err(key, format!("`{text}` is not a time of day; write e.g. \"09:00\"")))
     }
 
-    fn outbound(
-        &self,
-        raw: &RawConfig,
-    ) -> Result<
-        (Option<SmtpConfig>, OutboxConfig, crate::respond::AckPolicy, NotificationsConfig, Option<PathBuf>),
-        ConfigError,
-    > {
+    fn outbound(&self, raw: &RawConfig) -> Result<Outbound, ConfigError> {
         use Seg::{Index, Key};
         let smtp = match &raw.smtp {
             None => None,

@@ -9,11 +9,17 @@
 //! configured time zone, shifted by the send time: reminders for a day go out from
 //! `send_at` (09:00 by default) on that day, not at midnight.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use jiff::civil::{Date, DateTime, Time, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
 use crate::relationships::{Relationships, normalize_address};
+use crate::respond::{Addressing, Draft, Kind, Responder, format_time};
+use crate::store::{FollowRow, OutboxRow, QuarantinedRow};
+use crate::template::Values;
 
 /// When reminders go out: the datatracker's schedule by default (14, 7, 4, 3, 2, 1 and 0 days
 /// before the deadline, then "overdue" every day for up to 14 days).
@@ -182,7 +188,7 @@ pub fn answers(reply: &Reply<'_>, rel: &Relationships) -> Option<Result<String, 
             Err(format!("a datatracker reply notice from {sender}, but the sender is not verified"))
         });
     }
-    let ietf_sender = is_ietf_side(&sender, rel) || reply.handlers.iter().any(|h| *h == sender);
+    let ietf_sender = is_ietf_side(&sender, rel) || reply.handlers.contains(&sender);
     if !ietf_sender {
         return None;
     }
@@ -213,115 +219,8 @@ pub fn relative_days(days: i64) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use jiff::civil::date;
-
-    fn step(deadline: Date, received: Date, today: Date) -> Option<Step> {
-        current_step(&Ladder::default(), deadline, received, today)
-    }
-
-    #[test]
-    fn the_ladder_day_by_day() {
-        let deadline = date(2027, 3, 31);
-        let received = date(2027, 2, 1);
-        let mut seen = Vec::new();
-        let mut day = date(2027, 3, 1);
-        while day <= date(2027, 4, 30) {
-            if let Some(s) = step(deadline, received, day)
-                && seen.last() != Some(&s)
-            {
-                seen.push(s);
-            }
-            day = day.tomorrow().expect("date");
-        }
-        let keys: Vec<String> = seen.iter().map(|s| s.key()).collect();
-        let mut expected: Vec<String> = [14, 7, 4, 3, 2, 1, 0].iter().map(|d| format!("before-{d}")).collect();
-        expected.extend((1..=14).map(|d| format!("overdue-{d}")));
-        assert_eq!(keys, expected);
-        // Between rungs the current step stays the last one (already sent: nothing new).
-        assert_eq!(step(deadline, received, date(2027, 3, 20)), Some(Step::Before(14)));
-        assert_eq!(step(deadline, received, date(2027, 3, 16)), None, "15 days before: no rung yet");
-        assert_eq!(step(deadline, received, date(2027, 4, 15)), None, "past the overdue window");
-    }
-
-    #[test]
-    fn after_a_downtime_only_the_current_step() {
-        let deadline = date(2027, 3, 31);
-        // Down from 14 days before to 5 days before: the 7-day reminder is the relevant one.
-        assert_eq!(step(deadline, date(2027, 2, 1), date(2027, 3, 26)), Some(Step::Before(7)));
-        // Down over the deadline: the overdue reminder of today.
-        assert_eq!(step(deadline, date(2027, 2, 1), date(2027, 4, 3)), Some(Step::Overdue(3)));
-    }
-
-    #[test]
-    fn no_reminder_for_a_step_the_notification_covered() {
-        let deadline = date(2027, 3, 31);
-        // Arrived 5 days before: the 7-day step lies before its arrival.
-        assert_eq!(step(deadline, date(2027, 3, 26), date(2027, 3, 26)), None);
-        assert_eq!(step(deadline, date(2027, 3, 26), date(2027, 3, 27)), Some(Step::Before(4)));
-        // Arrived on the deadline: the first reminder is the first overdue one.
-        assert_eq!(step(deadline, deadline, deadline), None);
-        assert_eq!(step(deadline, deadline, date(2027, 4, 1)), Some(Step::Overdue(1)));
-    }
-
-    #[test]
-    fn overdue_every_three_days() {
-        let ladder = Ladder { days_before: vec![7, 0], overdue_every: 3, overdue_for: 10 };
-        let d = date(2027, 1, 10);
-        let r = date(2026, 12, 1);
-        assert_eq!(current_step(&ladder, d, r, date(2027, 1, 11)), Some(Step::Before(0)));
-        assert_eq!(current_step(&ladder, d, r, date(2027, 1, 13)), Some(Step::Overdue(3)));
-        assert_eq!(current_step(&ladder, d, r, date(2027, 1, 15)), Some(Step::Overdue(3)));
-        assert_eq!(current_step(&ladder, d, r, date(2027, 1, 19)), Some(Step::Overdue(9)));
-        assert_eq!(current_step(&ladder, d, r, date(2027, 1, 21)), None);
-    }
-
-    #[test]
-    fn the_day_starts_at_the_send_time_in_the_time_zone() {
-        let tz = TimeZone::get("Asia/Tokyo").expect("tzdb");
-        let nine = Time::constant(9, 0, 0, 0);
-        // 2027-03-30T23:30Z is 08:30 on the 31st in Tokyo: still the 30th for the schedule.
-        let t: Timestamp = "2027-03-30T23:30:00Z".parse().expect("ts");
-        assert_eq!(schedule_day(t, &tz, nine), date(2027, 3, 30));
-        let t: Timestamp = "2027-03-31T00:00:00Z".parse().expect("ts");
-        assert_eq!(schedule_day(t, &tz, nine), date(2027, 3, 31));
-        assert_eq!(schedule_day(t, &TimeZone::UTC, nine), date(2027, 3, 30));
-    }
-
-    #[test]
-    fn digest_slots() {
-        let tz = TimeZone::UTC;
-        let s = DigestSchedule::default();
-        // 2026-11-23 is a Monday.
-        let before: Timestamp = "2026-11-23T07:59:00Z".parse().expect("ts");
-        let after: Timestamp = "2026-11-23T08:00:00Z".parse().expect("ts");
-        let wednesday: Timestamp = "2026-11-25T12:00:00Z".parse().expect("ts");
-        assert_eq!(latest_digest_slot(before, &tz, &s).map(slot_key).as_deref(), Some("2026-11-16T08:00"));
-        assert_eq!(latest_digest_slot(after, &tz, &s).map(slot_key).as_deref(), Some("2026-11-23T08:00"));
-        assert_eq!(latest_digest_slot(wednesday, &tz, &s).map(slot_key).as_deref(), Some("2026-11-23T08:00"));
-        let none = DigestSchedule { days: vec![], send_at: s.send_at };
-        assert_eq!(latest_digest_slot(after, &tz, &none), None);
-    }
-
-    #[test]
-    fn relative_days_read_well() {
-        assert_eq!(relative_days(3), "in 3 days");
-        assert_eq!(relative_days(-2), "2 days ago");
-        assert_eq!(relative_days(0), "today");
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The mail: reminders and digests.
-
-use std::collections::HashMap;
-use std::time::Duration;
-
-use crate::respond::{Draft, Kind, Responder, format_time};
-use crate::store::{FollowRow, OutboxRow, QuarantinedRow};
-use crate::template::Values;
 
 /// Whether an open statement is owed a reply by its deadline (For Action, For Comment, or a
 /// purpose not recognised): these get reminders and are listed as awaiting a reply.
@@ -389,7 +288,8 @@ pub fn reminder_draft(
         v.insert("final", "yes".into());
     }
     let rendered = responder.templates.reminder.render(&v);
-    let mut d = responder.scheduled_draft(Kind::Reminder, &s.tracking_id, to, cc, coordinators, rendered, now);
+    let addressing = Addressing { to, cc, reply_to: coordinators };
+    let mut d = responder.scheduled_draft(Kind::Reminder, &s.tracking_id, addressing, rendered, now);
     if let Some(original) = &s.message_id {
         // Threads with the statement in the recipients' mail clients.
         d.references = vec![original.clone()];
@@ -531,7 +431,8 @@ pub fn digest_draft(
     }
     let rendered = responder.templates.digest.render(&v);
     let about = format!("d{}", input.today.strftime("%Y%m%d"));
-    Some(responder.scheduled_draft(Kind::Digest, &about, coordinators.to_vec(), Vec::new(), Vec::new(), rendered, now))
+    let addressing = Addressing { to: coordinators.to_vec(), ..Addressing::default() };
+    Some(responder.scheduled_draft(Kind::Digest, &about, addressing, rendered, now))
 }
 
 /// The managers not heard from for longer than `after`: the latest of the relationships
@@ -573,4 +474,104 @@ pub fn check_ins_due(
 fn clip(text: &str, max: usize) -> String {
     let one: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if one.chars().count() <= max { one } else { format!("{}…", one.chars().take(max - 1).collect::<String>()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    fn step(deadline: Date, received: Date, today: Date) -> Option<Step> {
+        current_step(&Ladder::default(), deadline, received, today)
+    }
+
+    #[test]
+    fn the_ladder_day_by_day() {
+        let deadline = date(2027, 3, 31);
+        let received = date(2027, 2, 1);
+        let mut seen = Vec::new();
+        let mut day = date(2027, 3, 1);
+        while day <= date(2027, 4, 30) {
+            if let Some(s) = step(deadline, received, day)
+                && seen.last() != Some(&s)
+            {
+                seen.push(s);
+            }
+            day = day.tomorrow().expect("date");
+        }
+        let keys: Vec<String> = seen.iter().map(|s| s.key()).collect();
+        let mut expected: Vec<String> = [14, 7, 4, 3, 2, 1, 0].iter().map(|d| format!("before-{d}")).collect();
+        expected.extend((1..=14).map(|d| format!("overdue-{d}")));
+        assert_eq!(keys, expected);
+        // Between rungs the current step stays the last one (already sent: nothing new).
+        assert_eq!(step(deadline, received, date(2027, 3, 20)), Some(Step::Before(14)));
+        assert_eq!(step(deadline, received, date(2027, 3, 16)), None, "15 days before: no rung yet");
+        assert_eq!(step(deadline, received, date(2027, 4, 15)), None, "past the overdue window");
+    }
+
+    #[test]
+    fn after_a_downtime_only_the_current_step() {
+        let deadline = date(2027, 3, 31);
+        // Down from 14 days before to 5 days before: the 7-day reminder is the relevant one.
+        assert_eq!(step(deadline, date(2027, 2, 1), date(2027, 3, 26)), Some(Step::Before(7)));
+        // Down over the deadline: the overdue reminder of today.
+        assert_eq!(step(deadline, date(2027, 2, 1), date(2027, 4, 3)), Some(Step::Overdue(3)));
+    }
+
+    #[test]
+    fn no_reminder_for_a_step_the_notification_covered() {
+        let deadline = date(2027, 3, 31);
+        // Arrived 5 days before: the 7-day step lies before its arrival.
+        assert_eq!(step(deadline, date(2027, 3, 26), date(2027, 3, 26)), None);
+        assert_eq!(step(deadline, date(2027, 3, 26), date(2027, 3, 27)), Some(Step::Before(4)));
+        // Arrived on the deadline: the first reminder is the first overdue one.
+        assert_eq!(step(deadline, deadline, deadline), None);
+        assert_eq!(step(deadline, deadline, date(2027, 4, 1)), Some(Step::Overdue(1)));
+    }
+
+    #[test]
+    fn overdue_every_three_days() {
+        let ladder = Ladder { days_before: vec![7, 0], overdue_every: 3, overdue_for: 10 };
+        let d = date(2027, 1, 10);
+        let r = date(2026, 12, 1);
+        assert_eq!(current_step(&ladder, d, r, date(2027, 1, 11)), Some(Step::Before(0)));
+        assert_eq!(current_step(&ladder, d, r, date(2027, 1, 13)), Some(Step::Overdue(3)));
+        assert_eq!(current_step(&ladder, d, r, date(2027, 1, 15)), Some(Step::Overdue(3)));
+        assert_eq!(current_step(&ladder, d, r, date(2027, 1, 19)), Some(Step::Overdue(9)));
+        assert_eq!(current_step(&ladder, d, r, date(2027, 1, 21)), None);
+    }
+
+    #[test]
+    fn the_day_starts_at_the_send_time_in_the_time_zone() {
+        let tz = TimeZone::get("Asia/Tokyo").expect("tzdb");
+        let nine = Time::constant(9, 0, 0, 0);
+        // 2027-03-30T23:30Z is 08:30 on the 31st in Tokyo: still the 30th for the schedule.
+        let t: Timestamp = "2027-03-30T23:30:00Z".parse().expect("ts");
+        assert_eq!(schedule_day(t, &tz, nine), date(2027, 3, 30));
+        let t: Timestamp = "2027-03-31T00:00:00Z".parse().expect("ts");
+        assert_eq!(schedule_day(t, &tz, nine), date(2027, 3, 31));
+        assert_eq!(schedule_day(t, &TimeZone::UTC, nine), date(2027, 3, 30));
+    }
+
+    #[test]
+    fn digest_slots() {
+        let tz = TimeZone::UTC;
+        let s = DigestSchedule::default();
+        // 2026-11-23 is a Monday.
+        let before: Timestamp = "2026-11-23T07:59:00Z".parse().expect("ts");
+        let after: Timestamp = "2026-11-23T08:00:00Z".parse().expect("ts");
+        let wednesday: Timestamp = "2026-11-25T12:00:00Z".parse().expect("ts");
+        assert_eq!(latest_digest_slot(before, &tz, &s).map(slot_key).as_deref(), Some("2026-11-16T08:00"));
+        assert_eq!(latest_digest_slot(after, &tz, &s).map(slot_key).as_deref(), Some("2026-11-23T08:00"));
+        assert_eq!(latest_digest_slot(wednesday, &tz, &s).map(slot_key).as_deref(), Some("2026-11-23T08:00"));
+        let none = DigestSchedule { days: vec![], send_at: s.send_at };
+        assert_eq!(latest_digest_slot(after, &tz, &none), None);
+    }
+
+    #[test]
+    fn relative_days_read_well() {
+        assert_eq!(relative_days(3), "in 3 days");
+        assert_eq!(relative_days(-2), "2 days ago");
+        assert_eq!(relative_days(0), "today");
+    }
 }

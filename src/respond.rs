@@ -219,6 +219,14 @@ pub const DIGEST_NAMES: &[&str] = &[
     "coordinators",
 ];
 
+/// Who a scheduled mail goes to, and where replies go.
+#[derive(Debug, Clone, Default)]
+pub struct Addressing {
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub reply_to: Vec<String>,
+}
+
 /// How many acknowledgements went out recently (counted by the store).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AckCounts {
@@ -471,9 +479,7 @@ impl Responder {
         &self,
         kind: Kind,
         about: &str,
-        to: Vec<String>,
-        cc: Vec<String>,
-        reply_to: Vec<String>,
+        addressing: Addressing,
         rendered: crate::template::Rendered,
         now: jiff::Timestamp,
     ) -> Draft {
@@ -482,9 +488,9 @@ impl Responder {
             message_id: self.new_message_id(kind, about),
             date: now.to_string(),
             from: self.from.clone(),
-            to,
-            cc,
-            reply_to,
+            to: addressing.to,
+            cc: addressing.cc,
+            reply_to: addressing.reply_to,
             subject: rendered.subject,
             in_reply_to: None,
             references: Vec::new(),

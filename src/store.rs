@@ -20,7 +20,7 @@ use std::time::Duration;
 
 mod follow;
 mod outbox;
-pub use follow::{Change, FollowRow, QuarantinedRow, ReminderToQueue};
+pub use follow::{Change, Closure, FollowRow, QuarantinedRow, ReminderRecord, ReminderToQueue};
 pub use outbox::{OutboxItem, OutboxRow, OutgoingContext, Planner, SendResult, timestamp_text};
 
 use rusqlite::{Connection, OptionalExtension, params};

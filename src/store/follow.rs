@@ -150,6 +150,24 @@ pub struct FollowRow {
     pub reply_to: Vec<String>,
 }
 
+/// A reminder decided: for which deadline and step, due on which day, and its outbox item.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReminderRecord {
+    pub deadline: String,
+    pub step: String,
+    pub due_on: String,
+    pub outbox: Option<i64>,
+}
+
+/// Whether a statement is done, by whom, why, and the message that answered it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Closure {
+    pub state: String,
+    pub done_by: Option<String>,
+    pub done_reason: Option<String>,
+    pub done_message: Option<i64>,
+}
+
 /// A quarantined message, for the digest.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct QuarantinedRow {
@@ -245,12 +263,12 @@ impl Store {
         })
     }
 
-    /// The reminders decided for a statement: (deadline, step, due on, outbox item).
-    pub fn reminders_of(&self, statement: i64) -> Result<Vec<(String, String, String, Option<i64>)>, StoreError> {
+    /// The reminders decided for a statement, in order.
+    pub fn reminders_of(&self, statement: i64) -> Result<Vec<ReminderRecord>, StoreError> {
         self.rows(
             "SELECT deadline, step, due_on, outbox FROM reminders WHERE statement = ?1 ORDER BY decided_at, rowid",
             &[&statement],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| Ok(ReminderRecord { deadline: r.get(0)?, step: r.get(1)?, due_on: r.get(2)?, outbox: r.get(3)? }),
         )
     }
 
@@ -349,6 +367,33 @@ impl Store {
         self.conn
             .prepare_cached("SELECT 1 FROM reminders WHERE statement = ?1 AND deadline = ?2 AND step = ?3")
             .and_then(|mut s| s.exists(params![statement, deadline, step]))
+            .map_err(|e| self.err(e))
+    }
+}
+
+impl Store {
+    /// A message's events, oldest first: (kind, detail).
+    pub fn events_of_message(&self, message: i64) -> Result<Vec<(String, String)>, StoreError> {
+        self.rows("SELECT kind, COALESCE(detail, '') FROM events WHERE message = ?1 ORDER BY id", &[&message], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+    }
+
+    /// A statement's state, who closed it, why, and the message that answered it.
+    pub fn statement_done(&self, statement: i64) -> Result<Closure, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT state, done_by, done_reason, done_message FROM statements WHERE id = ?1",
+                params![statement],
+                |r| {
+                    Ok(Closure {
+                        state: r.get(0)?,
+                        done_by: r.get(1)?,
+                        done_reason: r.get(2)?,
+                        done_message: r.get(3)?,
+                    })
+                },
+            )
             .map_err(|e| self.err(e))
     }
 }

@@ -1,0 +1,302 @@
+//! Following statements through, on a real database with the real pipeline: the reminder
+//! ladder with a controlled clock (each reminder once, none after done, restarts, downtime,
+//! a clock set back, the time zone), a reply marking a statement done, and the digest.
+//!
+//! Each run is `liaisond::run(.., once)` over a Maildir with the clock set by the test: a new
+//! run is a restart, and the days in between are the downtime. Nothing is sent (no transport):
+//! reminders wait in the outbox, where the test reads them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::civil::Date;
+use jiff::{Timestamp, ToSpan};
+use liaisond::config::Config;
+use liaisond::store::{Change, OutboxRow, Store};
+use tokio_util::sync::CancellationToken;
+
+const SDO: &str = "liaison@example-sdo.org";
+const MANAGER: &str = "manager@example.org";
+const COORDINATOR: &str = "coordinators@iab.example";
+
+struct Setup {
+    dir: tempfile::TempDir,
+    config: Config,
+    /// The statement's deadline, 60 days after today.
+    deadline: Date,
+}
+
+impl Setup {
+    fn new(time_zone: &str) -> Setup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir_all(dir.path().join("Maildir").join(sub)).expect("maildir");
+        }
+        let builtin = std::fs::read_to_string(common::repo_root().join("config/relationships.toml")).expect("read");
+        let rel = builtin.replace(
+            "coordinators = [\"liaison-coordination@iab.org\"]",
+            &format!("coordinators = [\"{COORDINATOR}\"]"),
+        );
+        assert!(rel.contains(COORDINATOR), "config/relationships.toml changed; adapt this test");
+        let rel = format!(
+            "{rel}\n[[organization]]\nname = \"Example SDO\"\nacronym = \"example-sdo\"\naddresses = [\"{SDO}\"]\n\
+             domains = [\"example-sdo.org\"]\nmarkers = [\"Example SDO\"]\n\
+             managers = [{{ name = \"Manager\", email = \"{MANAGER}\" }}]\nlast_contact = \"2020-01-01\"\n"
+        );
+        std::fs::write(dir.path().join("rel.toml"), rel).expect("write");
+        let text = format!(
+            r#"relationships = "rel.toml"
+time_zone = "{time_zone}"
+[store]
+database = "liaisond.db"
+[[maildir]]
+name = "inbox"
+path = "Maildir"
+after_commit = "leave"
+[mail]
+from = "liaison-coordination@iab.org"
+[routing]
+trusted_authserv_ids = ["mx.example.org"]
+"#
+        );
+        let path = dir.path().join("liaisond.toml");
+        std::fs::write(&path, text).expect("write");
+        let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let deadline = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date().checked_add(60.days()).expect("date");
+        Setup { dir, config, deadline }
+    }
+
+    fn deliver(&self, name: &str, raw: &str) {
+        std::fs::write(self.dir.path().join("Maildir/new").join(name), raw.replace('\n', "\r\n")).expect("deliver");
+    }
+
+    /// One run of the daemon (a restart) at `now`.
+    async fn run_at(&self, now: Timestamp) -> liaisond::RunReport {
+        let options = liaisond::RunOptions { clock: Some(Arc::new(move || now)), ..common::run_options(true) };
+        liaisond::run(self.config.clone(), CancellationToken::new(), options).await.expect("the run")
+    }
+
+    fn store(&self) -> Store {
+        Store::open(&self.dir.path().join("liaisond.db"), Duration::from_secs(10)).expect("open")
+    }
+
+    fn reminders(&self) -> Vec<OutboxRow> {
+        let mut rows: Vec<OutboxRow> =
+            self.store().outbox_rows(&[], 1000).expect("outbox").into_iter().filter(|r| r.kind == "reminder").collect();
+        rows.reverse();
+        rows
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+/// `days` relative to the deadline, at `hh:mm` in time zone `tz`.
+fn at(deadline: Date, days: i64, hh: i8, mm: i8, tz: &str) -> Timestamp {
+    let day = deadline.checked_add(days.days()).expect("date");
+    day.at(hh, mm, 0, 0).in_tz(tz).expect("zoned").timestamp()
+}
+
+fn statement(message_id: &str, title: &str, deadline: Date, verified: bool) -> String {
+    let auth =
+        if verified { "Authentication-Results: mx.example.org; dmarc=pass header.from=example-sdo.org\n" } else { "" };
+    format!(
+        "{auth}From: Example SDO Liaisons <{SDO}>\nTo: liaison-coordination@iab.org\nSubject: LS on {title}\n\
+         Date: Mon, 02 Nov 2026 10:00:00 +0000\nMessage-ID: <{message_id}>\nMIME-Version: 1.0\n\
+         Content-Type: text/plain; charset=utf-8\n\n\
+         From: Example SDO Working Group 7\nTo: IETF OPSAWG\nPurpose: For Action\nDeadline: {deadline}\n\
+         Title: {title}\nFrom-Contact: Jane Doe <jane@example-sdo.org>\n\n\
+         Example SDO asks the IETF OPSAWG to review the attached data models and to comment on\n\
+         their alignment with the IETF models before our next meeting.\n"
+    )
+}
+
+fn keys(rows: &[OutboxRow]) -> Vec<String> {
+    rows.iter().map(|r| r.subject.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reminder_ladder_with_a_controlled_clock() {
+    // Tokyo (UTC+9): a reminder day starts at 09:00 there, which is 00:00 UTC.
+    let tz = "Asia/Tokyo";
+    let s = Setup::new(tz);
+    let d = s.deadline;
+    s.deliver("1.eml", &statement("ls-1@example-sdo.org", "alignment of access models", d, true));
+
+    // Arrival: a notification, no reminder yet (the first rung is 14 days before).
+    s.run_at(Timestamp::now()).await;
+    let st = s.store().statements().expect("statements");
+    assert_eq!(st.len(), 1, "{st:?}");
+    let tracking_id = st[0].tracking_id.clone();
+    assert!(s.reminders().is_empty());
+
+    // 15 days before: nothing. 14 days before, 08:59 Tokyo: still the day before.
+    s.run_at(at(d, -15, 12, 0, tz)).await;
+    s.run_at(at(d, -14, 8, 59, tz)).await;
+    assert!(s.reminders().is_empty(), "{:?}", keys(&s.reminders()));
+
+    // 14 days before, 09:00 Tokyo (00:00 UTC): the first reminder, to the manager, the
+    // coordinators in copy, the deadline and "in 14 days" in its subject.
+    s.run_at(at(d, -14, 9, 0, tz)).await;
+    let r = s.reminders();
+    assert_eq!(r.len(), 1, "{:?}", keys(&r));
+    assert_eq!(r[0].recipients, vec![MANAGER.to_string(), COORDINATOR.to_string()]);
+    assert!(
+        r[0].subject.starts_with(&format!("[{tracking_id}] Reminder: a reply is due in 14 days ({d})")),
+        "{}",
+        r[0].subject
+    );
+    assert_eq!(r[0].tracking_id.as_deref(), Some(tracking_id.as_str()));
+
+    // A second run the same day, and a restart later that day: nothing more.
+    s.run_at(at(d, -14, 9, 1, tz)).await;
+    s.run_at(at(d, -14, 23, 0, tz)).await;
+    assert_eq!(s.reminders().len(), 1);
+
+    // Down from 13 days before until 5 days before: only the reminder still relevant (7 days
+    // before), not the backlog; it says how many days are really left.
+    s.run_at(at(d, -5, 10, 0, tz)).await;
+    let r = s.reminders();
+    assert_eq!(r.len(), 2, "{:?}", keys(&r));
+    assert!(r[1].subject.contains("due in 5 days"), "{}", r[1].subject);
+
+    // The clock set back a week: nothing is sent again.
+    s.run_at(at(d, -12, 10, 0, tz)).await;
+    assert_eq!(s.reminders().len(), 2);
+
+    // 4 days before, then past the deadline (down over it): the 4-day one, then one overdue.
+    s.run_at(at(d, -4, 9, 30, tz)).await;
+    s.run_at(at(d, 2, 9, 30, tz)).await;
+    let r = s.reminders();
+    assert_eq!(r.len(), 4, "{:?}", keys(&r));
+    assert!(r[3].subject.contains("OVERDUE: the reply was due 2 days ago"), "{}", r[3].subject);
+    let steps: Vec<String> = s.store().reminders_of(st[0].id).expect("reminders").into_iter().map(|r| r.step).collect();
+    assert_eq!(steps, ["before-14", "before-7", "before-4", "overdue-2"]);
+
+    // Done: the waiting reminders are cancelled, and no new one comes.
+    let id = st[0].id;
+    assert_eq!(s.store().mark_done(id, "tester", "replied by phone").expect("done"), Change::Changed);
+    assert_eq!(s.store().mark_done(id, "tester", "again").expect("done"), Change::Unchanged);
+    assert!(s.reminders().iter().all(|r| r.state == "cancelled"), "{:?}", s.reminders());
+    s.run_at(at(d, 3, 9, 30, tz)).await;
+    assert_eq!(s.reminders().len(), 4);
+
+    // Reopened: the current overdue step, once.
+    assert_eq!(s.store().reopen(id, "tester").expect("reopen"), Change::Changed);
+    s.run_at(at(d, 4, 9, 30, tz)).await;
+    s.run_at(at(d, 4, 18, 0, tz)).await;
+    let r = s.reminders();
+    assert_eq!(r.len(), 5, "{:?}", keys(&r));
+    assert_eq!(r[4].state, "pending");
+    assert!(r[4].subject.contains("4 days ago"), "{}", r[4].subject);
+
+    // The last overdue reminder says so; after 14 days overdue, nothing.
+    s.run_at(at(d, 14, 9, 30, tz)).await;
+    s.run_at(at(d, 15, 9, 30, tz)).await;
+    s.run_at(at(d, 30, 9, 30, tz)).await;
+    let r = s.reminders();
+    assert_eq!(r.len(), 6, "{:?}", keys(&r));
+    let last = s.store().outbox_row(r[5].id).expect("row").expect("there");
+    assert!(last.subject.contains("14 days ago"), "{}", last.subject);
+
+    // The history tells the story.
+    let history = event_kinds(&s.path(), st[0].message);
+    for kind in ["statement_recorded", "outbox_queued", "statement_done", "statement_reopened"] {
+        assert!(history.iter().any(|e| e == kind), "{kind} missing from {history:?}");
+    }
+}
+
+fn event_kinds(dir: &Path, message: i64) -> Vec<String> {
+    events(dir, message).into_iter().map(|(k, _)| k).collect()
+}
+
+/// (kind, detail) of a message's events, oldest first.
+fn events(dir: &Path, message: i64) -> Vec<(String, String)> {
+    let store = Store::open(&dir.join("liaisond.db"), Duration::from_secs(10)).expect("open");
+    store.events_of_message(message).expect("events")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_from_the_ietf_side_marks_the_statement_done() {
+    let tz = "UTC";
+    let s = Setup::new(tz);
+    let d = s.deadline;
+    s.deliver("1.eml", &statement("ls-a@example-sdo.org", "first topic", d, true));
+    s.deliver("2.eml", &statement("ls-b@example-sdo.org", "second topic", d, true));
+    s.run_at(Timestamp::now()).await;
+    let st = s.store().statements().expect("statements");
+    assert_eq!(st.len(), 2);
+    let (a, b) = (&st[0], &st[1]);
+
+    let reply = |n: u32, from: &str, to: &str, verified: bool, extra: &str| {
+        let auth =
+            if verified { "Authentication-Results: mx.example.org; dmarc=pass header.from=example.org\n" } else { "" };
+        format!(
+            "{auth}From: {from}\nTo: {to}\nCc: liaison-coordination@iab.org\nSubject: Re: LS on first topic\n\
+             Date: Tue, 03 Nov 2026 10:00:00 +0000\nMessage-ID: <reply-{n}@example.org>\n\
+             In-Reply-To: <ls-a@example-sdo.org>\nReferences: <ls-a@example-sdo.org>\n{extra}\n\
+             Thank you for your statement; our answer follows.\n"
+        )
+    };
+    // The sender itself writes again: a follow-up, not an answer.
+    s.deliver("3.eml", &reply(3, SDO, "liaison-coordination@iab.org", true, ""));
+    // The manager writes only to the coordinators: not an answer.
+    s.deliver("4.eml", &reply(4, MANAGER, COORDINATOR, true, ""));
+    // The manager answers the SDO, but the From is not verified: recorded, not trusted.
+    s.deliver("5.eml", &reply(5, MANAGER, SDO, false, ""));
+    s.run_at(Timestamp::now()).await;
+    let a_now = s.store().statement_by_tracking_id(&a.tracking_id).expect("lookup").expect("there");
+    assert_eq!(a_now.state, "open");
+    let history = events(&s.path(), a.message);
+    assert!(history.iter().any(|(k, d)| k == "reply_not_trusted" && d.contains("not verified")), "{history:?}");
+
+    // The manager answers the SDO, verified: done, by the manager, with the answering message.
+    s.deliver("6.eml", &reply(6, MANAGER, SDO, true, ""));
+    s.run_at(Timestamp::now()).await;
+    let done = s.store().statement_done(a.id).expect("done info");
+    assert_eq!(done.state, "done");
+    assert_eq!(done.done_by.as_deref(), Some(MANAGER));
+    assert!(
+        done.done_reason.as_deref().is_some_and(|r| r.contains("replied (to liaison@example-sdo.org)")),
+        "{done:?}"
+    );
+    let answer = s
+        .store()
+        .message_overview(None)
+        .expect("messages")
+        .into_iter()
+        .find(|m| m.id == done.done_message.unwrap_or(0));
+    assert!(answer.is_some_and(|m| m.subject.as_deref() == Some("Re: LS on first topic")));
+    // No reminder for it any more; the other one still gets its own.
+    s.run_at(at(d, -14, 10, 0, tz)).await;
+    let r = s.reminders();
+    assert_eq!(r.len(), 1, "{:?}", keys(&r));
+    assert_eq!(r[0].tracking_id.as_deref(), Some(b.tracking_id.as_str()));
+
+    // The datatracker's notice of a reply posted there, naming the second statement by its
+    // title as the referenced liaison: done too.
+    let notice = format!(
+        "Authentication-Results: mx.example.org; dkim=pass header.d=ietf.org; dmarc=pass header.from=ietf.org\n\
+         From: Liaison Statement Management Tool <statements@ietf.org>\nTo: {SDO}\n\
+         Cc: liaison-coordination@iab.org\nSubject: New Liaison Statement, \"Reply to LS on second topic\"\n\
+         Date: Wed, 04 Nov 2026 10:00:00 +0000\nMessage-ID: <notice-1@datatracker.ietf.org>\n\
+         Content-Type: text/plain; charset=utf-8\n\n\
+         Title: Reply to LS on second topic\nSubmission Date: 2026-11-04\n\
+         URL of the IETF Web page: https://datatracker.ietf.org/liaison/9999/\n\n\
+         From: Operations and Management Area Working Group <opsawg@ietf.org>\nTo: Example SDO <{SDO}>\n\
+         Response Contacts: opsawg-chairs@ietf.org\nPurpose: In response\n\
+         Referenced liaison: second topic (https://datatracker.ietf.org/liaison/9990/)\n\n\
+         Body: The OPSAWG thanks Example SDO for its statement and answers as follows.\nAttachments:\n\n    No document has been attached\n"
+    );
+    s.deliver("7.eml", &notice);
+    s.run_at(at(d, -13, 10, 0, tz)).await;
+    let done = s.store().statement_done(b.id).expect("done info");
+    assert_eq!(done.state, "done", "{done:?}; events {:?}", events(&s.path(), b.message));
+    assert!(done.done_reason.as_deref().is_some_and(|r| r.contains("datatracker")), "{done:?}");
+    // Its waiting reminder was cancelled.
+    assert!(s.reminders().iter().all(|r| r.state == "cancelled"), "{:?}", s.reminders());
+}
