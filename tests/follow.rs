@@ -300,3 +300,145 @@ async fn a_reply_from_the_ietf_side_marks_the_statement_done() {
     // Its waiting reminder was cancelled.
     assert!(s.reminders().iter().all(|r| r.state == "cancelled"), "{:?}", s.reminders());
 }
+
+/// The first Monday 08:30 (UTC) after now: within a week, so a first digest then (which
+/// covers the week before it) includes what was recorded now.
+fn next_monday_morning() -> Timestamp {
+    let now = Timestamp::now();
+    let mut day = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    loop {
+        let at = day.at(8, 30, 0, 0).in_tz("UTC").expect("zoned").timestamp();
+        if day.weekday() == jiff::civil::Weekday::Monday && at > now {
+            return at;
+        }
+        day = day.tomorrow().expect("date");
+    }
+}
+
+/// The demo's statements in a private database, with the digest planned by hand.
+fn demo_setup(extra: &str) -> (tempfile::TempDir, Config) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo = std::fs::read_to_string(common::repo_root().join("config/demo.toml")).expect("demo.toml");
+    let demo = demo
+        .replace("../demo-state/liaisond.db", &dir.path().join("demo.db").display().to_string())
+        .replace("../fixtures/demo-maildir", &common::repo_root().join("fixtures/demo-maildir").display().to_string())
+        .replace("[outbox]\ndirectory = \"../demo-state/outbox\"", "");
+    let path = dir.path().join("demo.toml");
+    std::fs::write(&path, format!("{demo}\n{extra}")).expect("write");
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    (dir, config)
+}
+
+fn scheduler(config: &Config, store: Store, now: Timestamp) -> liaisond::schedule::Scheduler {
+    let reader =
+        Arc::new(liaisond::runner::reader(config, Some(env!("CARGO_BIN_EXE_liaisond").into())).expect("reader"));
+    let mut follow = config.follow.clone();
+    follow.digest_enabled = true;
+    liaisond::schedule::Scheduler::new(
+        liaisond::store::Db::new(store),
+        follow,
+        Arc::new(move || reader.clone()),
+        Arc::new(move || now),
+    )
+}
+
+/// The body of the digest queued last.
+fn digest_body(db: &Path) -> (String, String, Vec<String>) {
+    let conn = rusqlite::Connection::open(db).expect("open");
+    let (subject, draft): (String, String) = conn
+        .query_row("SELECT subject, draft FROM outbox WHERE kind = 'digest' ORDER BY id DESC LIMIT 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("a digest");
+    let draft: serde_json::Value = serde_json::from_str(&draft).expect("json");
+    let to = draft["to"].as_array().expect("to").iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect();
+    (subject, draft["body"].as_str().unwrap_or_default().to_string(), to)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_digest_on_a_prepared_database() {
+    // Recorded without a digest (that is planned below, at chosen times).
+    let (dir, config) = demo_setup("[digest]\nenabled = false\n");
+    liaisond::run(config.clone(), CancellationToken::new(), common::run_options(true)).await.expect("run");
+    let db = dir.path().join("demo.db");
+    let monday = next_monday_morning();
+    let today = monday.to_zoned(jiff::tz::TimeZone::UTC).date();
+
+    // Prepared: deadlines around that Monday, one statement done, a failed notification, a
+    // check-in with one manager.
+    let mut store = Store::open(&db, Duration::from_secs(10)).expect("open");
+    let id_of = |store: &Store, t: &str| store.statement_by_tracking_id(t).expect("lookup").expect("there").id;
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    for (t, days) in [("LS-2026-0006", -3), ("LS-2026-0002", 10), ("LS-2026-0007", 5)] {
+        let deadline = today.checked_add(jiff::Span::new().days(days)).expect("date").to_string();
+        conn.execute("UPDATE statements SET deadline = ?2 WHERE tracking_id = ?1", rusqlite::params![t, deadline])
+            .expect("deadline");
+    }
+    let info = id_of(&store, "LS-2026-0003");
+    store.mark_done(info, "tester", "nothing to answer").expect("done");
+    conn.execute(
+        "UPDATE outbox SET state = 'failed', last_error = '550 5.1.1 no such user', claimed_at = queued_at
+         WHERE id = (SELECT MIN(id) FROM outbox WHERE kind = 'notification')",
+        [],
+    )
+    .expect("fail one");
+    store.check_in("mireille.fontaine@example.org", &today.to_string(), Some("call")).expect("check-in");
+
+    let report = scheduler(&config, store, monday).pass().await.expect("pass");
+    let (slot, mailed) = report.digest.expect("a digest decided");
+    assert!(mailed && slot.ends_with("T08:00"), "{slot}");
+    let (subject, body, to) = digest_body(&db);
+    assert_eq!(to, ["liaison-coordination@iab.org"]);
+    assert_eq!(subject, format!("liaisond digest for {today}: 3 awaiting a reply, 8 new"));
+    let section = |title: &str| -> String {
+        let start = body.find(title).unwrap_or_else(|| panic!("no section {title:?} in:\n{body}"));
+        body[start..].split("\n\n").next().unwrap_or_default().to_string()
+    };
+    // Overdue first, then by deadline.
+    let awaiting = section("Awaiting a reply");
+    let order: Vec<usize> =
+        ["LS-2026-0006", "LS-2026-0007", "LS-2026-0002"].iter().map(|t| awaiting.find(t).expect(t)).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{awaiting}");
+    assert!(awaiting.contains("OVERDUE since") && awaiting.contains("(3 days ago)"), "{awaiting}");
+    assert!(!awaiting.contains("LS-2026-0003"), "{awaiting}");
+    let received = section("Received since the last digest");
+    assert_eq!(received.matches("LS-2026-").count(), 8, "{received}");
+    assert!(received.contains("LS-2026-0003") && received.contains(", done)"), "{received}");
+    let no_deadline = section("but with no deadline");
+    assert!(no_deadline.contains("LS-2026-0001") && no_deadline.contains("LS-2026-0004"), "{no_deadline}");
+    let no_manager = section("with no liaison manager");
+    assert!(no_manager.contains("LS-2026-0004") && no_manager.contains("LS-2026-0008"), "{no_manager}");
+    assert!(section("Messages quarantined").contains("message 12"), "{body}");
+    assert!(section("Outgoing mail that failed").contains("550 5.1.1 no such user"), "{body}");
+    let check_ins = section("Liaison managers not heard from");
+    assert!(check_ins.contains("katrin.lindqvist@example.org"), "{check_ins}");
+    assert!(!check_ins.contains("mireille.fontaine@example.org"), "checked in today: {check_ins}");
+
+    // The same slot again (a restart, a second pass): nothing.
+    let store = Store::open(&db, Duration::from_secs(10)).expect("open");
+    let later = monday + jiff::SignedDuration::from_hours(5);
+    assert_eq!(scheduler(&config, store, later).pass().await.expect("pass").digest, None);
+
+    // A week later: only what is still open; nothing new received, quarantined or failed.
+    let store = Store::open(&db, Duration::from_secs(10)).expect("open");
+    let next = monday + jiff::SignedDuration::from_hours(7 * 24);
+    let report = scheduler(&config, store, next).pass().await.expect("pass");
+    assert!(report.digest.is_some_and(|d| d.1));
+    let (subject, body, _) = digest_body(&db);
+    assert!(subject.ends_with(": 3 awaiting a reply"), "{subject}");
+    for absent in ["Received since", "Messages quarantined", "Outgoing mail that failed"] {
+        assert!(!body.contains(absent), "{absent} in:\n{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_to_report_sends_no_digest() {
+    let (dir, config) = demo_setup("[digest]\ncheck_in_after = \"100years\"\n");
+    let db = dir.path().join("demo.db");
+    // An empty database (no source run).
+    let store = Store::open(&db, Duration::from_secs(10)).expect("open");
+    let report = scheduler(&config, store, next_monday_morning()).pass().await.expect("pass");
+    assert_eq!(report.digest.map(|d| d.1), Some(false), "decided, without mail");
+    let store = Store::open(&db, Duration::from_secs(10)).expect("open");
+    assert!(store.outbox_rows(&[], 10).expect("outbox").is_empty());
+}
