@@ -442,3 +442,97 @@ async fn nothing_to_report_sends_no_digest() {
     let store = Store::open(&db, Duration::from_secs(10)).expect("open");
     assert!(store.outbox_rows(&[], 10).expect("outbox").is_empty());
 }
+
+/// Through the real servers: a statement mailed to the alias, a reminder delivered to the
+/// manager (the coordinators in copy) when the daemon's clock reaches 7 days before the
+/// deadline, the manager's reply to the SDO closing the statement, and no reminder after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_go_out_by_mail_until_a_reply_is_seen() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let tb = common::testbed();
+    let u = common::users(tb, 4).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = common::config(tb, dir.path(), &u, &common::submission(tb, &u), "");
+    let deadline = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date().checked_add(30.days()).expect("date");
+    let clock_secs = Arc::new(AtomicI64::new(Timestamp::now().as_second()));
+    let clock = clock_secs.clone();
+    let options = liaisond::RunOptions {
+        clock: Some(Arc::new(move || Timestamp::from_second(clock.load(Ordering::SeqCst)).unwrap_or_default())),
+        ..common::run_options(false)
+    };
+    let token = CancellationToken::new();
+    let daemon = tokio::spawn(liaisond::run(config, token.clone(), options));
+
+    let message_id = format!("ls-{}@sdo.example.net", std::process::id());
+    let raw = format!(
+        "Authentication-Results: mx.example.org; dmarc=pass header.from=example.org\r\n\
+         From: Jane Doe <{sender}>\r\nTo: {alias}\r\nSubject: LS on reminders by mail\r\n\
+         Date: {date}\r\nMessage-ID: <{message_id}>\r\n\r\n\
+         Liaison statement\r\nTitle: Reminders by mail\r\nFrom: Example SDO Working Group 7\r\nTo: IETF OPSAWG\r\n\
+         Purpose: For action\r\nDeadline: {deadline}\r\nContact: Jane Doe <{sender}>\r\n\r\n\
+         Example SDO asks the IETF OPSAWG to review its data models before the deadline.\r\n",
+        sender = u.sender,
+        alias = u.alias,
+        date = Timestamp::now().strftime("%a, %d %b %Y %H:%M:%S +0000"),
+    );
+    common::mail(tb, &u.sender, &u.alias, raw.as_bytes()).await;
+    // The notification reaches the manager.
+    common::wait_inbox(tb, &u.manager, 1, "the notification").await;
+
+    // Seven days before the deadline, 10:00 UTC: the reminder, within the scheduler's minute.
+    clock_secs.store(at(deadline, -7, 10, 0, "UTC").as_second(), Ordering::SeqCst);
+    let inbox = common::wait_inbox(tb, &u.manager, 2, "the reminder").await;
+    let reminder = inbox
+        .iter()
+        .map(|raw| String::from_utf8_lossy(raw).into_owned())
+        .find(|m| m.contains("Reminder: a reply is due in 7 days"))
+        .expect("a reminder among the manager's mail");
+    assert!(reminder.contains(&format!("Cc: {}", u.coord)), "{reminder}");
+    assert!(reminder.contains("Auto-Submitted: auto-generated"), "{reminder}");
+    assert!(reminder.contains(&format!("References: <{message_id}>")), "{reminder}");
+
+    // The manager answers the SDO (copying the mailbox), from a verified address.
+    let answer = format!(
+        "Authentication-Results: mx.example.org; dmarc=pass header.from=example.org\r\n\
+         From: Manager <{manager}>\r\nTo: {sender}\r\nCc: {alias}\r\nSubject: Re: LS on reminders by mail\r\n\
+         Date: {date}\r\nMessage-ID: <answer-{message_id}>\r\nIn-Reply-To: <{message_id}>\r\n\
+         References: <{message_id}>\r\n\r\nThe IETF OPSAWG has reviewed the models; our reply is attached.\r\n",
+        manager = u.manager,
+        sender = u.sender,
+        alias = u.alias,
+        date = Timestamp::now().strftime("%a, %d %b %Y %H:%M:%S +0000"),
+    );
+    common::mail(tb, &u.manager, &u.alias, answer.as_bytes()).await;
+    let db = dir.path().join("liaisond.db");
+    let start = std::time::Instant::now();
+    let closed = loop {
+        let store = Store::open(&db, Duration::from_secs(10)).expect("open");
+        let st = store.statements().expect("statements");
+        if st.first().is_some_and(|s| s.state == "done") {
+            break store.statement_done(st[0].id).expect("closure");
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the reply did not close the statement: {st:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(closed.done_by.as_deref(), Some(u.manager.as_str()), "{closed:?}");
+
+    // Four days before: no reminder any more (the scheduler looks once a minute at start and
+    // every minute after; a restart makes it look at once).
+    clock_secs.store(at(deadline, -4, 10, 0, "UTC").as_second(), Ordering::SeqCst);
+    token.cancel();
+    daemon.await.expect("joins").expect("runs");
+    let config = common::config(tb, dir.path(), &u, &common::submission(tb, &u), "");
+    let clock = clock_secs.clone();
+    let options = liaisond::RunOptions {
+        clock: Some(Arc::new(move || Timestamp::from_second(clock.load(Ordering::SeqCst)).unwrap_or_default())),
+        ..common::run_options(true)
+    };
+    liaisond::run(config, CancellationToken::new(), options).await.expect("a second run");
+    let store = Store::open(&db, Duration::from_secs(10)).expect("open");
+    let reminders = store.reminders_of(store.statements().expect("statements")[0].id).expect("reminders");
+    assert_eq!(reminders.len(), 1, "{reminders:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let all = common::inbox_of(tb, &u.manager).await;
+    let count = all.iter().filter(|m| String::from_utf8_lossy(m).contains("Reminder: a reply")).count();
+    assert_eq!(count, 1, "exactly one reminder reached the manager");
+}

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use async_imap::Session;
 use futures_util::TryStreamExt;
-use liaisond::config::Config;
+use liaisond::config::{Config, SmtpConfig, TlsMode};
 use liaisond::store::{MessageOverview, Store};
 use tokio::net::TcpStream;
 
@@ -285,4 +285,134 @@ pub fn run_options(once: bool) -> liaisond::RunOptions {
         extractor_program: Some(std::path::PathBuf::from(env!("CARGO_BIN_EXE_liaisond"))),
         ..Default::default()
     }
+}
+
+// End-to-end mail: users, sending through Postfix, waiting for delivery.
+
+/// One test's users.
+pub struct Users {
+    pub alias: String,
+    pub sender: String,
+    pub manager: String,
+    pub coord: String,
+}
+
+/// Test `n`'s users, with empty mailboxes (mail from an earlier run is gone).
+pub async fn users(tb: &Testbed, n: usize) -> Users {
+    let u = Users {
+        alias: format!("alias{n}@example.org"),
+        sender: format!("sender{n}@example.org"),
+        manager: format!("manager{n}@example.org"),
+        coord: format!("coord{n}@example.org"),
+    };
+    for user in [&u.alias, &u.sender, &u.manager, &u.coord] {
+        let mut s = imap_as(tb, user).await;
+        let mailbox = s.select("INBOX").await.expect("select");
+        if mailbox.exists > 0 {
+            let _: Vec<_> =
+                s.uid_store("1:*", "+FLAGS (\\Deleted)").await.expect("store").try_collect().await.expect("store");
+            let _: Vec<_> = s.expunge().await.expect("expunge").try_collect().await.expect("expunge");
+        }
+        let _ = s.logout().await;
+    }
+    u
+}
+
+/// Sends `raw` from `from` to `to` through the testbed's Postfix (as an SDO's server would).
+pub async fn mail(tb: &Testbed, from: &str, to: &str, raw: &[u8]) {
+    let cfg = SmtpConfig {
+        host: tb.host.clone(),
+        port: tb.smtp_port,
+        tls: TlsMode::None,
+        ca_file: None,
+        credentials: None,
+        password_source: None,
+        timeout: Duration::from_secs(10),
+        hello_name: Some("sdo.example.net".into()),
+    };
+    let smtp = liaisond::send::Smtp::new(cfg).expect("plain SMTP");
+    let message = liaisond::send::Message { bytes: raw, seven_bit: None };
+    liaisond::send::deliver(&smtp, Some(from), &[to.to_string()], message, || async { Ok(()) })
+        .await
+        .unwrap_or_else(|e| panic!("sending a test message failed: {e}"));
+}
+
+/// Waits until `user`'s INBOX holds at least `n` messages; returns them all.
+pub async fn wait_inbox(tb: &Testbed, user: &str, n: usize, what: &str) -> Vec<Vec<u8>> {
+    let start = Instant::now();
+    loop {
+        let all = inbox_of(tb, user).await;
+        if all.len() >= n {
+            return all;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for {what}: {user} has {}", all.len());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The built-in relationships data with this test's coordinators and own address, and an
+/// organisation "Example SDO" that sends from senderN and is managed by managerN.
+pub fn relationships(u: &Users) -> String {
+    let builtin = std::fs::read_to_string(repo_root().join("config/relationships.toml")).expect("read");
+    let builtin = builtin
+        .replace("coordinators = [\"liaison-coordination@iab.org\"]", &format!("coordinators = [\"{}\"]", u.coord))
+        .replace(
+            "own_addresses = [\"liaison-coordination@iab.org\", \"statements@ietf.org\"]",
+            &format!("own_addresses = [\"{}\", \"statements@ietf.org\"]", u.alias),
+        );
+    assert!(builtin.contains(&u.coord), "the [ietf] section of config/relationships.toml changed; adapt this test");
+    format!(
+        "{builtin}\n[[organization]]\nname = \"Example SDO\"\nacronym = \"example-sdo\"\naddresses = [\"{}\"]\n\
+         markers = [\"Example SDO\"]\nmanagers = [{{ name = \"Manager\", email = \"{}\" }}]\n",
+        u.sender, u.manager
+    )
+}
+
+/// A daemon configuration for users `u`, sending through `smtp` (a TOML table body).
+pub fn config(tb: &Testbed, dir: &Path, u: &Users, smtp: &str, extra: &str) -> Config {
+    std::fs::write(dir.join("rel.toml"), relationships(u)).expect("write relationships");
+    let text = format!(
+        r#"relationships = "rel.toml"
+[store]
+database = "liaisond.db"
+[[imap]]
+name = "alias"
+host = "{host}"
+port = {port}
+tls = "none"
+username = "{alias}"
+password = "{pw}"
+after_commit = "seen"
+poll_interval = "1s"
+[mail]
+from = "Liaison Coordination Test <{alias}>"
+[routing]
+trusted_authserv_ids = ["mx.example.org"]
+[smtp]
+{smtp}
+[outbox]
+retry_min = "1s"
+retry_max = "2s"
+{extra}
+"#,
+        host = tb.host,
+        port = tb.imap_port,
+        alias = u.alias,
+        pw = tb.password,
+    );
+    let path = dir.join("liaisond.toml");
+    std::fs::write(&path, &text).expect("write config");
+    Config::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `[smtp]` through the testbed's submission port: STARTTLS (pinned CA), then AUTH.
+pub fn submission(tb: &Testbed, u: &Users) -> String {
+    format!(
+        "host = \"{}\"\nport = {}\ntls = \"starttls\"\nca_file = \"{}\"\nusername = \"{}\"\npassword = \"{}\"\ntimeout = \"10s\"",
+        tb.host,
+        tb.submission_port,
+        tb.ca.display(),
+        u.alias,
+        tb.password
+    )
 }
