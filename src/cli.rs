@@ -16,6 +16,11 @@ use crate::ingest::Ingestor;
 use crate::runner::{RunOptions, run};
 use crate::store::{Db, MessageOverview, Origin, Store};
 
+mod export;
+mod messages;
+mod output;
+mod statements;
+
 pub const EX_OK: u8 = 0;
 pub const EX_FAILURE: u8 = 1;
 pub const EX_TEMPFAIL: u8 = 75;
@@ -31,7 +36,11 @@ const DEFAULT_CONFIG: &str = "/etc/liaisond/liaisond.toml";
 #[command(
     name = "liaisond",
     version,
-    about = "Runs the IAB liaison-coordination mailbox: records every incoming liaison statement"
+    about = "Runs the IAB liaison-coordination mailbox: records every incoming liaison statement",
+    after_help = "Exit codes: 0 success; 1 failure; 2 the command line could not be parsed; 64 a value \
+                  has the wrong form (a date, an address, a purpose); 65 the statement or message named \
+                  does not exist; 75 `ingest` could not store the message (the MTA retries); 78 invalid \
+                  configuration. Output into a closed pipe (`| head`) ends quietly with 0."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -98,6 +107,15 @@ enum Command {
         #[command(subcommand)]
         action: OutboxCommand,
     },
+    /// The operator's view of statements: list, show, mark done, reopen, assign, correct.
+    /// Safe while the daemon runs.
+    Statements {
+        #[command(subcommand)]
+        action: statements::StatementsCommand,
+    },
+    /// Write statements with the IETF datatracker's field names (JSON or CSV), to enter them
+    /// there without retyping.
+    Export(export::ExportArgs),
     /// Internal: serve attachment text extraction requests on standard input (a framed
     /// protocol, see `isolate.rs`). liaisond runs itself this way, as a confined worker.
     #[command(hide = true)]
@@ -133,6 +151,31 @@ enum MessagesCommand {
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
+    },
+    /// List the quarantined messages and why each was quarantined (a table, or JSON lines).
+    Quarantined {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Process messages again with the current code and relationships data: one message by
+    /// number (quarantined, ignored or processed), or every quarantined one. A statement keeps
+    /// its tracking ID, and nothing already queued for it is sent again. Safe while the daemon
+    /// runs.
+    Reprocess {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The message number (as in `messages quarantined` and `status`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        /// Every quarantined message (except oversized ones, of which only the header was kept).
+        #[arg(long)]
+        all: bool,
+        /// Who asks, for the history (default: the user who ran sudo, else the Unix user).
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
     },
 }
 
@@ -202,6 +245,14 @@ pub fn main() -> ExitCode {
         Command::Outbox { action: OutboxCommand::Cancel { config, id } } => {
             with_config(&config.config, |c| cmd_outbox_change(c, id, false))
         }
+        Command::Messages { action: MessagesCommand::Quarantined { config, json } } => {
+            with_config(&config.config, |c| messages::quarantined(c, json))
+        }
+        Command::Messages { action: MessagesCommand::Reprocess { config, id, all: _, by } } => {
+            with_config(&config.config, |c| messages::reprocess(c, id, &output::operator(by.as_deref())))
+        }
+        Command::Statements { action } => statements::run(action),
+        Command::Export(args) => export::run(args),
         Command::ExtractText => crate::isolate::worker_main(),
     };
     ExitCode::from(code)
@@ -239,6 +290,12 @@ fn with_config(path: &Path, f: impl FnOnce(Config) -> anyhow::Result<u8>) -> u8 
         }
         Ok(config) => match f(config) {
             Ok(code) => code,
+            // A closed pipe (`| head`) is the reader's choice, not a failure: end quietly.
+            Err(e) if output::is_broken_pipe(&e) => EX_OK,
+            Err(e) if output::refusal_code(&e).is_some() => {
+                eprintln!("liaisond: {e:#}");
+                output::refusal_code(&e).unwrap_or(EX_FAILURE)
+            }
             // The relationships data is configuration too, read later than the file itself.
             Err(e) if e.chain().any(|c| c.is::<crate::config::ConfigError>()) => {
                 eprintln!("liaisond: invalid configuration: {e:#}");
@@ -374,7 +431,9 @@ fn cmd_ingest(path: &Path) -> u8 {
     // Postfix's pipe(8) bounce the message.
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ingest_stdin(config))) {
         Ok(Ok(line)) => {
-            println!("{line}");
+            // The message is stored: a closed standard output must not turn that into a
+            // failure (println! would panic, and the MTA would bounce a stored message).
+            let _ = writeln!(std::io::stdout(), "{line}");
             EX_OK
         }
         Ok(Err(e)) => {
@@ -816,7 +875,7 @@ fn cmd_outbox_change(config: Config, id: i64, retry: bool) -> anyhow::Result<u8>
     let verb = if retry { "queued again (the daemon sends it within seconds)" } else { "cancelled" };
     match before {
         Some(state) => {
-            println!("outbox item {id}: {verb} (it was {state})");
+            writeln!(std::io::stdout(), "outbox item {id}: {verb} (it was {state})")?;
             Ok(EX_OK)
         }
         None => match store.outbox_row(id)? {

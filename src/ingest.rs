@@ -259,36 +259,42 @@ impl Ingestor {
         let ids = self.db.call(move |s| s.pending_message_ids(Some(&cutoff))).await?;
         let mut done = 0;
         for id in ids {
-            // A failed write (a busy database) leaves the message pending for the next sweep.
-            let message = match self.db.call(move |s| s.begin_attempt(id)).await {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(id, error = %e, "cannot start processing a pending message; will retry");
-                    continue;
-                }
-            };
-            if message.state != "pending" {
-                continue;
-            }
-            let decision = if !message.raw_complete {
-                // Only the header of an oversized message was kept: there is nothing to process.
-                quarantine("oversized: only its header section was kept".into())
-            } else if message.attempts > MAX_PROCESSING_ATTEMPTS {
-                quarantine(format!(
-                    "processing was started {} times and never finished (the process stopped during it)",
-                    message.attempts - 1
-                ))
-            } else {
-                match self.run_pipeline(message.raw).await {
-                    Some(d) => d,
-                    None => continue,
-                }
-            };
-            if self.record_or_leave_pending(id, "recovery", None, decision).await.is_some() {
+            if self.process_stored(id, "recovery").await.is_some() {
                 done += 1;
             }
         }
         Ok(done)
+    }
+
+    /// Processes one stored message if it is still pending: the sweep's path, and an
+    /// operator's `messages reprocess` (`source` names which in the log). Returns the outcome
+    /// this call recorded; `None` when the message was not pending, another process recorded
+    /// it first, there is no reader, or the outcome could not be written (it stays pending).
+    pub async fn process_stored(&self, id: i64, source: &str) -> Option<Outcome> {
+        self.reader.as_ref()?;
+        // A failed write (a busy database) leaves the message pending for the next sweep.
+        let message = match self.db.call(move |s| s.begin_attempt(id)).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(id, error = %e, "cannot start processing a pending message; will retry");
+                return None;
+            }
+        };
+        if message.state != "pending" {
+            return None;
+        }
+        let decision = if !message.raw_complete {
+            // Only the header of an oversized message was kept: there is nothing to process.
+            quarantine("oversized: only its header section was kept".into())
+        } else if message.attempts > MAX_PROCESSING_ATTEMPTS {
+            quarantine(format!(
+                "processing was started {} times and never finished (the process stopped during it)",
+                message.attempts - 1
+            ))
+        } else {
+            self.run_pipeline(message.raw).await?
+        };
+        self.record_or_leave_pending(id, source, None, decision).await
     }
 }
 

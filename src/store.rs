@@ -19,8 +19,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod follow;
+mod operator;
 mod outbox;
 pub use follow::{Change, Closure, FollowRow, QuarantinedRow, ReminderRecord, ReminderToQueue};
+pub use operator::{Edit, QuarantinedMessage, RelatedMessage, Requeue, StatementField, StatementRecord};
 pub use outbox::{OutboxItem, OutboxRow, OutgoingContext, Planner, SendResult, timestamp_text};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -528,6 +530,39 @@ impl crate::classify::History for Store {
     }
 }
 
+/// The history a message is judged against: everything the store holds except the statement
+/// that message itself brought. A message processed again (`liaisond messages reprocess`) would
+/// otherwise find its own statement by its Message-ID (or, for the datatracker's notice, by its
+/// title) and become a duplicate of itself.
+struct NotItself<'a> {
+    store: &'a Store,
+    message: i64,
+}
+
+impl NotItself<'_> {
+    fn other(&self, found: Result<Option<StatementRow>, StoreError>) -> Option<crate::classify::KnownStatement> {
+        known(found.map(|row| row.filter(|r| r.message != self.message)))
+    }
+}
+
+impl crate::classify::History for NotItself<'_> {
+    fn by_tracking_id(&self, tracking_id: &str) -> Option<crate::classify::KnownStatement> {
+        self.other(self.store.statement_by_tracking_id(tracking_id))
+    }
+    fn by_thread(&self, message_ids: &[String]) -> Option<crate::classify::KnownStatement> {
+        self.other(self.store.statement_by_thread(message_ids))
+    }
+    fn by_message_id(&self, message_id: &str) -> Option<crate::classify::KnownStatement> {
+        self.other(self.store.statement_by_message_id(message_id))
+    }
+    fn by_title_and_org(&self, title: &str, from_org: &str) -> Option<crate::classify::KnownStatement> {
+        self.other(self.store.statement_by_title_and_org(title, from_org))
+    }
+    fn by_title(&self, title: &str) -> Option<crate::classify::KnownStatement> {
+        self.other(self.store.statement_where("s.title = ?1 COLLATE NOCASE", params![title.trim()]))
+    }
+}
+
 fn known(found: Result<Option<StatementRow>, StoreError>) -> Option<crate::classify::KnownStatement> {
     match found {
         Ok(row) => {
@@ -1010,7 +1045,7 @@ impl Store {
                 "INSERT INTO events (at, message, kind, detail) VALUES (?1, ?2, ?3, ?4)",
                 params![now, id, outcome.state(), outcome.detail()],
             )?;
-            let Some(judged) = judge.map(|j| j(store)) else {
+            let Some(judged) = judge.map(|j| j(&NotItself { store, message: id })) else {
                 return Ok(Some(Some(Recorded { tracking_id: None, judged: None })));
             };
             let (statement, tracking_id) = write_judged(tx, id, &judged, reading, &now)?;

@@ -204,20 +204,21 @@ async fn the_reminder_ladder_with_a_controlled_clock() {
     assert!(last.subject.contains("14 days ago"), "{}", last.subject);
 
     // The history tells the story.
-    let history = event_kinds(&s.path(), st[0].message);
+    let history = event_kinds(&s.path(), st[0].id);
     for kind in ["statement_recorded", "outbox_queued", "statement_done", "statement_reopened"] {
         assert!(history.iter().any(|e| e == kind), "{kind} missing from {history:?}");
     }
 }
 
-fn event_kinds(dir: &Path, message: i64) -> Vec<String> {
-    events(dir, message).into_iter().map(|(k, _)| k).collect()
+fn event_kinds(dir: &Path, statement: i64) -> Vec<String> {
+    events(dir, statement).into_iter().map(|(k, _)| k).collect()
 }
 
-/// (kind, detail) of a message's events, oldest first.
-fn events(dir: &Path, message: i64) -> Vec<(String, String)> {
+/// (kind, detail) of a statement's history, oldest first.
+fn events(dir: &Path, statement: i64) -> Vec<(String, String)> {
     let store = Store::open(&dir.join("liaisond.db"), Duration::from_secs(10)).expect("open");
-    store.events_of_message(message).expect("events")
+    let rows = store.statement_events(statement).expect("events");
+    rows.into_iter().map(|e| (e.kind, e.detail.unwrap_or_default())).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,7 +252,7 @@ async fn a_reply_from_the_ietf_side_marks_the_statement_done() {
     s.run_at(Timestamp::now()).await;
     let a_now = s.store().statement_by_tracking_id(&a.tracking_id).expect("lookup").expect("there");
     assert_eq!(a_now.state, "open");
-    let history = events(&s.path(), a.message);
+    let history = events(&s.path(), a.id);
     assert!(history.iter().any(|(k, d)| k == "reply_not_trusted" && d.contains("not verified")), "{history:?}");
 
     // The manager answers the SDO, verified: done, by the manager, with the answering message.
@@ -295,7 +296,7 @@ async fn a_reply_from_the_ietf_side_marks_the_statement_done() {
     s.deliver("7.eml", &notice);
     s.run_at(at(d, -13, 10, 0, tz)).await;
     let done = s.store().statement_done(b.id).expect("done info");
-    assert_eq!(done.state, "done", "{done:?}; events {:?}", events(&s.path(), b.message));
+    assert_eq!(done.state, "done", "{done:?}; events {:?}", events(&s.path(), b.id));
     assert!(done.done_reason.as_deref().is_some_and(|r| r.contains("datatracker")), "{done:?}");
     // Its waiting reminder was cancelled.
     assert!(s.reminders().iter().all(|r| r.state == "cancelled"), "{:?}", s.reminders());

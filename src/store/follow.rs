@@ -372,13 +372,6 @@ impl Store {
 }
 
 impl Store {
-    /// A message's events, oldest first: (kind, detail).
-    pub fn events_of_message(&self, message: i64) -> Result<Vec<(String, String)>, StoreError> {
-        self.rows("SELECT kind, COALESCE(detail, '') FROM events WHERE message = ?1 ORDER BY id", &[&message], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-    }
-
     /// A statement's state, who closed it, why, and the message that answered it.
     pub fn statement_done(&self, statement: i64) -> Result<Closure, StoreError> {
         self.conn

@@ -325,7 +325,11 @@ impl Store {
         Ok(self.outbox_where("o.id = ?1", &[&id])?.pop())
     }
 
-    fn outbox_where(&self, condition: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<OutboxRow>, StoreError> {
+    pub(super) fn outbox_where(
+        &self,
+        condition: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<OutboxRow>, StoreError> {
         let sql = format!(
             "SELECT o.id, o.kind, o.state, s.tracking_id, o.message, o.message_id, o.recipients, o.subject, o.attempts,
              o.created_at, o.next_attempt_at, o.sent_at, o.last_error, o.smtp_reply

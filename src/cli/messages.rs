@@ -1,0 +1,118 @@
+//! `liaisond messages quarantined|reprocess`: what could not be processed, and processing
+//! messages again through the daemon's own path (`Ingestor::process_stored`) with the current
+//! code and relationships data.
+//!
+//! Safe while the daemon runs: a message is put back to `pending` in one transaction, and the
+//! store records an outcome only for a message that is still pending, so when the daemon's
+//! sweep picks the same message up, one of the two records it and the other changes nothing.
+//! A message keeps its tracking ID, and the outbox's unique (message, kind) index means no
+//! second acknowledgement or notification is queued for it.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::output::{self, Refused, date_of};
+use super::{EX_FAILURE, EX_OK, open_existing, runtime, truncate};
+use crate::config::Config;
+use crate::ingest::Ingestor;
+use crate::store::{Db, Requeue};
+
+pub(super) fn quarantined(config: Config, json: bool) -> anyhow::Result<u8> {
+    let store = open_existing(&config)?;
+    let rows = store.quarantined_messages()?;
+    drop(store);
+    let mut out = std::io::stdout().lock();
+    if json {
+        for r in &rows {
+            serde_json::to_writer(&mut out, r)?;
+            writeln!(out)?;
+        }
+        return Ok(EX_OK);
+    }
+    let header = format!("{:>5}  {:<10}  {:>5}  {:<30}  {:<30}  ", "ID", "RECEIVED", "TRIES", "FROM", "SUBJECT");
+    let reason_width = output::terminal_width().map(|w| w.saturating_sub(header.chars().count()).max(30));
+    writeln!(out, "{header}REASON")?;
+    for r in &rows {
+        let reason = r.reason.as_deref().unwrap_or("(no reason recorded)");
+        writeln!(
+            out,
+            "{:>5}  {:<10}  {:>5}  {:<30}  {:<30}  {}",
+            r.id,
+            date_of(&r.received_at),
+            r.attempts,
+            truncate(r.from.as_deref().unwrap_or("-"), 30),
+            truncate(r.subject.as_deref().unwrap_or("-"), 30),
+            reason_width.map_or_else(|| reason.to_string(), |w| truncate(reason, w)),
+        )?;
+    }
+    if output::to_terminal() {
+        writeln!(out, "{} quarantined message(s); `liaisond messages reprocess ID|--all` tries again", rows.len())?;
+    }
+    Ok(EX_OK)
+}
+
+/// Puts the message (or every quarantined one) back to pending and processes it now.
+pub(super) fn reprocess(config: Config, id: Option<i64>, by: &str) -> anyhow::Result<u8> {
+    // Everything that can fail on the configuration (the relationships data, the templates)
+    // fails before anything is changed.
+    let reader = crate::runner::reader(&config, None)?;
+    let mut store = open_existing(&config)?;
+    let ids = match id {
+        Some(id) => match store.requeue_message(id, by)? {
+            Requeue::Requeued { .. } => vec![id],
+            Requeue::NotFound => return Err(Refused::NotFound(format!("there is no message {id}")).into()),
+            Requeue::Refused { raw_complete: false, .. } => anyhow::bail!(
+                "message {id} was over the size limit and only its header was kept: there is nothing to process again"
+            ),
+            Requeue::Refused { state, .. } => {
+                anyhow::bail!("message {id} is {state}: it will be processed (by the daemon) without being asked")
+            }
+        },
+        None => store.requeue_quarantined(by)?,
+    };
+    let mut out = std::io::stdout().lock();
+    if ids.is_empty() {
+        writeln!(out, "no quarantined message to process again")?;
+        return Ok(EX_OK);
+    }
+    let rt = runtime()?;
+    let ingestor = Ingestor::new(Db::new(store), config.limits.clone(), Some(Arc::new(reader)));
+    let results = rt.block_on(async {
+        let mut results = Vec::new();
+        for &id in &ids {
+            let recorded = ingestor.process_stored(id, "reprocess").await.is_some();
+            let summary = ingestor.db().call(move |s| s.message_summary(id)).await;
+            results.push((id, recorded, summary));
+        }
+        results
+    });
+    rt.shutdown_timeout(Duration::from_secs(2));
+    let mut code = EX_OK;
+    for (id, recorded, summary) in results {
+        let Ok(Some(m)) = summary else {
+            writeln!(out, "message {id}: processed again, but cannot be read back")?;
+            code = EX_FAILURE;
+            continue;
+        };
+        let what = match (m.state.as_str(), &m.detail) {
+            ("processed", _) => format!(
+                "processed: {}{}",
+                m.class.as_deref().unwrap_or("-"),
+                m.tracking_id.as_deref().map(|t| format!(" {t}")).unwrap_or_default()
+            ),
+            (state, Some(detail)) => format!("{state}: {detail}"),
+            (state, None) => state.to_string(),
+        };
+        match (recorded, m.state.as_str()) {
+            (true, _) => writeln!(out, "message {id}: {what}")?,
+            // The daemon's sweep recorded it first (same code, same result).
+            (false, state) if state != "pending" => writeln!(out, "message {id}: {what} (recorded by the daemon)")?,
+            (false, _) => {
+                writeln!(out, "message {id}: could not be recorded now; it stays pending for the daemon")?;
+                code = EX_FAILURE;
+            }
+        }
+    }
+    Ok(code)
+}
