@@ -19,6 +19,7 @@ use crate::store::{Db, MessageOverview, Origin, Store};
 mod export;
 mod messages;
 mod output;
+mod relationships;
 mod statements;
 
 pub const EX_OK: u8 = 0;
@@ -112,6 +113,11 @@ enum Command {
     Statements {
         #[command(subcommand)]
         action: statements::StatementsCommand,
+    },
+    /// The liaison managers and the yearly check-in with them.
+    Relationships {
+        #[command(subcommand)]
+        action: relationships::RelationshipsCommand,
     },
     /// Write statements with the IETF datatracker's field names (JSON or CSV), to enter them
     /// there without retyping.
@@ -253,6 +259,7 @@ pub fn main() -> ExitCode {
         }
         Command::Statements { action } => statements::run(action),
         Command::Export(args) => export::run(args),
+        Command::Relationships { action } => relationships::run(action),
         Command::ExtractText => crate::isolate::worker_main(),
     };
     ExitCode::from(code)

@@ -98,9 +98,8 @@ impl Demo {
 
     fn events(&self, kind: &str) -> Vec<(i64, String)> {
         let db = self.db();
-        let mut stmt = db
-            .prepare("SELECT message, detail FROM events WHERE kind = ?1 AND message IS NOT NULL ORDER BY id")
-            .expect("prepare");
+        let mut stmt =
+            db.prepare("SELECT COALESCE(message, 0), detail FROM events WHERE kind = ?1 ORDER BY id").expect("prepare");
         stmt.query_map([kind], |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default())))
             .expect("query")
             .collect::<Result<_, _>>()
@@ -452,6 +451,30 @@ fn operator_commands_work_while_the_daemon_runs() {
     fails(2, &["messages", "reprocess", "7", "--all", "--config", c]);
     assert_eq!(demo.count("SELECT count(*) FROM messages WHERE state = 'pending'"), 0);
 
+    // --- relationships: the yearly check-in ---
+    let managers = json_lines(&ok(&["relationships", "managers", "--json", "--config", c]));
+    let yusuf =
+        |m: &[Value]| m.iter().find(|m| m["email"] == "yusuf.okonkwo@example.net").cloned().expect("MEF's manager");
+    assert_eq!(yusuf(&managers)["last_contact"], "2024-11-05");
+    assert_eq!(yusuf(&managers)["check_in_due"], true);
+    let said = ok(&[
+        "relationships",
+        "check-in",
+        "Yusuf.Okonkwo@example.net",
+        "--date",
+        "2026-11-20",
+        "--note",
+        "call",
+        "--config",
+        c,
+    ]);
+    assert!(said.contains("yusuf.okonkwo@example.net on 2026-11-20"), "{said}");
+    let managers = json_lines(&ok(&["relationships", "managers", "--json", "--config", c]));
+    assert_eq!(yusuf(&managers)["last_contact"], "2026-11-20");
+    assert_eq!(demo.events("check_in").last().map(|e| e.1.contains("call")), Some(true));
+    fails(65, &["relationships", "check-in", "nobody@example.org", "--config", c]);
+    fails(64, &["relationships", "check-in", "yusuf.okonkwo@example.net", "--date", "20-11-2026", "--config", c]);
+
     // --- export ---
     let exported: Value = serde_json::from_str(&ok(&["export", "--format", "json", "--config", c])).expect("an array");
     let rows = exported.as_array().expect("array");
@@ -562,6 +585,8 @@ fn every_operator_command_explains_itself() {
         (&["messages", "quarantined", "--help"], "quarantined"),
         (&["messages", "reprocess", "--help"], "--all"),
         (&["export", "--help"], "datatracker"),
+        (&["relationships", "managers", "--help"], "last contact"),
+        (&["relationships", "check-in", "--help"], "contact"),
     ] {
         let out = ok(args);
         assert!(out.contains(says), "{args:?} should mention {says:?}:\n{out}");

@@ -143,7 +143,7 @@ impl DatatrackerRow {
 fn export(config: Config, filter: &Filter, format: Format) -> anyhow::Result<u8> {
     let store = open_existing(&config)?;
     // Oldest first: the order they would be entered in.
-    let mut records = filter.apply(store.statement_records()?, today(jiff::Timestamp::now()));
+    let mut records = filter.apply(store.statement_records()?, today(&config));
     records.reverse();
     let mut rows = Vec::with_capacity(records.len());
     for r in &records {

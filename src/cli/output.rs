@@ -82,10 +82,15 @@ fn user_name(uid: libc::uid_t) -> Option<String> {
     Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty())
 }
 
-/// Today's date for deadlines and `--overdue`. In UTC for now; a configured time zone replaces
-/// this one function.
-pub fn today(now: jiff::Timestamp) -> jiff::civil::Date {
-    now.to_zoned(jiff::tz::TimeZone::UTC).date()
+/// Today's date for deadlines and `--overdue`, in the configured `time_zone` (as the reminders
+/// count days).
+pub fn today(config: &crate::config::Config) -> jiff::civil::Date {
+    jiff::Timestamp::now().to_zoned(config.follow.time_zone.clone()).date()
+}
+
+/// The UTC date of a time.
+pub fn utc_date(t: jiff::Timestamp) -> jiff::civil::Date {
+    t.to_zoned(jiff::tz::TimeZone::UTC).date()
 }
 
 /// A date given on the command line: exactly `YYYY-MM-DD`, and a real date.
@@ -101,7 +106,7 @@ pub fn parse_date(what: &str, text: &str) -> Result<jiff::civil::Date, Refused> 
 /// server's). A time that does not parse keeps its first ten characters.
 pub fn date_of(stored: &str) -> String {
     match stored.parse::<jiff::Timestamp>() {
-        Ok(t) => today(t).to_string(),
+        Ok(t) => utc_date(t).to_string(),
         Err(_) => stored.chars().take(10).collect(),
     }
 }
@@ -140,7 +145,7 @@ mod tests {
     #[test]
     fn today_and_stored_dates_are_utc() {
         let t: jiff::Timestamp = "2026-11-23T23:30:00-05:00".parse().expect("time");
-        assert_eq!(today(t).to_string(), "2026-11-24");
+        assert_eq!(utc_date(t).to_string(), "2026-11-24");
         assert_eq!(date_of("2026-11-23T23:30:00-05:00"), "2026-11-24");
         assert_eq!(date_of("2026-11-23T10:00:00.000Z"), "2026-11-23");
         assert_eq!(date_of("garbage-in"), "garbage-in");

@@ -26,7 +26,7 @@ pub(super) enum StatementsCommand {
         /// Only done statements.
         #[arg(long, conflicts_with = "overdue")]
         done: bool,
-        /// Only open statements whose deadline is before today (UTC).
+        /// Only open statements whose deadline is before today (in the configured time_zone).
         #[arg(long)]
         overdue: bool,
         /// Only those from this organisation (its name as recorded or as written in the
@@ -254,7 +254,7 @@ fn record_json(r: &StatementRecord, today: Date) -> anyhow::Result<serde_json::V
 
 fn list(config: Config, filter: &Filter, json: bool) -> anyhow::Result<u8> {
     let store = open_existing(&config)?;
-    let today = today(jiff::Timestamp::now());
+    let today = today(&config);
     let records = filter.apply(store.statement_records()?, today);
     drop(store);
     let mut out = std::io::stdout().lock();
@@ -297,7 +297,7 @@ fn list(config: Config, filter: &Filter, json: bool) -> anyhow::Result<u8> {
 
 fn show(config: Config, reference: &str, json: bool) -> anyhow::Result<u8> {
     let store = open_existing(&config)?;
-    let today = today(jiff::Timestamp::now());
+    let today = today(&config);
     let r = find(&store, reference)?;
     let reading = store.reading(r.message)?;
     let fields: crate::understand::Statement =

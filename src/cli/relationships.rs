@@ -1,0 +1,121 @@
+//! `liaisond relationships managers|check-in`: the yearly check-in with the liaison managers.
+//! The relationships data records each relationship's `last_contact`; a check-in recorded
+//! here (in the database, with who recorded it) counts as well, and the digest lists the
+//! managers not heard from within `[digest] check_in_after`.
+
+use std::io::Write;
+
+use clap::Subcommand;
+
+use super::output::{Refused, operator, parse_date, today};
+use super::{ConfigArg, EX_OK, open_existing, with_config};
+use crate::config::Config;
+use crate::relationships::normalize_address;
+
+#[derive(Debug, Subcommand)]
+pub(super) enum RelationshipsCommand {
+    /// List the liaison managers with their last contact (the relationships data's
+    /// `last_contact` or a recorded check-in, whichever is later) and whether a check-in is due.
+    Managers {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record that the coordinators were in contact with a liaison manager.
+    CheckIn {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The manager's address, as in the relationships data.
+        address: String,
+        /// When (YYYY-MM-DD; default: today).
+        #[arg(long, value_name = "DATE")]
+        date: Option<String>,
+        /// A note for the history.
+        #[arg(long)]
+        note: Option<String>,
+        /// Who records it (default: the user who ran sudo, else the Unix user).
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
+}
+
+pub(super) fn run(command: RelationshipsCommand) -> u8 {
+    match command {
+        RelationshipsCommand::Managers { config, json } => with_config(&config.config, |c| managers(c, json)),
+        RelationshipsCommand::CheckIn { config, address, date, note, by } => with_config(&config.config, |c| {
+            check_in(c, &address, date.as_deref(), note.as_deref(), &operator(by.as_deref()))
+        }),
+    }
+}
+
+fn managers(config: Config, json: bool) -> anyhow::Result<u8> {
+    let rel = config.load_relationships()?;
+    let recorded = open_existing(&config)?.check_ins()?;
+    let today = today(&config);
+    let due = crate::follow::check_ins_due(&rel, &recorded, today, config.follow.check_in_after);
+    let mut out = std::io::stdout().lock();
+    let mut seen = Vec::new();
+    let all = rel.managers();
+    for m in &all {
+        if seen.contains(&m.email) {
+            continue;
+        }
+        seen.push(m.email);
+        let relationships: Vec<&str> =
+            all.iter().filter(|o| o.email == m.email).map(|o| o.relationship.as_str()).collect();
+        let last = all
+            .iter()
+            .filter(|o| o.email == m.email)
+            .filter_map(|o| o.last_contact)
+            .chain(recorded.get(m.email).and_then(|d| d.parse().ok()))
+            .max();
+        let is_due = due.iter().any(|line| line.contains(&format!("<{}>", m.email)));
+        if json {
+            let value = serde_json::json!({
+                "name": m.name,
+                "email": m.email,
+                "relationships": relationships,
+                "last_contact": last.map(|d| d.to_string()),
+                "check_in_due": is_due,
+            });
+            serde_json::to_writer(&mut out, &value)?;
+            writeln!(out)?;
+        } else {
+            writeln!(
+                out,
+                "{:<32}  {:<10}  {:<3}  {}",
+                m.email,
+                last.map(|d| d.to_string()).unwrap_or_else(|| "never".into()),
+                if is_due { "DUE" } else { "ok" },
+                relationships.join("; ")
+            )?;
+        }
+    }
+    Ok(EX_OK)
+}
+
+fn check_in(config: Config, address: &str, date: Option<&str>, note: Option<&str>, by: &str) -> anyhow::Result<u8> {
+    let rel = config.load_relationships()?;
+    let manager =
+        normalize_address(address).ok_or_else(|| Refused::Usage(format!("`{address}` is not an e-mail address")))?;
+    if !rel.managers().iter().any(|m| m.email == manager) {
+        return Err(Refused::NotFound(format!(
+            "{manager} is not a liaison manager in {} (see `liaisond relationships managers`)",
+            rel.path.display()
+        ))
+        .into());
+    }
+    let on = match date {
+        Some(d) => parse_date("--date", d)?,
+        None => today(&config),
+    };
+    let note = match note {
+        Some(n) => format!("{n} (recorded by {by})"),
+        None => format!("recorded by {by}"),
+    };
+    open_existing(&config)?.check_in(&manager, &on.to_string(), Some(&note))?;
+    println!("check-in with {manager} on {on} recorded");
+    Ok(EX_OK)
+}
