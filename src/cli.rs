@@ -704,6 +704,33 @@ fn cmd_check_config(config: Config) -> anyhow::Result<u8> {
         a.per_hour,
         humantime::format_duration(a.max_age)
     )?;
+    let f = &config.follow;
+    let ladder = &f.ladder;
+    if f.reminders_enabled {
+        writeln!(
+            out,
+            "reminders: {} days before the deadline, then overdue every {} day(s) for {} days, from {} ({})",
+            ladder.days_before.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
+            ladder.overdue_every,
+            ladder.overdue_for,
+            f.reminders_at.strftime("%H:%M"),
+            f.time_zone_name
+        )?;
+    } else {
+        writeln!(out, "reminders: off")?;
+    }
+    if f.digest_enabled && !f.digest.days.is_empty() {
+        writeln!(
+            out,
+            "digest: {} at {} ({}), managers listed after {} days without contact",
+            f.digest.days.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>().join(", "),
+            f.digest.send_at.strftime("%H:%M"),
+            f.time_zone_name,
+            f.check_in_after.as_secs() / 86_400
+        )?;
+    } else {
+        writeln!(out, "digest: off")?;
+    }
     Ok(EX_OK)
 }
 
