@@ -1436,6 +1436,11 @@ after_commit = "leave"
                 "regular expression",
             ),
             ("[templates]\ndirectory = \"nowhere\"\n", "templates.directory", "not a directory"),
+            ("[reminders]\nsend_at = \"9 am\"\n", "reminders.send_at", "not a time of day"),
+            ("[reminders]\noverdue_every = 0\n", "reminders.overdue_every", "between 1 and 366"),
+            ("[reminders]\ndays_before = [7, 400]\n", "reminders.days_before", "between 0 and 366"),
+            ("[digest]\ndays = [\"monday\", \"someday\"]\n", "digest.days", "not a weekday"),
+            ("[digest]\ncheck_in_after = \"soon\"\n", "digest.check_in_after", "not a duration"),
         ];
         for (section, key, message) in cases {
             let e = load(&format!("{MINIMAL}{section}"), d.path()).expect_err(section);
@@ -1448,6 +1453,19 @@ after_commit = "leave"
         assert_eq!((s.port, s.tls, s.credentials.is_none()), (587, TlsMode::StartTls, true));
         assert_eq!(c.acknowledgements.per_sender_per_day, 3);
         assert!(c.acknowledgements.never_to.len() == crate::respond::DEFAULT_NEVER_ACK.len());
+        assert_eq!(c.follow.ladder.days_before, [14, 7, 4, 3, 2, 1, 0]);
+        assert_eq!(c.follow.digest.days, [jiff::civil::Weekday::Monday]);
+        let c = load(
+            &format!("time_zone = \"Europe/Zurich\"\n{MINIMAL}[reminders]\ndays_before = [0, 7, 7]\n[digest]\ndays = [\"Tue\", \"friday\"]\nsend_at = \"17:30\"\n"),
+            d.path(),
+        )
+        .expect("valid");
+        assert_eq!(c.follow.time_zone_name, "Europe/Zurich");
+        assert_eq!(c.follow.ladder.days_before, [7, 0], "sorted, each once");
+        assert_eq!(c.follow.digest.days, [jiff::civil::Weekday::Tuesday, jiff::civil::Weekday::Friday]);
+        assert_eq!(c.follow.digest.send_at, jiff::civil::Time::constant(17, 30, 0, 0));
+        let e = load(&format!("time_zone = \"Mars/Olympus\"\n{MINIMAL}"), d.path()).expect_err("bad zone");
+        assert_eq!((e.key.as_deref(), e.line), (Some("time_zone"), Some(1)), "{e}");
     }
 
     #[test]
