@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-mod outbox;
 mod follow;
+pub mod health;
+mod outbox;
 pub use follow::Change;
 pub use outbox::{OutboxItem, OutboxRow, OutgoingContext, Planner, SendResult, timestamp_text};
 

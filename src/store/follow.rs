@@ -102,7 +102,11 @@ impl Store {
             if !exists(&s.conn, statement)? {
                 return Ok(Change::NotFound);
             }
-            Ok(if close(&s.conn, statement, by, reason, None, &now_utc())? { Change::Changed } else { Change::Unchanged })
+            Ok(if close(&s.conn, statement, by, reason, None, &now_utc())? {
+                Change::Changed
+            } else {
+                Change::Unchanged
+            })
         })
     }
 

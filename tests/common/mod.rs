@@ -280,5 +280,9 @@ pub fn row_count(db: &Path) -> usize {
 /// own executable is the test harness).
 #[allow(dead_code)]
 pub fn run_options(once: bool) -> liaisond::RunOptions {
-    liaisond::RunOptions { once, extractor_program: Some(std::path::PathBuf::from(env!("CARGO_BIN_EXE_liaisond"))) }
+    liaisond::RunOptions {
+        once,
+        extractor_program: Some(std::path::PathBuf::from(env!("CARGO_BIN_EXE_liaisond"))),
+        ..liaisond::RunOptions::default()
+    }
 }
