@@ -353,7 +353,8 @@ fn maildir_check(name: &str, path: &Path, moves: bool) -> Check {
         ),
         Ok(entries) => {
             let waiting = entries.filter_map(Result::ok).count();
-            let detail = format!("{}: {waiting} files waiting in new/", path.display());
+            // (With after_commit = "leave" they stay there once stored.)
+            let detail = format!("{}: {waiting} files in new/", path.display());
             if moves && !writable_dir(path) {
                 Check::fail(
                     what,
@@ -480,10 +481,10 @@ fn clock_checks(
         ));
     }
     let sync = ntp_synchronised();
-    let detail = match (sync, problem) {
-        (Some(true), _) => format!("{now}, synchronised (NTP)"),
-        (Some(false), _) => format!("{now}, not synchronised by NTP"),
-        (None, _) => format!("{now}, NTP state unknown"),
+    let detail = match sync {
+        Some(true) => format!("{now}, synchronised (NTP)"),
+        Some(false) => format!("{now}, not synchronised by NTP"),
+        None => format!("{now}, NTP state unknown"),
     };
     match sync {
         Some(true) if !problem => {
