@@ -255,7 +255,8 @@ fn notifies_ready_after_the_first_poll_pings_the_watchdog_while_alive_and_stoppi
     daemon.collect_for(Duration::from_millis(3500));
     let pings: Vec<Instant> =
         daemon.seen.iter().filter(|(t, n)| *t > ready_at && n.contains("WATCHDOG=1")).map(|(t, _)| *t).collect();
-    assert!(pings.len() >= 3, "{} pings in 3.5 s: {:#?}", pings.len(), daemon.seen);
+    // (Three or four are due; two leave room for a machine busy with other tests.)
+    assert!(pings.len() >= 2, "{} pings in 3.5 s: {:#?}", pings.len(), daemon.seen);
 
     // A stuck loop: every write waits for a lock held here (busy_timeout is an hour), so the
     // Maildir loop stops beating after its next scan, and the pings stop.
@@ -263,10 +264,14 @@ fn notifies_ready_after_the_first_poll_pings_the_watchdog_while_alive_and_stoppi
     blocker.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
     let held_at = Instant::now();
     daemon.collect_for(Duration::from_secs(5));
-    let stuck =
-        daemon.seen.iter().filter(|(t, n)| *t > held_at && n.contains("STATUS=stuck")).map(|(_, n)| n.clone()).next();
-    let stuck = stuck.unwrap_or_else(|| panic!("no STATUS=stuck: {:#?}", daemon.seen));
-    assert!(stuck.contains("maildir 'local'"), "names the loop: {stuck}");
+    assert!(
+        daemon
+            .seen
+            .iter()
+            .any(|(t, n)| *t > held_at && n.contains("STATUS=stuck: ") && n.contains("maildir 'local' silent for")),
+        "STATUS names the stuck loop: {:#?}",
+        daemon.seen
+    );
     let last_ping_while_held = daemon
         .seen
         .iter()
