@@ -4,6 +4,7 @@
 //!
 //! It touches no database and no network; the only I/O is the extraction child process.
 
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -58,16 +59,6 @@ pub struct Reader {
 impl Reader {
     pub fn new(relationships: Relationships, extractor: Extractor, budget: Duration, identity: Identity) -> Reader {
         Reader { relationships, extractor, budget, identity, responder: None }
-    }
-
-    /// The relationships data it reads with.
-    pub fn relationships(&self) -> &Relationships {
-        &self.relationships
-    }
-
-    /// What plans the mail liaisond sends (with the templates), when it sends any.
-    pub fn responder(&self) -> Option<&crate::respond::Responder> {
-        self.responder.as_ref()
     }
 
     /// Also plans the mail to send about each recorded message.
@@ -144,6 +135,60 @@ impl Reader {
     /// Reads one message (blocking: run it on the blocking pool).
     pub fn read(&self, raw: &[u8]) -> Analysis {
         analyse_within(raw, &self.relationships, &self.extractor, self.budget)
+    }
+
+    /// The relationships data this reader routes with (organisations, liaison managers,
+    /// coordinators).
+    pub fn relationships(&self) -> &Relationships {
+        &self.relationships
+    }
+
+    /// What plans the mail to send (the policy, the templates, who we are); `None` when
+    /// nothing is sent.
+    pub fn responder(&self) -> Option<&crate::respond::Responder> {
+        self.responder.as_ref()
+    }
+
+    /// The mail templates (acknowledgement, notification, alert, reminder, digest).
+    pub fn templates(&self) -> Option<&crate::respond::Templates> {
+        self.responder.as_ref().map(|r| &r.templates)
+    }
+}
+
+/// The daemon's current [`Reader`], swappable while it runs (SIGHUP reloads the relationships
+/// data and the templates). Cheap to clone: every clone sees the same current reader.
+///
+/// A user takes [`ReaderHandle::current`] once and keeps that `Arc` for the whole piece of
+/// work (a message from reading to recording, a reminder run), so a reload in the middle
+/// never mixes old and new data; the old reader (and its extraction workers) goes away when
+/// the last such user drops it.
+#[derive(Debug, Clone)]
+pub struct ReaderHandle {
+    current: Arc<RwLock<Arc<Reader>>>,
+}
+
+impl ReaderHandle {
+    pub fn new(reader: Reader) -> ReaderHandle {
+        ReaderHandle::from(Arc::new(reader))
+    }
+
+    /// The reader in use now.
+    pub fn current(&self) -> Arc<Reader> {
+        // A panic while the lock was held cannot leave a half-written `Arc` behind.
+        self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Puts `reader` in use for every piece of work that starts from now on; returns the one
+    /// it replaces.
+    pub fn replace(&self, reader: Reader) -> Arc<Reader> {
+        let mut slot = self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        std::mem::replace(&mut *slot, Arc::new(reader))
+    }
+}
+
+impl From<Arc<Reader>> for ReaderHandle {
+    fn from(reader: Arc<Reader>) -> ReaderHandle {
+        ReaderHandle { current: Arc::new(RwLock::new(reader)) }
     }
 }
 

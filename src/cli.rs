@@ -76,6 +76,12 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Check the installation: the configuration, the database, each mailbox, the SMTP
+    /// server, disk space and the clock. Changes and sends nothing. Exits 1 when a check fails.
+    Doctor {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Read messages from files and print what liaisond understands of each, as one JSON
     /// object per line. Touches no database and no network.
     Parse {
@@ -233,6 +239,7 @@ pub fn main() -> ExitCode {
         Command::Run { config, once } => with_config(&config.config, |c| cmd_run(c, once)),
         Command::Ingest { config } => cmd_ingest(&config.config),
         Command::CheckConfig { config } => with_config(&config.config, cmd_check_config),
+        Command::Doctor { config } => crate::doctor::main(&config.config),
         Command::Status { config, json } => with_config(&config.config, |c| cmd_status(c, json)),
         Command::Parse { config, messages } => cmd_parse(config.as_deref(), &messages),
         Command::Route { config, dry_run, json } => with_config(&config.config, |c| cmd_route(c, dry_run, json)),
@@ -279,14 +286,50 @@ fn limit_malloc_arenas() {
 }
 
 fn init_logging(default_level: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("LIAISOND_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    // Logs go to stderr (systemd puts them in the journal); stdout is for command output.
+    // Under systemd, stderr is connected to the journal: send the journal structured entries
+    // instead (each field as a journal field, `F_TRACKING_ID=...`; tracing-journald prefixes
+    // them with `F_` so that a field can never pass for one of the journal's own, such as
+    // MESSAGE_ID, the catalog ID).
+    if stderr_is_the_journal()
+        && let Ok(journal) = tracing_journald::layer()
+    {
+        let journal = journal.with_syslog_identifier("liaisond".to_string());
+        let _ = tracing_subscriber::registry().with(filter).with(journal).try_init();
+        return;
+    }
+    // Logs go to stderr (in a terminal, a pipe, or the journal as plain lines); stdout is for
+    // command output.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
+}
+
+/// Whether stderr is the journal's stream: systemd.exec(5) says a service whose stderr goes to
+/// the journal gets `$JOURNAL_STREAM` = `DEVICE:INODE` (decimal) of that stream, and that a
+/// program should compare it with its own stderr (a child whose stderr was redirected
+/// inherits the variable, but not the stream).
+fn stderr_is_the_journal() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Some(expected) = std::env::var("JOURNAL_STREAM").ok() else {
+        return false;
+    };
+    let Some((dev, ino)) = expected.split_once(':') else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    std::fs::File::from(fd).metadata().is_ok_and(|m| m.dev() == dev && m.ino() == ino)
 }
 
 fn with_config(path: &Path, f: impl FnOnce(Config) -> anyhow::Result<u8>) -> u8 {
@@ -327,8 +370,13 @@ fn cmd_run(config: Config, once: bool) -> anyhow::Result<u8> {
     let busy = config.busy_timeout;
     let report = rt.block_on(async {
         let shutdown = CancellationToken::new();
-        tokio::spawn(stop_on_signals(shutdown.clone()));
-        let run = run(config, shutdown.clone(), RunOptions { once, ..RunOptions::default() });
+        let reload = std::sync::Arc::new(tokio::sync::Notify::new());
+        // Installed before anything else starts: a SIGHUP that arrives before the handler
+        // would end the process (its default action).
+        let signals = Signals::install()?;
+        tokio::spawn(signals.serve(shutdown.clone(), reload.clone()));
+        let options = RunOptions { once, reload: (!once).then_some(reload), ..RunOptions::default() };
+        let run = run(config, shutdown.clone(), options);
         tokio::pin!(run);
         tokio::select! {
             r = &mut run => r,
@@ -355,25 +403,51 @@ fn cmd_run(config: Config, once: bool) -> anyhow::Result<u8> {
     Ok(EX_OK)
 }
 
-/// SIGTERM (systemd stop) and SIGINT (Ctrl-C) both ask for a graceful stop; a second signal
-/// exits at once.
-async fn stop_on_signals(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: stopping after the message in hand"),
-        _ = int.recv() => tracing::info!("SIGINT: stopping after the message in hand"),
+/// The daemon's signals: SIGTERM (systemd stop) and SIGINT (Ctrl-C) ask for a graceful stop,
+/// and a second one exits at once; SIGHUP (`systemctl reload`) reloads the relationships data
+/// and the templates.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let install = |kind, name| signal(kind).with_context(|| format!("cannot install the {name} handler"));
+        Ok(Signals {
+            term: install(SignalKind::terminate(), "SIGTERM")?,
+            int: install(SignalKind::interrupt(), "SIGINT")?,
+            hup: install(SignalKind::hangup(), "SIGHUP")?,
+        })
     }
-    shutdown.cancel();
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+
+    async fn serve(mut self, shutdown: CancellationToken, reload: std::sync::Arc<tokio::sync::Notify>) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => {
+                    tracing::info!("SIGTERM: stopping after the message in hand");
+                    break;
+                }
+                _ = self.int.recv() => {
+                    tracing::info!("SIGINT: stopping after the message in hand");
+                    break;
+                }
+                _ = self.hup.recv() => {
+                    tracing::info!("SIGHUP: reloading the relationships data and the templates");
+                    reload.notify_one();
+                }
+            }
+        }
+        shutdown.cancel();
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
     }
-    tracing::warn!("second signal: exiting now");
-    std::process::exit(130);
 }
 
 fn print_recorded(recorded: &[MessageOverview], already_known: usize, database: &Path) {
@@ -475,7 +549,7 @@ fn ingest_stdin(config: Config) -> anyhow::Result<String> {
         // Unreadable relationships data must not refuse the mail: it is stored and left
         // pending, and the daemon (which refuses to start with bad data) reads it later.
         let reader = match crate::runner::reader(&config, None) {
-            Ok(r) => Some(std::sync::Arc::new(r)),
+            Ok(r) => Some(crate::analyse::ReaderHandle::new(r)),
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "cannot read statements now; the message is left for the daemon");
                 None

@@ -27,6 +27,7 @@ use crate::config::{AfterCommit, ImapConfig, TlsMode};
 use crate::cursor::{self, Batch, SyncStart};
 use crate::ingest::Ingestor;
 use crate::pipeline;
+use crate::service::Heartbeat;
 use crate::store::{Cursor, Origin, PostAction, SourceKind, StoreError};
 
 /// Longest silence tolerated inside IDLE before the connection is presumed dead. Dovecot sends
@@ -171,6 +172,8 @@ pub struct ImapSource {
     cfg: ImapConfig,
     ingestor: Ingestor,
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// This source's loop (the ingestor's): every step says how long it may take.
+    hb: Heartbeat,
     warned_no_expunge: bool,
     /// The server refused to post-process during this sync (the error must stay visible).
     deferred_this_sync: bool,
@@ -201,17 +204,29 @@ pub struct SourceReport {
 
 impl ImapSource {
     pub fn new(cfg: ImapConfig, ingestor: Ingestor) -> Result<ImapSource, ImapError> {
-        let tls = match cfg.tls {
-            TlsMode::None => None,
-            TlsMode::Implicit | TlsMode::StartTls => {
-                Some(crate::tls::client_config(cfg.ca_file.as_deref()).map_err(ImapError::TlsConfig)?)
-            }
-        };
-        Ok(ImapSource { cfg, ingestor, tls, warned_no_expunge: false, deferred_this_sync: false })
+        let tls = tls_config(&cfg)?;
+        let hb = ingestor.heartbeat().clone();
+        Ok(ImapSource { cfg, ingestor, tls, hb, warned_no_expunge: false, deferred_this_sync: false })
     }
 
     fn name(&self) -> &str {
         &self.cfg.name
+    }
+
+    /// [`step`], telling the heartbeat first that this may take up to `limit`.
+    async fn step<T, E>(
+        &self,
+        limit: Duration,
+        what: &'static str,
+        fut: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, ImapError>
+    where
+        E: Into<StepError>,
+    {
+        self.hb.busy_for(limit);
+        let result = step(limit, what, fut).await;
+        self.hb.beat();
+        result
     }
 
     /// Runs until `shutdown` (or, with `once`, until the mailbox has been drained once).
@@ -228,6 +243,7 @@ impl ImapSource {
                 Ok(()) => return Ok(report),
                 Err(e) => {
                     tracing::warn!(source = self.name(), mailbox = self.cfg.mailbox, error = %e, "IMAP session failed");
+                    self.hb.polled(Err(e.to_string()));
                     let (name, mailbox, text) = (self.cfg.name.clone(), self.cfg.mailbox.clone(), e.to_string());
                     if let Err(se) = self.ingestor.db().call(move |s| s.poll_error(&name, &mailbox, &text)).await {
                         tracing::error!(error = %se, "cannot record the IMAP error");
@@ -239,7 +255,7 @@ impl ImapSource {
                     let delay = backoff.next_delay(e.is_transient());
                     tracing::info!(source = self.name(), delay = %humantime::format_duration(round_secs(delay)), "reconnecting later");
                     tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.hb.sleep(delay) => {}
                         _ = shutdown.cancelled() => return Ok(report),
                     }
                 }
@@ -257,10 +273,10 @@ impl ImapSource {
     ) -> Result<(), ImapError> {
         let t = self.cfg.timeout;
         let mut session = self.connect().await?;
-        let caps = ServerCaps::from(&step(t, "reading capabilities", session.capabilities()).await?);
+        let caps = ServerCaps::from(&self.step(t, "reading capabilities", session.capabilities()).await?);
         if let AfterCommit::Move(folder) = &self.cfg.after_commit {
             // CREATE answers NO when the folder exists (RFC 3501 §6.3.3); that is fine.
-            match step(t, "creating the move_to folder", session.create(folder)).await {
+            match self.step(t, "creating the move_to folder", session.create(folder)).await {
                 Ok(()) | Err(ImapError::Protocol { source: async_imap::error::Error::No(_), .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -273,6 +289,7 @@ impl ImapSource {
             let (name, mailbox, keep_error) =
                 (self.cfg.name.clone(), self.cfg.mailbox.clone(), self.deferred_this_sync);
             self.ingestor.db().call(move |s| s.poll_ok(&name, &mailbox, keep_error)).await?;
+            self.hb.polled(Ok(()));
             if once || shutdown.is_cancelled() {
                 // Best effort: the server cleans up a dropped connection anyway.
                 let _ = tokio::time::timeout(t, session.logout()).await;
@@ -293,7 +310,7 @@ impl ImapSource {
                 }
             } else {
                 tokio::select! {
-                    _ = tokio::time::sleep(self.cfg.poll_interval) => session,
+                    _ = self.hb.sleep(self.cfg.poll_interval) => session,
                     _ = shutdown.cancelled() => {
                         let _ = tokio::time::timeout(t, session.logout()).await;
                         return Ok(());
@@ -305,63 +322,11 @@ impl ImapSource {
 
     /// Connects, protects and logs in.
     async fn connect(&self) -> Result<ImapSession, ImapError> {
-        let t = self.cfg.timeout;
-        let addr = format!("{}:{}", self.cfg.host, self.cfg.port);
-        let tcp = match tokio::time::timeout(t, TcpStream::connect((self.cfg.host.as_str(), self.cfg.port))).await {
-            Err(_) => return Err(ImapError::Timeout { step: "connecting", limit: t }),
-            Ok(Err(source)) => return Err(ImapError::Connect { addr, source }),
-            Ok(Ok(s)) => s,
-        };
-        let _ = tcp.set_nodelay(true);
-        let stream: Box<dyn ImapIo> = match (self.cfg.tls, &self.tls) {
-            (TlsMode::Implicit, Some(tls)) => Box::new(self.handshake(tls.clone(), tcp).await?),
-            (TlsMode::StartTls, Some(tls)) => {
-                // RFC 3501 §6.2.1: STARTTLS before LOGIN; if it is refused we stop (no fallback
-                // to clear text, R05).
-                let mut plain = Client::new(tcp);
-                greeting(&mut plain, t).await?;
-                match step(t, "asking for STARTTLS", plain.run_command_and_check_ok("STARTTLS", None)).await {
-                    Ok(()) => {}
-                    Err(ImapError::Protocol { source, .. }) => {
-                        return Err(ImapError::StartTlsRefused {
-                            host: self.cfg.host.clone(),
-                            detail: source.to_string(),
-                        });
-                    }
-                    Err(e) => return Err(e),
-                }
-                Box::new(self.handshake(tls.clone(), plain.into_inner()).await?)
-            }
-            _ => Box::new(tcp),
-        };
-        let mut client = Client::new(stream);
-        if self.cfg.tls != TlsMode::StartTls {
-            greeting(&mut client, t).await?;
-        }
-        match tokio::time::timeout(t, client.login(&self.cfg.username, self.cfg.password.expose())).await {
-            Err(_) => Err(ImapError::Timeout { step: "logging in", limit: t }),
-            Ok(Err((async_imap::error::Error::No(detail), _))) => {
-                Err(ImapError::Auth { user: self.cfg.username.clone(), detail })
-            }
-            Ok(Err((source, _))) => Err(ImapError::Protocol { step: "logging in", source }),
-            Ok(Ok(session)) => Ok(session),
-        }
-    }
-
-    async fn handshake(
-        &self,
-        tls: Arc<rustls::ClientConfig>,
-        tcp: TcpStream,
-    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ImapError> {
-        let host = self.cfg.host.trim_start_matches('[').trim_end_matches(']').to_string();
-        let server_name = rustls::pki_types::ServerName::try_from(host.clone())
-            .map_err(|e| ImapError::TlsConfig(format!("`{host}` is not a valid TLS server name: {e}")))?;
-        let connector = tokio_rustls::TlsConnector::from(tls);
-        match tokio::time::timeout(self.cfg.timeout, connector.connect(server_name, tcp)).await {
-            Err(_) => Err(ImapError::Timeout { step: "the TLS handshake", limit: self.cfg.timeout }),
-            Ok(Err(source)) => Err(ImapError::Tls { host, source }),
-            Ok(Ok(s)) => Ok(s),
-        }
+        // TCP, TLS, the greeting, STARTTLS and LOGIN: at most five steps.
+        self.hb.busy_for(self.cfg.timeout.saturating_mul(5));
+        let session = connect(&self.cfg, self.tls.as_ref()).await;
+        self.hb.beat();
+        session
     }
 
     /// Brings the database up to date with the mailbox.
@@ -374,7 +339,7 @@ impl ImapSource {
     ) -> Result<(), ImapError> {
         let t = self.cfg.timeout;
         let mailbox = self.cfg.mailbox.clone();
-        let selected = step(t, "selecting the mailbox", session.select(&mailbox)).await?;
+        let selected = self.step(t, "selecting the mailbox", session.select(&mailbox)).await?;
         let uidvalidity = selected.uid_validity.ok_or_else(|| {
             ImapError::Server(format!("the server gave no UIDVALIDITY for {mailbox}; cannot track messages safely"))
         })?;
@@ -412,7 +377,7 @@ impl ImapSource {
         }
 
         let first = start.first_uid();
-        let found = step(t, "searching for new messages", session.uid_search(format!("UID {first}:*"))).await?;
+        let found = self.step(t, "searching for new messages", session.uid_search(format!("UID {first}:*"))).await?;
         let uids = cursor::new_uids(found, first);
         if uids.is_empty() {
             return Ok(());
@@ -471,12 +436,13 @@ impl ImapSource {
         if uids.is_empty() {
             return Ok(None);
         }
-        let found = step(
-            self.cfg.timeout,
-            "checking for messages that were not delivered",
-            session.uid_search(format!("UID {}", cursor::uid_set(uids))),
-        )
-        .await?;
+        let found = self
+            .step(
+                self.cfg.timeout,
+                "checking for messages that were not delivered",
+                session.uid_search(format!("UID {}", cursor::uid_set(uids))),
+            )
+            .await?;
         let wanted: HashSet<u32> = uids.iter().copied().collect();
         let present = found.into_iter().filter(|u| wanted.contains(u)).min();
         if present.is_none() {
@@ -506,10 +472,10 @@ impl ImapSource {
         let mut out = Vec::with_capacity(uids.len());
         for chunk in uids.chunks(SIZE_QUERY_CHUNK) {
             let wanted: HashSet<u32> = chunk.iter().copied().collect();
-            let stream =
-                step(t, "asking for message sizes", session.uid_fetch(cursor::uid_set(chunk), "(UID RFC822.SIZE)"))
-                    .await?;
-            let fetched: Vec<_> = step(t, "reading message sizes", stream.try_collect::<Vec<_>>()).await?;
+            let stream = self
+                .step(t, "asking for message sizes", session.uid_fetch(cursor::uid_set(chunk), "(UID RFC822.SIZE)"))
+                .await?;
+            let fetched: Vec<_> = self.step(t, "reading message sizes", stream.try_collect::<Vec<_>>()).await?;
             for f in fetched {
                 // Unsolicited FETCH responses (flag changes by other clients) carry no size.
                 if let (Some(uid), Some(size)) = (f.uid, f.size)
@@ -558,13 +524,14 @@ impl ImapSource {
         let per_message = self.cfg.timeout + Duration::from_secs(largest / SLOWEST_RATE_BYTES_PER_SEC);
         let mut committed: HashSet<u32> = HashSet::with_capacity(uids.len());
         {
-            let mut stream = step(
-                self.cfg.timeout,
-                "asking for messages",
-                session.uid_fetch(cursor::uid_set(uids), "(UID INTERNALDATE BODY.PEEK[])"),
-            )
-            .await?;
-            while let Some(fetch) = step(per_message, "receiving messages", stream.try_next()).await? {
+            let mut stream = self
+                .step(
+                    self.cfg.timeout,
+                    "asking for messages",
+                    session.uid_fetch(cursor::uid_set(uids), "(UID INTERNALDATE BODY.PEEK[])"),
+                )
+                .await?;
+            while let Some(fetch) = self.step(per_message, "receiving messages", stream.try_next()).await? {
                 let Some(uid) = fetch.uid.filter(|u| wanted.contains(u)) else {
                     continue; // an unsolicited FETCH (another client changed flags)
                 };
@@ -602,10 +569,10 @@ impl ImapSource {
         report: &mut SourceReport,
     ) -> Result<Fetched, ImapError> {
         let t = self.cfg.timeout;
-        let stream =
-            step(t, "asking for a header", session.uid_fetch(uid.to_string(), "(UID INTERNALDATE BODY.PEEK[HEADER])"))
-                .await?;
-        let fetched: Vec<_> = step(t, "receiving a header", stream.try_collect::<Vec<_>>()).await?;
+        let stream = self
+            .step(t, "asking for a header", session.uid_fetch(uid.to_string(), "(UID INTERNALDATE BODY.PEEK[HEADER])"))
+            .await?;
+        let fetched: Vec<_> = self.step(t, "receiving a header", stream.try_collect::<Vec<_>>()).await?;
         let Some(fetch) = fetched.into_iter().find(|f| f.uid == Some(uid) && f.header().is_some()) else {
             let stopped_at = self.first_still_present(session, &[uid]).await?;
             return Ok(Fetched::new(HashSet::new(), stopped_at));
@@ -658,11 +625,11 @@ impl ImapSource {
         match &self.cfg.after_commit {
             AfterCommit::Leave => {}
             AfterCommit::Seen => {
-                add_flag(session, t, &set, "\\Seen", "setting \\Seen").await?;
+                add_flag(&self.hb, session, t, &set, "\\Seen", "setting \\Seen").await?;
             }
             AfterCommit::Move(folder) if caps.mv => {
                 // RFC 6851 MOVE: atomic, and leaves no \Deleted message behind.
-                step(t, "moving messages", session.uid_mv(&set, folder)).await?;
+                self.step(t, "moving messages", session.uid_mv(&set, folder)).await?;
             }
             AfterCommit::Move(folder) => {
                 // COPY is not idempotent: messages copied before a crash are not copied again.
@@ -670,7 +637,7 @@ impl ImapSource {
                 let copied = self.ingestor.db().call(move |s| s.copied_uids(&name, &mb, uidvalidity, &asked)).await?;
                 let to_copy: Vec<u32> = uids.iter().copied().filter(|u| !copied.contains(u)).collect();
                 if !to_copy.is_empty() {
-                    step(t, "copying messages", session.uid_copy(cursor::uid_set(&to_copy), folder)).await?;
+                    self.step(t, "copying messages", session.uid_copy(cursor::uid_set(&to_copy), folder)).await?;
                     let (name, mb) = (self.cfg.name.clone(), self.cfg.mailbox.clone());
                     self.ingestor
                         .db()
@@ -680,9 +647,9 @@ impl ImapSource {
                 if caps.uidplus {
                     // RFC 4315 §2.1: UID EXPUNGE removes only these UIDs. A bare EXPUNGE would
                     // also remove what other clients marked \Deleted (R19).
-                    add_flag(session, t, &set, "\\Deleted", "marking copied messages deleted").await?;
-                    let s = step(t, "expunging moved messages", session.uid_expunge(&set)).await?;
-                    step(t, "expunging moved messages", s.try_collect::<Vec<_>>()).await?;
+                    add_flag(&self.hb, session, t, &set, "\\Deleted", "marking copied messages deleted").await?;
+                    let s = self.step(t, "expunging moved messages", session.uid_expunge(&set)).await?;
+                    self.step(t, "expunging moved messages", s.try_collect::<Vec<_>>()).await?;
                 } else {
                     if !self.warned_no_expunge {
                         tracing::warn!(
@@ -691,7 +658,7 @@ impl ImapSource {
                         );
                         self.warned_no_expunge = true;
                     }
-                    add_flag(session, t, &set, "\\Seen", "setting \\Seen").await?;
+                    add_flag(&self.hb, session, t, &set, "\\Seen", "setting \\Seen").await?;
                 }
             }
         }
@@ -706,7 +673,7 @@ impl ImapSource {
     async fn idle(&self, session: ImapSession, shutdown: &CancellationToken) -> Result<Option<ImapSession>, ImapError> {
         let t = self.cfg.timeout;
         let mut handle = session.idle();
-        step(t, "starting IDLE", handle.init()).await?;
+        self.step(t, "starting IDLE", handle.init()).await?;
         let stop = {
             let (wait, stop) = handle.wait_with_timeout(IDLE_SILENCE_LIMIT);
             tokio::select! {
@@ -718,11 +685,13 @@ impl ImapSource {
                 },
                 _ = tokio::time::sleep(self.cfg.idle_refresh) => {}
                 _ = shutdown.cancelled() => {}
+                // The wait is bounded (the silence limit, the refresh), so the loop is alive.
+                never = self.hb.keep_beating() => match never {},
             }
             stop
         };
         drop(stop);
-        let session = step(t, "ending IDLE", handle.done()).await?;
+        let session = self.step(t, "ending IDLE", handle.done()).await?;
         if shutdown.is_cancelled() {
             let mut session = session;
             let _ = tokio::time::timeout(t, session.logout()).await;
@@ -732,16 +701,126 @@ impl ImapSource {
     }
 }
 
+/// The TLS settings for a mailbox (`None` without TLS).
+fn tls_config(cfg: &ImapConfig) -> Result<Option<Arc<rustls::ClientConfig>>, ImapError> {
+    Ok(match cfg.tls {
+        TlsMode::None => None,
+        TlsMode::Implicit | TlsMode::StartTls => {
+            Some(crate::tls::client_config(cfg.ca_file.as_deref()).map_err(ImapError::TlsConfig)?)
+        }
+    })
+}
+
+/// Connects to the server of `cfg`, protects the connection as configured and logs in.
+async fn connect(cfg: &ImapConfig, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<ImapSession, ImapError> {
+    let t = cfg.timeout;
+    let addr = format!("{}:{}", cfg.host, cfg.port);
+    let tcp = match tokio::time::timeout(t, TcpStream::connect((cfg.host.as_str(), cfg.port))).await {
+        Err(_) => return Err(ImapError::Timeout { step: "connecting", limit: t }),
+        Ok(Err(source)) => return Err(ImapError::Connect { addr, source }),
+        Ok(Ok(s)) => s,
+    };
+    let _ = tcp.set_nodelay(true);
+    let stream: Box<dyn ImapIo> = match (cfg.tls, tls) {
+        (TlsMode::Implicit, Some(tls)) => Box::new(handshake(cfg, tls.clone(), tcp).await?),
+        (TlsMode::StartTls, Some(tls)) => {
+            // RFC 3501 §6.2.1: STARTTLS before LOGIN; if it is refused we stop (no fallback
+            // to clear text, R05).
+            let mut plain = Client::new(tcp);
+            greeting(&mut plain, t).await?;
+            match step(t, "asking for STARTTLS", plain.run_command_and_check_ok("STARTTLS", None)).await {
+                Ok(()) => {}
+                Err(ImapError::Protocol { source, .. }) => {
+                    return Err(ImapError::StartTlsRefused { host: cfg.host.clone(), detail: source.to_string() });
+                }
+                Err(e) => return Err(e),
+            }
+            Box::new(handshake(cfg, tls.clone(), plain.into_inner()).await?)
+        }
+        _ => Box::new(tcp),
+    };
+    let mut client = Client::new(stream);
+    if cfg.tls != TlsMode::StartTls {
+        greeting(&mut client, t).await?;
+    }
+    match tokio::time::timeout(t, client.login(&cfg.username, cfg.password.expose())).await {
+        Err(_) => Err(ImapError::Timeout { step: "logging in", limit: t }),
+        Ok(Err((async_imap::error::Error::No(detail), _))) => {
+            Err(ImapError::Auth { user: cfg.username.clone(), detail })
+        }
+        Ok(Err((source, _))) => Err(ImapError::Protocol { step: "logging in", source }),
+        Ok(Ok(session)) => Ok(session),
+    }
+}
+
+async fn handshake(
+    cfg: &ImapConfig,
+    tls: Arc<rustls::ClientConfig>,
+    tcp: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ImapError> {
+    let host = cfg.host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let server_name = rustls::pki_types::ServerName::try_from(host.clone())
+        .map_err(|e| ImapError::TlsConfig(format!("`{host}` is not a valid TLS server name: {e}")))?;
+    let connector = tokio_rustls::TlsConnector::from(tls);
+    match tokio::time::timeout(cfg.timeout, connector.connect(server_name, tcp)).await {
+        Err(_) => Err(ImapError::Timeout { step: "the TLS handshake", limit: cfg.timeout }),
+        Ok(Err(source)) => Err(ImapError::Tls { host, source }),
+        Ok(Ok(s)) => Ok(s),
+    }
+}
+
+/// The step name of EXAMINE in [`probe`]: a NO there means the mailbox does not exist (or may
+/// not be read).
+pub const EXAMINE_STEP: &str = "examining the mailbox";
+
+/// What [`probe`] found in a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxProbe {
+    /// Messages in the mailbox (EXISTS).
+    pub messages: u32,
+    /// Whether the connection is encrypted.
+    pub tls: bool,
+    /// The INTERNALDATE of the last message (the most recently arrived), when there is one.
+    pub newest_internal_date: Option<jiff::Timestamp>,
+}
+
+/// Checks a mailbox as the daemon would reach it, changing nothing: connect, TLS, LOGIN (the
+/// same code as the source), EXAMINE (RFC 3501 §6.3.2: read-only, so not even `\Recent`
+/// changes), the INTERNALDATE of the last message (`FETCH n (INTERNALDATE)`), LOGOUT.
+pub async fn probe(cfg: &ImapConfig) -> Result<MailboxProbe, ImapError> {
+    let tls = tls_config(cfg)?;
+    let t = cfg.timeout;
+    let mut session = connect(cfg, tls.as_ref()).await?;
+    let mailbox = step(t, EXAMINE_STEP, session.examine(&cfg.mailbox)).await?;
+    let mut newest = None;
+    if mailbox.exists > 0 {
+        let stream =
+            step(t, "asking for the newest arrival time", session.fetch(mailbox.exists.to_string(), "(INTERNALDATE)"))
+                .await?;
+        let fetched: Vec<_> = step(t, "reading the newest arrival time", stream.try_collect::<Vec<_>>()).await?;
+        newest = fetched
+            .iter()
+            .filter_map(|f| f.internal_date())
+            .filter_map(|d| jiff::Timestamp::from_second(d.timestamp()).ok())
+            .max();
+    }
+    let _ = tokio::time::timeout(t, session.logout()).await;
+    Ok(MailboxProbe { messages: mailbox.exists, tls: cfg.tls != TlsMode::None, newest_internal_date: newest })
+}
+
 /// `UID STORE set +FLAGS.SILENT (flag)`, with its responses drained (RFC 3501 §6.4.6).
 async fn add_flag(
+    hb: &Heartbeat,
     session: &mut ImapSession,
     limit: Duration,
     set: &str,
     flag: &str,
     what: &'static str,
 ) -> Result<(), ImapError> {
+    hb.busy_for(limit.saturating_mul(2));
     let responses = step(limit, what, session.uid_store(set, format!("+FLAGS.SILENT ({flag})"))).await?;
     step(limit, what, responses.try_collect::<Vec<_>>()).await?;
+    hb.beat();
     Ok(())
 }
 

@@ -10,10 +10,16 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::analyse::Reader;
+use crate::analyse::{Reader, ReaderHandle};
 use crate::config::Limits;
 use crate::pipeline::{self, Decision};
+use crate::service::Heartbeat;
 use crate::store::{Accepted, Db, Incoming, MAX_PROCESSING_ATTEMPTS, Origin, Outcome, StoreError, Summary, sha256_hex};
+
+/// Time allowed for the database work around one message's pipeline (storing, recording,
+/// each waiting at most the busy timeout for the write lock), on top of the stage limit, when
+/// a source tells its heartbeat how long the message may take.
+const DATABASE_ALLOWANCE: Duration = Duration::from_secs(120);
 
 /// How long a stored message may stay `pending` before the background sweep picks it up:
 /// normally the source that stored it processes it within milliseconds, but a slow one may
@@ -35,15 +41,43 @@ pub struct Ingestor {
     db: Db,
     limits: Limits,
     /// Reads statements; `None` when it could not be set up (`liaisond ingest` with unreadable
-    /// relationships data): messages are then stored and left pending for the daemon.
-    reader: Option<Arc<Reader>>,
+    /// relationships data): messages are then stored and left pending for the daemon. A
+    /// handle, so that a reload (SIGHUP) swaps it for every source at once; each message
+    /// takes the current reader once and keeps it until it is recorded.
+    reader: Option<ReaderHandle>,
     /// Told when a message was recorded (it may have queued mail to send).
     outbox_waker: Option<Arc<tokio::sync::Notify>>,
+    /// The heartbeat of the loop this clone works for (each source has its own clone): a
+    /// message in the pipeline counts as a bounded wait.
+    heartbeat: Heartbeat,
 }
 
 impl Ingestor {
-    pub fn new(db: Db, limits: Limits, reader: Option<Arc<Reader>>) -> Ingestor {
-        Ingestor { db, limits, reader, outbox_waker: None }
+    pub fn new(db: Db, limits: Limits, reader: Option<ReaderHandle>) -> Ingestor {
+        Ingestor { db, limits, reader, outbox_waker: None, heartbeat: Heartbeat::detached() }
+    }
+
+    /// This clone beats `heartbeat` (its loop's) while it handles a message.
+    pub fn with_heartbeat(mut self, heartbeat: Heartbeat) -> Ingestor {
+        self.heartbeat = heartbeat;
+        self
+    }
+
+    /// The heartbeat of the loop this clone works for (detached when none was given).
+    pub fn heartbeat(&self) -> &Heartbeat {
+        &self.heartbeat
+    }
+
+    /// The reader handle (to reload it, or to read the current relationships data and
+    /// templates).
+    pub fn reader_handle(&self) -> Option<&ReaderHandle> {
+        self.reader.as_ref()
+    }
+
+    /// The longest one message may take from storing to recording: the stage limit plus the
+    /// database work.
+    pub fn message_limit(&self) -> Duration {
+        self.limits.stage_timeout + DATABASE_ALLOWANCE
     }
 
     /// Wakes the sender task after each recorded message.
@@ -64,6 +98,18 @@ impl Ingestor {
     /// is an error; a failure to record the outcome leaves the message `pending` for the
     /// background sweep.
     pub async fn ingest(
+        &self,
+        raw: Vec<u8>,
+        origin: Origin,
+        internal_date: Option<String>,
+    ) -> Result<Ingested, StoreError> {
+        self.heartbeat.busy_for(self.message_limit());
+        let result = self.ingest_complete(raw, origin, internal_date).await;
+        self.heartbeat.beat();
+        result
+    }
+
+    async fn ingest_complete(
         &self,
         raw: Vec<u8>,
         origin: Origin,
@@ -90,15 +136,22 @@ impl Ingestor {
             })
             .await?;
         if !accepted.new {
-            tracing::debug!(id = accepted.id, source = incoming.origin.source, "already stored");
+            tracing::debug!(
+                id = accepted.id,
+                source = incoming.origin.source,
+                mailbox = incoming.origin.mailbox,
+                uid = incoming.origin.uid,
+                "already stored"
+            );
             return Ok(Ingested { accepted, outcome: None });
         }
-        let source = incoming.origin.source.clone();
-        let message_id = incoming.message_id.clone();
-        let Some(decision) = self.run_pipeline(incoming.raw).await else {
+        let seen = Seen::from(&incoming.origin, incoming.message_id.clone());
+        // One reader for the whole message: a reload meanwhile applies to the next one.
+        let reader = self.reader.as_ref().map(ReaderHandle::current);
+        let Some(decision) = self.run_pipeline(incoming.raw, reader.clone()).await else {
             return Ok(Ingested { accepted, outcome: None });
         };
-        let outcome = self.record_or_leave_pending(accepted.id, &source, message_id.as_deref(), decision).await;
+        let outcome = self.record_or_leave_pending(accepted.id, &seen, reader, decision).await;
         Ok(Ingested { accepted, outcome })
     }
 
@@ -120,8 +173,8 @@ impl Ingestor {
             internal_date,
             origin,
         };
-        let source = incoming.origin.source.clone();
-        let message_id = incoming.message_id.clone();
+        let seen = Seen::from(&incoming.origin, incoming.message_id.clone());
+        self.heartbeat.busy_for(self.message_limit());
         let accepted = self.db.call(move |s| s.accept(&incoming)).await?;
         if !accepted.new {
             return Ok(Ingested { accepted, outcome: None });
@@ -129,7 +182,8 @@ impl Ingestor {
         let decision = quarantine(format!(
             "oversized: the message is {size} bytes, over the limit of {limit}; only its header section was kept"
         ));
-        let outcome = self.record_or_leave_pending(accepted.id, &source, message_id.as_deref(), decision).await;
+        let outcome = self.record_or_leave_pending(accepted.id, &seen, None, decision).await;
+        self.heartbeat.beat();
         Ok(Ingested { accepted, outcome })
     }
 
@@ -138,14 +192,20 @@ impl Ingestor {
     async fn record_or_leave_pending(
         &self,
         id: i64,
-        source: &str,
-        message_id: Option<&str>,
+        seen: &Seen,
+        reader: Option<Arc<Reader>>,
         decision: Decision,
     ) -> Option<Outcome> {
-        match self.record(id, source, message_id, decision).await {
+        match self.record(id, seen, reader, decision).await {
             Ok(outcome) => outcome,
             Err(e) => {
-                tracing::warn!(id, source, error = %e, "stored, but recording the outcome failed; it stays pending");
+                tracing::warn!(
+                    id,
+                    source = seen.source,
+                    message_id = seen.message_id,
+                    error = %e,
+                    "stored, but recording the outcome failed; it stays pending"
+                );
                 None
             }
         }
@@ -154,8 +214,8 @@ impl Ingestor {
     /// Runs the pure pipeline, then reads the message (attachments in the extraction workers,
     /// whose time budget is within the stage limit), on the blocking pool, under the stage time
     /// limit, catching panics. `None` when there is no reader: the message stays pending.
-    async fn run_pipeline(&self, raw: Vec<u8>) -> Option<Decision> {
-        let reader = self.reader.clone()?;
+    async fn run_pipeline(&self, raw: Vec<u8>, reader: Option<Arc<Reader>>) -> Option<Decision> {
+        let reader = reader?;
         let limit = self.limits.stage_timeout;
         let work = tokio::task::spawn_blocking(move || {
             std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -184,13 +244,12 @@ impl Ingestor {
     async fn record(
         &self,
         id: i64,
-        source: &str,
-        message_id: Option<&str>,
+        seen: &Seen,
+        reader: Option<Arc<Reader>>,
         decision: Decision,
     ) -> Result<Option<Outcome>, StoreError> {
         let Decision { outcome, summary, reading, to_judge } = decision;
         let to_store = outcome.clone();
-        let reader = self.reader.clone();
         // Judged inside the transaction that records it (see `Store::record_judged`): the
         // history it is judged against cannot change in between, so two copies of one
         // statement cannot both become statements.
@@ -221,11 +280,16 @@ impl Ingestor {
         }
         let class = judged.as_ref().map(|j| j.class.as_str());
         let route = judged.as_ref().map(|j| j.route_reason.as_str());
+        let Seen { source, mailbox, uid, file, message_id } = seen;
+        // The one line per message (quarantine is a warning). No body, only identifiers.
         match &outcome {
             Outcome::Processed => {
                 tracing::info!(
                     id,
                     source,
+                    mailbox,
+                    uid,
+                    file,
                     message_id,
                     outcome = "processed",
                     class,
@@ -235,10 +299,30 @@ impl Ingestor {
                 )
             }
             Outcome::Quarantined { error } => {
-                tracing::warn!(id, source, message_id, outcome = "quarantined", error, "message recorded")
+                tracing::warn!(
+                    id,
+                    source,
+                    mailbox,
+                    uid,
+                    file,
+                    message_id,
+                    outcome = "quarantined",
+                    error,
+                    "message recorded"
+                )
             }
             Outcome::Ignored { reason } => {
-                tracing::info!(id, source, message_id, outcome = "ignored", reason, "message recorded")
+                tracing::info!(
+                    id,
+                    source,
+                    mailbox,
+                    uid,
+                    file,
+                    message_id,
+                    outcome = "ignored",
+                    reason,
+                    "message recorded"
+                )
             }
         }
         Ok(Some(outcome))
@@ -251,6 +335,7 @@ impl Ingestor {
         if self.reader.is_none() {
             return Ok(0);
         }
+        self.heartbeat.busy_for(self.message_limit());
         let cutoff = crate::store::timestamp_text(
             jiff::Timestamp::now()
                 .checked_sub(jiff::SignedDuration::try_from(min_age).unwrap_or(jiff::SignedDuration::ZERO))
@@ -263,6 +348,7 @@ impl Ingestor {
                 done += 1;
             }
         }
+        self.heartbeat.beat();
         Ok(done)
     }
 
@@ -272,6 +358,7 @@ impl Ingestor {
     /// it first, there is no reader, or the outcome could not be written (it stays pending).
     pub async fn process_stored(&self, id: i64, source: &str) -> Option<Outcome> {
         self.reader.as_ref()?;
+        self.heartbeat.busy_for(self.message_limit());
         // A failed write (a busy database) leaves the message pending for the next sweep.
         let message = match self.db.call(move |s| s.begin_attempt(id)).await {
             Ok(m) => m,
@@ -283,6 +370,8 @@ impl Ingestor {
         if message.state != "pending" {
             return None;
         }
+        // The reader current now: a reload while this message is read does not change it.
+        let reader = self.reader.as_ref().map(ReaderHandle::current);
         let decision = if !message.raw_complete {
             // Only the header of an oversized message was kept: there is nothing to process.
             quarantine("oversized: only its header section was kept".into())
@@ -292,9 +381,33 @@ impl Ingestor {
                 message.attempts - 1
             ))
         } else {
-            self.run_pipeline(message.raw).await?
+            self.run_pipeline(message.raw, reader.clone()).await?
         };
-        self.record_or_leave_pending(id, source, None, decision).await
+        let seen = Seen { source: source.into(), ..Seen::default() };
+        self.record_or_leave_pending(id, &seen, reader, decision).await
+    }
+}
+
+/// Where a message was seen, for its log line.
+#[derive(Debug, Default)]
+struct Seen {
+    source: String,
+    mailbox: Option<String>,
+    uid: Option<u32>,
+    /// The Maildir file's unique name.
+    file: Option<String>,
+    message_id: Option<String>,
+}
+
+impl Seen {
+    fn from(origin: &Origin, message_id: Option<String>) -> Seen {
+        Seen {
+            source: origin.source.clone(),
+            mailbox: origin.mailbox.clone(),
+            uid: origin.uid,
+            file: origin.file_key.clone(),
+            message_id,
+        }
     }
 }
 
@@ -325,11 +438,11 @@ mod tests {
     use crate::store::{Incoming, Store};
 
     /// A reader whose extraction program does not exist: these tests need no attachments.
-    fn test_reader() -> Arc<Reader> {
+    fn test_reader() -> ReaderHandle {
         let extractor = crate::isolate::Extractor::new(crate::isolate::Isolation::new("/nonexistent".into()));
         let rel = crate::relationships::Relationships::builtin();
         let identity = crate::analyse::Identity::new(None, &rel);
-        Arc::new(Reader::new(rel, extractor, Duration::from_secs(5), identity))
+        ReaderHandle::new(Reader::new(rel, extractor, Duration::from_secs(5), identity))
     }
 
     #[tokio::test]

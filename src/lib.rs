@@ -9,6 +9,8 @@
 //! - [`ingest`] is the one path every message takes (store, then process, then record);
 //! - [`runner::run`] is the daemon's single entry point, used by `main` and the tests;
 //! - [`config`] turns the TOML file into a validated [`config::Config`];
+//! - [`service`] talks to systemd (readiness, status, watchdog) and knows which loops live;
+//! - [`doctor`] checks an installation (`liaisond doctor`);
 //! - [`cli`] is the command line.
 
 pub mod analyse;
@@ -17,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod content;
 pub mod cursor;
+pub mod doctor;
 pub mod extract;
 pub mod follow;
 pub mod imap;
@@ -30,6 +33,7 @@ pub mod route;
 pub mod runner;
 pub mod schedule;
 pub mod send;
+pub mod service;
 pub mod store;
 pub mod template;
 pub mod tls;

@@ -55,11 +55,16 @@ impl MaildirSource {
             let result = self.scan(&shutdown, &mut report).await;
             let mailbox = self.cfg.path.display().to_string();
             let name = self.cfg.name.clone();
+            let heartbeat = self.ingestor.heartbeat();
             let recorded = match &result {
-                Ok(()) => self.ingestor.db().call(move |s| s.poll_ok(&name, &mailbox, false)).await,
+                Ok(()) => {
+                    heartbeat.polled(Ok(()));
+                    self.ingestor.db().call(move |s| s.poll_ok(&name, &mailbox, false)).await
+                }
                 Err(e) => {
-                    tracing::warn!(source = self.cfg.name, error = %e, "Maildir scan failed");
+                    tracing::warn!(source = self.cfg.name, mailbox, error = %e, "Maildir scan failed");
                     let text = e.to_string();
+                    heartbeat.polled(Err(text.clone()));
                     self.ingestor.db().call(move |s| s.poll_error(&name, &mailbox, &text)).await
                 }
             };
@@ -71,7 +76,7 @@ impl MaildirSource {
                 return result.map(|()| report);
             }
             tokio::select! {
-                _ = tokio::time::sleep(self.cfg.poll_interval) => {}
+                _ = heartbeat.sleep(self.cfg.poll_interval) => {}
                 _ = shutdown.cancelled() => return Ok(report),
             }
         }

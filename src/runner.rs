@@ -4,6 +4,11 @@
 //! run left `pending`, then runs one task per source until `shutdown` is cancelled (or, with
 //! `once`, until every source has been drained once). Cancellation is cooperative: a source
 //! stops between messages, so the message in hand is either committed or left for next time.
+//!
+//! As a daemon (not `once`) it also runs the `service` notifier (READY, STATUS, WATCHDOG,
+//! STOPPING for systemd), every loop with a heartbeat registered in one [`Liveness`], and,
+//! when `RunOptions::reload` is given, reloads the relationships data and the templates each
+//! time it is notified (SIGHUP): see [`reload`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,13 +18,14 @@ use anyhow::Context;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::analyse::Reader;
+use crate::analyse::{Reader, ReaderHandle};
 use crate::config::Config;
 use crate::imap::{ImapSource, SourceReport};
 use crate::ingest::{Ingestor, pending_grace};
 use crate::maildir::MaildirSource;
 use crate::schedule::Scheduler;
 use crate::send::{Sender, Transport};
+use crate::service::{Liveness, Notifier};
 use crate::store::{Db, InstanceLock, Store};
 
 #[derive(Clone, Default)]
@@ -31,6 +37,9 @@ pub struct RunOptions {
     pub extractor_program: Option<PathBuf>,
     /// What time it is for reminders and digests; default: the system clock (tests set it).
     pub clock: Option<crate::schedule::Clock>,
+    /// Each notification reloads the relationships data and the templates (the CLI notifies
+    /// it on SIGHUP). `None`: no reloading.
+    pub reload: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// What a run did.
@@ -76,10 +85,18 @@ pub async fn run(config: Config, shutdown: CancellationToken, options: RunOption
             "mail that an earlier run was sending: queued again when its data had not gone out, else marked uncertain"
         );
     }
+    let readers = ReaderHandle::new(reader);
+    // Every long-running loop registers here; the notifier pings the watchdog only while
+    // each one beats (see `service`).
+    let watchdog = if options.once { None } else { crate::service::watchdog_interval() };
+    let liveness = Liveness::new(watchdog);
+    let notifier = Notifier::new();
     let sender = transport(&config)?.map(|t| Sender::new(db.clone(), t, config.outbox.clone()));
-    let reader = Arc::new(reader);
-    let mut ingestor = Ingestor::new(db.clone(), config.limits.clone(), Some(reader.clone()));
-    let current: crate::schedule::CurrentReader = Arc::new(move || reader.clone());
+    let mut ingestor = Ingestor::new(db.clone(), config.limits.clone(), Some(readers.clone()));
+    let current: crate::schedule::CurrentReader = {
+        let readers = readers.clone();
+        Arc::new(move || readers.current())
+    };
     let mut scheduler = Scheduler::new(
         db.clone(),
         config.follow.clone(),
@@ -99,7 +116,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, options: RunOption
     // The daemon sends all the time; `once` sends what is due after the sources are drained.
     let sending = match (&sender, options.once) {
         (Some(sender), false) => {
-            let sender = sender.clone();
+            let sender = sender.clone().with_heartbeat(liveness.register("sender"));
             let token = shutdown.child_token();
             Some(tokio::spawn(async move { sender.run(token, false).await }))
         }
@@ -110,13 +127,16 @@ pub async fn run(config: Config, shutdown: CancellationToken, options: RunOption
     let mut tasks: JoinSet<(String, Result<SourceReport, String>)> = JoinSet::new();
     for cfg in config.imap.iter().cloned() {
         let name = cfg.name.clone();
-        let source = ImapSource::new(cfg, ingestor.clone()).with_context(|| format!("IMAP source {name}"))?;
+        let heartbeat = liveness.register_source(format!("imap '{name}'"));
+        let source = ImapSource::new(cfg, ingestor.clone().with_heartbeat(heartbeat))
+            .with_context(|| format!("IMAP source {name}"))?;
         let token = shutdown.child_token();
         tasks.spawn(async move { (name, source.run(token, once).await.map_err(|e| e.to_string())) });
     }
     for cfg in config.maildir.iter().cloned() {
         let name = cfg.name.clone();
-        let source = MaildirSource::new(cfg, ingestor.clone());
+        let heartbeat = liveness.register_source(format!("maildir '{name}'"));
+        let source = MaildirSource::new(cfg, ingestor.clone().with_heartbeat(heartbeat));
         let token = shutdown.child_token();
         tasks.spawn(async move { (name, source.run(token, once).await.map_err(|e| e.to_string())) });
     }
@@ -124,20 +144,20 @@ pub async fn run(config: Config, shutdown: CancellationToken, options: RunOption
         tracing::warn!("no source is configured; only messages given to `liaisond ingest` will arrive");
     }
     let scheduling = (!options.once).then(|| {
-        let scheduler = scheduler.clone();
+        let scheduler = scheduler.clone().with_heartbeat(liveness.register("scheduler"));
         let token = shutdown.child_token();
         tokio::spawn(async move { scheduler.run(token, false).await })
     });
     if !options.once {
         // Messages that `liaisond ingest` stored but could not process (or that a source left
         // pending after a write error) are picked up here.
-        let ingestor = ingestor.clone();
+        let ingestor = ingestor.clone().with_heartbeat(liveness.register("pending sweep"));
         let token = shutdown.child_token();
         let grace = pending_grace(&config.limits);
         tasks.spawn(async move {
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(grace) => {}
+                    _ = ingestor.heartbeat().sleep(grace) => {}
                     _ = token.cancelled() => return ("pending-sweep".to_string(), Ok(SourceReport::default())),
                 }
                 if let Err(e) = ingestor.process_pending(grace).await {
@@ -145,6 +165,60 @@ pub async fn run(config: Config, shutdown: CancellationToken, options: RunOption
                 }
             }
         });
+        if let Some(trigger) = options.reload.clone() {
+            let heartbeat = liveness.register("reload");
+            let (config, program, readers, notifier, token) = (
+                config.clone(),
+                options.extractor_program.clone(),
+                readers.clone(),
+                notifier.clone(),
+                shutdown.child_token(),
+            );
+            // What the file said when this daemon started, to tell what a reload ignores.
+            let started_with = std::fs::read_to_string(&config.path).ok();
+            tasks.spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = trigger.notified() => {}
+                        _ = token.cancelled() => return ("reload".to_string(), Ok(SourceReport::default())),
+                        never = heartbeat.keep_beating() => match never {},
+                    }
+                    notifier.reloading();
+                    heartbeat.busy_for(RELOAD_LIMIT);
+                    let (config, program, readers, started) =
+                        (config.clone(), program.clone(), readers.clone(), started_with.clone());
+                    let outcome =
+                        tokio::task::spawn_blocking(move || reload(&config, program, &readers, started.as_deref()))
+                            .await;
+                    heartbeat.beat();
+                    let status = match outcome {
+                        Ok(Ok(loaded)) => {
+                            tracing::info!(
+                                relationships = loaded.relationships,
+                                organisations = loaded.organisations,
+                                ietf_groups = loaded.ietf_groups,
+                                templates = loaded.templates,
+                                "reloaded the relationships data and the templates"
+                            );
+                            format!("running; reloaded {} organisations", loaded.organisations)
+                        }
+                        Ok(Err(e)) => {
+                            tracing::error!(
+                                error = %format!("{e:#}"),
+                                "reload failed; still using the relationships data and templates loaded before"
+                            );
+                            "running; the last reload failed (see the log)".to_string()
+                        }
+                        Err(join) => {
+                            tracing::error!(error = %join, "reload failed; still using the data loaded before");
+                            "running; the last reload failed (see the log)".to_string()
+                        }
+                    };
+                    notifier.reloaded(&status);
+                }
+            });
+        }
+        tokio::spawn(crate::service::notify_loop(liveness.clone(), notifier.clone(), watchdog, shutdown.clone()));
     }
     tracing::info!(database = %config.database.display(), sources = ?config.source_names(), once = options.once, "liaisond running");
 
@@ -184,6 +258,76 @@ pub async fn run(config: Config, shutdown: CancellationToken, options: RunOption
     Ok(report)
 }
 
+/// How long a reload (reading the files, starting the reader) may take, for its heartbeat.
+const RELOAD_LIMIT: Duration = Duration::from_secs(60);
+
+/// What a reload loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// The relationships file (or `built-in`).
+    pub relationships: String,
+    pub organisations: usize,
+    pub ietf_groups: usize,
+    /// The templates directory (or `built-in`).
+    pub templates: String,
+}
+
+/// Re-reads the configuration file of `running` for its `relationships` and `[templates]`
+/// settings, loads those files, and puts a reader built from them in `readers`. Every other
+/// setting stays as `running` has it (they need a restart); when the file now differs from
+/// `started_with` (its text when the daemon started) in other keys, a warning names them. On
+/// any error (an unreadable configuration, relationships data or template, with file and line)
+/// nothing changes.
+pub fn reload(
+    running: &Config,
+    program: Option<PathBuf>,
+    readers: &ReaderHandle,
+    started_with: Option<&str>,
+) -> anyhow::Result<Reloaded> {
+    let text = std::fs::read_to_string(&running.path)
+        .with_context(|| format!("cannot read the configuration file {}", running.path.display()))?;
+    let now = Config::from_str_at(&text, &running.path)?;
+    if let Some(before) = started_with {
+        let ignored = changed_keys_needing_restart(before, &text);
+        if !ignored.is_empty() {
+            tracing::warn!(
+                config = %running.path.display(),
+                keys = %ignored.join(", "),
+                "the configuration file changed in settings a reload does not apply; restart liaisond for them"
+            );
+        }
+    }
+    let mut config = running.clone();
+    config.relationships = now.relationships;
+    config.templates = now.templates;
+    let reader = reader(&config, program)?;
+    let loaded = Reloaded {
+        relationships: config.relationships.as_ref().map_or("built-in".into(), |p| p.display().to_string()),
+        organisations: reader.relationships().organizations().len(),
+        ietf_groups: reader.relationships().ietf_groups().len(),
+        templates: config.templates.as_ref().map_or("built-in".into(), |p| p.display().to_string()),
+    };
+    readers.replace(reader);
+    Ok(loaded)
+}
+
+/// The top-level keys and tables in which two texts of the configuration file differ, other
+/// than `relationships` and `[templates]` (which a reload applies). Text that does not parse
+/// as TOML compares as different everywhere (the reload then fails on it anyway).
+fn changed_keys_needing_restart(before: &str, after: &str) -> Vec<String> {
+    const RELOADED: [&str; 2] = ["relationships", "templates"];
+    let (Ok(before), Ok(after)) = (before.parse::<toml::Table>(), after.parse::<toml::Table>()) else {
+        return Vec::new();
+    };
+    let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| !RELOADED.contains(&k.as_str()) && before.get(*k) != after.get(*k))
+        .map(|k| k.to_string())
+        .collect()
+}
+
 /// What messages are read with: the relationships data, the extraction workers (this binary),
 /// and the time budget for a message's attachments (three quarters of the stage limit, so the
 /// message is still recorded when its attachments are slow).
@@ -197,4 +341,17 @@ pub fn reader(config: &Config, program: Option<PathBuf>) -> anyhow::Result<Reade
     let identity = crate::analyse::Identity::new(Some(config), &relationships);
     let responder = config.responder(&relationships)?;
     Ok(Reader::new(relationships, extractor, config.limits.stage_timeout * 3 / 4, identity).with_responder(responder))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reload_names_the_settings_it_does_not_apply() {
+        let before = "relationships = \"a.toml\"\n[store]\ndatabase = \"x.db\"\n[templates]\ndirectory = \"t\"\n";
+        let after = "relationships = \"b.toml\"\n[store]\ndatabase = \"y.db\"\n[templates]\ndirectory = \"u\"\n[smtp]\nhost = \"h\"\n";
+        assert_eq!(changed_keys_needing_restart(before, after), ["smtp", "store"]);
+        assert!(changed_keys_needing_restart(before, before).is_empty());
+    }
 }

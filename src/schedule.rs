@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::analyse::Reader;
 use crate::config::FollowConfig;
 use crate::follow::{self, DigestInput, Step};
+use crate::service::Heartbeat;
 use crate::store::{Db, FollowRow, ReminderToQueue, StoreError, timestamp_text};
 
 /// What time it is (the system clock, except in tests).
@@ -33,6 +34,8 @@ pub type CurrentReader = Arc<dyn Fn() -> Arc<Reader> + Send + Sync>;
 
 /// How often the scheduler looks: reminders and digests are planned to the minute.
 const LOOK_EVERY: Duration = Duration::from_secs(60);
+/// What one pass may take before the watchdog counts the loop as stuck.
+const PASS_LIMIT: Duration = Duration::from_secs(120);
 
 /// What one pass queued.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -51,11 +54,18 @@ pub struct Scheduler {
     clock: Clock,
     /// Wakes the sender when something was queued.
     sender: Option<Arc<Notify>>,
+    /// Tells the watchdog this loop is alive (see `service`).
+    heartbeat: Heartbeat,
 }
 
 impl Scheduler {
     pub fn new(db: Db, config: FollowConfig, reader: CurrentReader, clock: Clock) -> Scheduler {
-        Scheduler { db, config, reader, clock, sender: None }
+        Scheduler { db, config, reader, clock, sender: None, heartbeat: Heartbeat::detached() }
+    }
+
+    pub fn with_heartbeat(mut self, heartbeat: Heartbeat) -> Scheduler {
+        self.heartbeat = heartbeat;
+        self
     }
 
     pub fn with_sender_waker(mut self, waker: Arc<Notify>) -> Scheduler {
@@ -66,6 +76,8 @@ impl Scheduler {
     /// Looks once a minute until `shutdown` (or once, with `once`).
     pub async fn run(self, shutdown: CancellationToken, once: bool) {
         loop {
+            // A pass is a few queries per open statement; a busy database is the slowest part.
+            self.heartbeat.busy_for(PASS_LIMIT);
             match self.pass().await {
                 Ok(report) => {
                     if (!report.reminders.is_empty() || report.digest.as_ref().is_some_and(|d| d.1))
@@ -79,8 +91,9 @@ impl Scheduler {
             if once {
                 return;
             }
+            self.heartbeat.beat();
             tokio::select! {
-                _ = tokio::time::sleep(LOOK_EVERY) => {}
+                _ = self.heartbeat.sleep(LOOK_EVERY) => {}
                 _ = shutdown.cancelled() => return,
             }
         }

@@ -26,6 +26,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{OutboxConfig, SmtpConfig, TlsMode};
+use crate::service::Heartbeat;
 use crate::store::{Db, OutboxItem, SendResult};
 
 /// Where mail goes.
@@ -78,15 +79,37 @@ pub struct Sender {
     transport: Transport,
     config: OutboxConfig,
     wake: Arc<Notify>,
+    heartbeat: Heartbeat,
 }
 
 /// How often the outbox is looked at when nothing wakes the sender (mail queued by
 /// `liaisond ingest` in another process, retries that fell due).
 const LOOK_AGAIN: Duration = Duration::from_secs(10);
 
+/// How long writing one message into the outbox directory (the dry run) may take, for the
+/// heartbeat; and the allowance for the database calls around one delivery.
+const LOCAL_WORK_ALLOWANCE: Duration = Duration::from_secs(60);
+
 impl Sender {
     pub fn new(db: Db, transport: Transport, config: OutboxConfig) -> Sender {
-        Sender { db, transport, config, wake: Arc::new(Notify::new()) }
+        Sender { db, transport, config, wake: Arc::new(Notify::new()), heartbeat: Heartbeat::detached() }
+    }
+
+    /// The sender loop beats `heartbeat` (see `service`).
+    pub fn with_heartbeat(mut self, heartbeat: Heartbeat) -> Sender {
+        self.heartbeat = heartbeat;
+        self
+    }
+
+    /// The longest one delivery attempt may take: every SMTP step is under `[smtp] timeout`
+    /// (connect, STARTTLS, AUTH, MAIL, one RCPT per recipient, DATA, the data, QUIT).
+    fn attempt_limit(&self, item: &OutboxItem) -> Duration {
+        let steps = 7 + item.draft.recipients().len() as u32;
+        LOCAL_WORK_ALLOWANCE
+            + match &self.transport {
+                Transport::Smtp(smtp) => smtp.config.timeout.saturating_mul(steps),
+                Transport::Directory(_) => Duration::ZERO,
+            }
     }
 
     /// Wakes the sender (new mail was queued).
@@ -104,6 +127,7 @@ impl Sender {
                 if shutdown.is_cancelled() {
                     return attempts;
                 }
+                self.heartbeat.busy_for(LOCAL_WORK_ALLOWANCE);
                 let item = match self.db.call(|s| s.claim_outbox()).await {
                     Ok(Some(item)) => item,
                     Ok(None) => break,
@@ -113,6 +137,7 @@ impl Sender {
                     }
                 };
                 attempts += 1;
+                self.heartbeat.busy_for(self.attempt_limit(&item));
                 let result = self.attempt(&item).await;
                 log(&item, &result);
                 let id = item.id;
@@ -135,7 +160,7 @@ impl Sender {
                 _ => LOOK_AGAIN,
             };
             tokio::select! {
-                _ = tokio::time::sleep(wait.max(Duration::from_millis(50))) => {}
+                _ = self.heartbeat.sleep(wait.max(Duration::from_millis(50))) => {}
                 _ = self.wake.notified() => {}
                 _ = shutdown.cancelled() => return attempts,
             }
@@ -226,18 +251,24 @@ pub struct Message<'a> {
     pub seven_bit: Option<&'a [u8]>,
 }
 
+/// One line per attempt. `outbox` is the item's number (`liaisond outbox list`), `id` the
+/// number of the message it is about (as in the ingest log line), `message_id` the Message-ID
+/// of the mail sent.
 fn log(item: &OutboxItem, result: &SendResult) {
+    let outbox = item.id;
+    let id = item.message;
     let kind = item.draft.kind.as_str();
     let message_id = item.draft.message_id.as_str();
     let to = item.draft.recipients().join(", ");
     match result {
-        SendResult::Sent { reply } => tracing::info!(id = item.id, kind, message_id, to, reply, "mail sent"),
+        SendResult::Sent { reply } => tracing::info!(outbox, id, kind, message_id, to, reply, "mail sent"),
         SendResult::Retry { error, next } => {
-            tracing::warn!(id = item.id, kind, message_id, to, error, next, "sending failed; will retry")
+            tracing::warn!(outbox, id, kind, message_id, to, error, next, "sending failed; will retry")
         }
-        SendResult::Failed { error } => tracing::error!(id = item.id, kind, message_id, to, error, "sending failed"),
+        SendResult::Failed { error } => tracing::error!(outbox, id, kind, message_id, to, error, "sending failed"),
         SendResult::Uncertain { error } => tracing::error!(
-            id = item.id,
+            outbox,
+            id,
             kind,
             message_id,
             to,
@@ -290,45 +321,9 @@ where
 {
     let cfg = &smtp.config;
     let limit = cfg.timeout;
-    let timed_out = |step: &str| {
-        DeliveryError::Temporary(format!("{step}: no answer within {}", humantime::format_duration(limit)))
-    };
-    let hello = match &cfg.hello_name {
-        Some(name) => ClientId::Domain(name.clone()),
-        None => ClientId::default(),
-    };
-    let tls = &smtp.tls;
-    let implicit = if cfg.tls == TlsMode::Implicit { tls.clone() } else { None };
-    let mut conn = tokio::time::timeout(
-        limit,
-        AsyncSmtpConnection::connect_tokio1((cfg.host.as_str(), cfg.port), Some(limit), &hello, implicit, None),
-    )
-    .await
-    .map_err(|_| timed_out("connect"))?
-    .map_err(|e| before_data(&format!("connect to {}:{}", cfg.host, cfg.port), e))?;
+    let mut conn = open(smtp).await?;
 
     let result = async {
-        if cfg.tls == TlsMode::StartTls {
-            // Fails closed: never continue in clear text (RFC 3207 §4).
-            if !conn.can_starttls() {
-                return Err(DeliveryError::Temporary(format!(
-                    "{} does not offer STARTTLS; not sending in clear text",
-                    cfg.host
-                )));
-            }
-            let params = tls.clone().ok_or_else(|| DeliveryError::Permanent("no TLS parameters".into()))?;
-            tokio::time::timeout(limit, conn.starttls(params, &hello))
-                .await
-                .map_err(|_| timed_out("STARTTLS"))?
-                .map_err(|e| before_data("STARTTLS", e))?;
-        }
-        if let Some((user, password)) = &cfg.credentials {
-            let credentials = Credentials::new(user.clone(), password.expose().to_string());
-            tokio::time::timeout(limit, conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials))
-                .await
-                .map_err(|_| timed_out("AUTH"))?
-                .map_err(|e| before_data("AUTH", e))?;
-        }
         let mut parameters = Vec::new();
         let eight_bit_mime = conn.server_info().supports_feature(Extension::EightBitMime);
         let message = match (message.bytes.is_ascii(), eight_bit_mime, message.seven_bit) {
@@ -351,18 +346,18 @@ where
         };
         tokio::time::timeout(limit, conn.command(Mail::new(from, parameters)))
             .await
-            .map_err(|_| timed_out("MAIL FROM"))?
+            .map_err(|_| timed_out(cfg, "MAIL FROM"))?
             .map_err(|e| before_data("MAIL FROM", e))?;
         for to in recipients {
             let address = to.parse().map_err(|e| DeliveryError::Permanent(format!("recipient `{to}`: {e}")))?;
             tokio::time::timeout(limit, conn.command(Rcpt::new(address, Vec::new())))
                 .await
-                .map_err(|_| timed_out("RCPT TO"))?
+                .map_err(|_| timed_out(cfg, "RCPT TO"))?
                 .map_err(|e| before_data(&format!("RCPT TO:<{to}>"), e))?;
         }
         tokio::time::timeout(limit, conn.command(Data))
             .await
-            .map_err(|_| timed_out("DATA"))?
+            .map_err(|_| timed_out(cfg, "DATA"))?
             .map_err(|e| before_data("DATA", e))?;
         data_starts().await.map_err(|e| DeliveryError::Temporary(format!("cannot note the start of sending: {e}")))?;
         let reply = match tokio::time::timeout(limit, conn.message(message)).await {
@@ -389,6 +384,95 @@ where
         }
     }
     result
+}
+
+/// The greeting name (EHLO) configured, else this machine's.
+fn hello(cfg: &SmtpConfig) -> ClientId {
+    match &cfg.hello_name {
+        Some(name) => ClientId::Domain(name.clone()),
+        None => ClientId::default(),
+    }
+}
+
+fn timed_out(cfg: &SmtpConfig, step: &str) -> DeliveryError {
+    DeliveryError::Temporary(format!("{step}: no answer within {}", humantime::format_duration(cfg.timeout)))
+}
+
+/// Connects to the SMTP server and gets it ready for a transaction: TLS as configured (implicit,
+/// or STARTTLS, which must succeed), EHLO, and AUTH when credentials are configured. Each step
+/// under `[smtp] timeout`. On an error after the connection is up, the connection is aborted.
+async fn open(smtp: &Smtp) -> Result<AsyncSmtpConnection, DeliveryError> {
+    let cfg = &smtp.config;
+    let limit = cfg.timeout;
+    let hello = hello(cfg);
+    let tls = &smtp.tls;
+    let implicit = if cfg.tls == TlsMode::Implicit { tls.clone() } else { None };
+    let mut conn = tokio::time::timeout(
+        limit,
+        AsyncSmtpConnection::connect_tokio1((cfg.host.as_str(), cfg.port), Some(limit), &hello, implicit, None),
+    )
+    .await
+    .map_err(|_| timed_out(cfg, "connect"))?
+    .map_err(|e| before_data(&format!("connect to {}:{}", cfg.host, cfg.port), e))?;
+    let ready = async {
+        if cfg.tls == TlsMode::StartTls {
+            // Fails closed: never continue in clear text (RFC 3207 §4).
+            if !conn.can_starttls() {
+                return Err(DeliveryError::Temporary(format!(
+                    "{} does not offer STARTTLS; not sending in clear text",
+                    cfg.host
+                )));
+            }
+            let params = tls.clone().ok_or_else(|| DeliveryError::Permanent("no TLS parameters".into()))?;
+            tokio::time::timeout(limit, conn.starttls(params, &hello))
+                .await
+                .map_err(|_| timed_out(cfg, "STARTTLS"))?
+                .map_err(|e| before_data("STARTTLS", e))?;
+        }
+        if let Some((user, password)) = &cfg.credentials {
+            let credentials = Credentials::new(user.clone(), password.expose().to_string());
+            tokio::time::timeout(limit, conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials))
+                .await
+                .map_err(|_| timed_out(cfg, "AUTH"))?
+                .map_err(|e| before_data("AUTH", e))?;
+        }
+        Ok(())
+    }
+    .await;
+    match ready {
+        Ok(()) => Ok(conn),
+        Err(e) => {
+            let _ = tokio::time::timeout(limit, conn.abort()).await;
+            Err(e)
+        }
+    }
+}
+
+/// What [`probe`] found out about the SMTP server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpProbe {
+    /// The name the server gave in its EHLO answer.
+    pub server: String,
+    /// Whether the connection is encrypted (implicit TLS or STARTTLS).
+    pub encrypted: bool,
+    /// Whether AUTH was done (credentials are configured).
+    pub authenticated: bool,
+    /// Whether the server offers 8BITMIME (RFC 6152).
+    pub eight_bit_mime: bool,
+}
+
+/// Checks that mail could be sent, and sends nothing: connect, TLS, EHLO, AUTH when
+/// configured (the same code as a delivery), then QUIT (RFC 5321 §4.1.1.10).
+pub async fn probe(smtp: &Smtp) -> Result<SmtpProbe, DeliveryError> {
+    let mut conn = open(smtp).await?;
+    let found = SmtpProbe {
+        server: conn.server_info().name().to_string(),
+        encrypted: conn.is_encrypted(),
+        authenticated: smtp.config.credentials.is_some(),
+        eight_bit_mime: conn.server_info().supports_feature(Extension::EightBitMime),
+    };
+    let _ = tokio::time::timeout(smtp.config.timeout, conn.quit()).await;
+    Ok(found)
 }
 
 /// TLS for the SMTP server: the system's roots, or only the configured CA file (pinned; read

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod follow;
+pub mod health;
 mod operator;
 mod outbox;
 pub use follow::{Change, Closure, FollowRow, QuarantinedRow, ReminderRecord, ReminderToQueue};

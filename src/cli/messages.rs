@@ -9,7 +9,6 @@
 //! second acknowledgement or notification is queued for it.
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::output::{self, Refused, date_of};
@@ -77,7 +76,8 @@ pub(super) fn reprocess(config: Config, id: Option<i64>, by: &str) -> anyhow::Re
         return Ok(EX_OK);
     }
     let rt = runtime()?;
-    let ingestor = Ingestor::new(Db::new(store), config.limits.clone(), Some(Arc::new(reader)));
+    let ingestor =
+        Ingestor::new(Db::new(store), config.limits.clone(), Some(crate::analyse::ReaderHandle::new(reader)));
     let results = rt.block_on(async {
         let mut results = Vec::new();
         for &id in &ids {

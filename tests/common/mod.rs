@@ -283,7 +283,7 @@ pub fn run_options(once: bool) -> liaisond::RunOptions {
     liaisond::RunOptions {
         once,
         extractor_program: Some(std::path::PathBuf::from(env!("CARGO_BIN_EXE_liaisond"))),
-        ..Default::default()
+        ..liaisond::RunOptions::default()
     }
 }
 
