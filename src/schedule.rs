@@ -177,10 +177,14 @@ impl Scheduler {
                 if last.as_ref().is_some_and(|(last_slot, _)| *last_slot >= key) {
                     return Ok(None);
                 }
-                // The first digest covers the week before its slot.
-                let since = match &last {
-                    Some((_, end)) => end.clone(),
-                    None => timestamp_text(now - jiff::SignedDuration::from_hours(7 * 24)),
+                // The first time, the slot only marks where the first digest's period starts:
+                // a first start (perhaps over an old mailbox) sends no digest off schedule; the
+                // first one goes out at the next slot.
+                let Some((_, since)) = last else {
+                    let now_text = timestamp_text(now);
+                    let note = format!("digests start: the first goes out at the slot after {key}");
+                    store.record_digest(&key, &now_text, &now_text, None, &note)?;
+                    return Ok(Some((key, false)));
                 };
                 let open = store.open_statements()?;
                 let received = store.statements_since(&since)?;
@@ -200,7 +204,8 @@ impl Scheduler {
                 };
                 let draft = follow::digest_draft(responder, reader.relationships(), &input, now);
                 let end = timestamp_text(now);
-                if !store.record_digest(&key, &since, &end, draft.as_ref())? {
+                let note = format!("digest for {key}: nothing to report, no mail");
+                if !store.record_digest(&key, &since, &end, draft.as_ref(), &note)? {
                     return Ok(None);
                 }
                 tracing::info!(slot = %key, mail = draft.is_some(), "digest decided");

@@ -385,6 +385,11 @@ async fn the_digest_on_a_prepared_database() {
     .expect("fail one");
     store.check_in("mireille.fontaine@example.org", &today.to_string(), Some("call")).expect("check-in");
 
+    // The first pass only starts the digests (no mail off schedule); the next slot mails.
+    let an_hour_ago = Timestamp::now() - jiff::SignedDuration::from_hours(1);
+    let report = scheduler(&config, store, an_hour_ago).pass().await.expect("pass");
+    assert!(report.digest.as_ref().is_some_and(|d| !d.1), "{report:?}");
+    let store = Store::open(&db, Duration::from_secs(10)).expect("open");
     let report = scheduler(&config, store, monday).pass().await.expect("pass");
     let (slot, mailed) = report.digest.expect("a digest decided");
     assert!(mailed && slot.ends_with("T08:00"), "{slot}");
@@ -436,10 +441,24 @@ async fn the_digest_on_a_prepared_database() {
 async fn nothing_to_report_sends_no_digest() {
     let (dir, config) = demo_setup("[digest]\ncheck_in_after = \"100years\"\n");
     let db = dir.path().join("demo.db");
-    // An empty database (no source run).
-    let store = Store::open(&db, Duration::from_secs(10)).expect("open");
-    let report = scheduler(&config, store, next_monday_morning()).pass().await.expect("pass");
-    assert_eq!(report.digest.map(|d| d.1), Some(false), "decided, without mail");
+    // An empty database (no source run): the start of the digests, then a slot with nothing.
+    for now in [Timestamp::now() - jiff::SignedDuration::from_hours(1), next_monday_morning()] {
+        let store = Store::open(&db, Duration::from_secs(10)).expect("open");
+        let report = scheduler(&config, store, now).pass().await.expect("pass");
+        assert_eq!(report.digest.map(|d| d.1), Some(false), "decided, without mail");
+    }
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let details: Vec<String> = conn
+        .prepare("SELECT detail FROM events WHERE kind = 'digest' ORDER BY id")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert!(
+        details.len() == 2 && details[0].contains("digests start") && details[1].contains("nothing to report"),
+        "{details:?}"
+    );
     let store = Store::open(&db, Duration::from_secs(10)).expect("open");
     assert!(store.outbox_rows(&[], 10).expect("outbox").is_empty());
 }

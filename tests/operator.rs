@@ -475,6 +475,18 @@ fn operator_commands_work_while_the_daemon_runs() {
     fails(65, &["relationships", "check-in", "nobody@example.org", "--config", c]);
     fails(64, &["relationships", "check-in", "yusuf.okonkwo@example.net", "--date", "20-11-2026", "--config", c]);
 
+    // --- backup, while the daemon writes ---
+    let copy = demo.dir.path().join("backup.db");
+    let copy_arg = copy.to_str().expect("utf8");
+    let said = ok(&["backup", "--config", c, copy_arg]);
+    assert!(
+        said.contains("quick_check ok") && said.contains(&format!("schema {}", liaisond::store::SCHEMA_VERSION)),
+        "{said}"
+    );
+    let copied = liaisond::store::Store::open(&copy, Duration::from_secs(5)).expect("the copy opens");
+    assert_eq!(copied.statements().expect("statements").len(), demo.list(&[]).len());
+    fails(64, &["backup", "--config", c, copy_arg]);
+
     // --- export ---
     let exported: Value = serde_json::from_str(&ok(&["export", "--format", "json", "--config", c])).expect("an array");
     let rows = exported.as_array().expect("array");
@@ -587,6 +599,7 @@ fn every_operator_command_explains_itself() {
         (&["export", "--help"], "datatracker"),
         (&["relationships", "managers", "--help"], "last contact"),
         (&["relationships", "check-in", "--help"], "contact"),
+        (&["backup", "--help"], "VACUUM INTO"),
     ] {
         let out = ok(args);
         assert!(out.contains(says), "{args:?} should mention {says:?}:\n{out}");

@@ -282,7 +282,7 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Records the digest for `slot`, queueing `draft` (none: nothing to report). Returns
+    /// Records the digest for `slot`, queueing `draft` (none: `why_none` is the event). Returns
     /// false, changing nothing, when that slot had its digest already.
     pub fn record_digest(
         &mut self,
@@ -290,6 +290,7 @@ impl Store {
         period_start: &str,
         period_end: &str,
         draft: Option<&crate::respond::Draft>,
+        why_none: &str,
     ) -> Result<bool, StoreError> {
         self.immediately(|s| {
             let tx = &s.conn;
@@ -307,7 +308,7 @@ impl Store {
                     tx.execute("UPDATE digests SET outbox = ?2 WHERE slot = ?1", params![slot, outbox])?;
                     format!("digest for {slot} queued")
                 }
-                None => format!("digest for {slot}: nothing to report, no mail"),
+                None => why_none.to_string(),
             };
             tx.execute(
                 "INSERT INTO events (at, message, kind, detail) VALUES (?1, NULL, 'digest', ?2)",
