@@ -83,6 +83,16 @@ pub fn daemon_holds_lock(database: &Path) -> std::io::Result<bool> {
     }
 }
 
+impl super::Store {
+    /// Writes a consistent copy of the database to `dest` (which must not exist), while other
+    /// connections go on writing: `VACUUM INTO` reads in one transaction, so the copy is the
+    /// database as of one moment, compacted, without the WAL.
+    pub fn backup_into(&self, dest: &Path) -> Result<(), StoreError> {
+        let dest = dest.to_str().ok_or_else(|| self.err(rusqlite::Error::InvalidPath(dest.to_path_buf())))?;
+        self.conn.execute("VACUUM INTO ?1", rusqlite::params![dest]).map(|_| ()).map_err(|e| self.err(e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,15 +124,5 @@ mod tests {
         blocker.execute_batch("BEGIN IMMEDIATE").expect("lock");
         let h = inspect(&db, Duration::from_millis(100)).expect("inspect");
         assert!(h.not_writable.as_deref().is_some_and(|e| e.contains("locked")), "{h:?}");
-    }
-}
-
-impl super::Store {
-    /// Writes a consistent copy of the database to `dest` (which must not exist), while other
-    /// connections go on writing: `VACUUM INTO` reads in one transaction, so the copy is the
-    /// database as of one moment, compacted, without the WAL.
-    pub fn backup_into(&self, dest: &Path) -> Result<(), StoreError> {
-        let dest = dest.to_str().ok_or_else(|| self.err(rusqlite::Error::InvalidPath(dest.to_path_buf())))?;
-        self.conn.execute("VACUUM INTO ?1", rusqlite::params![dest]).map(|_| ()).map_err(|e| self.err(e))
     }
 }
