@@ -95,21 +95,17 @@ impl Reader {
     pub fn judge(&self, to_judge: &ToJudge, history: &dyn crate::classify::History) -> crate::store::Judged {
         let j = judge_read(&to_judge.headers, &to_judge.analysis, &self.relationships, &self.identity, history);
         let answers = match &j.classification.related {
-            Some(known) if j.classification.class == crate::classify::Class::FollowUp => {
-                let mut recipients = to_judge.headers.addresses("to");
-                recipients.extend(to_judge.headers.addresses("cc"));
-                crate::follow::answers(
-                    &crate::follow::Reply {
-                        sender: to_judge.analysis.sender.as_deref(),
-                        sender_verified: j.route.sender_verified,
-                        recipients: &recipients,
-                        datatracker_reply: j.classification.datatracker_reply,
-                        in_response: to_judge.analysis.statement.purpose == Some(crate::understand::Purpose::Response),
-                        handlers: &known.handlers,
-                    },
-                    &self.relationships,
-                )
-            }
+            Some(known) if j.classification.class == crate::classify::Class::FollowUp => crate::follow::answers(
+                &crate::follow::Reply {
+                    sender: to_judge.analysis.sender.as_deref(),
+                    sender_verified: j.route.sender_verified,
+                    recipients: to_judge.headers.recipients(),
+                    datatracker_reply: j.classification.datatracker_reply,
+                    in_response: to_judge.analysis.statement.purpose == Some(crate::understand::Purpose::Response),
+                    statement: known,
+                },
+                &self.relationships,
+            ),
             _ => None,
         };
         crate::store::Judged {

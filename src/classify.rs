@@ -73,14 +73,19 @@ impl Class {
 }
 
 /// A statement already held, as the [`History`] knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct KnownStatement {
     /// The store's statement number.
     pub id: i64,
     /// `LS-2026-0042`.
     pub tracking_id: String,
-    /// Who was notified of it (a follow-up goes to them).
+    /// Who answers for it: its assignee, else whom it was routed to (a follow-up goes to them).
     pub handlers: Vec<String>,
+    /// The organisation it came from, when matched.
+    pub organization: Option<String>,
+    /// Its sender and the addresses a reply must go to (a reply to it goes to one of them, or
+    /// to the organisation).
+    pub other_side: Vec<String>,
 }
 
 /// The verdict.
@@ -153,6 +158,9 @@ impl History for NoHistory {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers {
     fields: Vec<(String, String)>,
+    /// The To and Cc addresses as mail-parser reads them (groups opened, display names and
+    /// comments left out), normalised, each once.
+    recipients: Vec<String>,
 }
 
 impl Headers {
@@ -168,7 +176,20 @@ impl Headers {
                 (name.to_ascii_lowercase(), unfolded)
             })
             .collect();
-        Headers { fields }
+        let mut recipients: Vec<String> = Vec::new();
+        for list in [message.to(), message.cc()].into_iter().flatten() {
+            for a in list.iter().filter_map(|a| a.address().and_then(normalize_address)) {
+                if !recipients.contains(&a) {
+                    recipients.push(a);
+                }
+            }
+        }
+        Headers { fields, recipients }
+    }
+
+    /// Every To and Cc address, normalised, each once.
+    pub fn recipients(&self) -> &[String] {
+        &self.recipients
     }
 
     /// The first field with this (lower-case) name.
@@ -183,21 +204,6 @@ impl Headers {
 
     pub fn has(&self, name: &str) -> bool {
         self.get(name).is_some()
-    }
-
-    /// The mail addresses in every field with this name (To, Cc), normalised, each once.
-    pub fn addresses(&self, name: &str) -> Vec<String> {
-        let mut all: Vec<String> = Vec::new();
-        for v in self.all(name) {
-            for m in ADDRESS.find_iter(v) {
-                if let Some(a) = normalize_address(m.as_str())
-                    && !all.contains(&a)
-                {
-                    all.push(a);
-                }
-            }
-        }
-        all
     }
 
     /// Message-IDs in every field with this name, without angle brackets. A field with no
@@ -217,8 +223,6 @@ impl Headers {
     }
 }
 
-static ADDRESS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"[A-Za-z0-9._%+'=-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+").expect("static regex"));
 static MSG_ID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"<([^<>\s]+)>").expect("static regex"));
 static TRACKING_ID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\bLS-(\d{4})-(\d{4,6})\b").expect("static regex"));
@@ -540,13 +544,19 @@ mod tests {
     struct Held;
     impl History for Held {
         fn by_tracking_id(&self, id: &str) -> Option<KnownStatement> {
-            (id == "LS-2026-0042").then(|| KnownStatement { id: 42, tracking_id: id.into(), handlers: vec![] })
+            (id == "LS-2026-0042").then(|| KnownStatement {
+                id: 42,
+                tracking_id: id.into(),
+                handlers: vec![],
+                ..KnownStatement::default()
+            })
         }
         fn by_thread(&self, ids: &[String]) -> Option<KnownStatement> {
             ids.iter().any(|i| i == "liaisond.ack.42@iab.org").then(|| KnownStatement {
                 id: 42,
                 tracking_id: "LS-2026-0042".into(),
                 handlers: vec![],
+                ..KnownStatement::default()
             })
         }
         fn by_message_id(&self, id: &str) -> Option<KnownStatement> {
@@ -554,6 +564,7 @@ mod tests {
                 id: 42,
                 tracking_id: "LS-2026-0042".into(),
                 handlers: vec![],
+                ..KnownStatement::default()
             })
         }
         fn by_title_and_org(&self, title: &str, org: &str) -> Option<KnownStatement> {
@@ -561,6 +572,7 @@ mod tests {
                 id: 42,
                 tracking_id: "LS-2026-0042".into(),
                 handlers: vec![],
+                ..KnownStatement::default()
             })
         }
     }
@@ -669,6 +681,13 @@ mod tests {
             let c = run(&format!("{h}\r\nSubject: LS on DetNet"), &statement(), &NoHistory);
             assert_eq!(c.class, Class::OwnMail, "{h}: {c:?}");
         }
+    }
+
+    #[test]
+    fn recipients_are_the_addresses_not_the_display_names() {
+        let raw = "To: 'a@x.org' <A@x.org>, \"Doe, Jane <jane@fake.org>\" <jane@y.org>\r\nCc: team: b@z.org, a@x.org;\r\n\r\nx";
+        let h = Headers::parse(raw.as_bytes());
+        assert_eq!(h.recipients(), ["a@x.org", "jane@y.org", "b@z.org"]);
     }
 
     #[test]

@@ -994,8 +994,6 @@ impl Validator<'_> {
         Err(self.err(&at("password_file"), format!("cannot read the password file (tried {})", tried.join(", "))))
     }
 
-    /// `[smtp]`, `[outbox]`, `[acknowledgements]`, `[notifications]`, `[templates]`.
-    #[allow(clippy::type_complexity)]
     /// `time_zone`, `[reminders]` and `[digest]`.
     fn follow(&self, raw: &RawConfig) -> Result<FollowConfig, ConfigError> {
         use Seg::Key;
@@ -1083,6 +1081,7 @@ impl Validator<'_> {
         parsed.ok_or_else(|| self.err(key, format!("`{text}` is not a time of day; write e.g. \"09:00\"")))
     }
 
+    /// `[smtp]`, `[outbox]`, `[acknowledgements]`, `[notifications]`, `[templates]`.
     fn outbound(&self, raw: &RawConfig) -> Result<Outbound, ConfigError> {
         use Seg::{Index, Key};
         let smtp = match &raw.smtp {

@@ -16,10 +16,12 @@ use jiff::civil::{Date, DateTime, Time, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
+use crate::classify::KnownStatement;
 use crate::relationships::{Relationships, normalize_address};
-use crate::respond::{Addressing, Draft, Kind, Responder, format_time};
+use crate::respond::{Addressing, Draft, Kind, Responder, clip, format_time};
 use crate::store::{FollowRow, OutboxRow, QuarantinedRow};
 use crate::template::Values;
+use crate::understand::Purpose;
 
 /// When reminders go out: the datatracker's schedule by default (14, 7, 4, 3, 2, 1 and 0 days
 /// before the deadline, then "overdue" every day for up to 14 days).
@@ -104,8 +106,7 @@ pub fn current_step(ladder: &Ladder, deadline: Date, received_on: Date, today: D
 /// starts at the send time).
 pub fn schedule_day(now: Timestamp, tz: &TimeZone, send_at: Time) -> Date {
     let local = now.to_zoned(tz.clone()).datetime();
-    let shifted = local.checked_sub(send_at.hour().hours().minutes(send_at.minute())).unwrap_or(local);
-    shifted.date()
+    if local.time() < send_at { local.date().yesterday().unwrap_or(local.date()) } else { local.date() }
 }
 
 /// The local calendar date of a stored time (the day a statement arrived).
@@ -146,12 +147,11 @@ pub fn slot_key(slot: DateTime) -> String {
 /// Whether `addr` is on the IETF side of a liaison relationship: our own addresses and the
 /// coordinators, every liaison manager, the datatracker, and IETF/IAB/IRTF mail domains.
 pub fn is_ietf_side(addr: &str, rel: &Relationships) -> bool {
-    let Some(a) = normalize_address(addr) else { return false };
-    if rel.is_own_address(&a) || rel.is_datatracker_sender(&a) || rel.managers().iter().any(|m| m.email == a) {
+    if rel.is_own_address(addr) || rel.is_datatracker_sender(addr) || rel.is_manager(addr) {
         return true;
     }
-    let domain = a.rsplit('@').next().unwrap_or_default();
-    IETF_DOMAINS.iter().any(|d| domain == *d || domain.ends_with(&format!(".{d}")))
+    let domain = addr.rsplit('@').next().unwrap_or_default().to_ascii_lowercase();
+    IETF_DOMAINS.iter().any(|d| domain == *d || domain.strip_suffix(d).is_some_and(|sub| sub.ends_with('.')))
 }
 
 /// Mail domains of the IETF side.
@@ -163,22 +163,24 @@ pub struct Reply<'a> {
     pub sender: Option<&'a str>,
     /// Whether the sender was verified (DMARC/DKIM through a trusted receiving server).
     pub sender_verified: bool,
-    /// Every To and Cc address.
+    /// Every To and Cc address, normalised.
     pub recipients: &'a [String],
     /// The datatracker's posting of a reply ("In Response" with a referenced liaison).
     pub datatracker_reply: bool,
     /// Whether the message reads as a reply statement (Purpose: In Response).
     pub in_response: bool,
-    /// Who was notified of the statement.
-    pub handlers: &'a [String],
+    /// The statement it follows up.
+    pub statement: &'a KnownStatement,
 }
 
 /// Whether a follow-up answers its statement, so that the statement is done, and why; or
-/// why not (`Err`, recorded as an event when it was a candidate). A reply is mail from the
-/// IETF side, from a verified sender (a `From:` header is only a claim, and closing a
-/// statement stops its reminders), that goes to the other side (someone outside the IETF),
-/// or the datatracker's posting of a reply. A manager writing only to the coordinators
-/// ("I'll take care of it") is a follow-up, not a reply.
+/// why it looked like an answer but does not count (`Err`, recorded as an event). A reply
+/// is mail from the IETF side (or from whoever handles the statement), from a verified sender
+/// (a `From:` header is only a claim, and closing a statement stops its reminders), addressed
+/// to the statement's own side: its sender, the address it asked replies to go to, or its
+/// organisation's addresses and domains. Or it is the datatracker's posting of a reply. A
+/// manager writing only to the coordinators ("I'll take care of it"), or forwarding the
+/// statement to people elsewhere, is a follow-up, not a reply.
 pub fn answers(reply: &Reply<'_>, rel: &Relationships) -> Option<Result<String, String>> {
     let sender = reply.sender.and_then(normalize_address)?;
     if reply.datatracker_reply && rel.is_datatracker_sender(&sender) {
@@ -188,24 +190,32 @@ pub fn answers(reply: &Reply<'_>, rel: &Relationships) -> Option<Result<String, 
             Err(format!("a datatracker reply notice from {sender}, but the sender is not verified"))
         });
     }
-    let ietf_sender = is_ietf_side(&sender, rel) || reply.handlers.contains(&sender);
-    if !ietf_sender {
+    if !is_ietf_side(&sender, rel) && !reply.statement.handlers.contains(&sender) {
         return None;
     }
-    let outside: Vec<&String> = reply.recipients.iter().filter(|r| !is_ietf_side(r, rel)).collect();
-    if outside.is_empty() && !reply.in_response {
-        return None;
+    let their_side = |r: &&String| {
+        reply.statement.other_side.contains(r)
+            || reply
+                .statement
+                .organization
+                .as_deref()
+                .is_some_and(|org| rel.organization_by_sender(r).is_some_and(|m| m.organization.name == org))
+    };
+    let to_them: Vec<&String> = reply.recipients.iter().filter(their_side).collect();
+    if to_them.is_empty() {
+        return reply.in_response.then(|| {
+            Err(format!(
+                "{sender} wrote a reply statement, but not to the statement's sender or organisation; \
+                 mark it done by hand when it was sent"
+            ))
+        });
     }
+    let to = to_them.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
     Some(if reply.sender_verified {
-        let to = if outside.is_empty() { "a reply statement".to_string() } else { format!("to {}", join(&outside)) };
-        Ok(format!("{sender} replied ({to})"))
+        Ok(format!("{sender} replied (to {to})"))
     } else {
-        Err(format!("{sender} seems to have replied, but the sender is not verified; mark it done by hand"))
+        Err(format!("{sender} seems to have replied (to {to}), but the sender is not verified; mark it done by hand"))
     })
-}
-
-fn join(list: &[&String]) -> String {
-    list.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 /// "in 3 days", "tomorrow", "today", "yesterday", "5 days ago".
@@ -225,7 +235,7 @@ pub fn relative_days(days: i64) -> String {
 /// Whether an open statement is owed a reply by its deadline (For Action, For Comment, or a
 /// purpose not recognised): these get reminders and are listed as awaiting a reply.
 pub fn awaits_reply(purpose: Option<&str>) -> bool {
-    !matches!(purpose, Some("information" | "response"))
+    !matches!(purpose.and_then(Purpose::from_stored), Some(Purpose::Information | Purpose::Response))
 }
 
 /// Who answers for a statement: the operator's assignment, else whoever it was routed to,
@@ -238,13 +248,7 @@ pub fn handlers(s: &FollowRow, rel: &Relationships) -> Vec<String> {
 }
 
 fn purpose_text(p: Option<&str>) -> &'static str {
-    match p {
-        Some("action") => "For Action",
-        Some("comment") => "For Comment",
-        Some("information") => "For Information",
-        Some("response") => "In Response",
-        _ => "not stated",
-    }
+    p.and_then(Purpose::from_stored).map_or("not stated", Purpose::label)
 }
 
 /// The reminder for `step` of a statement (`today` is the schedule's day).
@@ -265,7 +269,8 @@ pub fn reminder_draft(
     let left = days_between(today, deadline);
     let mut v = Values::new();
     v.insert("tracking_id", s.tracking_id.clone());
-    v.insert("title", s.title.clone().unwrap_or_else(|| "(no title)".into()));
+    // The title goes into the subject: clipped, control characters removed.
+    v.insert("title", s.title.as_deref().map_or_else(|| "(no title)".into(), |t| clip(t, 200)));
     v.insert("organization", s.organization.clone().unwrap_or_else(|| "(not known)".into()));
     v.insert("purpose", purpose_text(s.purpose.as_deref()).into());
     v.insert("deadline", deadline.to_string());
@@ -302,6 +307,8 @@ pub struct DigestInput<'a> {
     /// The start of the period (RFC 3339).
     pub since: &'a str,
     pub today: Date,
+    /// Dates in the digest are in this zone.
+    pub time_zone: &'a TimeZone,
     pub open: &'a [FollowRow],
     /// Recorded since the last digest.
     pub received: &'a [FollowRow],
@@ -352,7 +359,7 @@ pub fn digest_draft(
         .received
         .iter()
         .map(|s| {
-            let day = s.received.get(..10).unwrap_or_default();
+            let day = local_day(&s.received, input.time_zone);
             let state = if s.state == "done" { ", done" } else { "" };
             format!("- {day}  {}  ({}{state})", line(s), purpose_text(s.purpose.as_deref()))
         })
@@ -377,7 +384,7 @@ pub fn digest_draft(
             format!(
                 "- message {} ({}) from {}: {}\n    {}",
                 q.id,
-                q.received_at.get(..10).unwrap_or_default(),
+                local_day(&q.received_at, input.time_zone),
                 q.from.as_deref().unwrap_or("(unknown)"),
                 clip(q.subject.as_deref().unwrap_or("(no subject)"), 80),
                 q.reason.as_deref().unwrap_or("(no reason recorded)")
@@ -399,7 +406,14 @@ pub fn digest_draft(
             )
         })
         .collect();
-    let check_ins = check_ins_due(rel, input.check_ins, input.today, input.check_in_after);
+    let check_ins: Vec<String> = check_ins(rel, input.check_ins, input.today, input.check_in_after)
+        .into_iter()
+        .filter(|c| c.check_in_due)
+        .map(|c| {
+            let when = c.last_contact.map_or_else(|| "no contact recorded".into(), |d| format!("last contact {d}"));
+            format!("- {} <{}> ({}): {when}", c.name, c.email, c.relationships.join("; "))
+        })
+        .collect();
 
     let sections = [&awaiting_lines, &received, &no_deadline, &no_manager, &quarantined, &failed, &check_ins];
     if sections.iter().all(|s| s.is_empty()) {
@@ -435,45 +449,61 @@ pub fn digest_draft(
     Some(responder.scheduled_draft(Kind::Digest, &about, addressing, rendered, now))
 }
 
-/// The managers not heard from for longer than `after`: the latest of the relationships
-/// data's `last_contact` and the check-ins recorded in the database. Each address once.
-pub fn check_ins_due(
+/// The local date of a stored time (its first ten characters when it does not parse).
+fn local_day(stored: &str, tz: &TimeZone) -> String {
+    stored.parse::<Timestamp>().map_or_else(|_| stored.chars().take(10).collect(), |t| local_date(t, tz).to_string())
+}
+
+/// A liaison manager's last contact: the latest of the relationships data's `last_contact`
+/// (over every relationship they serve) and the check-ins recorded in the database.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CheckIn {
+    pub name: String,
+    pub email: String,
+    pub relationships: Vec<String>,
+    #[serde(serialize_with = "date_text")]
+    pub last_contact: Option<Date>,
+    /// Never in contact, or not for `after`.
+    pub check_in_due: bool,
+}
+
+/// `YYYY-MM-DD` or null.
+fn date_text<S: serde::Serializer>(date: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_some(&date.map(|d| d.to_string()))
+}
+
+/// Every liaison manager once, in the order of the relationships data.
+pub fn check_ins(
     rel: &Relationships,
     recorded: &HashMap<String, String>,
     today: Date,
     after: Duration,
-) -> Vec<String> {
+) -> Vec<CheckIn> {
     let days = i64::try_from(after.as_secs() / 86_400).unwrap_or(i64::MAX);
-    let mut seen: Vec<&str> = Vec::new();
-    let mut lines = Vec::new();
-    let managers = rel.managers();
-    for m in &managers {
-        if seen.contains(&m.email) {
-            continue;
-        }
-        seen.push(m.email);
-        let latest = managers
-            .iter()
-            .filter(|o| o.email == m.email)
-            .filter_map(|o| o.last_contact)
-            .chain(recorded.get(m.email).and_then(|d| d.parse::<Date>().ok()))
-            .max();
-        let due = match latest {
-            None => true,
-            Some(last) => days_between(last, today) >= days,
+    let mut all: Vec<CheckIn> = Vec::new();
+    for m in rel.managers() {
+        let at = match all.iter().position(|c| c.email == m.email) {
+            Some(i) => i,
+            None => {
+                let recorded = recorded.get(m.email).and_then(|d| d.parse::<Date>().ok());
+                all.push(CheckIn {
+                    name: m.name.to_string(),
+                    email: m.email.to_string(),
+                    relationships: Vec::new(),
+                    last_contact: recorded,
+                    check_in_due: false,
+                });
+                all.len() - 1
+            }
         };
-        if due {
-            let when = latest.map(|d| format!("last contact {d}")).unwrap_or_else(|| "no contact recorded".into());
-            lines.push(format!("- {} <{}> ({}): {when}", m.name, m.email, m.relationship));
-        }
+        let c = &mut all[at];
+        c.relationships.push(m.relationship);
+        c.last_contact = c.last_contact.max(m.last_contact);
     }
-    lines
-}
-
-/// At most `max` characters, on one line.
-fn clip(text: &str, max: usize) -> String {
-    let one: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one.chars().count() <= max { one } else { format!("{}…", one.chars().take(max - 1).collect::<String>()) }
+    for c in &mut all {
+        c.check_in_due = c.last_contact.is_none_or(|last| days_between(last, today) >= days);
+    }
+    all
 }
 
 #[cfg(test)]
@@ -566,6 +596,81 @@ mod tests {
         assert_eq!(latest_digest_slot(wednesday, &tz, &s).map(slot_key).as_deref(), Some("2026-11-23T08:00"));
         let none = DigestSchedule { days: vec![], send_at: s.send_at };
         assert_eq!(latest_digest_slot(after, &tz, &none), None);
+    }
+
+    /// A 3GPP statement from 3GPPLiaison@etsi.org, handled by its manager.
+    fn known() -> KnownStatement {
+        KnownStatement {
+            id: 1,
+            tracking_id: "LS-2026-0001".into(),
+            handlers: vec!["katrin.lindqvist@example.org".into()],
+            organization: Some("3GPP".into()),
+            other_side: vec!["3gppliaison@etsi.org".into(), "jane@example-operator.de".into()],
+        }
+    }
+
+    fn reply<'a>(sender: &'a str, to: &'a [String], verified: bool, st: &'a KnownStatement) -> Reply<'a> {
+        Reply {
+            sender: Some(sender),
+            sender_verified: verified,
+            recipients: to,
+            datatracker_reply: false,
+            in_response: false,
+            statement: st,
+        }
+    }
+
+    #[test]
+    fn which_follow_ups_answer_their_statement() {
+        let rel = Relationships::builtin();
+        let st = known();
+        let to = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let manager = "katrin.lindqvist@example.org";
+        // To the statement's sender, or its reply-to, or anyone at its organisation: a reply.
+        for rcpt in [to(&["jane@example-operator.de"]), to(&["3GPPLiaison@etsi.org"]), to(&["someone@3gpp.org"])] {
+            let got = answers(&reply(manager, &rcpt, true, &st), &rel);
+            assert!(matches!(&got, Some(Ok(why)) if why.contains("replied (to")), "{rcpt:?}: {got:?}");
+        }
+        // Unverified: not trusted, said why.
+        let r = to(&["3gppliaison@etsi.org"]);
+        assert!(
+            matches!(answers(&reply(manager, &r, false, &st), &rel), Some(Err(why)) if why.contains("not verified"))
+        );
+        // Forwarded to people elsewhere, or written to the coordinators only: not a reply.
+        let r = to(&["chair@example-vendor.com", "liaison-coordination@iab.org"]);
+        assert_eq!(answers(&reply(manager, &r, true, &st), &rel), None);
+        // A reply statement not addressed to them: to be marked by hand.
+        let r = to(&["liaison-coordination@iab.org"]);
+        let draft = Reply { in_response: true, ..reply(manager, &r, true, &st) };
+        assert!(matches!(answers(&draft, &rel), Some(Err(why)) if why.contains("by hand")));
+        // Not from the IETF side: the SDO writing again is no answer.
+        let r = to(&["liaison-coordination@iab.org", "3gppliaison@etsi.org"]);
+        assert_eq!(answers(&reply("jane@example-operator.de", &r, true, &st), &rel), None);
+        // Whoever handles it (assigned, at a company address) counts as the IETF side.
+        let assigned = KnownStatement { handlers: vec!["expert@example-vendor.com".into()], ..known() };
+        let r = to(&["jane@example-operator.de"]);
+        assert!(matches!(answers(&reply("expert@example-vendor.com", &r, true, &assigned), &rel), Some(Ok(_))));
+        // The datatracker's notice: trusted only when verified.
+        let notice = |verified| Reply { datatracker_reply: true, ..reply("statements@ietf.org", &[], verified, &st) };
+        assert!(matches!(answers(&notice(true), &rel), Some(Ok(_))));
+        assert!(matches!(answers(&notice(false), &rel), Some(Err(why)) if why.contains("not verified")));
+    }
+
+    #[test]
+    fn the_ietf_side() {
+        let rel = Relationships::builtin();
+        for a in [
+            "liaison-coordination@iab.org",
+            "statements@ietf.org",
+            "katrin.lindqvist@example.org",
+            "x@IRTF.org",
+            "a@mail.ietf.org",
+        ] {
+            assert!(is_ietf_side(a, &rel), "{a}");
+        }
+        for a in ["jane@example-operator.de", "x@notietf.org", "x@ietf.org.example.com"] {
+            assert!(!is_ietf_side(a, &rel), "{a}");
+        }
     }
 
     #[test]

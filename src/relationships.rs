@@ -406,6 +406,8 @@ struct Index {
     marker_orgs: Vec<usize>,
     own: HashSet<String>,
     datatracker: HashSet<String>,
+    /// Every named liaison manager's address.
+    managers: HashSet<String>,
 }
 
 impl Relationships {
@@ -623,6 +625,11 @@ impl Relationships {
             }
         }
         all
+    }
+
+    /// Whether `addr` is a liaison manager's (primary or backup, of any relationship).
+    pub fn is_manager(&self, addr: &str) -> bool {
+        normalize_address(addr).is_some_and(|a| self.index.managers.contains(&a))
     }
 
     /// Whether `addr` is one the datatracker sends "New Liaison Statement" copies from.
@@ -927,6 +934,13 @@ impl Validator<'_> {
             b.index.markers = Some(set);
         }
 
+        let mut index = b.index;
+        for org in &organizations {
+            let liaisons = std::iter::once(&org.liaison).chain(org.groups.iter().filter_map(|g| g.liaison.as_ref()));
+            for l in liaisons {
+                index.managers.extend(l.primary.iter().chain(l.backup.iter()).map(|m| m.email.clone()));
+            }
+        }
         Ok(Relationships {
             path: self.path.to_path_buf(),
             coordinators,
@@ -934,7 +948,7 @@ impl Validator<'_> {
             datatracker_senders,
             organizations,
             ietf_groups,
-            index: b.index,
+            index,
         })
     }
 

@@ -514,13 +514,7 @@ impl Responder {
         put("tracking_id", incoming.tracking_id.map(str::to_string));
         put("title", s.title.as_deref().map(|t| clip(t, 200)));
         put("organization", j.organization.clone().or_else(|| s.from_org.clone()));
-        let purpose = s.purpose.map(|p| match p {
-            Purpose::Action => "For Action",
-            Purpose::Comment => "For Comment",
-            Purpose::Information => "For Information",
-            Purpose::Response => "In Response",
-        });
-        put("purpose", purpose.map(str::to_string));
+        put("purpose", s.purpose.map(|p| p.label().to_string()));
         put("for_action", (s.purpose == Some(Purpose::Action)).then(|| "yes".into()));
         put("for_comment", (s.purpose == Some(Purpose::Comment)).then(|| "yes".into()));
         put("deadline", s.deadline.clone());
@@ -632,7 +626,7 @@ pub fn format_time(t: jiff::Timestamp) -> String {
 
 /// At most `max` characters, control characters removed (text from the sender ends up in our
 /// subject lines).
-fn clip(text: &str, max: usize) -> String {
+pub fn clip(text: &str, max: usize) -> String {
     let clean: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let clean = clean.split_whitespace().collect::<Vec<_>>().join(" ");
     if clean.chars().count() <= max {

@@ -123,7 +123,7 @@ impl Scheduler {
                 let Some(responder) = reader.responder() else { return Ok(Vec::new()) };
                 let today = follow::schedule_day(now, &cfg.time_zone, cfg.reminders_at);
                 let mut queued = Vec::new();
-                for s in store.open_statements()? {
+                for s in store.statements_owing_reply()? {
                     let Some((deadline, step)) = due(&s, &cfg, today) else { continue };
                     let (deadline_text, key) = (deadline.to_string(), step.key());
                     if store.reminder_decided(s.id, &deadline_text, &key)? {
@@ -173,18 +173,37 @@ impl Scheduler {
                 };
                 let key = follow::slot_key(slot);
                 let last = store.last_digest()?;
-                // A slot at or before the last one decided (the clock went back) is not new.
-                if last.as_ref().is_some_and(|(last_slot, _)| *last_slot >= key) {
-                    return Ok(None);
-                }
-                // The first time, the slot only marks where the first digest's period starts:
-                // a first start (perhaps over an old mailbox) sends no digest off schedule; the
-                // first one goes out at the next slot.
-                let Some((_, since)) = last else {
-                    let now_text = timestamp_text(now);
-                    let note = format!("digests start: the first goes out at the slot after {key}");
-                    store.record_digest(&key, &now_text, &now_text, None, &note)?;
-                    return Ok(Some((key, false)));
+                let since = match last {
+                    Some((last_slot, end)) if last_slot < key => end,
+                    Some((last_slot, _)) => {
+                        // A slot at or before the last one decided: the clock went back, and
+                        // nothing is new. Unless the last one is more than a week ahead: then
+                        // the clock was wrong when it was decided, and waiting for that date
+                        // would stop the digests; they go on from now.
+                        let far_ahead = last_slot
+                            .parse::<jiff::civil::DateTime>()
+                            .ok()
+                            .zip(slot.checked_add(jiff::ToSpan::days(8)).ok())
+                            .is_some_and(|(last, limit)| last > limit);
+                        if !far_ahead {
+                            return Ok(None);
+                        }
+                        tracing::warn!(
+                            last = %last_slot,
+                            now = %key,
+                            "the last digest was decided for a time more than a week ahead (the clock was wrong); digests go on from now"
+                        );
+                        timestamp_text(now - jiff::SignedDuration::from_hours(7 * 24))
+                    }
+                    // The first time, the slot only marks where the first digest's period
+                    // starts: a first start (perhaps over an old mailbox) sends no digest off
+                    // schedule; the first one goes out at the next slot.
+                    None => {
+                        let now_text = timestamp_text(now);
+                        let note = format!("digests start: the first goes out at the slot after {key}");
+                        store.record_digest(&key, &now_text, &now_text, None, &note)?;
+                        return Ok(Some((key, false)));
+                    }
                 };
                 let open = store.open_statements()?;
                 let received = store.statements_since(&since)?;
@@ -195,6 +214,7 @@ impl Scheduler {
                 let input = DigestInput {
                     since: &since,
                     today,
+                    time_zone: &cfg.time_zone,
                     open: &open,
                     received: &received,
                     quarantined: &quarantined,
@@ -215,11 +235,9 @@ impl Scheduler {
     }
 }
 
-/// The statement's deadline and the reminder step current on `today`, when it is owed a reply.
+/// The statement's deadline and the reminder step current on `today` (`s` owes a reply: see
+/// `Store::statements_owing_reply`).
 fn due(s: &FollowRow, cfg: &FollowConfig, today: Date) -> Option<(Date, Step)> {
-    if !follow::awaits_reply(s.purpose.as_deref()) {
-        return None;
-    }
     let deadline: Date = s.deadline.as_deref()?.parse().ok()?;
     let received_on = s.received.parse::<Timestamp>().map(|t| follow::local_date(t, &cfg.time_zone)).unwrap_or(today);
     follow::current_step(&cfg.ladder, deadline, received_on, today).map(|step| (deadline, step))

@@ -22,7 +22,7 @@ mod follow;
 pub mod health;
 mod operator;
 mod outbox;
-pub use follow::{Change, Closure, FollowRow, QuarantinedRow, ReminderRecord, ReminderToQueue};
+pub use follow::{Change, FollowRow, QuarantinedRow, ReminderRecord, ReminderToQueue};
 pub use operator::{Edit, QuarantinedMessage, RelatedMessage, Requeue, StatementField, StatementRecord};
 pub use outbox::{OutboxItem, OutboxRow, OutgoingContext, Planner, SendResult, timestamp_text};
 
@@ -509,66 +509,85 @@ pub struct StatementRow {
     /// The `From:` address it came from.
     pub sender: Option<String>,
     pub route_reason: String,
+    /// The matched organisation.
+    pub organization: Option<String>,
+    /// Where a reply must go, as the statement says (lower case).
+    pub reply_to: Vec<String>,
+    /// The operator's assignment.
+    pub assigned_to: Option<String>,
 }
 
-/// What the classifier may ask about earlier messages. A database error is logged and
-/// answered "not known" (the message is then judged on its own; nothing is lost).
-impl crate::classify::History for Store {
-    fn by_tracking_id(&self, tracking_id: &str) -> Option<crate::classify::KnownStatement> {
-        known(self.statement_by_tracking_id(tracking_id))
-    }
-    fn by_thread(&self, message_ids: &[String]) -> Option<crate::classify::KnownStatement> {
-        known(self.statement_by_thread(message_ids))
-    }
-    fn by_message_id(&self, message_id: &str) -> Option<crate::classify::KnownStatement> {
-        known(self.statement_by_message_id(message_id))
-    }
-    fn by_title_and_org(&self, title: &str, from_org: &str) -> Option<crate::classify::KnownStatement> {
-        known(self.statement_by_title_and_org(title, from_org))
-    }
-    fn by_title(&self, title: &str) -> Option<crate::classify::KnownStatement> {
-        known(self.statement_where("s.title = ?1 COLLATE NOCASE", params![title.trim()]))
-    }
-}
-
-/// The history a message is judged against: everything the store holds except the statement
-/// that message itself brought. A message processed again (`liaisond messages reprocess`) would
-/// otherwise find its own statement by its Message-ID (or, for the datatracker's notice, by its
-/// title) and become a duplicate of itself.
+/// The history a message is judged against: what the store holds, except the statement that
+/// message itself brought (excluded in each query, so an older match is still found). A
+/// message processed again (`liaisond messages reprocess`) would otherwise find its own
+/// statement by its Message-ID (or, for the datatracker's notice, by its title) and become a
+/// duplicate of itself. A database error is logged and answered "not known" (the message is
+/// then judged on its own; nothing is lost).
 struct NotItself<'a> {
     store: &'a Store,
     message: i64,
 }
 
 impl NotItself<'_> {
-    fn other(&self, found: Result<Option<StatementRow>, StoreError>) -> Option<crate::classify::KnownStatement> {
-        known(found.map(|row| row.filter(|r| r.message != self.message)))
+    /// The latest statement matching `condition` (on `s`, with `?1`, `?2` from `args`) that
+    /// `self.message` did not bring.
+    fn find(&self, condition: &str, args: &[&dyn rusqlite::ToSql]) -> Option<crate::classify::KnownStatement> {
+        let condition = format!("({condition}) AND s.message != ?{}", args.len() + 1);
+        let args: Vec<&dyn rusqlite::ToSql> =
+            args.iter().copied().chain([&self.message as &dyn rusqlite::ToSql]).collect();
+        known(self.store.statements_where(&condition, &args).map(|mut rows| rows.pop()))
     }
 }
 
 impl crate::classify::History for NotItself<'_> {
     fn by_tracking_id(&self, tracking_id: &str) -> Option<crate::classify::KnownStatement> {
-        self.other(self.store.statement_by_tracking_id(tracking_id))
+        self.find("s.tracking_id = ?1 COLLATE NOCASE", &[&tracking_id])
     }
+    /// The statement one of these Message-IDs belongs to: the message that brought it, or a
+    /// follow-up or duplicate of it.
     fn by_thread(&self, message_ids: &[String]) -> Option<crate::classify::KnownStatement> {
-        self.other(self.store.statement_by_thread(message_ids))
+        message_ids.iter().find_map(|mid| {
+            self.find(
+                "s.id = (SELECT m.statement FROM messages m WHERE m.message_id = ?1 AND m.statement IS NOT NULL
+                 ORDER BY m.id LIMIT 1)",
+                &[mid],
+            )
+        })
     }
     fn by_message_id(&self, message_id: &str) -> Option<crate::classify::KnownStatement> {
-        self.other(self.store.statement_by_message_id(message_id))
+        self.find(
+            "s.message IN (SELECT m.id FROM messages m WHERE m.message_id = ?1 AND m.class = 'statement')",
+            &[&message_id],
+        )
     }
     fn by_title_and_org(&self, title: &str, from_org: &str) -> Option<crate::classify::KnownStatement> {
-        self.other(self.store.statement_by_title_and_org(title, from_org))
+        self.find("s.from_org = ?2 AND s.title = ?1 COLLATE NOCASE", &[&title.trim(), &from_org])
     }
+    /// Only an open statement, and only when no other open one has the same title: a generic
+    /// title ("LS on work plan") must not close another organisation's statement.
     fn by_title(&self, title: &str) -> Option<crate::classify::KnownStatement> {
-        self.other(self.store.statement_where("s.title = ?1 COLLATE NOCASE", params![title.trim()]))
+        let found = self.store.statements_where(
+            "s.state = 'open' AND s.title = ?1 COLLATE NOCASE AND s.message != ?2",
+            &[&title.trim(), &self.message],
+        );
+        known(found.map(|rows| if rows.len() == 1 { rows.into_iter().next() } else { None }))
     }
 }
 
 fn known(found: Result<Option<StatementRow>, StoreError>) -> Option<crate::classify::KnownStatement> {
     match found {
-        Ok(row) => {
-            row.map(|r| crate::classify::KnownStatement { id: r.id, tracking_id: r.tracking_id, handlers: r.route_to })
-        }
+        Ok(row) => row.map(|r| {
+            let mut other_side: Vec<String> = r.sender.into_iter().chain(r.reply_to).collect();
+            other_side.dedup();
+            crate::classify::KnownStatement {
+                id: r.id,
+                tracking_id: r.tracking_id,
+                // Whoever answers for it now: the operator's assignment, else its route.
+                handlers: r.assigned_to.map_or(r.route_to, |a| vec![a]),
+                organization: r.organization,
+                other_side,
+            }
+        }),
         Err(e) => {
             tracing::warn!(error = %e, "looking up earlier statements failed; judging the message on its own");
             None
@@ -641,6 +660,16 @@ fn write_judged(
         };
         statement = Some(sid);
         tracking_id = Some(tid);
+    }
+    if j.class != "statement" {
+        // Processed again (`messages reprocess`) and no longer read as a statement: the
+        // statement it once brought is closed, so it gets no more reminders or digest lines.
+        let own: Option<i64> =
+            tx.query_row("SELECT id FROM statements WHERE message = ?1", params![id], |r| r.get(0)).optional()?;
+        if let Some(own) = own {
+            let why = format!("message {id} was processed again and is now read as {}: {}", j.class, j.reason);
+            follow::close(tx, own, "liaisond", &why, None, now)?;
+        }
     }
     tx.execute(
         "UPDATE messages SET class = ?2, class_reason = ?3, statement = ?4 WHERE id = ?1",
@@ -1114,35 +1143,6 @@ impl Store {
         self.statement_where("s.tracking_id = ?1 COLLATE NOCASE", params![tracking_id])
     }
 
-    /// The statement that one of these Message-IDs belongs to (the message that brought it, or
-    /// a follow-up or duplicate of it).
-    pub fn statement_by_thread(&self, message_ids: &[String]) -> Result<Option<StatementRow>, StoreError> {
-        for mid in message_ids {
-            let found = self.statement_where(
-                "s.id = (SELECT m.statement FROM messages m WHERE m.message_id = ?1 AND m.statement IS NOT NULL
-                 ORDER BY m.id LIMIT 1)",
-                params![mid],
-            )?;
-            if found.is_some() {
-                return Ok(found);
-            }
-        }
-        Ok(None)
-    }
-
-    /// The statement that arrived in a message with this Message-ID.
-    pub fn statement_by_message_id(&self, message_id: &str) -> Result<Option<StatementRow>, StoreError> {
-        self.statement_where(
-            "s.message IN (SELECT m.id FROM messages m WHERE m.message_id = ?1 AND m.class = 'statement')",
-            params![message_id],
-        )
-    }
-
-    /// The latest statement with this title from this organisation.
-    pub fn statement_by_title_and_org(&self, title: &str, from_org: &str) -> Result<Option<StatementRow>, StoreError> {
-        self.statement_where("s.from_org = ?2 AND s.title = ?1 COLLATE NOCASE", params![title.trim(), from_org])
-    }
-
     /// Every statement, oldest first.
     pub fn statements(&self) -> Result<Vec<StatementRow>, StoreError> {
         self.statements_where("1", params![])
@@ -1163,10 +1163,13 @@ impl Store {
     ) -> Result<Vec<StatementRow>, StoreError> {
         let sql = format!(
             "SELECT s.id, s.tracking_id, s.message, s.title, s.from_org, s.route_to, s.state, s.sender,
-             s.route_reason FROM statements s WHERE {condition} ORDER BY s.id"
+             s.route_reason, s.organization, json_extract(rd.statement, '$.reply_to'), s.assigned_to
+             FROM statements s LEFT JOIN readings rd ON rd.message = s.message WHERE {condition} ORDER BY s.id"
         );
         self.rows(&sql, args, |r| {
             let to: String = r.get(5)?;
+            let reply_to: Option<String> = r.get(10)?;
+            let reply_to: Vec<String> = reply_to.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default();
             Ok(StatementRow {
                 id: r.get(0)?,
                 tracking_id: r.get(1)?,
@@ -1177,6 +1180,9 @@ impl Store {
                 state: r.get(6)?,
                 sender: r.get(7)?,
                 route_reason: r.get(8)?,
+                organization: r.get(9)?,
+                reply_to: reply_to.iter().filter_map(|a| crate::relationships::normalize_address(a)).collect(),
+                assigned_to: r.get(11)?,
             })
         })
     }

@@ -28,6 +28,35 @@ pub enum Purpose {
     Response,
 }
 
+impl Purpose {
+    /// As recorded (`statements.purpose`, `liaisond parse`): `action`, `comment`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Information => "information",
+            Purpose::Comment => "comment",
+            Purpose::Action => "action",
+            Purpose::Response => "response",
+        }
+    }
+
+    /// The purpose recorded as `name` (see [`as_str`](Self::as_str)).
+    pub fn from_stored(name: &str) -> Option<Purpose> {
+        [Purpose::Information, Purpose::Comment, Purpose::Action, Purpose::Response]
+            .into_iter()
+            .find(|p| p.as_str() == name)
+    }
+
+    /// As RFC 4053 writes it: `For Action`, `In Response`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Purpose::Information => "For Information",
+            Purpose::Comment => "For Comment",
+            Purpose::Action => "For Action",
+            Purpose::Response => "In Response",
+        }
+    }
+}
+
 /// The fields of one statement; `None`/empty where the statement does not say.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

@@ -258,7 +258,7 @@ async fn a_reply_from_the_ietf_side_marks_the_statement_done() {
     // The manager answers the SDO, verified: done, by the manager, with the answering message.
     s.deliver("6.eml", &reply(6, MANAGER, SDO, true, ""));
     s.run_at(Timestamp::now()).await;
-    let done = s.store().statement_done(a.id).expect("done info");
+    let done = s.store().statement_record(a.id).expect("record").expect("there");
     assert_eq!(done.state, "done");
     assert_eq!(done.done_by.as_deref(), Some(MANAGER));
     assert!(
@@ -295,7 +295,7 @@ async fn a_reply_from_the_ietf_side_marks_the_statement_done() {
     );
     s.deliver("7.eml", &notice);
     s.run_at(at(d, -13, 10, 0, tz)).await;
-    let done = s.store().statement_done(b.id).expect("done info");
+    let done = s.store().statement_record(b.id).expect("record").expect("there");
     assert_eq!(done.state, "done", "{done:?}; events {:?}", events(&s.path(), b.id));
     assert!(done.done_reason.as_deref().is_some_and(|r| r.contains("datatracker")), "{done:?}");
     // Its waiting reminder was cancelled.
@@ -529,7 +529,7 @@ async fn reminders_go_out_by_mail_until_a_reply_is_seen() {
         let store = Store::open(&db, Duration::from_secs(10)).expect("open");
         let st = store.statements().expect("statements");
         if st.first().is_some_and(|s| s.state == "done") {
-            break store.statement_done(st[0].id).expect("closure");
+            break store.statement_record(st[0].id).expect("record").expect("there");
         }
         assert!(start.elapsed() < Duration::from_secs(60), "the reply did not close the statement: {st:?}");
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -555,4 +555,25 @@ async fn reminders_go_out_by_mail_until_a_reply_is_seen() {
     let all = common::inbox_of(tb, &u.manager).await;
     let count = all.iter().filter(|m| String::from_utf8_lossy(m).contains("Reminder: a reply")).count();
     assert_eq!(count, 1, "exactly one reminder reached the manager");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digests_survive_a_clock_that_was_once_far_ahead() {
+    let (dir, config) = demo_setup("[digest]\ncheck_in_after = \"100years\"\n");
+    let db = dir.path().join("demo.db");
+    let pass = |now: Timestamp| {
+        let store = Store::open(&db, Duration::from_secs(10)).expect("open");
+        let s = scheduler(&config, store, now);
+        async move { s.pass().await.expect("pass").digest }
+    };
+    let monday = next_monday_morning();
+    assert!(pass(Timestamp::now() - jiff::SignedDuration::from_hours(1)).await.is_some(), "the start");
+    // The clock jumps a month ahead, and a slot is decided then.
+    let ahead = monday + jiff::SignedDuration::from_hours(30 * 24);
+    assert!(pass(ahead).await.is_some());
+    // Back to the right time: a slot a few days before the last one is not new (the clock
+    // only went back a little)...
+    assert_eq!(pass(ahead - jiff::SignedDuration::from_hours(3 * 24)).await, None);
+    // ...but one more than a week before it means that slot was wrong: digests go on.
+    assert!(pass(monday).await.is_some(), "not stuck until the date the clock once showed");
 }

@@ -28,17 +28,30 @@ pub(crate) fn close(
     if n == 0 {
         return Ok(false);
     }
-    let cancelled = tx.execute(
-        "UPDATE outbox SET state = 'cancelled', last_error = 'the statement was marked done'
-         WHERE statement = ?1 AND kind = 'reminder' AND state = 'pending'",
-        params![statement],
-    )?;
+    let cancelled = cancel_pending_reminders(tx, statement, "the statement was marked done")?;
     let mut detail = format!("by {by}: {reason}");
     if cancelled > 0 {
         detail.push_str(&format!(" ({cancelled} waiting reminder(s) cancelled)"));
     }
     statement_event(tx, statement, "statement_done", &detail, now)?;
     Ok(true)
+}
+
+/// Cancels the statement's reminders still waiting in the outbox (it was closed, or its
+/// deadline, purpose or handler changed, so what they say or whom they go to is stale), and
+/// forgets that they were decided, so the scheduler decides the current step again with what
+/// holds now. Returns how many were cancelled.
+pub(crate) fn cancel_pending_reminders(tx: &Connection, statement: i64, why: &str) -> rusqlite::Result<usize> {
+    tx.execute(
+        "DELETE FROM reminders WHERE statement = ?1 AND outbox IN
+         (SELECT id FROM outbox WHERE statement = ?1 AND kind = 'reminder' AND state = 'pending')",
+        params![statement],
+    )?;
+    tx.execute(
+        "UPDATE outbox SET state = 'cancelled', last_error = ?2
+         WHERE statement = ?1 AND kind = 'reminder' AND state = 'pending'",
+        params![statement, why],
+    )
 }
 
 /// Opens a done statement again (its reminders resume from the current step). Returns false
@@ -159,15 +172,6 @@ pub struct ReminderRecord {
     pub outbox: Option<i64>,
 }
 
-/// Whether a statement is done, by whom, why, and the message that answered it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Closure {
-    pub state: String,
-    pub done_by: Option<String>,
-    pub done_reason: Option<String>,
-    pub done_message: Option<i64>,
-}
-
 /// A quarantined message, for the digest.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct QuarantinedRow {
@@ -193,6 +197,16 @@ impl Store {
     /// Open statements, oldest first.
     pub fn open_statements(&self) -> Result<Vec<FollowRow>, StoreError> {
         self.follow_rows("s.state = 'open'", &[])
+    }
+
+    /// Open statements that owe a reply by a deadline (a purpose other than information or
+    /// response, and a deadline): the ones reminders are for. The scheduler asks every minute,
+    /// so the filter is in SQL, on the `(state, deadline)` index.
+    pub fn statements_owing_reply(&self) -> Result<Vec<FollowRow>, StoreError> {
+        self.follow_rows(
+            "s.state = 'open' AND s.deadline IS NOT NULL AND COALESCE(s.purpose, '') NOT IN ('information', 'response')",
+            &[],
+        )
     }
 
     /// Statements recorded at or after `since`, oldest first.
@@ -360,34 +374,12 @@ impl Store {
             .into_iter()
             .collect())
     }
-}
 
-impl Store {
     /// Whether the reminder for this statement, deadline and step was decided already.
     pub fn reminder_decided(&self, statement: i64, deadline: &str, step: &str) -> Result<bool, StoreError> {
         self.conn
             .prepare_cached("SELECT 1 FROM reminders WHERE statement = ?1 AND deadline = ?2 AND step = ?3")
             .and_then(|mut s| s.exists(params![statement, deadline, step]))
-            .map_err(|e| self.err(e))
-    }
-}
-
-impl Store {
-    /// A statement's state, who closed it, why, and the message that answered it.
-    pub fn statement_done(&self, statement: i64) -> Result<Closure, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT state, done_by, done_reason, done_message FROM statements WHERE id = ?1",
-                params![statement],
-                |r| {
-                    Ok(Closure {
-                        state: r.get(0)?,
-                        done_by: r.get(1)?,
-                        done_reason: r.get(2)?,
-                        done_message: r.get(3)?,
-                    })
-                },
-            )
             .map_err(|e| self.err(e))
     }
 }
