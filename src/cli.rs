@@ -244,7 +244,9 @@ pub fn main() -> ExitCode {
     };
     init_logging(default_level);
     let code = match cli.command {
-        Command::Run { config, once } => with_config(&config.config, |c| cmd_run(c, once)),
+        // The daemon's errors are never a reader closing a pipe: an EPIPE there (a server's
+        // socket) is a failure, so that systemd restarts it.
+        Command::Run { config, once } => config_then(&config.config, false, |c| cmd_run(c, once)),
         Command::Ingest { config } => cmd_ingest(&config.config),
         Command::CheckConfig { config } => with_config(&config.config, cmd_check_config),
         Command::Doctor { config } => crate::doctor::main(&config.config),
@@ -342,6 +344,12 @@ fn stderr_is_the_journal() -> bool {
 }
 
 fn with_config(path: &Path, f: impl FnOnce(Config) -> anyhow::Result<u8>) -> u8 {
+    config_then(path, true, f)
+}
+
+/// Loads the configuration, runs `f`, maps its error to an exit code. With `pipe_closed_is_ok`,
+/// a write into a closed pipe (`| head`) ends quietly with 0.
+fn config_then(path: &Path, pipe_closed_is_ok: bool, f: impl FnOnce(Config) -> anyhow::Result<u8>) -> u8 {
     match Config::load(path) {
         Err(e) => {
             eprintln!("liaisond: invalid configuration: {e}");
@@ -350,7 +358,7 @@ fn with_config(path: &Path, f: impl FnOnce(Config) -> anyhow::Result<u8>) -> u8 
         Ok(config) => match f(config) {
             Ok(code) => code,
             // A closed pipe (`| head`) is the reader's choice, not a failure: end quietly.
-            Err(e) if output::is_broken_pipe(&e) => EX_OK,
+            Err(e) if pipe_closed_is_ok && output::is_broken_pipe(&e) => EX_OK,
             Err(e) if output::refusal_code(&e).is_some() => {
                 eprintln!("liaisond: {e:#}");
                 output::refusal_code(&e).unwrap_or(EX_FAILURE)
@@ -495,14 +503,10 @@ fn print_recorded(recorded: &[MessageOverview], already_known: usize, database: 
     }
 }
 
+/// A table cell: at most `max` characters, on one line, control characters removed (subjects
+/// and names come from senders, and must not drive the operator's terminal).
 fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    }
+    crate::respond::clip(s, max)
 }
 
 /// `liaisond ingest`: every failure before the commit is EX_TEMPFAIL, including a bad
@@ -830,12 +834,13 @@ fn cmd_backup(config: Config, dest: &Path) -> anyhow::Result<u8> {
         anyhow::bail!("the backup {} fails its check: {}", dest.display(), health.quick_check.join("; "));
     }
     let size = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
-    println!(
+    writeln!(
+        std::io::stdout(),
         "backup written: {} ({size} bytes, schema {}, {} messages, quick_check ok)",
         dest.display(),
         health.schema_version,
         health.messages
-    );
+    )?;
     Ok(EX_OK)
 }
 
@@ -848,7 +853,8 @@ fn open_existing(config: &Config) -> anyhow::Result<Store> {
 
 fn cmd_route(config: Config, dry_run: bool, json: bool) -> anyhow::Result<u8> {
     if !dry_run {
-        anyhow::bail!("only `route --dry-run` exists: routing is decided when a message is recorded");
+        let why = "only `route --dry-run` exists: routing is decided when a message is recorded";
+        return Err(output::Refused::Usage(why.into()).into());
     }
     let relationships = config.load_relationships()?;
     let store = open_existing(&config)?;
@@ -909,7 +915,7 @@ fn cmd_route(config: Config, dry_run: bool, json: bool) -> anyhow::Result<u8> {
 fn cmd_message_show(config: Config, id: i64) -> anyhow::Result<u8> {
     let store = open_existing(&config)?;
     let Some(message) = store.message_summary(id)? else {
-        anyhow::bail!("there is no message {id}");
+        return Err(output::Refused::NotFound(format!("there is no message {id}")).into());
     };
     let reading = store.reading(id)?;
     let (_, class_reason, _) = store.message_class(id)?;
@@ -940,7 +946,8 @@ fn cmd_message_attachment(config: Config, id: i64, number: usize, output: Option
     let store = open_existing(&config)?;
     let recorded = store.attachments(id)?;
     let Some(want) = number.checked_sub(1).and_then(|i| recorded.get(i)) else {
-        anyhow::bail!("message {id} has {} recorded attachment(s); there is no number {number}", recorded.len());
+        let why = format!("message {id} has {} recorded attachment(s); there is no number {number}", recorded.len());
+        return Err(output::Refused::NotFound(why).into());
     };
     let raw = store.raw_message(id)?;
     let parts = crate::content::content(&raw).attachments;
@@ -965,7 +972,8 @@ const OUTBOX_STATES: &[&str] = &["pending", "sending", "sent", "failed", "uncert
 fn cmd_outbox_list(config: Config, states: &[String], limit: usize, json: bool) -> anyhow::Result<u8> {
     for s in states {
         if !OUTBOX_STATES.contains(&s.as_str()) {
-            anyhow::bail!("`{s}` is not an outbox state (one of {})", OUTBOX_STATES.join(", "));
+            let why = format!("`{s}` is not an outbox state (one of {})", OUTBOX_STATES.join(", "));
+            return Err(output::Refused::Usage(why).into());
         }
     }
     let store = open_existing(&config)?;
@@ -1009,7 +1017,7 @@ fn cmd_outbox_list(config: Config, states: &[String], limit: usize, json: bool) 
 
 fn cmd_outbox_change(config: Config, id: i64, retry: bool) -> anyhow::Result<u8> {
     let mut store = open_existing(&config)?;
-    let by = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "operator".into());
+    let by = output::operator(None);
     let before = if retry { store.retry_outbox(id, &by)? } else { store.cancel_outbox(id, &by)? };
     let verb = if retry { "queued again (the daemon sends it within seconds)" } else { "cancelled" };
     match before {
@@ -1018,7 +1026,7 @@ fn cmd_outbox_change(config: Config, id: i64, retry: bool) -> anyhow::Result<u8>
             Ok(EX_OK)
         }
         None => match store.outbox_row(id)? {
-            None => anyhow::bail!("there is no outbox item {id}"),
+            None => Err(output::Refused::NotFound(format!("there is no outbox item {id}")).into()),
             Some(r) => anyhow::bail!(
                 "outbox item {id} is {}; only {} items can be {}",
                 r.state,
@@ -1089,4 +1097,15 @@ fn cmd_status(config: Config, json: bool) -> anyhow::Result<u8> {
         )?;
     }
     Ok(EX_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table_cells_carry_no_control_characters() {
+        // A hostile subject must not drive the operator's terminal or break the table.
+        let cell = super::truncate("Re: \u{1b}[2J\u{1b}]0;owned\u{7}\r\nnext line\tand more", 30);
+        assert!(!cell.chars().any(char::is_control), "{cell:?}");
+        assert!(cell.chars().count() <= 30 && cell.starts_with("Re: "), "{cell:?}");
+    }
 }

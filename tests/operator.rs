@@ -362,11 +362,13 @@ fn operator_commands_work_while_the_daemon_runs() {
     let yesterday = today.yesterday().expect("yesterday").to_string();
     let out = ok(&["statements", "set", &gsma_id, "deadline", &yesterday, "--by", "bob", "--config", c]);
     assert!(out.contains(&format!("deadline none -> {yesterday}")), "{out}");
+    // For information it owes no reply, so it is not overdue; asking for action, it is.
+    assert_eq!(demo.tracking_ids(&["--overdue"]), Vec::<String>::new(), "information owes no reply");
+    ok(&["statements", "set", &gsma_id, "purpose", "Action", "--config", c]);
     assert_eq!(demo.tracking_ids(&["--overdue"]), vec![gsma_id.clone()], "open, deadline before today");
     assert!(
         ok(&["statements", "list", "--config", c]).lines().any(|l| l.starts_with(&gsma_id) && l.contains("overdue"))
     );
-    ok(&["statements", "set", &gsma_id, "purpose", "Action", "--config", c]);
     let awkward = "LS on \"roaming\", DNS; and resolvers";
     ok(&["statements", "set", &gsma_id, "title", awkward, "--config", c]);
     ok(&["statements", "set", &gsma_id, "from_org", "GSM Association", "--config", c]);
@@ -474,6 +476,13 @@ fn operator_commands_work_while_the_daemon_runs() {
     assert_eq!(demo.events("check_in").last().map(|e| e.1.contains("call")), Some(true));
     fails(65, &["relationships", "check-in", "nobody@example.org", "--config", c]);
     fails(64, &["relationships", "check-in", "yusuf.okonkwo@example.net", "--date", "20-11-2026", "--config", c]);
+
+    // --- the older commands use the same exit codes ---
+    fails(65, &["messages", "show", "9999", "--config", c]);
+    fails(65, &["messages", "attachment", "1", "99", "--config", c]);
+    fails(65, &["outbox", "retry", "9999", "--config", c]);
+    fails(65, &["outbox", "cancel", "9999", "--config", c]);
+    fails(64, &["outbox", "list", "--state", "bogus", "--config", c]);
 
     // --- backup, while the daemon writes ---
     let copy = demo.dir.path().join("backup.db");

@@ -53,43 +53,20 @@ pub(super) fn run(command: RelationshipsCommand) -> u8 {
 fn managers(config: Config, json: bool) -> anyhow::Result<u8> {
     let rel = config.load_relationships()?;
     let recorded = open_existing(&config)?.check_ins()?;
-    let today = today(&config);
-    let due = crate::follow::check_ins_due(&rel, &recorded, today, config.follow.check_in_after);
+    let all = crate::follow::check_ins(&rel, &recorded, today(&config), config.follow.check_in_after);
     let mut out = std::io::stdout().lock();
-    let mut seen = Vec::new();
-    let all = rel.managers();
-    for m in &all {
-        if seen.contains(&m.email) {
-            continue;
-        }
-        seen.push(m.email);
-        let relationships: Vec<&str> =
-            all.iter().filter(|o| o.email == m.email).map(|o| o.relationship.as_str()).collect();
-        let last = all
-            .iter()
-            .filter(|o| o.email == m.email)
-            .filter_map(|o| o.last_contact)
-            .chain(recorded.get(m.email).and_then(|d| d.parse().ok()))
-            .max();
-        let is_due = due.iter().any(|line| line.contains(&format!("<{}>", m.email)));
+    for c in &all {
         if json {
-            let value = serde_json::json!({
-                "name": m.name,
-                "email": m.email,
-                "relationships": relationships,
-                "last_contact": last.map(|d| d.to_string()),
-                "check_in_due": is_due,
-            });
-            serde_json::to_writer(&mut out, &value)?;
+            serde_json::to_writer(&mut out, c)?;
             writeln!(out)?;
         } else {
             writeln!(
                 out,
                 "{:<32}  {:<10}  {:<3}  {}",
-                m.email,
-                last.map(|d| d.to_string()).unwrap_or_else(|| "never".into()),
-                if is_due { "DUE" } else { "ok" },
-                relationships.join("; ")
+                c.email,
+                c.last_contact.map_or_else(|| "never".into(), |d| d.to_string()),
+                if c.check_in_due { "DUE" } else { "ok" },
+                c.relationships.join("; ")
             )?;
         }
     }
@@ -116,6 +93,6 @@ fn check_in(config: Config, address: &str, date: Option<&str>, note: Option<&str
         None => format!("recorded by {by}"),
     };
     open_existing(&config)?.check_in(&manager, &on.to_string(), Some(&note))?;
-    println!("check-in with {manager} on {on} recorded");
+    writeln!(std::io::stdout(), "check-in with {manager} on {on} recorded")?;
     Ok(EX_OK)
 }

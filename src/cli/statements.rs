@@ -226,9 +226,12 @@ impl Filter {
     }
 }
 
-/// Open, and its deadline is before today. A deadline that is not a date never is.
+/// Open, owing a reply (see `follow::awaits_reply`), and its deadline is before today. A
+/// deadline that is not a date never is.
 pub(super) fn overdue(r: &StatementRecord, today: Date) -> bool {
-    r.state == "open" && r.deadline.as_deref().and_then(|d| d.parse::<Date>().ok()).is_some_and(|d| d < today)
+    r.state == "open"
+        && crate::follow::awaits_reply(r.purpose.as_deref())
+        && r.deadline.as_deref().and_then(|d| d.parse::<Date>().ok()).is_some_and(|d| d < today)
 }
 
 /// The statement a reference names, or a refusal (exit 65) saying it does not exist.

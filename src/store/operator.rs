@@ -259,10 +259,14 @@ impl Store {
                 .query_row("SELECT assigned_to FROM statements WHERE id = ?1", params![id], |r| r.get(0))
                 .optional()?;
             let Some(old) = old else { return Ok(Edit::NotFound) };
+            let to = to.map(|a| crate::relationships::normalize_address(a).unwrap_or_else(|| a.to_string()));
+            let to = to.as_deref();
             if old.as_deref() == to {
                 return Ok(Edit::Unchanged);
             }
             s.conn.execute("UPDATE statements SET assigned_to = ?2 WHERE id = ?1", params![id, to])?;
+            // Reminders waiting in the outbox were addressed to the previous handler.
+            super::follow::cancel_pending_reminders(&s.conn, id, "the statement was assigned to someone else")?;
             let was = old.as_deref().unwrap_or("nobody");
             let (kind, detail) = match to {
                 Some(to) => ("statement_assigned", format!("by {by}: to {to} (was {was})")),
@@ -295,6 +299,11 @@ impl Store {
                 return Ok(Edit::Unchanged);
             }
             s.conn.execute(&format!("UPDATE statements SET {column} = ?2 WHERE id = ?1"), params![id, value])?;
+            // A waiting reminder would say the old deadline, or remind of a statement that no
+            // longer owes a reply.
+            if matches!(field, StatementField::Deadline | StatementField::Purpose) {
+                super::follow::cancel_pending_reminders(&s.conn, id, &format!("the statement's {column} changed"))?;
+            }
             let shown = |v: Option<&str>| v.map_or("none".to_string(), |v| format!("{v:?}"));
             let detail = format!("by {by}: {column} {} -> {}", shown(old.as_deref()), shown(value));
             statement_event(&s.conn, id, "statement_changed", &detail, &now_utc())?;
@@ -498,6 +507,80 @@ mod tests {
         assert!(details.contains(&"by ana: deadline \"2027-04-01\" -> none".to_string()), "{details:?}");
         assert!(details.contains(&"by ana: to m2@example.org (was nobody)".to_string()), "{details:?}");
         assert!(details.contains(&"by bob (was m2@example.org)".to_string()), "{details:?}");
+    }
+
+    #[test]
+    fn a_statement_read_differently_when_processed_again_is_closed() {
+        let (_d, mut s) = temp_store();
+        let m = accept(&mut s, "Subject: LS\r\n\r\nx");
+        let judge = |_: &dyn crate::classify::History| judged("statement", None);
+        s.record_judged(m, &Outcome::Processed, &Summary::default(), None, Some(&judge), None).expect("first");
+        let st = s.statements().expect("statements");
+        assert_eq!(st[0].state, "open");
+        s.requeue_message(m, "ana").expect("requeue");
+        let judge = |_: &dyn crate::classify::History| judged("other", None);
+        s.record_judged(m, &Outcome::Processed, &Summary::default(), None, Some(&judge), None).expect("again");
+        let r = s.statement_record(st[0].id).expect("record").expect("there");
+        assert_eq!(r.state, "done", "no reminders or digest lines for what is no longer a statement");
+        assert!(r.done_reason.as_deref().is_some_and(|w| w.contains("now read as other")), "{r:?}");
+    }
+
+    #[test]
+    fn changing_deadline_purpose_or_handler_cancels_waiting_reminders() {
+        let (_d, mut s) = temp_store();
+        let m = accept(&mut s, "Subject: LS\r\n\r\nx");
+        let judge = |_: &dyn crate::classify::History| judged("statement", None);
+        s.record_judged(m, &Outcome::Processed, &Summary::default(), None, Some(&judge), None).expect("record");
+        let id = s.statements().expect("statements")[0].id;
+        s.set_statement_field(id, StatementField::Deadline, Some("2027-03-01"), "ana").expect("deadline");
+        let queue = |s: &mut Store, deadline: &str, step: &str| {
+            let draft = crate::respond::Draft {
+                kind: crate::respond::Kind::Reminder,
+                message_id: format!("r.{deadline}.{step}@x"),
+                date: String::new(),
+                from: "us@x".into(),
+                to: vec!["m@example.org".into()],
+                cc: vec![],
+                reply_to: vec![],
+                subject: "reminder".into(),
+                in_reply_to: None,
+                references: vec![],
+                auto_submitted: "auto-generated".into(),
+                body: String::new(),
+                attach_original: false,
+                null_sender: false,
+            };
+            let r = crate::store::ReminderToQueue { statement: id, deadline, step, due_on: deadline, draft: &draft };
+            s.queue_reminder(&r).expect("queue")
+        };
+        let reminders = |s: &Store| {
+            s.statement_outbox(id).expect("outbox").into_iter().filter(|o| o.kind == "reminder").collect::<Vec<_>>()
+        };
+        // Queued once; not for a deadline the statement does not have.
+        assert!(queue(&mut s, "2027-03-01", "before-7"));
+        assert!(!queue(&mut s, "2027-03-01", "before-7"), "once per deadline and step");
+        assert!(!queue(&mut s, "2027-04-01", "before-7"), "not its deadline");
+        // A new deadline: the waiting reminder (with the old date) is cancelled.
+        s.set_statement_field(id, StatementField::Deadline, Some("2027-04-01"), "ana").expect("deadline");
+        assert_eq!(reminders(&s).iter().map(|o| o.state.as_str()).collect::<Vec<_>>(), ["cancelled"]);
+        assert!(queue(&mut s, "2027-04-01", "before-7"));
+        // Another handler: cancelled, and the step may be decided again for the new one.
+        s.assign_statement(id, Some("Other@Example.org"), "ana").expect("assign");
+        assert_eq!(reminders(&s).iter().filter(|o| o.state == "cancelled").count(), 2);
+        assert_eq!(s.statement_record(id).expect("r").expect("r").assigned_to.as_deref(), Some("other@example.org"));
+        assert!(queue(&mut s, "2027-04-01", "before-7"), "decided again for the new handler");
+        // Done: cancelled, and nothing more is queued.
+        s.mark_done(id, "ana", "answered").expect("done");
+        assert!(reminders(&s).iter().all(|o| o.state == "cancelled"));
+        assert!(!queue(&mut s, "2027-04-01", "before-4"), "not for a done statement");
+    }
+
+    #[test]
+    fn a_digest_slot_is_decided_once() {
+        let (_d, mut s) = temp_store();
+        assert!(s.record_digest("2026-11-23T08:00", "a", "b", None, "nothing").expect("first"));
+        assert!(!s.record_digest("2026-11-23T08:00", "a", "c", None, "nothing").expect("again"));
+        assert_eq!(s.last_digest().expect("last"), Some(("2026-11-23T08:00".into(), "b".into())));
     }
 
     #[test]
