@@ -466,6 +466,12 @@ impl Config {
         Config::parse(text, path, true)
     }
 
+    /// [`from_str_at`](Self::from_str_at) without the sources and `[smtp]` (as
+    /// [`load_store_only`](Self::load_store_only)).
+    pub fn from_str_store_only(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Config::parse(text, path, false)
+    }
+
     fn parse(text: &str, path: &Path, with_sources: bool) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(text, path, &e))?;
         let mut raw = raw;

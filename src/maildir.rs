@@ -101,6 +101,9 @@ impl MaildirSource {
                 if shutdown.is_cancelled() {
                     return Ok(());
                 }
+                // Progress for the watchdog: a large Maildir of files already stored (left
+                // in place) takes a while to scan without storing anything.
+                self.ingestor.heartbeat().beat();
                 match self.one(&dir, &name, sub == "new", report).await {
                     Ok(()) => {}
                     // Without the database nothing can be stored: stop and retry later.

@@ -179,8 +179,10 @@ pub async fn run(config: Config, shutdown: CancellationToken, options: RunOption
             tasks.spawn(async move {
                 loop {
                     tokio::select! {
-                        _ = trigger.notified() => {}
+                        // Shutdown first: a SIGHUP that arrives with SIGTERM is not a reload.
+                        biased;
                         _ = token.cancelled() => return ("reload".to_string(), Ok(SourceReport::default())),
+                        _ = trigger.notified() => {}
                         never = heartbeat.keep_beating() => match never {},
                     }
                     notifier.reloading();
@@ -286,7 +288,9 @@ pub fn reload(
 ) -> anyhow::Result<Reloaded> {
     let text = std::fs::read_to_string(&running.path)
         .with_context(|| format!("cannot read the configuration file {}", running.path.display()))?;
-    let now = Config::from_str_at(&text, &running.path)?;
+    // Only what a reload applies is validated: a half-edited [[imap]] or [smtp] meant for the
+    // next restart (or a password file being rotated) must not block new relationships data.
+    let now = Config::from_str_store_only(&text, &running.path)?;
     if let Some(before) = started_with {
         let ignored = changed_keys_needing_restart(before, &text);
         if !ignored.is_empty() {
@@ -313,7 +317,7 @@ pub fn reload(
 
 /// The top-level keys and tables in which two texts of the configuration file differ, other
 /// than `relationships` and `[templates]` (which a reload applies). Text that does not parse
-/// as TOML compares as different everywhere (the reload then fails on it anyway).
+/// as TOML gives none (the reload then fails on it anyway, with the parse error).
 fn changed_keys_needing_restart(before: &str, after: &str) -> Vec<String> {
     const RELOADED: [&str; 2] = ["relationships", "templates"];
     let (Ok(before), Ok(after)) = (before.parse::<toml::Table>(), after.parse::<toml::Table>()) else {

@@ -74,7 +74,6 @@ struct SlotState {
     polled_ok: bool,
     /// The last poll's error (cleared by a successful poll).
     error: Option<String>,
-    retired: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -84,8 +83,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// One loop's heartbeat. Cloning it gives the same loop (for example to the ingestor the loop
 /// uses). Dropping it does **not** unregister the loop: a task that ends by panicking leaves a
-/// heartbeat that no longer beats, which is what stops the watchdog. A loop that ends on
-/// purpose while the daemon goes on calls [`Heartbeat::retire`].
+/// heartbeat that no longer beats, which is what stops the watchdog. Every daemon loop runs
+/// until shutdown, so none ends on purpose while the daemon goes on.
 #[derive(Debug, Clone)]
 pub struct Heartbeat {
     slot: Option<Arc<Slot>>,
@@ -124,13 +123,7 @@ impl Liveness {
         let slot = Arc::new(Slot {
             name,
             source,
-            state: Mutex::new(SlotState {
-                last_beat: Instant::now(),
-                busy_until: None,
-                polled_ok: false,
-                error: None,
-                retired: false,
-            }),
+            state: Mutex::new(SlotState { last_beat: Instant::now(), busy_until: None, polled_ok: false, error: None }),
         });
         lock(&self.shared.loops).push(slot.clone());
         self.shared.changed.notify_one();
@@ -141,14 +134,14 @@ impl Liveness {
         lock(&self.shared.loops).clone()
     }
 
-    /// The loops (not retired) that neither beat within `within` before `now` nor are in a
+    /// The loops that neither beat within `within` before `now` nor are in a
     /// bounded wait that lasts until after `now`.
     pub fn stale(&self, now: Instant, within: Duration) -> Vec<Stale> {
         let mut out = Vec::new();
         for slot in self.slots() {
             let s = lock(&slot.state);
             let alive_until = (s.last_beat + within).max(s.busy_until.unwrap_or(s.last_beat));
-            if !s.retired && now > alive_until {
+            if now > alive_until {
                 out.push(Stale { name: slot.name.clone(), silent_for: now.saturating_duration_since(s.last_beat) });
             }
         }
@@ -162,7 +155,7 @@ impl Liveness {
             .filter(|slot| slot.source)
             .filter_map(|slot| {
                 let s = lock(&slot.state);
-                (!s.polled_ok && !s.retired).then(|| (slot.name.clone(), s.error.clone()))
+                (!s.polled_ok).then(|| (slot.name.clone(), s.error.clone()))
             })
             .collect()
     }
@@ -174,15 +167,6 @@ impl Liveness {
             .filter(|slot| slot.source)
             .filter_map(|slot| lock(&slot.state).error.clone().map(|e| (slot.name.clone(), e)))
             .collect()
-    }
-
-    /// How many loops are registered (retired ones not counted).
-    pub fn len(&self) -> usize {
-        self.slots().iter().filter(|slot| !lock(&slot.state).retired).count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Waits until a source reports a poll or a loop registers.
@@ -241,13 +225,6 @@ impl Heartbeat {
         }
     }
 
-    /// The loop ends on purpose while the daemon goes on: it is no longer watched.
-    pub fn retire(self) {
-        if let Some(slot) = &self.slot {
-            lock(&slot.state).retired = true;
-        }
-    }
-
     /// Sleeps for `duration`, beating every tick meanwhile (the sleep is bounded, so the loop
     /// is alive). Cancel it by dropping it (`select!` with the shutdown token).
     pub async fn sleep(&self, duration: Duration) {
@@ -279,6 +256,8 @@ pub struct Notifier {
 #[derive(Debug, Default)]
 struct NotifierState {
     ready: bool,
+    /// STOPPING=1 was sent: nothing may claim readiness or change the status after it.
+    stopping: bool,
     status: String,
     warned: bool,
 }
@@ -302,7 +281,7 @@ impl Notifier {
     pub fn status(&self, text: &str) {
         {
             let mut st = lock(&self.state);
-            if st.status == text {
+            if st.stopping || st.status == text {
                 return;
             }
             st.status = text.to_string();
@@ -310,14 +289,18 @@ impl Notifier {
         self.send(&[NotifyState::Status(text)]);
     }
 
-    /// Whether READY=1 was sent.
-    pub fn is_ready(&self) -> bool {
-        lock(&self.state).ready
+    /// Whether READY=1 was sent (and STOPPING=1 was not).
+    fn is_ready(&self) -> bool {
+        let st = lock(&self.state);
+        st.ready && !st.stopping
     }
 
     fn ready(&self, status: &str) {
         {
             let mut st = lock(&self.state);
+            if st.stopping {
+                return;
+            }
             st.ready = true;
             st.status = status.to_string();
         }
@@ -339,14 +322,20 @@ impl Notifier {
 
     /// A reload ended (whether it took effect or not): `READY=1` again, with a status line.
     pub fn reloaded(&self, status: &str) {
-        if !self.is_ready() {
-            return;
+        {
+            let mut st = lock(&self.state);
+            if !st.ready || st.stopping {
+                return;
+            }
+            st.status = status.to_string();
         }
-        lock(&self.state).status = status.to_string();
         self.send(&[NotifyState::Ready, NotifyState::Status(status)]);
     }
 
+    /// The daemon stops: STOPPING=1; after it, no READY=1 or status change (a reload that
+    /// ends during shutdown must not announce the daemon ready again).
     pub fn stopping(&self) {
+        lock(&self.state).stopping = true;
         self.send(&[NotifyState::Stopping, NotifyState::Status("stopping: finishing the message in hand")]);
     }
 
@@ -483,13 +472,6 @@ mod tests {
                 .stale(Instant::now() + Duration::from_secs(11), Duration::from_secs(2))
                 .iter()
                 .any(|s| s.name == "a")
-        );
-        b.retire();
-        assert!(
-            liveness
-                .stale(Instant::now() + Duration::from_secs(60), Duration::from_secs(2))
-                .iter()
-                .all(|s| s.name != "b")
         );
     }
 
