@@ -376,7 +376,7 @@ fn the_demo_records_the_sample_statements() {
     assert_eq!(changed, 6, "the six statements with a manager: {lines:#?}");
     assert!(lines.iter().all(|l| l["now"]["sender_verified"] == false));
     let out = liaisond(&["route", "--config", config], None);
-    assert_eq!(out.status.code(), Some(1), "only --dry-run exists");
+    assert_eq!(out.status.code(), Some(64), "only --dry-run exists: a usage error (EX_USAGE)");
 
     // A wrong number is an error that says what exists.
     let out = liaisond(&["messages", "attachment", "--config", config, &id.to_string(), "9"], None);
