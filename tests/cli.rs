@@ -380,7 +380,7 @@ fn the_demo_records_the_sample_statements() {
 
     // A wrong number is an error that says what exists.
     let out = liaisond(&["messages", "attachment", "--config", config, &id.to_string(), "9"], None);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(65), "an attachment that does not exist (EX_DATAERR)");
     assert!(text(&out.stderr).contains("there is no number 9"), "{}", text(&out.stderr));
 }
 
