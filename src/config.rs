@@ -11,6 +11,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use liaisond_core::judge::Identity;
+use liaisond_core::relationships::Relationships;
+use liaisond_core::respond::{AckPolicy, NeverTo, Responder, Templates, builtin_path};
+use liaisond_model::{ConfigError, Seg, key_error, normalize_address, syntax_error};
 use serde::Deserialize;
 
 /// The environment variable that systemd sets for `LoadCredential=`; a relative
@@ -19,32 +23,6 @@ const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
 
 /// RFC 2177 §3: clients must re-issue IDLE at least every 29 minutes.
 const IDLE_REFRESH_MAX: Duration = Duration::from_secs(29 * 60);
-
-/// A configuration error, located in the file.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}{location}: {message}", location = self.location())]
-pub struct ConfigError {
-    pub file: PathBuf,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    /// Dotted path of the offending key, e.g. `imap[0].tls`.
-    pub key: Option<String>,
-    pub message: String,
-}
-
-impl ConfigError {
-    fn location(&self) -> String {
-        match (self.line, self.column) {
-            (Some(l), Some(c)) => format!(":{l}:{c}"),
-            (Some(l), None) => format!(":{l}"),
-            _ => String::new(),
-        }
-    }
-
-    fn whole_file(file: &Path, message: String) -> Self {
-        ConfigError { file: file.to_path_buf(), line: None, column: None, key: None, message }
-    }
-}
 
 /// A secret string (password). Its `Debug` and `Display` never show the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -261,7 +239,7 @@ pub struct Config {
     /// How mail is sent; `None` with no `outbox.directory` either: mail waits in the outbox.
     pub smtp: Option<SmtpConfig>,
     pub outbox: OutboxConfig,
-    pub acknowledgements: crate::respond::AckPolicy,
+    pub acknowledgements: liaisond_core::respond::AckPolicy,
     pub notifications: NotificationsConfig,
     /// Where the operator's templates are (`ack.txt`, `notification.txt`, `alert.txt`,
     /// `reminder.txt`, `digest.txt`); `None`: the built-in copies of `config/templates/`.
@@ -280,9 +258,9 @@ pub struct FollowConfig {
     pub reminders_enabled: bool,
     /// Reminders for a day go out from this local time.
     pub reminders_at: jiff::civil::Time,
-    pub ladder: crate::follow::Ladder,
+    pub ladder: liaisond_core::follow::Ladder,
     pub digest_enabled: bool,
-    pub digest: crate::follow::DigestSchedule,
+    pub digest: liaisond_core::follow::DigestSchedule,
     /// The digest lists managers not heard from for longer than this.
     pub check_in_after: Duration,
 }
@@ -294,9 +272,9 @@ impl Default for FollowConfig {
             time_zone_name: "UTC".into(),
             reminders_enabled: true,
             reminders_at: jiff::civil::Time::constant(9, 0, 0, 0),
-            ladder: crate::follow::Ladder::default(),
+            ladder: liaisond_core::follow::Ladder::default(),
             digest_enabled: true,
-            digest: crate::follow::DigestSchedule::default(),
+            digest: liaisond_core::follow::DigestSchedule::default(),
             check_in_after: Duration::from_secs(365 * 24 * 3600),
         }
     }
@@ -487,62 +465,55 @@ impl Config {
     }
 
     /// The relationships data: the configured file, or the built-in default.
-    pub fn load_relationships(&self) -> Result<crate::relationships::Relationships, ConfigError> {
+    pub fn load_relationships(&self) -> Result<Relationships, ConfigError> {
         match &self.relationships {
-            Some(p) => crate::relationships::Relationships::load(p),
-            None => Ok(crate::relationships::Relationships::builtin()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::whole_file(path, format!("cannot read the relationships file: {e}")))?;
+                Relationships::from_str_at(&text, path)
+            }
+            None => Ok(Relationships::builtin()),
         }
     }
 
     /// The templates: the operator's directory, else the built-in copies of `config/templates/`.
-    pub fn load_templates(&self) -> Result<crate::respond::Templates, ConfigError> {
-        use crate::respond::{ACK_NAMES, ALERT_NAMES, DIGEST_NAMES, NOTIFICATION_NAMES, REMINDER_NAMES};
-        use crate::template::Template;
-        let load = |name: &str, builtin: &str, names: &[&str]| match &self.templates {
+    pub fn load_templates(&self) -> Result<Templates, ConfigError> {
+        Templates::from_texts(|name, builtin| match &self.templates {
+            // New in schema 5: an operator's directory from before may not have them yet.
+            Some(dir) if matches!(name, "reminder.txt" | "digest.txt") && !dir.join(name).exists() => {
+                Ok((builtin.to_string(), builtin_path(name)))
+            }
             Some(dir) => {
                 let path = dir.join(name);
-                Template::parse(&read(&path)?, &path, names)
+                Ok((read(&path)?, path))
             }
-            None => Template::parse(builtin, Path::new(&format!("(built-in) config/templates/{name}")), names),
-        };
-        let load_or_builtin = |name: &str, builtin: &str, names: &[&str]| match &self.templates {
-            Some(dir) if !dir.join(name).exists() => {
-                Template::parse(builtin, Path::new(&format!("(built-in) config/templates/{name}")), names)
-            }
-            _ => load(name, builtin, names),
-        };
-        Ok(crate::respond::Templates {
-            ack: load("ack.txt", include_str!("../config/templates/ack.txt"), ACK_NAMES)?,
-            notification: load(
-                "notification.txt",
-                include_str!("../config/templates/notification.txt"),
-                NOTIFICATION_NAMES,
-            )?,
-            alert: load("alert.txt", include_str!("../config/templates/alert.txt"), ALERT_NAMES)?,
-            // New in schema 5: an operator's directory from before may not have them yet.
-            reminder: load_or_builtin(
-                "reminder.txt",
-                include_str!("../config/templates/reminder.txt"),
-                REMINDER_NAMES,
-            )?,
-            digest: load_or_builtin("digest.txt", include_str!("../config/templates/digest.txt"), DIGEST_NAMES)?,
+            None => Ok((builtin.to_string(), builtin_path(name))),
         })
+    }
+
+    /// Who we are and whom we trust: `[mail]` and `trusted_authserv_ids`, else the
+    /// relationships data's first own address.
+    pub fn identity(&self, rel: &Relationships) -> Identity {
+        let mut identity = Identity::from_relationships(rel);
+        if let Some(m) = &self.mail {
+            identity.ours.from = m.from.clone();
+            identity.ours.message_id_domain = m.message_id_domain.clone();
+        }
+        identity.trusted_authserv_ids = self.trusted_authserv_ids.clone();
+        identity
     }
 
     /// What plans the mail liaisond sends: the policy from this file, the templates, and who
     /// we are (`[mail]`, else the relationships data's first own address).
-    pub fn responder(
-        &self,
-        rel: &crate::relationships::Relationships,
-    ) -> Result<crate::respond::Responder, ConfigError> {
+    pub fn responder(&self, rel: &Relationships) -> Result<Responder, ConfigError> {
         let templates = self.load_templates()?;
-        let identity = crate::analyse::Identity::new(Some(self), rel);
-        let from_address = identity.ours.from.clone();
+        let identity = self.identity(rel);
+        let from_address = identity.ours.from;
         let from = match self.mail.as_ref().and_then(|m| m.from_name.as_ref()) {
             Some(name) => format!("\"{}\" <{from_address}>", name.replace(['"', '\\'], "")),
             None => from_address.clone(),
         };
-        crate::respond::Responder::new(
+        Ok(Responder::new(
             self.acknowledgements.clone(),
             self.notifications.max_age,
             self.notifications.attach_original_max,
@@ -550,8 +521,7 @@ impl Config {
             from,
             from_address,
             identity.ours.message_id_domain,
-        )
-        .map_err(|e| ConfigError::whole_file(&self.path, format!("`acknowledgements.never_to`: {e}")))
+        ))
     }
 
     /// Every source name, in order (IMAP then Maildir).
@@ -565,80 +535,9 @@ fn read(path: &Path) -> Result<String, ConfigError> {
         .map_err(|e| ConfigError::whole_file(path, format!("cannot read the configuration file: {e}")))
 }
 
-/// A TOML syntax or type error (from serde), located in the file. Shared by every TOML file
-/// liaisond reads (the configuration, the relationships data).
-pub(crate) fn syntax_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
-    let (line, column) = e.span().map(|span| line_col(text, span.start)).unzip();
-    ConfigError { file: path.to_path_buf(), line, column, key: None, message: e.message().trim().to_string() }
-}
-
-/// A validation error about the value at `key` (or, when that key is absent, its deepest
-/// existing parent), naming the file, line, column and dotted key.
-pub(crate) fn key_error(text: &str, path: &Path, key: &[Seg<'_>], message: impl Into<String>) -> ConfigError {
-    let dotted = key.iter().fold(String::new(), |mut acc, s| {
-        match s {
-            Seg::Key(k) => {
-                if !acc.is_empty() {
-                    acc.push('.');
-                }
-                acc.push_str(k);
-            }
-            Seg::Index(i) => acc.push_str(&format!("[{i}]")),
-        }
-        acc
-    });
-    let (line, column) = locate(text, key).map(|offset| line_col(text, offset)).unzip();
-    ConfigError {
-        file: path.to_path_buf(),
-        line,
-        column,
-        key: Some(dotted.clone()),
-        message: format!("`{dotted}`: {}", message.into()),
-    }
-}
-
-/// Byte offset where the value at `key` (or its deepest existing ancestor) starts.
-fn locate(text: &str, key: &[Seg<'_>]) -> Option<usize> {
-    let doc = toml::de::DeTable::parse(text).ok()?;
-    let mut best = None;
-    let mut current: Option<&toml::Spanned<toml::de::DeValue<'_>>> = None;
-    for (i, seg) in key.iter().enumerate() {
-        let next = match (i, seg, current) {
-            (0, Seg::Key(k), _) => doc.get_ref().get(*k),
-            (_, Seg::Key(k), Some(v)) => v.get_ref().get(*k),
-            (_, Seg::Index(n), Some(v)) => v.get_ref().get(*n),
-            _ => None,
-        };
-        match next {
-            Some(v) => {
-                best = Some(v.span().start);
-                current = Some(v);
-            }
-            None => break,
-        }
-    }
-    best
-}
-
-/// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |s| s.chars().count()) + 1;
-    (line, column)
-}
-
-/// One step of a key path: a table key or an array index.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Seg<'a> {
-    Key(&'a str),
-    Index(usize),
-}
-
 /// The outbound sections: `[smtp]`, `[outbox]`, `[acknowledgements]`, `[notifications]`,
 /// `[templates]`.
-type Outbound = (Option<SmtpConfig>, OutboxConfig, crate::respond::AckPolicy, NotificationsConfig, Option<PathBuf>);
+type Outbound = (Option<SmtpConfig>, OutboxConfig, AckPolicy, NotificationsConfig, Option<PathBuf>);
 
 struct Validator<'a> {
     text: &'a str,
@@ -880,7 +779,7 @@ impl Validator<'_> {
                     }
                     _ => (None, m.from.clone()),
                 };
-                let Some(from) = crate::relationships::normalize_address(&address) else {
+                let Some(from) = normalize_address(&address) else {
                     return Err(self.err(
                         &[Key("mail"), Key("from")],
                         format!("`{}` is not an e-mail address (write `address` or `Name <address>`)", m.from),
@@ -1061,9 +960,9 @@ impl Validator<'_> {
             time_zone_name,
             reminders_enabled: r.enabled.unwrap_or(true),
             reminders_at,
-            ladder: crate::follow::Ladder { days_before, overdue_every, overdue_for },
+            ladder: liaisond_core::follow::Ladder { days_before, overdue_every, overdue_for },
             digest_enabled: g.enabled.unwrap_or(true),
-            digest: crate::follow::DigestSchedule {
+            digest: liaisond_core::follow::DigestSchedule {
                 days,
                 send_at: self.time_of_day(&at("send_at"), g.send_at.as_ref(), d.digest.send_at)?,
             },
@@ -1184,17 +1083,14 @@ impl Validator<'_> {
         let at = |k: &'static str| [Key("acknowledgements"), Key(k)];
         let never_to: Vec<String> = match &a.never_to {
             Some(list) => list.clone(),
-            None => crate::respond::DEFAULT_NEVER_ACK.iter().map(|s| s.to_string()).collect(),
+            None => liaisond_core::respond::DEFAULT_NEVER_ACK.iter().map(|s| s.to_string()).collect(),
         };
-        for (i, pattern) in never_to.iter().enumerate() {
-            if let Err(e) = regex::RegexBuilder::new(pattern).size_limit(1 << 20).build() {
-                return Err(self.err(
-                    &[Key("acknowledgements"), Key("never_to"), Index(i)],
-                    format!("not a valid regular expression: {e}"),
-                ));
-            }
-        }
-        let acknowledgements = crate::respond::AckPolicy {
+        // Compiled here, once: the error names the pattern's line.
+        let never_to = NeverTo::new(never_to).map_err(|e| match e.index {
+            Some(i) => self.err(&[Key("acknowledgements"), Key("never_to"), Index(i)], e.to_string()),
+            None => self.err(&[Key("acknowledgements"), Key("never_to")], e.to_string()),
+        })?;
+        let acknowledgements = AckPolicy {
             enabled: a.enabled.unwrap_or(true),
             per_sender_per_day: match a.per_sender_per_day {
                 None => 3,
@@ -1457,7 +1353,7 @@ after_commit = "leave"
         let s = c.smtp.expect("smtp");
         assert_eq!((s.port, s.tls, s.credentials.is_none()), (587, TlsMode::StartTls, true));
         assert_eq!(c.acknowledgements.per_sender_per_day, 3);
-        assert!(c.acknowledgements.never_to.len() == crate::respond::DEFAULT_NEVER_ACK.len());
+        assert!(c.acknowledgements.never_to.patterns().len() == liaisond_core::respond::DEFAULT_NEVER_ACK.len());
         assert_eq!(c.follow.ladder.days_before, [14, 7, 4, 3, 2, 1, 0]);
         assert_eq!(c.follow.digest.days, [jiff::civil::Weekday::Monday]);
         let c = load(

@@ -1,20 +1,27 @@
-//! The one path every message takes, whatever its source: store the raw bytes (committed),
-//! then run the pure pipeline, then record its outcome (committed).
+//! The one path every message takes, whatever its source: parse it (once), store the raw bytes
+//! (committed), read it, then judge it and record the outcome (committed).
 //!
 //! Sources (IMAP, Maildir, stdin) call [`Ingestor::ingest`] and change nothing on their side
-//! until it has returned: by then the message is durable. The pipeline runs on the blocking
-//! pool under a time limit and `catch_unwind`, so a message that makes a stage panic or hang
-//! is quarantined and the next one goes on.
+//! until it has returned: by then the message is durable. mail-parser reads each message
+//! exactly once ([`Parsed::new`]), before it is stored (the Message-ID is stored with the
+//! bytes); what it gives is kept, and the bytes are dropped once committed. Parsing and reading
+//! run on the blocking pool under one time limit and `catch_unwind`, so a message that makes a
+//! stage panic or hang is stored all the same, quarantined, and the next one goes on.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::analyse::{Reader, ReaderHandle};
+use std::time::Instant;
+
+use liaisond_core::parse::Parsed;
+use liaisond_model::{Arrival, History, Origin, Outcome, Reading, Summary, sha256_hex, timestamp_text};
+use liaisond_store::{Accepted, MAX_PROCESSING_ATTEMPTS, StoreError};
+
 use crate::config::Limits;
-use crate::pipeline::{self, Decision};
-use crate::service::Heartbeat;
-use crate::store::{Accepted, Db, Incoming, MAX_PROCESSING_ATTEMPTS, Origin, Outcome, StoreError, Summary, sha256_hex};
+use crate::daemon::service::Heartbeat;
+use crate::db::Db;
+use crate::reader::{Reader, ReaderHandle, ToJudge};
 
 /// Time allowed for the database work around one message's pipeline (storing, recording,
 /// each waiting at most the busy timeout for the write lock), on top of the stage limit, when
@@ -115,44 +122,64 @@ impl Ingestor {
         origin: Origin,
         internal_date: Option<String>,
     ) -> Result<Ingested, StoreError> {
-        let incoming = tokio::task::spawn_blocking(move || Incoming {
-            sha256: sha256_hex(&raw),
-            message_id: message_id_safely(&raw),
-            raw,
-            raw_complete: true,
-            internal_date,
-            origin,
-        })
-        .await;
-        let incoming = match incoming {
-            Ok(i) => i,
-            Err(join) => std::panic::resume_unwind(join.into_panic()),
-        };
-        let (accepted, incoming) = self
+        let started = Instant::now();
+        let (arrival, parsed) = self.parse(raw, origin, internal_date).await;
+        let (accepted, origin, message_id) = self
             .db
             .call(move |s| {
-                let a = s.accept(&incoming)?;
-                Ok((a, incoming))
+                let a = s.accept(&arrival)?;
+                // The bytes are in the database now; only what was parsed of them is kept.
+                Ok((a, arrival.origin, arrival.message_id))
             })
             .await?;
         if !accepted.new {
             tracing::debug!(
                 id = accepted.id,
-                source = incoming.origin.source,
-                mailbox = incoming.origin.mailbox,
-                uid = incoming.origin.uid,
+                source = origin.source,
+                mailbox = origin.mailbox,
+                uid = origin.uid,
                 "already stored"
             );
             return Ok(Ingested { accepted, outcome: None });
         }
-        let seen = Seen::from(&incoming.origin, incoming.message_id.clone());
+        let seen = Seen::from(&origin, message_id);
         // One reader for the whole message: a reload meanwhile applies to the next one.
-        let reader = self.reader.as_ref().map(ReaderHandle::current);
-        let Some(decision) = self.run_pipeline(incoming.raw, reader.clone()).await else {
+        let Some(reader) = self.reader.as_ref().map(ReaderHandle::current) else {
             return Ok(Ingested { accepted, outcome: None });
         };
-        let outcome = self.record_or_leave_pending(accepted.id, &seen, reader, decision).await;
+        let decision = match parsed {
+            Ok(parsed) => {
+                let left = self.limits.stage_timeout.saturating_sub(started.elapsed());
+                let r = reader.clone();
+                bounded(self.limits.stage_timeout, left, move || decide(*parsed, &r)).await.unwrap_or_else(|q| q)
+            }
+            Err(quarantined) => quarantined,
+        };
+        let outcome = self.record_or_leave_pending(accepted.id, &seen, Some(reader), decision).await;
         Ok(Ingested { accepted, outcome })
+    }
+
+    /// Parses a message before it is stored, on the blocking pool under the stage time limit:
+    /// the arrival to store (with its Message-ID), and what was parsed, or the decision that
+    /// quarantines it (a parser panic or overrun must not stop the message from being stored:
+    /// it would be fetched and fail again forever).
+    async fn parse(
+        &self,
+        raw: Vec<u8>,
+        origin: Origin,
+        internal_date: Option<String>,
+    ) -> (Arrival, Result<Box<Parsed>, Decision>) {
+        let raw = Arc::new(raw);
+        let shared = Arc::clone(&raw);
+        let limit = self.limits.stage_timeout;
+        let parsed = bounded(limit, limit, move || (sha256_hex(&shared), Box::new(Parsed::new(&shared)))).await;
+        // The blocking thread holds its copy only when it overran (it cannot be stopped).
+        let raw = Arc::try_unwrap(raw).unwrap_or_else(|shared| shared.as_ref().clone());
+        let (sha256, message_id, parsed) = match parsed {
+            Ok((sha256, parsed)) => (sha256, parsed.message_id.clone(), Ok(parsed)),
+            Err(quarantined) => (sha256_hex(&raw), None, Err(quarantined)),
+        };
+        (Arrival { raw, sha256, message_id, raw_complete: true, internal_date, origin }, parsed)
     }
 
     /// Stores the header section of a message that is over `max_message_size` and quarantines
@@ -165,7 +192,7 @@ impl Ingestor {
         internal_date: Option<String>,
     ) -> Result<Ingested, StoreError> {
         let limit = self.limits.max_message_size;
-        let incoming = Incoming {
+        let incoming = Arrival {
             sha256: sha256_hex(&header),
             message_id: message_id_safely(&header),
             raw: header,
@@ -211,36 +238,6 @@ impl Ingestor {
         }
     }
 
-    /// Runs the pure pipeline, then reads the message (attachments in the extraction workers,
-    /// whose time budget is within the stage limit), on the blocking pool, under the stage time
-    /// limit, catching panics. `None` when there is no reader: the message stays pending.
-    async fn run_pipeline(&self, raw: Vec<u8>, reader: Option<Arc<Reader>>) -> Option<Decision> {
-        let reader = reader?;
-        let limit = self.limits.stage_timeout;
-        let work = tokio::task::spawn_blocking(move || {
-            std::panic::catch_unwind(AssertUnwindSafe(|| {
-                let mut decision = pipeline::process(&raw);
-                if decision.outcome == Outcome::Processed {
-                    let analysis = reader.read(&raw);
-                    decision.reading = Some(analysis.to_reading());
-                    let headers = crate::classify::Headers::parse(&raw);
-                    decision.to_judge = Some(Box::new(crate::analyse::ToJudge { headers, analysis }));
-                }
-                decision
-            }))
-        });
-        Some(match tokio::time::timeout(limit, work).await {
-            Ok(Ok(Ok(decision))) => decision,
-            Ok(Ok(Err(panic))) => quarantine(format!("pipeline panicked: {}", panic_text(&panic))),
-            Ok(Err(join)) => quarantine(format!("pipeline task failed: {join}")),
-            // The blocking thread cannot be stopped; it finishes on its own and its result is
-            // dropped. The attachment parsers, known to hang, run in a child process; the rest
-            // is meant to be linear in its input (a quadratic path found in `understand` was a
-            // bug), so an overrun here ends.
-            Err(_) => quarantine(format!("pipeline took longer than {}", humantime::format_duration(limit))),
-        })
-    }
-
     async fn record(
         &self,
         id: i64,
@@ -257,9 +254,7 @@ impl Ingestor {
             .db
             .call(move |s| {
                 let (judge, planner) = match (&to_judge, &reader) {
-                    (Some(t), Some(r)) => {
-                        (Some(move |h: &dyn crate::classify::History| r.judge(t, h)), r.planner(t, id))
-                    }
+                    (Some(t), Some(r)) => (Some(move |h: &dyn History| r.judge(t, h)), r.planner(t, id)),
                     _ => (None, None),
                 };
                 s.record_judged(
@@ -267,12 +262,12 @@ impl Ingestor {
                     &to_store,
                     &summary,
                     reading.as_ref(),
-                    judge.as_ref().map(|f| f as crate::store::Judge<'_>),
-                    planner.as_ref().map(|f| f as crate::store::Planner<'_>),
+                    judge.as_ref().map(|f| f as liaisond_store::Judge<'_>),
+                    planner.as_ref().map(|f| f as liaisond_store::Planner<'_>),
                 )
             })
             .await?;
-        let Some(crate::store::Recorded { tracking_id, judged }) = recorded else {
+        let Some(liaisond_store::Recorded { tracking_id, judged }) = recorded else {
             return Ok(None);
         };
         if let Some(waker) = &self.outbox_waker {
@@ -336,7 +331,7 @@ impl Ingestor {
             return Ok(0);
         }
         self.heartbeat.busy_for(self.message_limit());
-        let cutoff = crate::store::timestamp_text(
+        let cutoff = timestamp_text(
             jiff::Timestamp::now()
                 .checked_sub(jiff::SignedDuration::try_from(min_age).unwrap_or(jiff::SignedDuration::ZERO))
                 .unwrap_or(jiff::Timestamp::now()),
@@ -381,7 +376,9 @@ impl Ingestor {
                 message.attempts - 1
             ))
         } else {
-            self.run_pipeline(message.raw, reader.clone()).await?
+            let r = reader.clone()?;
+            let limit = self.limits.stage_timeout;
+            bounded(limit, limit, move || decide(Parsed::new(&message.raw), &r)).await.unwrap_or_else(|q| q)
         };
         let seen = Seen { source: source.into(), ..Seen::default() };
         self.record_or_leave_pending(id, &seen, reader, decision).await
@@ -411,15 +408,62 @@ impl Seen {
     }
 }
 
+/// What to record about one message.
+#[derive(Debug)]
+struct Decision {
+    outcome: Outcome,
+    summary: Summary,
+    /// What was read from the message (its attachments and fields), for a message that parsed.
+    reading: Option<Reading>,
+    /// The message as read, to be classified and routed against the store's history when the
+    /// outcome is recorded.
+    to_judge: Option<Box<ToJudge>>,
+}
+
 fn quarantine(error: String) -> Decision {
     Decision { outcome: Outcome::Quarantined { error }, summary: Summary::default(), reading: None, to_judge: None }
 }
 
-/// The Message-ID, read before the message is stored. A parser panic here must not stop the
-/// message from being stored (it would be fetched and panic again forever): it is stored
-/// without a Message-ID, and the pipeline, under `catch_unwind`, quarantines it.
-fn message_id_safely(raw: &[u8]) -> Option<String> {
-    std::panic::catch_unwind(AssertUnwindSafe(|| pipeline::message_id(raw))).unwrap_or(None)
+/// Reads a parsed message: quarantined when its bytes are not a message liaisond can process,
+/// else read and ready to be judged.
+fn decide(parsed: Parsed, reader: &Reader) -> Decision {
+    let summary = match &parsed.header {
+        Ok(header) => header.summary(),
+        Err(e) => return quarantine(e.to_string()),
+    };
+    let analysis = reader.read(&parsed);
+    Decision {
+        outcome: Outcome::Processed,
+        summary,
+        reading: Some(analysis.to_reading()),
+        to_judge: Some(Box::new(ToJudge { headers: parsed.headers, analysis })),
+    }
+}
+
+/// Runs `work` on the blocking pool, catching panics, for at most `left` (what remains of the
+/// message's `limit`). A panic or an overrun is the decision to quarantine the message.
+async fn bounded<T: Send + 'static>(
+    limit: Duration,
+    left: Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Decision> {
+    let task = tokio::task::spawn_blocking(move || std::panic::catch_unwind(AssertUnwindSafe(work)));
+    match tokio::time::timeout(left, task).await {
+        Ok(Ok(Ok(value))) => Ok(value),
+        Ok(Ok(Err(panic))) => Err(quarantine(format!("pipeline panicked: {}", panic_text(&panic)))),
+        Ok(Err(join)) => Err(quarantine(format!("pipeline task failed: {join}"))),
+        // The blocking thread cannot be stopped; it finishes on its own and its result is
+        // dropped. The attachment parsers, known to hang, run in a child process; the rest
+        // is meant to be linear in its input (a quadratic path found in `understand` was a
+        // bug), so an overrun here ends.
+        Err(_) => Err(quarantine(format!("pipeline took longer than {}", humantime::format_duration(limit)))),
+    }
+}
+
+/// The Message-ID of an oversized message's header section, read before it is stored. A
+/// parser panic here must not stop it from being stored: it is stored without one.
+fn message_id_safely(header: &[u8]) -> Option<String> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| Parsed::new(header).message_id)).unwrap_or(None)
 }
 
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
@@ -435,13 +479,15 @@ fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Incoming, Store};
+    use liaisond_core::judge::Identity;
+    use liaisond_model::Class;
+    use liaisond_store::Store;
 
     /// A reader whose extraction program does not exist: these tests need no attachments.
     fn test_reader() -> ReaderHandle {
         let extractor = crate::isolate::Extractor::new(crate::isolate::Isolation::new("/nonexistent".into()));
-        let rel = crate::relationships::Relationships::builtin();
-        let identity = crate::analyse::Identity::new(None, &rel);
+        let rel = liaisond_core::relationships::Relationships::builtin();
+        let identity = Identity::from_relationships(&rel);
         ReaderHandle::new(Reader::new(rel, extractor, Duration::from_secs(5), identity))
     }
 
@@ -452,17 +498,7 @@ mod tests {
         let d = tempfile::tempdir().expect("tempdir");
         let mut store = Store::open(&d.path().join("a.db"), Duration::from_secs(1)).expect("open");
         let raw = b"From: a@example.org\r\nSubject: poison\r\n\r\nbody".to_vec();
-        let id = store
-            .accept(&Incoming {
-                sha256: sha256_hex(&raw),
-                message_id: None,
-                raw,
-                raw_complete: true,
-                internal_date: None,
-                origin: Origin::stdin(),
-            })
-            .expect("accept")
-            .id;
+        let id = store.accept(&Arrival::new(raw, Origin::stdin())).expect("accept").id;
         // Three starts that died while processing it (accept counted the first).
         for _ in 0..MAX_PROCESSING_ATTEMPTS - 1 {
             store.begin_attempt(id).expect("attempt");
@@ -481,16 +517,7 @@ mod tests {
         let d = tempfile::tempdir().expect("tempdir");
         let mut store = Store::open(&d.path().join("r.db"), Duration::from_secs(1)).expect("open");
         let header = b"From: a@example.org\r\nSubject: big\r\n\r\n".to_vec();
-        store
-            .accept(&Incoming {
-                sha256: sha256_hex(&header),
-                message_id: None,
-                raw: header,
-                raw_complete: false,
-                internal_date: None,
-                origin: Origin::stdin(),
-            })
-            .expect("accept");
+        store.accept(&Arrival { raw_complete: false, ..Arrival::new(header, Origin::stdin()) }).expect("accept");
         let ingestor = Ingestor::new(Db::new(store), Limits::default(), Some(test_reader()));
         assert_eq!(ingestor.process_pending(Duration::ZERO).await.expect("recover"), 1);
         let rows = ingestor.db().call(|s| s.message_overview(None)).await.expect("rows");
@@ -519,23 +546,23 @@ mod tests {
         let tracking = statements[0].tracking_id.clone();
         assert!(tracking.starts_with("LS-") && tracking.len() == 12, "{tracking}");
         let class = |id| store.call(move |s| s.message_class(id));
-        assert_eq!(class(first).await.expect("class").0.as_deref(), Some("statement"));
+        assert_eq!(class(first).await.expect("class").0, Some(Class::Statement));
         let (c, _, linked) = class(again).await.expect("class");
-        assert_eq!((c.as_deref(), linked), (Some("duplicate"), Some(statements[0].id)));
+        assert_eq!((c, linked), (Some(Class::Duplicate), Some(statements[0].id)));
         // A reply naming the tracking ID; an out-of-office reply to it.
         let reply = ingest(format!(
             "From: someone@example.com\r\nSubject: Re: [{tracking}] Receipt\r\nMessage-ID: <r1@example.com>\r\n\r\nThanks\r\n"
         ))
         .await;
         let (c, _, linked) = class(reply).await.expect("class");
-        assert_eq!((c.as_deref(), linked), (Some("follow_up"), Some(statements[0].id)));
+        assert_eq!((c, linked), (Some(Class::FollowUp), Some(statements[0].id)));
         let ooo = ingest(
             "From: someone@example.com\r\nSubject: Out of office\r\nAuto-Submitted: auto-replied\r\n\
              Message-ID: <o1@example.com>\r\nIn-Reply-To: <r1@example.com>\r\n\r\nAway\r\n"
                 .to_string(),
         )
         .await;
-        assert_eq!(class(ooo).await.expect("class").0.as_deref(), Some("auto_reply"));
+        assert_eq!(class(ooo).await.expect("class").0, Some(Class::AutoReply));
         // A second, different statement gets the next number.
         let other = statement.replace("ls42@itu.int", "ls43@itu.int").replace("network slicing", "timing");
         ingest(other.replace("{extra}", "X-Copy: 3")).await;

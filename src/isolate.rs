@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::extract::{self, ExtractLimits, Extracted, Kind};
+use liaisond_extract::{self as extract, ExtractLimits, Extracted, Format};
 
 /// A worker is retired after this many requests.
 pub const MAX_REQUESTS_PER_WORKER: u32 = 500;
@@ -98,7 +98,7 @@ pub fn worker_main() -> u8 {
     }
 }
 
-fn read_request(input: &mut impl Read) -> Result<Option<(Kind, Vec<u8>)>, String> {
+fn read_request(input: &mut impl Read) -> Result<Option<(Format, Vec<u8>)>, String> {
     let mut len = [0u8; 1];
     match input.read_exact(&mut len) {
         Ok(()) => {}
@@ -109,7 +109,7 @@ fn read_request(input: &mut impl Read) -> Result<Option<(Kind, Vec<u8>)>, String
     input.read_exact(&mut name).map_err(|e| format!("cannot read the request: {e}"))?;
     let kind = std::str::from_utf8(&name)
         .ok()
-        .and_then(Kind::parse)
+        .and_then(Format::parse)
         .ok_or_else(|| format!("unknown kind {:?}", String::from_utf8_lossy(&name)))?;
     let mut size = [0u8; 8];
     input.read_exact(&mut size).map_err(|e| format!("cannot read the request: {e}"))?;
@@ -228,13 +228,13 @@ impl Extractor {
 
     /// Extracts text from `bytes` in a confined worker. An `Err` is the reason the attachment
     /// has no text (recorded on the attachment).
-    pub fn extract(&self, kind: Kind, bytes: &[u8]) -> Result<Extracted, String> {
+    pub fn extract(&self, kind: Format, bytes: &[u8]) -> Result<Extracted, String> {
         self.extract_within(kind, bytes, self.isolation.wall)
     }
 
     /// Like [`Extractor::extract`], with a wall-clock limit of at most `wall` (a message's
     /// remaining time budget).
-    pub fn extract_within(&self, kind: Kind, bytes: &[u8], wall: Duration) -> Result<Extracted, String> {
+    pub fn extract_within(&self, kind: Format, bytes: &[u8], wall: Duration) -> Result<Extracted, String> {
         let wall = wall.min(self.isolation.wall);
         let mut worker = match self.take_idle() {
             Some(w) => w,
@@ -320,7 +320,7 @@ impl Extractor {
     }
 
     /// One request on one worker, under the wall-clock limit.
-    fn request(&self, worker: &mut Worker, kind: Kind, bytes: &[u8], wall: Duration) -> Result<Extracted, Failure> {
+    fn request(&self, worker: &mut Worker, kind: Format, bytes: &[u8], wall: Duration) -> Result<Extracted, Failure> {
         let deadline = Instant::now() + wall;
         let max_answer = (ExtractLimits::default().max_output_bytes as u64) * 6 + 65536;
         let Worker { child, stdin, stdout, .. } = worker;
@@ -474,7 +474,7 @@ mod tests {
         wire.extend_from_slice(b"hello");
         let mut r = &wire[..];
         let (kind, bytes) = read_request(&mut r).expect("ok").expect("one request");
-        assert_eq!((kind, bytes.as_slice()), (Kind::Text, &b"hello"[..]));
+        assert_eq!((kind, bytes.as_slice()), (Format::Text, &b"hello"[..]));
         assert!(read_request(&mut r).expect("eof").is_none(), "end of input ends the worker");
         let mut short = &wire[..wire.len() - 2];
         assert!(read_request(&mut short).is_err(), "a cut request is an error");

@@ -103,7 +103,7 @@ fn ingest_exits_75_while_another_writer_holds_the_database_then_0() {
     let config = write_config(dir.path(), "l.db", "");
     let c = config.to_str().expect("utf8");
     let db = dir.path().join("l.db");
-    drop(liaisond::store::Store::open(&db, Duration::from_secs(1)).expect("create"));
+    drop(liaisond_store::Store::open(&db, Duration::from_secs(1)).expect("create"));
     let blocker = rusqlite::Connection::open(&db).expect("open");
     blocker.execute_batch("BEGIN EXCLUSIVE").expect("lock");
     let started = Instant::now();
@@ -358,7 +358,7 @@ fn the_demo_records_the_sample_statements() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let bytes = std::fs::read(&file).expect("written");
     assert_eq!(bytes.len() as u64, recorded["size"].as_u64().expect("size"));
-    assert_eq!(liaisond::store::sha256_hex(&bytes), recorded["sha256"].as_str().expect("sha256"));
+    assert_eq!(liaisond_model::sha256_hex(&bytes), recorded["sha256"].as_str().expect("sha256"));
     // Routing replayed: with the stored decisions, nothing changes; without trusting
     // mail.ietf.org, every statement that had a manager would now go to the coordinators.
     let out = liaisond(&["route", "--dry-run", "--config", config], None);

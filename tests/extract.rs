@@ -7,8 +7,8 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use liaisond::extract::{Kind, sniff};
 use liaisond::isolate::{Extractor, Isolation};
+use liaisond_extract::{Format, sniff};
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(common::repo_root().join("fixtures/attachments").join(name)).expect("fixture")
@@ -119,10 +119,10 @@ fn hostile_files_end_as_errors_within_the_time_limit() {
     }
     // The cyclic PDF must terminate; recovering the one real page is allowed.
     let started = Instant::now();
-    let _ = ex.extract(Kind::Pdf, &fixture("loop.pdf"));
+    let _ = ex.extract(Format::Pdf, &fixture("loop.pdf"));
     assert!(started.elapsed() < iso.wall + Duration::from_secs(2));
     // A text file with a Word name is read as the text it is.
-    assert_eq!(sniff(Some("not-really.docx"), "application/octet-stream", &fixture("not-really.docx")), Kind::Text);
+    assert_eq!(sniff(Some("not-really.docx"), "application/octet-stream", &fixture("not-really.docx")), Format::Text);
 }
 
 #[test]
@@ -130,11 +130,11 @@ fn the_child_is_confined() {
     let bytes = fixture("itu-t-sg15-ls123.pdf");
     // Wall clock: a 1 ms budget is always overrun.
     let quick = Isolation { wall: Duration::from_millis(1), ..isolation() };
-    let e = Extractor::new(quick).extract(Kind::Pdf, &bytes).expect_err("timeout");
+    let e = Extractor::new(quick).extract(Format::Pdf, &bytes).expect_err("timeout");
     assert!(e.contains("longer than"), "{e}");
     // Memory: 16 MiB of address space is not enough to start, so it fails cleanly.
     let small = Isolation { memory_bytes: 16 << 20, ..isolation() };
-    let e = Extractor::new(small).extract(Kind::Pdf, &bytes).expect_err("memory");
+    let e = Extractor::new(small).extract(Format::Pdf, &bytes).expect_err("memory");
     assert!(e.contains("crashed") || e.contains("failed") || e.contains("cannot start"), "{e}");
 }
 
@@ -143,25 +143,25 @@ fn workers_are_reused_and_a_failed_one_is_replaced() {
     let ex = extractor();
     let good = fixture("3gpp-C4-261300.docx");
     for _ in 0..5 {
-        ex.extract(Kind::Docx, &good).expect("docx");
+        ex.extract(Format::Docx, &good).expect("docx");
     }
     assert_eq!(ex.workers_started(), 1, "one worker serves consecutive requests");
 
     // A parser error is an answer: the worker goes on serving.
-    assert!(ex.extract(Kind::Docx, &fixture("truncated.docx")).is_err());
-    ex.extract(Kind::Docx, &good).expect("docx after a parser error");
+    assert!(ex.extract(Format::Docx, &fixture("truncated.docx")).is_err());
+    ex.extract(Format::Docx, &good).expect("docx after a parser error");
     assert_eq!(ex.workers_started(), 1);
 
     // A worker killed for overrunning its time is replaced, and the next request succeeds.
-    let e = ex.extract_within(Kind::Pdf, &fixture("itu-t-sg15-ls123.pdf"), Duration::from_millis(1));
+    let e = ex.extract_within(Format::Pdf, &fixture("itu-t-sg15-ls123.pdf"), Duration::from_millis(1));
     assert!(e.is_err_and(|e| e.contains("longer than")));
-    ex.extract(Kind::Docx, &good).expect("docx after a timeout");
+    ex.extract(Format::Docx, &good).expect("docx after a timeout");
     assert_eq!(ex.workers_started(), 2, "the overrun worker is not reused");
 
     // Several threads at once each get a worker of their own.
     std::thread::scope(|s| {
         for _ in 0..3 {
-            s.spawn(|| ex.extract(Kind::Docx, &good).expect("docx in parallel"));
+            s.spawn(|| ex.extract(Format::Docx, &good).expect("docx in parallel"));
         }
     });
     assert!(ex.workers_started() <= 4, "{}", ex.workers_started());
@@ -171,7 +171,7 @@ fn workers_are_reused_and_a_failed_one_is_replaced() {
 fn a_worker_that_died_while_idle_is_not_used() {
     let ex = extractor();
     let good = fixture("3gpp-C4-261300.docx");
-    ex.extract(Kind::Docx, &good).expect("docx");
+    ex.extract(Format::Docx, &good).expect("docx");
     // Kill the idle worker (as the OOM killer would).
     let pids = ex.idle_worker_pids();
     assert_eq!(pids.len(), 1);
@@ -180,7 +180,7 @@ fn a_worker_that_died_while_idle_is_not_used() {
         assert!(status.success());
     }
     std::thread::sleep(Duration::from_millis(100));
-    ex.extract(Kind::Docx, &good).expect("a fresh worker is started");
+    ex.extract(Format::Docx, &good).expect("a fresh worker is started");
     assert_eq!(ex.workers_started(), 2);
 }
 
@@ -188,7 +188,7 @@ fn a_worker_that_died_while_idle_is_not_used() {
 fn a_worker_is_retired_after_its_request_quota() {
     let ex = extractor();
     for i in 0..liaisond::isolate::MAX_REQUESTS_PER_WORKER + 1 {
-        ex.extract(Kind::Text, format!("line {i}").as_bytes()).expect("text");
+        ex.extract(Format::Text, format!("line {i}").as_bytes()).expect("text");
     }
     assert_eq!(ex.workers_started(), 2, "the first worker served its quota and was replaced");
 }
@@ -201,7 +201,7 @@ fn the_cpu_limit_applies_to_each_request_not_to_the_worker_s_life() {
     let pdf = fixture("itu-t-sg15-ls123.pdf");
     let started = Instant::now();
     for i in 0..60 {
-        if let Err(e) = ex.extract(Kind::Pdf, &pdf) {
+        if let Err(e) = ex.extract(Format::Pdf, &pdf) {
             panic!("request {i} failed after {:?}: {e}", started.elapsed());
         }
     }

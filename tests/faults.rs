@@ -130,8 +130,7 @@ async fn imap_server_restart_during_a_batch_loses_and_duplicates_nothing() {
     assert_stored_once(&db, &expected);
     assert_eq!(count(&mut s, &mailbox).await, 0);
     assert_eq!(count(&mut s, &format!("{mailbox}-done")).await, N as u32);
-    let status =
-        liaisond::store::Store::open(&db, Duration::from_secs(5)).expect("db").status(100_000).expect("status");
+    let status = liaisond_store::Store::open(&db, Duration::from_secs(5)).expect("db").status(100_000).expect("status");
     assert!(
         status.last_events.iter().any(|e| e.kind == "source_error"),
         "the dropped connection is visible to the operator: {:?}",

@@ -15,7 +15,8 @@ use std::time::Duration;
 use jiff::civil::Date;
 use jiff::{Timestamp, ToSpan};
 use liaisond::config::Config;
-use liaisond::store::{Change, OutboxRow, Store};
+use liaisond_model::OutboxRow;
+use liaisond_store::{Change, Store};
 use tokio_util::sync::CancellationToken;
 
 const SDO: &str = "liaison@example-sdo.org";
@@ -330,13 +331,14 @@ fn demo_setup(extra: &str) -> (tempfile::TempDir, Config) {
     (dir, config)
 }
 
-fn scheduler(config: &Config, store: Store, now: Timestamp) -> liaisond::schedule::Scheduler {
-    let reader =
-        Arc::new(liaisond::runner::reader(config, Some(env!("CARGO_BIN_EXE_liaisond").into())).expect("reader"));
+fn scheduler(config: &Config, store: Store, now: Timestamp) -> liaisond::daemon::schedule::Scheduler {
+    let reader = Arc::new(
+        liaisond::reader::Reader::from_config(config, Some(env!("CARGO_BIN_EXE_liaisond").into())).expect("reader"),
+    );
     let mut follow = config.follow.clone();
     follow.digest_enabled = true;
-    liaisond::schedule::Scheduler::new(
-        liaisond::store::Db::new(store),
+    liaisond::daemon::schedule::Scheduler::new(
+        liaisond::db::Db::new(store),
         follow,
         Arc::new(move || reader.clone()),
         Arc::new(move || now),

@@ -135,7 +135,7 @@ async fn uidvalidity_change_rescans_without_duplicates() {
     assert_eq!(report.stored, 1, "only the new message is new");
     assert_stored_once(&config.database, &ids(&mailbox, 6));
     let status =
-        liaisond::store::Store::open(&config.database, Duration::from_secs(5)).expect("db").status(50).expect("status");
+        liaisond_store::Store::open(&config.database, Duration::from_secs(5)).expect("db").status(50).expect("status");
     assert!(status.last_events.iter().any(|e| e.kind == "uidvalidity_changed"), "{:?}", status.last_events);
     assert_eq!(status.cursors[0].uidvalidity, new.map(i64::from));
 }
@@ -184,7 +184,7 @@ async fn idle_picks_up_a_new_message_without_waiting_for_a_poll() {
     let db2 = db.clone();
     eventually(Duration::from_secs(20), "first poll", move || {
         db2.exists()
-            && liaisond::store::Store::open(&db2, Duration::from_secs(5))
+            && liaisond_store::Store::open(&db2, Duration::from_secs(5))
                 .and_then(|s| s.status(1))
                 .is_ok_and(|st| st.cursors.iter().any(|c| c.last_poll_ok.is_some()))
     })
@@ -205,7 +205,7 @@ async fn idle_picks_up_a_new_message_without_waiting_for_a_poll() {
     assert_eq!(report.stored, 1);
     assert_stored_once(&db, &ids(&mailbox, 1));
     // Found through IDLE, not through a reconnect after a failed IDLE.
-    let status = liaisond::store::Store::open(&db, Duration::from_secs(5)).expect("db").status(1000).expect("status");
+    let status = liaisond_store::Store::open(&db, Duration::from_secs(5)).expect("db").status(1000).expect("status");
     assert!(!status.last_events.iter().any(|e| e.kind == "source_error"), "{:?}", status.last_events);
 }
 
@@ -233,7 +233,7 @@ async fn a_wrong_password_fails_without_retrying_fast() {
     assert!(report.failed_sources[0].contains("login"), "{:?}", report.failed_sources);
     assert!(started.elapsed() < Duration::from_secs(10), "a refused login is not retried in --once");
     let status =
-        liaisond::store::Store::open(&config.database, Duration::from_secs(5)).expect("db").status(5).expect("status");
+        liaisond_store::Store::open(&config.database, Duration::from_secs(5)).expect("db").status(5).expect("status");
     assert!(status.cursors[0].last_error.as_deref().is_some_and(|e| e.contains("login")), "status shows the error");
 }
 
@@ -312,7 +312,7 @@ async fn a_refused_move_stays_owed_and_visible_in_status() {
     let report = run_once(config.clone()).await;
     assert_eq!(report.stored, 2);
     assert_stored_once(&config.database, &ids(&mailbox, 2));
-    let status = liaisond::store::Store::open(&config.database, std::time::Duration::from_secs(5))
+    let status = liaisond_store::Store::open(&config.database, std::time::Duration::from_secs(5))
         .expect("open")
         .status(20)
         .expect("status");

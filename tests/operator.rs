@@ -489,10 +489,10 @@ fn operator_commands_work_while_the_daemon_runs() {
     let copy_arg = copy.to_str().expect("utf8");
     let said = ok(&["backup", "--config", c, copy_arg]);
     assert!(
-        said.contains("quick_check ok") && said.contains(&format!("schema {}", liaisond::store::SCHEMA_VERSION)),
+        said.contains("quick_check ok") && said.contains(&format!("schema {}", liaisond_store::SCHEMA_VERSION)),
         "{said}"
     );
-    let copied = liaisond::store::Store::open(&copy, Duration::from_secs(5)).expect("the copy opens");
+    let copied = liaisond_store::Store::open(&copy, Duration::from_secs(5)).expect("the copy opens");
     assert_eq!(copied.statements().expect("statements").len(), demo.list(&[]).len());
     fails(64, &["backup", "--config", c, copy_arg]);
 

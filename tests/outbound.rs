@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use common::{Users, config, inbox_of, mail, run_options, submission, testbed, users, wait_inbox};
 use liaisond::config::Config;
-use liaisond::store::{MessageOverview, OutboxRow, Store};
+use liaisond_model::{Class, OutboxRow};
+use liaisond_store::{MessageOverview, Store};
 use mail_parser::MessageParser;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -99,7 +100,7 @@ fn docx(title: &str) -> Vec<u8> {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    liaisond::store::sha256_hex(bytes)
+    liaisond_model::sha256_hex(bytes)
 }
 
 /// Lets a daemon run a while longer, then checks nothing more arrived.
@@ -130,7 +131,7 @@ async fn wait_db(dir: &Path, what: &str, f: impl Fn(&[MessageOverview], &[Outbox
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "timed out waiting for {what}; messages {:?}; outbox {:?}",
-            messages(dir).iter().map(|m| (m.id, m.class.clone(), m.tracking_id.clone())).collect::<Vec<_>>(),
+            messages(dir).iter().map(|m| (m.id, m.class, m.tracking_id.clone())).collect::<Vec<_>>(),
             outbox(dir)
                 .iter()
                 .map(|r| (r.id, r.kind.clone(), r.state.clone(), r.last_error.clone()))
@@ -285,7 +286,8 @@ async fn statement_is_acknowledged_and_notified_and_nothing_loops() {
     }
 
     wait_db(dir.path(), "eight messages classified", |m, _| m.len() == 8 && m.iter().all(|m| m.class.is_some())).await;
-    let classes: Vec<String> = messages(dir.path()).iter().filter_map(|m| m.class.clone()).collect();
+    let classes: Vec<String> =
+        messages(dir.path()).iter().filter_map(|m| m.class.map(|c| c.as_str().to_string())).collect();
     let mut sorted = classes.clone();
     sorted.sort();
     assert_eq!(
@@ -294,7 +296,7 @@ async fn statement_is_acknowledged_and_notified_and_nothing_loops() {
         "{classes:?}"
     );
     for m in messages(dir.path()) {
-        if matches!(m.class.as_deref(), Some("statement" | "follow_up" | "duplicate")) {
+        if matches!(m.class.map(Class::as_str), Some("statement" | "follow_up" | "duplicate")) {
             assert_eq!(m.tracking_id.as_deref(), Some(tracking.as_str()), "{:?} belongs to the statement", m.class);
         }
     }
@@ -342,7 +344,7 @@ async fn spoofed_sender_goes_to_the_coordinators_and_acknowledgements_are_capped
         mail(tb, &u.sender, &u.alias, &raw).await;
     }
     wait_db(dir.path(), "four statements", |m, _| {
-        m.iter().filter(|m| m.class.as_deref() == Some("statement")).count() == 4
+        m.iter().filter(|m| m.class.map(Class::as_str) == Some("statement")).count() == 4
     })
     .await;
     wait_inbox(tb, &u.manager, 3, "three notifications to the manager").await;

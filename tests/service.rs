@@ -316,7 +316,7 @@ fn verified_statement(tag: &str, i: usize) -> Vec<u8> {
 
 /// Where the statement of message `message_id` was routed to.
 fn routed_to(db: &Path, message_id: &str) -> Option<Vec<String>> {
-    let store = liaisond::store::Store::open(db, Duration::from_secs(5)).ok()?;
+    let store = liaisond_store::Store::open(db, Duration::from_secs(5)).ok()?;
     let statements = store.statements().ok()?;
     let rows = store.message_overview(None).ok()?;
     let id = rows.iter().find(|m| m.message_id.as_deref() == Some(message_id))?.id;
@@ -372,7 +372,7 @@ fn sighup_reloads_the_relationships_and_templates_and_keeps_them_when_the_new_on
             to = routed_to(&db, &id);
             to.is_some()
         });
-        let store = liaisond::store::Store::open(&db, Duration::from_secs(5)).expect("db");
+        let store = liaisond_store::Store::open(&db, Duration::from_secs(5)).expect("db");
         let rows = store.message_overview(None).expect("rows");
         let row = rows.iter().find(|m| m.message_id.as_deref() == Some(&id)).expect("row");
         let tracking = row.tracking_id.clone().expect("a tracking ID");

@@ -16,9 +16,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use liaisond::analyse::analyse;
 use liaisond::isolate::{Extractor, Isolation};
-use liaisond::relationships::Relationships;
+use liaisond::reader::Reader;
+use liaisond_core::judge::Identity;
+use liaisond_core::parse::Parsed;
+use liaisond_core::relationships::Relationships;
 use serde_json::Value;
 
 const FIELDS: &[&str] = &[
@@ -74,11 +76,21 @@ fn same(field: &str, expected: &Value, actual: &Value) -> bool {
     }
 }
 
+fn extractor() -> Extractor {
+    Extractor::new(Isolation::new(PathBuf::from(env!("CARGO_BIN_EXE_liaisond"))))
+}
+
+/// Reads as `liaisond parse` does: the built-in relationships data, no time budget per message.
+fn reader(extractor: Extractor) -> Reader {
+    let relationships = Relationships::builtin();
+    let identity = Identity::from_relationships(&relationships);
+    Reader::new(relationships, extractor, std::time::Duration::MAX, identity)
+}
+
 #[test]
 fn the_statement_corpus_matches_its_truth() {
     let files = corpus();
-    let relationships = Relationships::builtin();
-    let extractor = Extractor::new(Isolation::new(PathBuf::from(env!("CARGO_BIN_EXE_liaisond"))));
+    let reader = reader(extractor());
     let mut right: BTreeMap<&str, usize> = BTreeMap::new();
     let mut failures = Vec::new();
     for eml in &files {
@@ -90,7 +102,7 @@ fn the_statement_corpus_matches_its_truth() {
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let analysis = analyse(&raw, &relationships, &extractor);
+        let analysis = reader.read(&Parsed::new(&raw));
         let actual = serde_json::to_value(&analysis).expect("serialise");
         let mut mismatched = false;
         let mut misses_now: Vec<&str> = Vec::new();
@@ -216,12 +228,13 @@ fn a_50_mb_attachment_fails_alone() {
         part("annex.pdf", "application/pdf", &big)
     );
     let started = std::time::Instant::now();
-    let iso = Extractor::new(Isolation::new(PathBuf::from(env!("CARGO_BIN_EXE_liaisond"))));
-    let a = analyse(raw.as_bytes(), &Relationships::builtin(), &iso);
-    assert!(started.elapsed() < iso.isolation().wall * 2, "took {:?}", started.elapsed());
+    let iso = extractor();
+    let wall = iso.isolation().wall;
+    let a = reader(iso).read(&Parsed::new(raw.as_bytes()));
+    assert!(started.elapsed() < wall * 2, "took {:?}", started.elapsed());
     assert_eq!(a.attachments.len(), 2);
     assert!(a.attachments[0].error.is_none() && a.attachments[0].text_chars > 1000, "{:?}", a.attachments[0]);
-    assert_eq!(a.attachments[1].size, big.len());
+    assert_eq!(a.attachments[1].size, big.len() as i64);
     assert!(a.attachments[1].error.is_some(), "{:?}", a.attachments[1]);
     assert_eq!(
         a.statement.title.as_deref(),

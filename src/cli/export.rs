@@ -10,8 +10,8 @@ use super::output::{date_of, parse_date, today};
 use super::statements::{Filter, StateFilter};
 use super::{EX_OK, open_existing};
 use crate::config::Config;
-use crate::store::StatementRecord;
-use crate::understand::Statement;
+use liaisond_model::Statement;
+use liaisond_store::StatementRecord;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct ExportArgs {

@@ -9,13 +9,19 @@
 //! second acknowledgement or notification is queued for it.
 
 use std::io::Write;
+use std::path::Path;
 use std::time::Duration;
 
 use super::output::{self, Refused, date_of};
 use super::{EX_FAILURE, EX_OK, open_existing, runtime, truncate};
 use crate::config::Config;
 use crate::ingest::Ingestor;
-use crate::store::{Db, Requeue};
+use anyhow::Context;
+use liaisond_core::parse::Parsed;
+use liaisond_model::Class;
+use liaisond_store::Requeue;
+
+use crate::db::Db;
 
 pub(super) fn quarantined(config: Config, json: bool) -> anyhow::Result<u8> {
     let store = open_existing(&config)?;
@@ -55,7 +61,7 @@ pub(super) fn quarantined(config: Config, json: bool) -> anyhow::Result<u8> {
 pub(super) fn reprocess(config: Config, id: Option<i64>, by: &str) -> anyhow::Result<u8> {
     // Everything that can fail on the configuration (the relationships data, the templates)
     // fails before anything is changed.
-    let reader = crate::runner::reader(&config, None)?;
+    let reader = crate::reader::Reader::from_config(&config, None)?;
     let mut store = open_existing(&config)?;
     let ids = match id {
         Some(id) => match store.requeue_message(id, by)? {
@@ -76,8 +82,7 @@ pub(super) fn reprocess(config: Config, id: Option<i64>, by: &str) -> anyhow::Re
         return Ok(EX_OK);
     }
     let rt = runtime()?;
-    let ingestor =
-        Ingestor::new(Db::new(store), config.limits.clone(), Some(crate::analyse::ReaderHandle::new(reader)));
+    let ingestor = Ingestor::new(Db::new(store), config.limits.clone(), Some(crate::reader::ReaderHandle::new(reader)));
     let results = rt.block_on(async {
         let mut results = Vec::new();
         for &id in &ids {
@@ -98,7 +103,7 @@ pub(super) fn reprocess(config: Config, id: Option<i64>, by: &str) -> anyhow::Re
         let what = match (m.state.as_str(), &m.detail) {
             ("processed", _) => format!(
                 "processed: {}{}",
-                m.class.as_deref().unwrap_or("-"),
+                m.class.map_or("-", Class::as_str),
                 m.tracking_id.as_deref().map(|t| format!(" {t}")).unwrap_or_default()
             ),
             (state, Some(detail)) => format!("{state}: {detail}"),
@@ -115,4 +120,59 @@ pub(super) fn reprocess(config: Config, id: Option<i64>, by: &str) -> anyhow::Re
         }
     }
     Ok(code)
+}
+
+pub(super) fn show(config: Config, id: i64) -> anyhow::Result<u8> {
+    let store = open_existing(&config)?;
+    let Some(message) = store.message_summary(id)? else {
+        return Err(output::Refused::NotFound(format!("there is no message {id}")).into());
+    };
+    let reading = store.reading(id)?;
+    let (_, class_reason, _) = store.message_class(id)?;
+    let value = serde_json::json!({
+        "id": message.id,
+        "message_id": message.message_id,
+        "subject": message.subject,
+        "from": message.from,
+        "size": message.size,
+        "state": message.state,
+        "state_detail": message.detail,
+        "classification": message.class,
+        "classification_reason": class_reason,
+        "tracking_id": message.tracking_id,
+        "statement": reading.as_ref().and_then(|r| serde_json::from_str::<serde_json::Value>(&r.statement_json).ok()),
+        "attachments": reading.as_ref().map(|r| r.attachments.clone()).unwrap_or_default(),
+        "warnings": reading.as_ref().and_then(|r| serde_json::from_str::<serde_json::Value>(&r.warnings_json).ok()),
+        "acknowledgement": store.statement_ack(id)?,
+        "outbox": store.outbox_for_message(id)?,
+    });
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &value)?;
+    writeln!(out)?;
+    Ok(EX_OK)
+}
+
+pub(super) fn attachment(config: Config, id: i64, number: usize, output: Option<&Path>) -> anyhow::Result<u8> {
+    let store = open_existing(&config)?;
+    let recorded = store.attachments(id)?;
+    let Some(want) = number.checked_sub(1).and_then(|i| recorded.get(i)) else {
+        let why = format!("message {id} has {} recorded attachment(s); there is no number {number}", recorded.len());
+        return Err(output::Refused::NotFound(why).into());
+    };
+    let raw = store.raw_message(id)?;
+    let parts = Parsed::new(&raw).content.attachments;
+    // The position is the order the parser finds them in; the hash proves it is the same part.
+    let Some(part) = parts.get(number - 1).filter(|p| p.sha256 == want.sha256) else {
+        anyhow::bail!(
+            "attachment {number} of message {id} ({}) could not be found again in the stored message with SHA-256 {}",
+            want.filename,
+            want.sha256
+        );
+    };
+    match output {
+        Some(path) => std::fs::write(path, &part.bytes).with_context(|| format!("cannot write {}", path.display()))?,
+        None => std::io::stdout().lock().write_all(&part.bytes)?,
+    }
+    eprintln!("{}: {} bytes, sha256 {}", want.filename, part.bytes.len(), part.sha256);
+    Ok(EX_OK)
 }

@@ -10,7 +10,7 @@ use clap::Subcommand;
 use super::output::{Refused, operator, parse_date, today};
 use super::{ConfigArg, EX_OK, open_existing, with_config};
 use crate::config::Config;
-use crate::relationships::normalize_address;
+use liaisond_model::normalize_address;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum RelationshipsCommand {
@@ -53,7 +53,7 @@ pub(super) fn run(command: RelationshipsCommand) -> u8 {
 fn managers(config: Config, json: bool) -> anyhow::Result<u8> {
     let rel = config.load_relationships()?;
     let recorded = open_existing(&config)?.check_ins()?;
-    let all = crate::follow::check_ins(&rel, &recorded, today(&config), config.follow.check_in_after);
+    let all = liaisond_core::follow::check_ins(&rel, &recorded, today(&config), config.follow.check_in_after);
     let mut out = std::io::stdout().lock();
     for c in &all {
         if json {

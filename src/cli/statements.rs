@@ -11,7 +11,8 @@ use jiff::civil::Date;
 use super::output::{self, Refused, date_of, operator, parse_date, today};
 use super::{ConfigArg, EX_OK, open_existing, truncate, with_config};
 use crate::config::Config;
-use crate::store::{Change, Edit, StatementField, StatementRecord, Store};
+use liaisond_model::{Class, Statement};
+use liaisond_store::{Change, Edit, StatementField, StatementRecord, Store};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum StatementsCommand {
@@ -230,7 +231,7 @@ impl Filter {
 /// deadline that is not a date never is.
 pub(super) fn overdue(r: &StatementRecord, today: Date) -> bool {
     r.state == "open"
-        && crate::follow::awaits_reply(r.purpose.as_deref())
+        && liaisond_core::follow::awaits_reply(r.purpose.as_deref())
         && r.deadline.as_deref().and_then(|d| d.parse::<Date>().ok()).is_some_and(|d| d < today)
 }
 
@@ -303,7 +304,7 @@ fn show(config: Config, reference: &str, json: bool) -> anyhow::Result<u8> {
     let today = today(&config);
     let r = find(&store, reference)?;
     let reading = store.reading(r.message)?;
-    let fields: crate::understand::Statement =
+    let fields: Statement =
         reading.as_ref().and_then(|x| serde_json::from_str(&x.statement_json).ok()).unwrap_or_default();
     let warnings: Vec<String> =
         reading.as_ref().and_then(|x| serde_json::from_str(&x.warnings_json).ok()).unwrap_or_default();
@@ -418,7 +419,7 @@ fn show(config: Config, reference: &str, json: bool) -> anyhow::Result<u8> {
             m.id,
             m.received_at,
             m.state,
-            m.class.as_deref().unwrap_or("-"),
+            m.class.map_or("-", Class::as_str),
             m.from.as_deref().unwrap_or("-"),
             m.subject.as_deref().unwrap_or("(no subject)")
         )?;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use async_imap::Session;
 use futures_util::TryStreamExt;
 use liaisond::config::{Config, SmtpConfig, TlsMode};
-use liaisond::store::{MessageOverview, Store};
+use liaisond_store::{MessageOverview, Store};
 use tokio::net::TcpStream;
 
 pub const USER: &str = "liaison@example.org";
@@ -330,9 +330,9 @@ pub async fn mail(tb: &Testbed, from: &str, to: &str, raw: &[u8]) {
         timeout: Duration::from_secs(10),
         hello_name: Some("sdo.example.net".into()),
     };
-    let smtp = liaisond::send::Smtp::new(cfg).expect("plain SMTP");
-    let message = liaisond::send::Message { bytes: raw, seven_bit: None };
-    liaisond::send::deliver(&smtp, Some(from), &[to.to_string()], message, || async { Ok(()) })
+    let smtp = liaisond::outbox::Smtp::new(cfg).expect("plain SMTP");
+    let message = liaisond::outbox::Message { bytes: raw, seven_bit: None };
+    liaisond::outbox::deliver(&smtp, Some(from), &[to.to_string()], message, || async { Ok(()) })
         .await
         .unwrap_or_else(|e| panic!("sending a test message failed: {e}"));
 }

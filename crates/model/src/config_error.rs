@@ -1,0 +1,102 @@
+//! The configuration error every file liaisond reads reports (the configuration, the
+//! relationships data, the templates): the file, the line and column, and the dotted key.
+
+use std::path::{Path, PathBuf};
+
+/// A configuration error, located in the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}{location}: {message}", location = self.location())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Dotted path of the offending key, e.g. `imap[0].tls`.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn location(&self) -> String {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => format!(":{l}:{c}"),
+            (Some(l), None) => format!(":{l}"),
+            _ => String::new(),
+        }
+    }
+
+    /// An error about the whole file (it cannot be read, a value spans it).
+    pub fn whole_file(file: &Path, message: String) -> Self {
+        ConfigError { file: file.to_path_buf(), line: None, column: None, key: None, message }
+    }
+}
+
+/// A TOML syntax or type error (from serde), located in the file. Shared by every TOML file
+/// liaisond reads (the configuration, the relationships data).
+pub fn syntax_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
+    let (line, column) = e.span().map(|span| line_col(text, span.start)).unzip();
+    ConfigError { file: path.to_path_buf(), line, column, key: None, message: e.message().trim().to_string() }
+}
+
+/// A validation error about the value at `key` (or, when that key is absent, its deepest
+/// existing parent), naming the file, line, column and dotted key.
+pub fn key_error(text: &str, path: &Path, key: &[Seg<'_>], message: impl Into<String>) -> ConfigError {
+    let dotted = key.iter().fold(String::new(), |mut acc, s| {
+        match s {
+            Seg::Key(k) => {
+                if !acc.is_empty() {
+                    acc.push('.');
+                }
+                acc.push_str(k);
+            }
+            Seg::Index(i) => acc.push_str(&format!("[{i}]")),
+        }
+        acc
+    });
+    let (line, column) = locate(text, key).map(|offset| line_col(text, offset)).unzip();
+    ConfigError {
+        file: path.to_path_buf(),
+        line,
+        column,
+        key: Some(dotted.clone()),
+        message: format!("`{dotted}`: {}", message.into()),
+    }
+}
+
+/// Byte offset where the value at `key` (or its deepest existing ancestor) starts.
+fn locate(text: &str, key: &[Seg<'_>]) -> Option<usize> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let mut best = None;
+    let mut current: Option<&toml::Spanned<toml::de::DeValue<'_>>> = None;
+    for (i, seg) in key.iter().enumerate() {
+        let next = match (i, seg, current) {
+            (0, Seg::Key(k), _) => doc.get_ref().get(*k),
+            (_, Seg::Key(k), Some(v)) => v.get_ref().get(*k),
+            (_, Seg::Index(n), Some(v)) => v.get_ref().get(*n),
+            _ => None,
+        };
+        match next {
+            Some(v) => {
+                best = Some(v.span().start);
+                current = Some(v);
+            }
+            None => break,
+        }
+    }
+    best
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |s| s.chars().count()) + 1;
+    (line, column)
+}
+
+/// One step of a key path: a table key or an array index.
+#[derive(Debug, Clone, Copy)]
+pub enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}

@@ -1,0 +1,147 @@
+//! How a message was judged: its class, the statement it belongs to, its route, and what the
+//! judge asks of the store's history to decide it.
+
+use serde::Serialize;
+
+/// The classification and routing of one message, as recorded (the core's `judge` decides it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub class: Class,
+    pub reason: String,
+    /// For a follow-up or duplicate: the statement it belongs to, and its tracking ID.
+    pub related_statement: Option<i64>,
+    pub related_tracking_id: Option<String>,
+    pub no_ack: Option<String>,
+    pub sender: Option<String>,
+    pub sender_verified: bool,
+    pub verification: String,
+    pub relationship: Option<String>,
+    pub organization: Option<String>,
+    pub rule: Option<String>,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub route_reason: String,
+    pub candidates: Vec<String>,
+    /// For a follow-up from the IETF side: `Ok(why)` when it answers its statement (which is
+    /// then done), `Err(why not)` when it looked like an answer but cannot be trusted.
+    pub answers: Option<Result<String, String>>,
+}
+
+impl Verdict {
+    /// A verdict of `class` for `reason`, related to nothing, routed nowhere.
+    pub fn new(class: Class, reason: impl Into<String>) -> Verdict {
+        Verdict {
+            class,
+            reason: reason.into(),
+            related_statement: None,
+            related_tracking_id: None,
+            no_ack: None,
+            sender: None,
+            sender_verified: false,
+            verification: String::new(),
+            relationship: None,
+            organization: None,
+            rule: None,
+            to: Vec::new(),
+            cc: Vec::new(),
+            route_reason: String::new(),
+            candidates: Vec::new(),
+            answers: None,
+        }
+    }
+}
+
+/// The classes, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    Statement,
+    FollowUp,
+    Duplicate,
+    AutoReply,
+    Bounce,
+    List,
+    OwnMail,
+    Other,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Statement => "statement",
+            Class::FollowUp => "follow_up",
+            Class::Duplicate => "duplicate",
+            Class::AutoReply => "auto_reply",
+            Class::Bounce => "bounce",
+            Class::List => "list",
+            Class::OwnMail => "own_mail",
+            Class::Other => "other",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Class> {
+        Some(match s {
+            "statement" => Class::Statement,
+            "follow_up" => Class::FollowUp,
+            "duplicate" => Class::Duplicate,
+            "auto_reply" => Class::AutoReply,
+            "bounce" => Class::Bounce,
+            "list" => Class::List,
+            "own_mail" => Class::OwnMail,
+            "other" => Class::Other,
+            _ => return None,
+        })
+    }
+}
+
+/// A statement already held, as the [`History`] knows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KnownStatement {
+    /// The store's statement number.
+    pub id: i64,
+    /// `LS-2026-0042`.
+    pub tracking_id: String,
+    /// Who answers for it: its assignee, else whom it was routed to (a follow-up goes to them).
+    pub handlers: Vec<String>,
+    /// The organisation it came from, when matched.
+    pub organization: Option<String>,
+    /// Its sender and the addresses a reply must go to (a reply to it goes to one of them, or
+    /// to the organisation).
+    pub other_side: Vec<String>,
+}
+
+/// Answers about earlier messages.
+pub trait History {
+    /// The statement with this tracking ID (`LS-2026-0042`).
+    fn by_tracking_id(&self, tracking_id: &str) -> Option<KnownStatement>;
+    /// The statement that one of these Message-IDs belongs to: mail we sent about it, or the
+    /// message that brought it (or a follow-up to it).
+    fn by_thread(&self, message_ids: &[String]) -> Option<KnownStatement>;
+    /// The statement that arrived in a message with this Message-ID.
+    fn by_message_id(&self, message_id: &str) -> Option<KnownStatement>;
+    /// A statement with this title from this organisation (for the datatracker's copies).
+    fn by_title_and_org(&self, title: &str, from_org: &str) -> Option<KnownStatement>;
+    /// The latest statement with this title, from anyone (a datatracker reply names the
+    /// statement it answers by its title).
+    fn by_title(&self, _title: &str) -> Option<KnownStatement> {
+        None
+    }
+}
+
+/// No earlier messages (`liaisond parse`, tests).
+pub struct NoHistory;
+
+impl History for NoHistory {
+    fn by_tracking_id(&self, _: &str) -> Option<KnownStatement> {
+        None
+    }
+    fn by_thread(&self, _: &[String]) -> Option<KnownStatement> {
+        None
+    }
+    fn by_message_id(&self, _: &str) -> Option<KnownStatement> {
+        None
+    }
+    fn by_title_and_org(&self, _: &str, _: &str) -> Option<KnownStatement> {
+        None
+    }
+}

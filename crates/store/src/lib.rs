@@ -1,0 +1,1677 @@
+//! The SQLite store. **Architecture invariant: this is the only module that touches SQLite.**
+//!
+//! Every message is kept with its raw bytes, its SHA-256, its Message-ID and every place it
+//! was seen (source, mailbox, UIDVALIDITY, UID or Maildir file), together with its outcome:
+//! `pending` until the pipeline has run, then `processed`, `quarantined` (with the error) or
+//! `ignored` (with the reason). The `events` table is append-only (triggers refuse UPDATE and
+//! DELETE) and records what happened to what, and when.
+//!
+//! Crash safety: a message is first committed as `pending` (with its source row and any server
+//! action still owed), and only then does anything change on the server. The pipeline's result
+//! is committed in a second transaction. A crash between the two leaves a `pending` row that the
+//! next start processes again (at most [`MAX_PROCESSING_ATTEMPTS`] times, so a message that
+//! crashes the process cannot crash it forever).
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+mod follow;
+pub mod health;
+mod operator;
+mod outbox;
+#[cfg(test)]
+mod testing;
+pub use follow::{Change, ReminderRecord, ReminderToQueue};
+pub use operator::{Edit, QuarantinedMessage, RelatedMessage, Requeue, StatementField, StatementRecord};
+pub use outbox::{OutboxItem, Planner, SendResult};
+
+use liaisond_model::{
+    AckCounts, Arrival, AttachmentRecord, Class, Cursor, History, KnownStatement, Origin, OutboxRow, Outcome, Reading,
+    Summary, Verdict, normalize_address, timestamp_text,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// A message whose processing was started this many times without finishing is quarantined.
+pub const MAX_PROCESSING_ATTEMPTS: i64 = 3;
+
+/// The schema, one entry per version. Never edit an entry that has shipped: add one.
+const MIGRATIONS: &[&str] = &[
+    // 1: messages, where they were seen, cursors, events.
+    r#"
+    CREATE TABLE messages (
+        id            INTEGER PRIMARY KEY,
+        sha256        TEXT NOT NULL UNIQUE,
+        message_id    TEXT,
+        size          INTEGER NOT NULL,
+        raw_complete  INTEGER NOT NULL DEFAULT 1,
+        received_at   TEXT NOT NULL,
+        internal_date TEXT,
+        subject       TEXT,
+        from_addr     TEXT,
+        date_header   TEXT,
+        state         TEXT NOT NULL DEFAULT 'pending'
+                      CHECK (state IN ('pending', 'processed', 'quarantined', 'ignored')),
+        state_detail  TEXT,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        processed_at  TEXT
+    );
+    CREATE INDEX messages_by_message_id ON messages (message_id);
+    CREATE INDEX messages_by_state ON messages (state);
+
+    -- The raw bytes live apart from the row that changes: updating a message's state must not
+    -- rewrite megabytes of blob. Written once, never updated.
+    CREATE TABLE message_raw (
+        message INTEGER PRIMARY KEY REFERENCES messages (id),
+        raw     BLOB NOT NULL
+    );
+
+    CREATE TABLE message_sources (
+        id             INTEGER PRIMARY KEY,
+        message        INTEGER NOT NULL REFERENCES messages (id),
+        source         TEXT NOT NULL,
+        kind           TEXT NOT NULL CHECK (kind IN ('imap', 'maildir', 'stdin')),
+        mailbox        TEXT,
+        uidvalidity    INTEGER,
+        uid            INTEGER,
+        file_key       TEXT,
+        seen_at        TEXT NOT NULL,
+        post_action    TEXT NOT NULL DEFAULT 'none'
+                       CHECK (post_action IN ('none', 'pending', 'copied', 'done', 'stale')),
+        post_action_at TEXT
+    );
+    CREATE UNIQUE INDEX message_sources_by_uid
+        ON message_sources (source, mailbox, uidvalidity, uid) WHERE uid IS NOT NULL;
+    CREATE UNIQUE INDEX message_sources_by_file
+        ON message_sources (source, file_key) WHERE file_key IS NOT NULL;
+    CREATE INDEX message_sources_post_action
+        ON message_sources (source, mailbox, uidvalidity) WHERE post_action IN ('pending', 'copied');
+
+    CREATE TABLE cursors (
+        source        TEXT NOT NULL,
+        mailbox       TEXT NOT NULL,
+        uidvalidity   INTEGER,
+        last_uid      INTEGER NOT NULL DEFAULT 0,
+        last_poll_ok  TEXT,
+        last_error    TEXT,
+        last_error_at TEXT,
+        PRIMARY KEY (source, mailbox)
+    );
+
+    CREATE TABLE events (
+        id      INTEGER PRIMARY KEY,
+        at      TEXT NOT NULL,
+        message INTEGER REFERENCES messages (id),
+        source  TEXT,
+        kind    TEXT NOT NULL,
+        detail  TEXT
+    );
+    CREATE INDEX events_by_message ON events (message);
+    CREATE TRIGGER events_are_append_only_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+    CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+    "#,
+    // 2: what was read from each message: its attachments and the statement's fields. Both
+    // are derived from the raw bytes (a pure function of them plus the relationships data),
+    // so reprocessing replaces them. An attachment's bytes are not copied: they are in
+    // `message_raw`, and `liaisond messages attachment` decodes them again, checked against
+    // the SHA-256 recorded here.
+    r#"
+    CREATE TABLE attachments (
+        message      INTEGER NOT NULL REFERENCES messages (id),
+        position     INTEGER NOT NULL,
+        filename     TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        size         INTEGER NOT NULL,
+        sha256       TEXT NOT NULL,
+        kind         TEXT NOT NULL,
+        depth        INTEGER NOT NULL,
+        text_chars   INTEGER NOT NULL,
+        error        TEXT,
+        PRIMARY KEY (message, position)
+    );
+    CREATE INDEX attachments_by_sha256 ON attachments (sha256);
+
+    CREATE TABLE readings (
+        message   INTEGER PRIMARY KEY REFERENCES messages (id),
+        title     TEXT,
+        purpose   TEXT,
+        deadline  TEXT,
+        from_org  TEXT,
+        statement TEXT NOT NULL,
+        warnings  TEXT NOT NULL,
+        read_at   TEXT NOT NULL
+    );
+    "#,
+    // 3: classification, and statements as the workflow records they become: a tracking ID,
+    // the routing decision and its reason, open or done. A follow-up or duplicate points at
+    // the statement it belongs to (`messages.statement`).
+    r#"
+    CREATE TABLE statements (
+        id              INTEGER PRIMARY KEY,
+        tracking_id     TEXT NOT NULL UNIQUE,
+        message         INTEGER NOT NULL UNIQUE REFERENCES messages (id),
+        created_at      TEXT NOT NULL,
+        title           TEXT,
+        purpose         TEXT,
+        deadline        TEXT,
+        from_org        TEXT,
+        sender          TEXT,
+        sender_verified INTEGER NOT NULL,
+        verification    TEXT NOT NULL,
+        relationship    TEXT,
+        organization    TEXT,
+        route_rule      TEXT,
+        route_to        TEXT NOT NULL,
+        route_cc        TEXT NOT NULL,
+        route_reason    TEXT NOT NULL,
+        candidates      TEXT NOT NULL,
+        no_ack          TEXT,
+        state           TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'done')),
+        done_at         TEXT,
+        done_by         TEXT
+    );
+    CREATE INDEX statements_by_org_title ON statements (from_org, title COLLATE NOCASE);
+    ALTER TABLE messages ADD COLUMN class TEXT;
+    ALTER TABLE messages ADD COLUMN class_reason TEXT;
+    ALTER TABLE messages ADD COLUMN statement INTEGER REFERENCES statements (id);
+    CREATE INDEX messages_by_statement ON messages (statement);
+    "#,
+    // 4: the outbox. What liaisond sends is written here in the transaction that records the
+    // message it is about, with its final Message-ID, and sent later by the sender task
+    // (`send`). `data_at` is set just before the message data goes to the server: a claim
+    // without it can be retried safely, one with it may have been delivered ("uncertain").
+    r#"
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY,
+        message         INTEGER REFERENCES messages (id),
+        statement       INTEGER REFERENCES statements (id),
+        kind            TEXT NOT NULL
+                        CHECK (kind IN ('ack', 'notification', 'alert', 'reminder', 'digest')),
+        message_id      TEXT NOT NULL UNIQUE,
+        ack_to          TEXT,
+        recipients      TEXT NOT NULL,
+        subject         TEXT NOT NULL,
+        draft           TEXT NOT NULL,
+        state           TEXT NOT NULL DEFAULT 'pending'
+                        CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'uncertain', 'cancelled')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        created_at      TEXT NOT NULL,
+        -- When sending (again) began: created_at, or an operator's retry. `give_up_after`
+        -- counts from here; created_at never changes (the acknowledgement limits count by it).
+        queued_at       TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        claimed_at      TEXT,
+        data_at         TEXT,
+        sent_at         TEXT,
+        last_error      TEXT,
+        smtp_reply      TEXT
+    );
+    -- A message is acknowledged and notified at most once, whatever happens to it later.
+    CREATE UNIQUE INDEX outbox_once ON outbox (message, kind) WHERE kind IN ('ack', 'notification');
+    CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
+    CREATE INDEX outbox_recent ON outbox (kind, created_at);
+    CREATE INDEX outbox_by_message ON outbox (message);
+    ALTER TABLE statements ADD COLUMN ack TEXT;
+    "#,
+    // 5: following statements through. Who answers for a statement (`assigned_to`, set by an
+    // operator; else its route), why it was closed and by which message, the reminders decided
+    // (one row per statement, deadline and step: a restart or a second run never repeats one,
+    // and a new deadline starts a new ladder), the digests decided (one row per schedule slot,
+    // also when there was nothing to report), and the managers' check-ins.
+    r#"
+    ALTER TABLE statements ADD COLUMN assigned_to TEXT;
+    ALTER TABLE statements ADD COLUMN done_reason TEXT;
+    ALTER TABLE statements ADD COLUMN done_message INTEGER REFERENCES messages (id);
+    CREATE INDEX statements_by_state ON statements (state, deadline);
+    CREATE TABLE reminders (
+        statement  INTEGER NOT NULL REFERENCES statements (id),
+        deadline   TEXT NOT NULL,
+        step       TEXT NOT NULL,
+        due_on     TEXT NOT NULL,
+        outbox     INTEGER REFERENCES outbox (id),
+        decided_at TEXT NOT NULL,
+        PRIMARY KEY (statement, deadline, step)
+    );
+    CREATE TABLE digests (
+        id           INTEGER PRIMARY KEY,
+        slot         TEXT NOT NULL UNIQUE,
+        period_start TEXT,
+        period_end   TEXT NOT NULL,
+        outbox       INTEGER REFERENCES outbox (id),
+        decided_at   TEXT NOT NULL
+    );
+    CREATE TABLE check_ins (
+        id          INTEGER PRIMARY KEY,
+        manager     TEXT NOT NULL,
+        on_date     TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        note        TEXT
+    );
+    CREATE INDEX check_ins_by_manager ON check_ins (manager, on_date);
+    "#,
+];
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the database directory {path}: {source}")]
+    Directory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "database {path} has schema version {found}, newer than this liaisond knows ({known}); \
+         refusing to start (use the newer binary, or restore a backup)"
+    )]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error("another liaisond already runs against {path} (lock file {lock} is held)")]
+    AlreadyRunning { path: PathBuf, lock: PathBuf },
+    #[error("cannot create the lock file {lock}: {source}")]
+    LockFile {
+        lock: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no message with id {0}")]
+    NoSuchMessage(i64),
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed (a locked or busy database, a full disk, an I/O
+    /// error) as opposed to a permanent condition (a newer schema, a corrupt file).
+    pub fn is_transient(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        match self {
+            StoreError::Sqlite { source: rusqlite::Error::SqliteFailure(e, _), .. } => matches!(
+                e.code,
+                C::DatabaseBusy | C::DatabaseLocked | C::DiskFull | C::SystemIoFailure | C::OutOfMemory
+            ),
+            StoreError::Sqlite { .. } => false,
+            StoreError::Directory { .. } | StoreError::LockFile { .. } => true,
+            StoreError::AlreadyRunning { .. } => true,
+            StoreError::TooNew { .. } | StoreError::NoSuchMessage(_) => false,
+        }
+    }
+}
+
+/// Progress of the server action owed for one stored copy (a move or a flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostAction {
+    /// Copied to the move folder, `\Deleted` + `UID EXPUNGE` still owed: a crash in between
+    /// must not copy twice.
+    Copied,
+    Done,
+}
+
+impl PostAction {
+    fn as_str(self) -> &'static str {
+        match self {
+            PostAction::Copied => "copied",
+            PostAction::Done => "done",
+        }
+    }
+}
+
+/// What [`Store::accept`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    pub id: i64,
+    /// A new message row was created (false: these bytes were already stored).
+    pub new: bool,
+}
+
+/// How [`Store::record_judged`] judges a message: against the history it reads inside the
+/// recording transaction.
+pub type Judge<'a> = &'a dyn Fn(&dyn History) -> Verdict;
+
+/// What [`Store::record_judged`] recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The new statement's tracking ID.
+    pub tracking_id: Option<String>,
+    pub judged: Option<Verdict>,
+}
+
+/// A message's class, the reason for it, and the statement it is or belongs to.
+pub type MessageClass = (Option<Class>, Option<String>, Option<i64>);
+
+/// A statement as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StatementRow {
+    pub id: i64,
+    pub tracking_id: String,
+    pub message: i64,
+    pub title: Option<String>,
+    pub from_org: Option<String>,
+    pub route_to: Vec<String>,
+    pub state: String,
+    /// The `From:` address it came from.
+    pub sender: Option<String>,
+    pub route_reason: String,
+    /// The matched organisation.
+    pub organization: Option<String>,
+    /// Where a reply must go, as the statement says (lower case).
+    pub reply_to: Vec<String>,
+    /// The operator's assignment.
+    pub assigned_to: Option<String>,
+}
+
+/// The history a message is judged against: what the store holds, except the statement that
+/// message itself brought (excluded in each query, so an older match is still found). A
+/// message processed again (`liaisond messages reprocess`) would otherwise find its own
+/// statement by its Message-ID (or, for the datatracker's notice, by its title) and become a
+/// duplicate of itself. A database error is logged and answered "not known" (the message is
+/// then judged on its own; nothing is lost).
+struct NotItself<'a> {
+    store: &'a Store,
+    message: i64,
+}
+
+impl NotItself<'_> {
+    /// The latest statement matching `condition` (on `s`, with `?1`, `?2` from `args`) that
+    /// `self.message` did not bring.
+    fn find(&self, condition: &str, args: &[&dyn rusqlite::ToSql]) -> Option<KnownStatement> {
+        let condition = format!("({condition}) AND s.message != ?{}", args.len() + 1);
+        let args: Vec<&dyn rusqlite::ToSql> =
+            args.iter().copied().chain([&self.message as &dyn rusqlite::ToSql]).collect();
+        known(self.store.statements_where(&condition, &args).map(|mut rows| rows.pop()))
+    }
+}
+
+impl History for NotItself<'_> {
+    fn by_tracking_id(&self, tracking_id: &str) -> Option<KnownStatement> {
+        self.find("s.tracking_id = ?1 COLLATE NOCASE", &[&tracking_id])
+    }
+    /// The statement one of these Message-IDs belongs to: the message that brought it, or a
+    /// follow-up or duplicate of it.
+    fn by_thread(&self, message_ids: &[String]) -> Option<KnownStatement> {
+        message_ids.iter().find_map(|mid| {
+            self.find(
+                "s.id = (SELECT m.statement FROM messages m WHERE m.message_id = ?1 AND m.statement IS NOT NULL
+                 ORDER BY m.id LIMIT 1)",
+                &[mid],
+            )
+        })
+    }
+    fn by_message_id(&self, message_id: &str) -> Option<KnownStatement> {
+        self.find(
+            "s.message IN (SELECT m.id FROM messages m WHERE m.message_id = ?1 AND m.class = 'statement')",
+            &[&message_id],
+        )
+    }
+    fn by_title_and_org(&self, title: &str, from_org: &str) -> Option<KnownStatement> {
+        self.find("s.from_org = ?2 AND s.title = ?1 COLLATE NOCASE", &[&title.trim(), &from_org])
+    }
+    /// Only an open statement, and only when no other open one has the same title: a generic
+    /// title ("LS on work plan") must not close another organisation's statement.
+    fn by_title(&self, title: &str) -> Option<KnownStatement> {
+        let found = self.store.statements_where(
+            "s.state = 'open' AND s.title = ?1 COLLATE NOCASE AND s.message != ?2",
+            &[&title.trim(), &self.message],
+        );
+        known(found.map(|rows| if rows.len() == 1 { rows.into_iter().next() } else { None }))
+    }
+}
+
+fn known(found: Result<Option<StatementRow>, StoreError>) -> Option<KnownStatement> {
+    match found {
+        Ok(row) => row.map(|r| {
+            let mut other_side: Vec<String> = r.sender.into_iter().chain(r.reply_to).collect();
+            other_side.dedup();
+            KnownStatement {
+                id: r.id,
+                tracking_id: r.tracking_id,
+                // Whoever answers for it now: the operator's assignment, else its route.
+                handlers: r.assigned_to.map_or(r.route_to, |a| vec![a]),
+                organization: r.organization,
+                other_side,
+            }
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "looking up earlier statements failed; judging the message on its own");
+            None
+        }
+    }
+}
+
+/// Records a message's class; a `statement` gets its row, with the next tracking ID of the year
+/// (`LS-2026-0042`), unless the message already has one (reprocessing keeps it).
+fn write_judged(
+    tx: &Connection,
+    id: i64,
+    j: &Verdict,
+    reading: Option<&Reading>,
+    now: &str,
+) -> rusqlite::Result<(Option<i64>, Option<String>)> {
+    let mut statement = j.related_statement;
+    let mut tracking_id = None;
+    if j.class == Class::Statement {
+        let existing: Option<(i64, String)> = tx
+            .query_row("SELECT id, tracking_id FROM statements WHERE message = ?1", params![id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        let (sid, tid) = match existing {
+            Some(found) => found,
+            None => {
+                let year = now.get(..4).unwrap_or("0000");
+                let prefix = format!("LS-{year}-");
+                let last: Option<i64> = tx.query_row(
+                    "SELECT MAX(CAST(substr(tracking_id, 9) AS INTEGER)) FROM statements WHERE tracking_id LIKE ?1 || '%'",
+                    params![prefix],
+                    |r| r.get(0),
+                )?;
+                let tid = format!("{prefix}{:04}", last.unwrap_or(0) + 1);
+                tx.execute(
+                    "INSERT INTO statements (tracking_id, message, created_at, title, purpose, deadline, from_org,
+                     sender, sender_verified, verification, relationship, organization, route_rule, route_to,
+                     route_cc, route_reason, candidates, no_ack)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                    params![
+                        tid,
+                        id,
+                        now,
+                        reading.and_then(|r| r.title.clone()),
+                        reading.and_then(|r| r.purpose.clone()),
+                        reading.and_then(|r| r.deadline.clone()),
+                        reading.and_then(|r| r.from_org.clone()),
+                        j.sender,
+                        j.sender_verified,
+                        j.verification,
+                        j.relationship,
+                        j.organization,
+                        j.rule,
+                        json(&j.to),
+                        json(&j.cc),
+                        j.route_reason,
+                        json(&j.candidates),
+                        j.no_ack
+                    ],
+                )?;
+                let sid = tx.last_insert_rowid();
+                tx.execute(
+                    "INSERT INTO events (at, message, kind, detail) VALUES (?1, ?2, 'statement_recorded', ?3)",
+                    params![now, id, format!("{tid}: {}", j.route_reason)],
+                )?;
+                (sid, tid)
+            }
+        };
+        statement = Some(sid);
+        tracking_id = Some(tid);
+    }
+    if j.class != Class::Statement {
+        // Processed again (`messages reprocess`) and no longer read as a statement: the
+        // statement it once brought is closed, so it gets no more reminders or digest lines.
+        let own: Option<i64> =
+            tx.query_row("SELECT id FROM statements WHERE message = ?1", params![id], |r| r.get(0)).optional()?;
+        if let Some(own) = own {
+            let why = format!("message {id} was processed again and is now read as {}: {}", j.class.as_str(), j.reason);
+            follow::close(tx, own, "liaisond", &why, None, now)?;
+        }
+    }
+    tx.execute(
+        "UPDATE messages SET class = ?2, class_reason = ?3, statement = ?4 WHERE id = ?1",
+        params![id, j.class.as_str(), j.reason, statement],
+    )?;
+    // A reply from the IETF side closes its statement (and stops its reminders).
+    if let (Some(sid), Some(answers)) = (j.related_statement, &j.answers) {
+        let by = j.sender.as_deref().unwrap_or("(no sender)");
+        match answers {
+            Ok(reason) => {
+                follow::close(tx, sid, by, &format!("reply seen in message {id}: {reason}"), Some(id), now)?;
+            }
+            Err(reason) => {
+                follow::statement_event(tx, sid, "reply_not_trusted", &format!("message {id}: {reason}"), now)?
+            }
+        }
+    }
+    Ok((statement, tracking_id))
+}
+
+/// Replaces what was read from message `id` (reprocessing reads it again).
+fn write_reading(tx: &Connection, id: i64, reading: &Reading, now: &str) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM attachments WHERE message = ?1", params![id])?;
+    let mut insert = tx.prepare(
+        "INSERT INTO attachments (message, position, filename, content_type, size, sha256, kind, depth, text_chars, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for (position, a) in reading.attachments.iter().enumerate() {
+        insert.execute(params![
+            id,
+            position as i64,
+            a.filename,
+            a.content_type,
+            a.size,
+            a.sha256,
+            a.kind,
+            a.depth,
+            a.text_chars,
+            a.error
+        ])?;
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO readings (message, title, purpose, deadline, from_org, statement, warnings, read_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            id,
+            reading.title,
+            reading.purpose,
+            reading.deadline,
+            reading.from_org,
+            reading.statement_json,
+            reading.warnings_json,
+            now
+        ],
+    )?;
+    Ok(())
+}
+
+/// What `liaisond status` shows.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StatusReport {
+    pub schema_version: i64,
+    pub messages: i64,
+    pub by_outcome: Vec<(String, i64)>,
+    pub cursors: Vec<CursorStatus>,
+    pub pending_server_actions: i64,
+    /// Outbox rows per state.
+    pub outbox: Vec<(String, i64)>,
+    /// Failed and uncertain outgoing mail (at most 20, newest first).
+    pub outbox_problems: Vec<OutboxRow>,
+    pub last_events: Vec<EventRow>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CursorStatus {
+    pub source: String,
+    pub mailbox: String,
+    pub uidvalidity: Option<i64>,
+    pub last_uid: i64,
+    pub last_poll_ok: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EventRow {
+    pub at: String,
+    pub message: Option<i64>,
+    pub source: Option<String>,
+    pub kind: String,
+    pub detail: Option<String>,
+}
+
+/// A stored message as the pipeline needs it.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub raw: Vec<u8>,
+    pub raw_complete: bool,
+    pub state: String,
+    pub attempts: i64,
+}
+
+/// The message class in column `i` (stored as its name; NULL until the message is judged).
+fn class_at(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<Class>> {
+    let Some(name) = row.get::<_, Option<String>>(i)? else { return Ok(None) };
+    Class::parse(&name).map(Some).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown class {name:?}").into(),
+        )
+    })
+}
+
+/// Now, in UTC, as RFC 3339 with milliseconds.
+pub fn now_utc() -> String {
+    timestamp_text(jiff::Timestamp::now())
+}
+
+/// An exclusive lock that one `liaisond run` holds on its database for its whole life.
+#[derive(Debug)]
+pub struct InstanceLock {
+    _file: File,
+    pub path: PathBuf,
+}
+
+impl InstanceLock {
+    /// Takes the lock next to `database` (`<database>.lock`), or says who holds it.
+    pub fn acquire(database: &Path) -> Result<InstanceLock, StoreError> {
+        let lock = lock_path(database);
+        ensure_parent(database)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .map_err(|source| StoreError::LockFile { lock: lock.clone(), source })?;
+        match file.try_lock() {
+            Ok(()) => Ok(InstanceLock { _file: file, path: lock }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(StoreError::AlreadyRunning { path: database.to_path_buf(), lock })
+            }
+            Err(std::fs::TryLockError::Error(source)) => Err(StoreError::LockFile { lock, source }),
+        }
+    }
+}
+
+fn lock_path(database: &Path) -> PathBuf {
+    let mut name = database.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    database.with_file_name(name)
+}
+
+fn ensure_parent(database: &Path) -> Result<(), StoreError> {
+    match database.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory { path: dir.to_path_buf(), source })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// An open database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating it if needed) and migrates the database.
+    pub fn open(path: &Path, busy_timeout: Duration) -> Result<Store, StoreError> {
+        ensure_parent(path)?;
+        let conn = Connection::open(path).map_err(|source| StoreError::Sqlite { path: path.to_path_buf(), source })?;
+        let mut store = Store { conn, path: path.to_path_buf() };
+        store.configure(busy_timeout).map_err(|e| store.err(e))?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite { path: self.path.clone(), source }
+    }
+
+    /// Runs `f` in one transaction and commits it. An error rolls everything back and is
+    /// reported with the database's path.
+    fn in_transaction<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let Store { conn, path } = self;
+        let wrap = |source| StoreError::Sqlite { path: path.clone(), source };
+        // IMMEDIATE: take the write lock at the start. A deferred transaction that reads and
+        // then writes fails with SQLITE_BUSY at once (busy_timeout does not help) when another
+        // process wrote in between.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(wrap)?;
+        let value = f(&tx).map_err(wrap)?;
+        tx.commit().map_err(wrap)?;
+        Ok(value)
+    }
+
+    fn configure(&self, busy_timeout: Duration) -> rusqlite::Result<()> {
+        self.conn.busy_timeout(busy_timeout)?;
+        // Raw messages are large blobs: 64 KiB pages write them with a sixteenth of the page
+        // writes (and system calls) of the default 4 KiB. Takes effect only on a new, empty
+        // database (before WAL mode is set); an existing one keeps its page size.
+        self.conn.pragma_update(None, "page_size", 65536)?;
+        // `PRAGMA journal_mode` returns a row; it must be read, not executed.
+        let mode: String = self.conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(mode, "SQLite refused WAL mode; continuing with this journal mode");
+        }
+        // FULL: a committed message survives a power loss, which is the whole promise here.
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        self.conn.pragma_update(None, "foreign_keys", true)?;
+        Ok(())
+    }
+
+    /// Applies every migration past the stored `user_version`, in one transaction.
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let found: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| self.err(e))?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew { path: self.path.clone(), found, known: SCHEMA_VERSION });
+        }
+        if found == SCHEMA_VERSION {
+            return Ok(());
+        }
+        self.in_transaction(|tx| {
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            }
+            tx.execute(
+                "INSERT INTO events (at, kind, detail) VALUES (?1, 'schema_migrated', ?2)",
+                params![now_utc(), format!("from version {found} to {SCHEMA_VERSION}")],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| self.err(e))
+    }
+
+    /// Stores one incoming copy of a message, exactly once.
+    ///
+    /// - The same source position (IMAP UID under the same UIDVALIDITY, or the same Maildir
+    ///   file) already recorded: nothing new is written.
+    /// - The same bytes (SHA-256) already stored: only the new source position is recorded
+    ///   (a UIDVALIDITY rescan, the same message in two folders). No new message row.
+    /// - Otherwise a new `pending` message row with its source position.
+    ///
+    /// A different message reusing a stored Message-ID is stored as its own row and an event
+    /// `message_id_collision` says so (RFC 5322 §3.6.4 makes Message-IDs unique only by
+    /// convention).
+    pub fn accept(&mut self, m: &Arrival) -> Result<Accepted, StoreError> {
+        self.in_transaction(|tx| {
+        let o = &m.origin;
+        let now = now_utc();
+
+        let known_position: Option<i64> = match (o.uid, &o.file_key) {
+            (Some(uid), _) => tx
+                .query_row(
+                    "SELECT message FROM message_sources WHERE source = ?1 AND mailbox IS ?2 AND uidvalidity IS ?3 AND uid = ?4",
+                    params![o.source, o.mailbox, o.uidvalidity, uid],
+                    |r| r.get(0),
+                )
+                .optional()?,
+            (None, Some(key)) => tx
+                .query_row(
+                    "SELECT message FROM message_sources WHERE source = ?1 AND file_key = ?2",
+                    params![o.source, key],
+                    |r| r.get(0),
+                )
+                .optional()?,
+            (None, None) => None,
+        };
+        if let Some(id) = known_position {
+            return Ok(Accepted { id, new: false });
+        }
+
+        let existing: Option<i64> = tx
+            .query_row("SELECT id FROM messages WHERE sha256 = ?1", params![m.sha256], |r| r.get(0))
+            .optional()
+            ?;
+        let (id, new) = match existing {
+            Some(id) => {
+                tx.execute(
+                    "INSERT INTO events (at, message, source, kind, detail) VALUES (?1, ?2, ?3, 'seen_again', ?4)",
+                    params![now, id, o.source, describe_origin(o)],
+                )?;
+                (id, false)
+            }
+            None => {
+                let collision: Option<i64> = match &m.message_id {
+                    Some(mid) => tx
+                        .query_row("SELECT id FROM messages WHERE message_id = ?1 LIMIT 1", params![mid], |r| r.get(0))
+                        .optional()
+                        ?,
+                    None => None,
+                };
+                tx.execute(
+                    "INSERT INTO messages (sha256, message_id, size, raw_complete, received_at, internal_date, attempts)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)",
+                    params![m.sha256, m.message_id, m.raw.len() as i64, m.raw_complete, now, m.internal_date],
+                )?;
+                let id = tx.last_insert_rowid();
+                // Incremental blob I/O writes the bytes straight into the pages, without the
+                // two copies SQLite makes of a bound parameter.
+                tx.execute(
+                    "INSERT INTO message_raw (message, raw) VALUES (?1, zeroblob(?2))",
+                    params![id, m.raw.len() as i64],
+                )?;
+                {
+                    let mut blob = tx.blob_open(rusqlite::MAIN_DB, "message_raw", "raw", id, false)?;
+                    blob.write_all_at(&m.raw, 0)?;
+                }
+                tx.execute(
+                    "INSERT INTO events (at, message, source, kind, detail) VALUES (?1, ?2, ?3, 'stored', ?4)",
+                    params![now, id, o.source, describe_origin(o)],
+                )?;
+                if let Some(other) = collision {
+                    tx.execute(
+                        "INSERT INTO events (at, message, source, kind, detail) VALUES (?1, ?2, ?3, 'message_id_collision', ?4)",
+                        params![now, id, o.source, format!("message {other} has the same Message-ID but different bytes")],
+                    )
+                    ?;
+                }
+                (id, true)
+            }
+        };
+        tx.execute(
+            "INSERT INTO message_sources (message, source, kind, mailbox, uidvalidity, uid, file_key, seen_at, post_action)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                id,
+                o.source,
+                o.kind.as_str(),
+                o.mailbox,
+                o.uidvalidity,
+                o.uid,
+                o.file_key,
+                now,
+                if o.post_action_pending { "pending" } else { "none" }
+            ],
+        )
+        ?;
+            Ok(Accepted { id, new })
+        })
+    }
+
+    /// Records the pipeline's verdict on a pending message. Returns false, changing nothing,
+    /// when the message was no longer pending (another task decided it first), so a message
+    /// is never decided twice.
+    pub fn record_outcome(
+        &mut self,
+        id: i64,
+        outcome: &Outcome,
+        summary: &Summary,
+        reading: Option<&Reading>,
+    ) -> Result<bool, StoreError> {
+        self.record_judged(id, outcome, summary, reading, None, None).map(|r| r.is_some())
+    }
+
+    /// Records the outcome with what was read and how the message was judged, in one
+    /// transaction: `judge` classifies and routes the message against the history it reads
+    /// through this store, inside that transaction (IMMEDIATE: no other writer, in this or
+    /// another process such as `liaisond ingest`, can record a copy of the same statement in
+    /// between); a `statement` gets its row and tracking ID here; and what `planner` decides
+    /// to send goes into the outbox in the same transaction (so nothing is sent about a message
+    /// that was not recorded, and nothing twice). Returns `None`, changing nothing, when the
+    /// message was no longer pending.
+    pub fn record_judged(
+        &mut self,
+        id: i64,
+        outcome: &Outcome,
+        summary: &Summary,
+        reading: Option<&Reading>,
+        judge: Option<Judge<'_>>,
+        planner: Option<outbox::Planner<'_>>,
+    ) -> Result<Option<Recorded>, StoreError> {
+        self.immediately(|store| {
+            let tx = &store.conn;
+            let now = now_utc();
+            let n = tx.execute(
+                "UPDATE messages SET state = ?2, state_detail = ?3, subject = ?4, from_addr = ?5, date_header = ?6,
+                 processed_at = ?7 WHERE id = ?1 AND state = 'pending'",
+                params![id, outcome.state(), outcome.detail(), summary.subject, summary.from, summary.date, now],
+            )?;
+            if n == 0 {
+                // Not pending any more (decided already), or not there at all.
+                let exists =
+                    tx.prepare("SELECT 1 FROM messages WHERE id = ?1").and_then(|mut s| s.exists(params![id]))?;
+                return Ok(exists.then_some(None));
+            }
+            if let Some(reading) = reading {
+                write_reading(tx, id, reading, &now)?;
+            }
+            tx.execute(
+                "INSERT INTO events (at, message, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![now, id, outcome.state(), outcome.detail()],
+            )?;
+            let Some(judged) = judge.map(|j| j(&NotItself { store, message: id })) else {
+                return Ok(Some(Some(Recorded { tracking_id: None, judged: None })));
+            };
+            let (statement, tracking_id) = write_judged(tx, id, &judged, reading, &now)?;
+            if let Some(plan) = planner {
+                let (received, size) = outbox::arrival(tx, id)?;
+                let counts = |to: &str| {
+                    outbox::ack_counts(tx, to).unwrap_or_else(|e| {
+                        // Refuse rather than risk a loop: the limits then count as reached.
+                        tracing::warn!(error = %e, "cannot count earlier acknowledgements");
+                        AckCounts { to_recipient_last_day: u32::MAX, last_hour: u32::MAX, alert_last_hour: true }
+                    })
+                };
+                // A follow-up is about the statement it belongs to.
+                let about = tracking_id.as_deref().or(judged.related_tracking_id.as_deref());
+                let ctx = liaisond_model::OutgoingContext {
+                    verdict: &judged,
+                    tracking_id: about,
+                    received,
+                    size,
+                    counts: &counts,
+                };
+                outbox::write_plan(tx, id, statement, judged.class == Class::Statement, &plan(&ctx), &now)?;
+            }
+            Ok(Some(Some(Recorded { tracking_id, judged: Some(judged) })))
+        })?
+        .ok_or(StoreError::NoSuchMessage(id))
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction on this store's connection, so that `f` may read
+    /// through the store's own query methods (the classifier's history) as well as write, with
+    /// no other writer in between. Rolled back when `f` fails or panics.
+    fn immediately<T>(&mut self, f: impl FnOnce(&Store) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        struct Open<'c> {
+            conn: &'c Connection,
+            done: bool,
+        }
+        impl Drop for Open<'_> {
+            fn drop(&mut self) {
+                if !self.done {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+            }
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.err(e))?;
+        let mut open = Open { conn: &self.conn, done: false };
+        let value = f(self).map_err(|e| self.err(e))?;
+        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+        open.done = true;
+        Ok(value)
+    }
+
+    /// Runs a query and maps every row.
+    fn rows<T>(
+        &self,
+        sql: &str,
+        args: &[&dyn rusqlite::ToSql],
+        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(args, map).map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// What the store knows of earlier statements, as message `message` is judged against it:
+    /// everything except the statement that message itself brought (`liaisond route
+    /// --dry-run` judges a recorded statement again).
+    pub fn history_excluding(&self, message: i64) -> impl History + '_ {
+        NotItself { store: self, message }
+    }
+
+    /// The statement with this tracking ID.
+    pub fn statement_by_tracking_id(&self, tracking_id: &str) -> Result<Option<StatementRow>, StoreError> {
+        self.statement_where("s.tracking_id = ?1 COLLATE NOCASE", params![tracking_id])
+    }
+
+    /// Every statement, oldest first.
+    pub fn statements(&self) -> Result<Vec<StatementRow>, StoreError> {
+        self.statements_where("1", params![])
+    }
+
+    fn statement_where(
+        &self,
+        condition: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Option<StatementRow>, StoreError> {
+        Ok(self.statements_where(condition, args)?.pop())
+    }
+
+    fn statements_where(
+        &self,
+        condition: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<StatementRow>, StoreError> {
+        let sql = format!(
+            "SELECT s.id, s.tracking_id, s.message, s.title, s.from_org, s.route_to, s.state, s.sender,
+             s.route_reason, s.organization, json_extract(rd.statement, '$.reply_to'), s.assigned_to
+             FROM statements s LEFT JOIN readings rd ON rd.message = s.message WHERE {condition} ORDER BY s.id"
+        );
+        self.rows(&sql, args, |r| {
+            let to: String = r.get(5)?;
+            let reply_to: Option<String> = r.get(10)?;
+            let reply_to: Vec<String> = reply_to.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default();
+            Ok(StatementRow {
+                id: r.get(0)?,
+                tracking_id: r.get(1)?,
+                message: r.get(2)?,
+                title: r.get(3)?,
+                from_org: r.get(4)?,
+                route_to: serde_json::from_str(&to).unwrap_or_default(),
+                state: r.get(6)?,
+                sender: r.get(7)?,
+                route_reason: r.get(8)?,
+                organization: r.get(9)?,
+                reply_to: reply_to.iter().filter_map(|a| normalize_address(a)).collect(),
+                assigned_to: r.get(11)?,
+            })
+        })
+    }
+
+    /// What was decided about acknowledging the statement that message `id` brought.
+    pub fn statement_ack(&self, id: i64) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT ack FROM statements WHERE message = ?1", params![id], |r| r.get(0))
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.err(e))
+    }
+
+    /// A message's class, reason and statement link.
+    pub fn message_class(&self, id: i64) -> Result<MessageClass, StoreError> {
+        self.conn
+            .query_row("SELECT class, class_reason, statement FROM messages WHERE id = ?1", params![id], |r| {
+                Ok((class_at(r, 0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or(StoreError::NoSuchMessage(id))
+    }
+
+    /// What was read from a message, when it was read.
+    pub fn reading(&self, id: i64) -> Result<Option<Reading>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT title, purpose, deadline, from_org, statement, warnings FROM readings WHERE message = ?1",
+                params![id],
+                |r| {
+                    Ok(Reading {
+                        attachments: Vec::new(),
+                        title: r.get(0)?,
+                        purpose: r.get(1)?,
+                        deadline: r.get(2)?,
+                        from_org: r.get(3)?,
+                        statement_json: r.get(4)?,
+                        warnings_json: r.get(5)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some(mut reading) = row else { return Ok(None) };
+        reading.attachments = self.attachments(id)?;
+        Ok(Some(reading))
+    }
+
+    /// A message's attachments as recorded, in order.
+    pub fn attachments(&self, id: i64) -> Result<Vec<AttachmentRecord>, StoreError> {
+        self.rows(
+            "SELECT filename, content_type, size, sha256, kind, depth, text_chars, error
+             FROM attachments WHERE message = ?1 ORDER BY position",
+            params![id],
+            |r| {
+                Ok(AttachmentRecord {
+                    filename: r.get(0)?,
+                    content_type: r.get(1)?,
+                    size: r.get(2)?,
+                    sha256: r.get(3)?,
+                    kind: r.get(4)?,
+                    depth: r.get(5)?,
+                    text_chars: r.get(6)?,
+                    error: r.get(7)?,
+                })
+            },
+        )
+    }
+
+    /// The raw bytes of a message (for re-deriving its attachments).
+    pub fn raw_message(&self, id: i64) -> Result<Vec<u8>, StoreError> {
+        Ok(self.load(id)?.raw)
+    }
+
+    /// Messages stored but not yet processed (left by a crash or a shutdown), oldest first;
+    /// with `stored_before` (RFC 3339 UTC), only those stored before then.
+    pub fn pending_message_ids(&self, stored_before: Option<&str>) -> Result<Vec<i64>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM messages WHERE state = 'pending' AND (?1 IS NULL OR received_at < ?1) ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(params![stored_before], |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<i64>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Loads a message and counts one more processing attempt on it (committed before the
+    /// pipeline runs, so a message that kills the process is eventually given up on).
+    pub fn begin_attempt(&mut self, id: i64) -> Result<StoredMessage, StoreError> {
+        self.conn
+            .execute("UPDATE messages SET attempts = attempts + 1 WHERE id = ?1", params![id])
+            .map_err(|e| self.err(e))?;
+        self.load(id)
+    }
+
+    fn load(&self, id: i64) -> Result<StoredMessage, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT m.id, r.raw, m.raw_complete, m.state, m.attempts
+                 FROM messages m JOIN message_raw r ON r.message = m.id WHERE m.id = ?1",
+                params![id],
+                |r| {
+                    Ok(StoredMessage {
+                        id: r.get(0)?,
+                        raw: r.get(1)?,
+                        raw_complete: r.get(2)?,
+                        state: r.get(3)?,
+                        attempts: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or(StoreError::NoSuchMessage(id))
+    }
+
+    /// Appends an event.
+    pub fn event(
+        &self,
+        message: Option<i64>,
+        source: Option<&str>,
+        kind: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO events (at, message, source, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![now_utc(), message, source, kind, detail],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The stored cursor for one mailbox.
+    pub fn cursor(&self, source: &str, mailbox: &str) -> Result<Option<Cursor>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT uidvalidity, last_uid FROM cursors WHERE source = ?1 AND mailbox = ?2",
+                params![source, mailbox],
+                |r| Ok(Cursor { uidvalidity: r.get(0)?, last_uid: r.get(1)? }),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Sets the cursor (creating the row if needed). A changed UIDVALIDITY is recorded as an
+    /// event by the caller through [`Store::uidvalidity_changed`].
+    pub fn set_cursor(&self, source: &str, mailbox: &str, cursor: Cursor) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO cursors (source, mailbox, uidvalidity, last_uid) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (source, mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid",
+                params![source, mailbox, cursor.uidvalidity, cursor.last_uid],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records a UIDVALIDITY change (RFC 3501 §2.3.1.1: every UID of the old epoch is
+    /// meaningless now) and resets the cursor, so the whole mailbox is rescanned. Server
+    /// actions still owed under the old epoch can no longer be addressed by UID: they are
+    /// closed, and the rescan finds those messages again by their bytes.
+    pub fn uidvalidity_changed(
+        &mut self,
+        source: &str,
+        mailbox: &str,
+        old: Option<u32>,
+        new: u32,
+    ) -> Result<(), StoreError> {
+        self.in_transaction(|tx| {
+            let now = now_utc();
+            tx.execute(
+                "UPDATE message_sources SET post_action = 'stale', post_action_at = ?4
+             WHERE source = ?1 AND mailbox = ?2 AND uidvalidity IS NOT ?3 AND post_action IN ('pending', 'copied')",
+                params![source, mailbox, new, now],
+            )?;
+            tx.execute(
+                "INSERT INTO cursors (source, mailbox, uidvalidity, last_uid) VALUES (?1, ?2, ?3, 0)
+             ON CONFLICT (source, mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = 0",
+                params![source, mailbox, new],
+            )?;
+            tx.execute(
+                "INSERT INTO events (at, source, kind, detail) VALUES (?1, ?2, 'uidvalidity_changed', ?3)",
+                params![now, source, format!("mailbox {mailbox}: UIDVALIDITY {old:?} -> {new}; rescanning")],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Of `uids`, those already recorded for this mailbox under this UIDVALIDITY.
+    pub fn known_uids(
+        &self,
+        source: &str,
+        mailbox: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<HashSet<u32>, StoreError> {
+        self.uids_where(source, mailbox, uidvalidity, uids, "")
+    }
+
+    /// Of `uids`, those recorded for this mailbox and UIDVALIDITY (and matching `condition`,
+    /// an extra SQL condition on `message_sources`, from this module only).
+    fn uids_where(
+        &self,
+        source: &str,
+        mailbox: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+        condition: &str,
+    ) -> Result<HashSet<u32>, StoreError> {
+        let sql = format!(
+            "SELECT 1 FROM message_sources WHERE source = ?1 AND mailbox = ?2 AND uidvalidity = ?3 AND uid = ?4 {condition}"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let mut found = HashSet::new();
+        for &uid in uids {
+            if stmt.exists(params![source, mailbox, uidvalidity, uid]).map_err(|e| self.err(e))? {
+                found.insert(uid);
+            }
+        }
+        Ok(found)
+    }
+
+    /// UIDs in this mailbox whose server action (move, flag) is still owed.
+    pub fn pending_post_actions(&self, source: &str, mailbox: &str, uidvalidity: u32) -> Result<Vec<u32>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT uid FROM message_sources WHERE source = ?1 AND mailbox = ?2 AND uidvalidity = ?3
+                 AND post_action IN ('pending', 'copied') ORDER BY uid",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(params![source, mailbox, uidvalidity], |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<u32>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Records how far the server action of these messages has got.
+    pub fn set_post_action(
+        &mut self,
+        source: &str,
+        mailbox: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+        state: PostAction,
+    ) -> Result<(), StoreError> {
+        let state = state.as_str();
+        self.in_transaction(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE message_sources SET post_action = ?5, post_action_at = ?6
+                 WHERE source = ?1 AND mailbox = ?2 AND uidvalidity = ?3 AND uid = ?4",
+            )?;
+            let now = now_utc();
+            for &uid in uids {
+                stmt.execute(params![source, mailbox, uidvalidity, uid, state, now])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Of `uids`, those already copied to the move folder.
+    pub fn copied_uids(
+        &self,
+        source: &str,
+        mailbox: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<HashSet<u32>, StoreError> {
+        self.uids_where(source, mailbox, uidvalidity, uids, "AND post_action = 'copied'")
+    }
+
+    /// Whether this Maildir file (by unique name) was already stored.
+    pub fn maildir_file_known(&self, source: &str, file_key: &str) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM message_sources WHERE source = ?1 AND file_key = ?2")
+            .and_then(|mut s| s.exists(params![source, file_key]))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records a successful poll of a mailbox (and clears its last error).
+    /// With `keep_error`, an error recorded during this poll (a refused post-processing that
+    /// stays owed) stays visible in `status`.
+    pub fn poll_ok(&self, source: &str, mailbox: &str, keep_error: bool) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO cursors (source, mailbox, last_poll_ok) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (source, mailbox) DO UPDATE SET last_poll_ok = excluded.last_poll_ok,
+                 last_error = CASE WHEN ?4 THEN last_error END, last_error_at = CASE WHEN ?4 THEN last_error_at END",
+                params![source, mailbox, now_utc(), keep_error],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records a failed poll. The event is written only when the error text changes, so a
+    /// server that stays down does not fill the table.
+    pub fn poll_error(&mut self, source: &str, mailbox: &str, error: &str) -> Result<(), StoreError> {
+        // One transaction: the event is written exactly when the recorded error changes.
+        self.in_transaction(|tx| {
+            let previous: Option<String> = tx
+                .query_row(
+                    "SELECT last_error FROM cursors WHERE source = ?1 AND mailbox = ?2",
+                    params![source, mailbox],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
+            let now = now_utc();
+            tx.execute(
+                "INSERT INTO cursors (source, mailbox, last_error, last_error_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (source, mailbox) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at",
+                params![source, mailbox, error, now],
+            )?;
+            if previous.as_deref() != Some(error) {
+                tx.execute(
+                    "INSERT INTO events (at, message, source, kind, detail) VALUES (?1, NULL, ?2, 'source_error', ?3)",
+                    params![now, source, format!("{mailbox}: {error}")],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Counts, cursors and recent events for `liaisond status`.
+    pub fn status(&self, recent_events: usize) -> Result<StatusReport, StoreError> {
+        let e = |x| self.err(x);
+        let messages: i64 = self.conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)).map_err(e)?;
+        let mut by_outcome = Vec::new();
+        for state in ["processed", "quarantined", "ignored", "pending"] {
+            let n: i64 = self
+                .conn
+                .query_row("SELECT count(*) FROM messages WHERE state = ?1", params![state], |r| r.get(0))
+                .map_err(e)?;
+            by_outcome.push((state.to_string(), n));
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT source, mailbox, uidvalidity, last_uid, last_poll_ok, last_error, last_error_at
+                 FROM cursors ORDER BY source, mailbox",
+            )
+            .map_err(e)?;
+        let cursors = stmt
+            .query_map([], |r| {
+                Ok(CursorStatus {
+                    source: r.get(0)?,
+                    mailbox: r.get(1)?,
+                    uidvalidity: r.get(2)?,
+                    last_uid: r.get(3)?,
+                    last_poll_ok: r.get(4)?,
+                    last_error: r.get(5)?,
+                    last_error_at: r.get(6)?,
+                })
+            })
+            .map_err(e)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(e)?;
+        let pending_server_actions: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM message_sources WHERE post_action IN ('pending', 'copied')", [], |r| {
+                r.get(0)
+            })
+            .map_err(e)?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT at, message, source, kind, detail FROM events ORDER BY id DESC LIMIT ?1")
+            .map_err(e)?;
+        let last_events = stmt
+            .query_map(params![recent_events as i64], |r| {
+                Ok(EventRow {
+                    at: r.get(0)?,
+                    message: r.get(1)?,
+                    source: r.get(2)?,
+                    kind: r.get(3)?,
+                    detail: r.get(4)?,
+                })
+            })
+            .map_err(e)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(e)?;
+        Ok(StatusReport {
+            schema_version: self.schema_version()?,
+            messages,
+            by_outcome,
+            cursors,
+            pending_server_actions,
+            outbox: self.outbox_counts()?,
+            outbox_problems: self.outbox_rows(&["failed", "uncertain"], 20)?,
+            last_events,
+        })
+    }
+
+    /// Message rows with their Message-ID, state and detail, oldest first; with `since` (RFC
+    /// 3339 UTC), only those stored since then.
+    pub fn message_overview(&self, since: Option<&str>) -> Result<Vec<MessageOverview>, StoreError> {
+        self.overview_where("?1 IS NULL OR received_at >= ?1", params![since])
+    }
+
+    /// One message's overview row.
+    pub fn message_summary(&self, id: i64) -> Result<Option<MessageOverview>, StoreError> {
+        Ok(self.overview_where("id = ?1", params![id])?.pop())
+    }
+
+    fn overview_where(
+        &self,
+        condition: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<MessageOverview>, StoreError> {
+        let sql = format!(
+            "SELECT id, message_id, size, state, state_detail, subject, from_addr,
+             (SELECT count(*) FROM message_sources s WHERE s.message = m.id), class,
+             (SELECT tracking_id FROM statements t WHERE t.id = m.statement)
+             FROM messages m WHERE {condition} ORDER BY id"
+        );
+        self.rows(&sql, args, |r| {
+            Ok(MessageOverview {
+                id: r.get(0)?,
+                message_id: r.get(1)?,
+                size: r.get(2)?,
+                state: r.get(3)?,
+                detail: r.get(4)?,
+                subject: r.get(5)?,
+                from: r.get(6)?,
+                copies: r.get(7)?,
+                class: class_at(r, 8)?,
+                tracking_id: r.get(9)?,
+            })
+        })
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MessageOverview {
+    pub id: i64,
+    pub message_id: Option<String>,
+    pub size: i64,
+    pub state: String,
+    pub detail: Option<String>,
+    pub subject: Option<String>,
+    pub from: Option<String>,
+    /// How many source positions point at this message.
+    pub copies: i64,
+    /// `statement`, `follow_up`, ... (`None` until processed, and for a quarantined message).
+    pub class: Option<Class>,
+    /// The statement it is or belongs to.
+    pub tracking_id: Option<String>,
+}
+
+fn describe_origin(o: &Origin) -> String {
+    let mut s = o.kind.as_str().to_string();
+    if let Some(m) = &o.mailbox {
+        s.push_str(&format!(" {m}"));
+    }
+    if let (Some(v), Some(u)) = (o.uidvalidity, o.uid) {
+        s.push_str(&format!(" uidvalidity={v} uid={u}"));
+    }
+    if let Some(k) = &o.file_key {
+        s.push_str(&format!(" file={k}"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use liaisond_model::SourceKind;
+
+    use super::*;
+    use crate::testing::{arrival, temp_store};
+
+    fn incoming(raw: &[u8], mid: Option<&str>, uidvalidity: u32, uid: u32) -> Arrival {
+        Arrival {
+            message_id: mid.map(str::to_string),
+            origin: Origin {
+                source: "main".into(),
+                kind: SourceKind::Imap,
+                mailbox: Some("INBOX".into()),
+                uidvalidity: Some(uidvalidity),
+                uid: Some(uid),
+                file_key: None,
+                post_action_pending: true,
+            },
+            ..arrival(raw)
+        }
+    }
+
+    #[test]
+    fn migrations_create_the_schema_once_and_record_it() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("m.db");
+        let s = Store::open(&path, Duration::from_secs(1)).expect("first open");
+        assert_eq!(s.schema_version().expect("version"), SCHEMA_VERSION);
+        drop(s);
+        let s = Store::open(&path, Duration::from_secs(1)).expect("second open is a no-op");
+        let migrated = s.status(10).expect("status").last_events.iter().filter(|e| e.kind == "schema_migrated").count();
+        assert_eq!(migrated, 1);
+    }
+
+    #[test]
+    fn a_version_1_database_is_upgraded_keeping_its_messages() {
+        // Build a version-1 database by hand, as the first release left it.
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("v1.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(MIGRATIONS[0]).expect("v1 schema");
+            conn.pragma_update(None, "user_version", 1).expect("version");
+            conn.execute(
+                "INSERT INTO messages (sha256, size, received_at, state) VALUES ('ab', 4, '2026-01-01T00:00:00Z', 'processed')",
+                [],
+            )
+            .expect("row");
+        }
+        let mut s = Store::open(&path, Duration::from_secs(1)).expect("upgrade");
+        assert_eq!(s.schema_version().expect("version"), SCHEMA_VERSION);
+        assert_eq!(s.message_overview(None).expect("rows").len(), 1, "messages kept");
+        assert_eq!(s.reading(1).expect("reading"), None, "not read yet");
+        // The new tables work.
+        let a = s.accept(&incoming(b"From: a@b\r\n\r\nx", None, 1, 1)).expect("accept");
+        let reading = Reading {
+            attachments: vec![AttachmentRecord {
+                filename: "LS.docx".into(),
+                content_type: "application/octet-stream".into(),
+                size: 10,
+                sha256: "cd".into(),
+                kind: "docx".into(),
+                depth: 0,
+                text_chars: 0,
+                error: Some("bad".into()),
+            }],
+            title: Some("LS".into()),
+            statement_json: "{}".into(),
+            warnings_json: "[]".into(),
+            ..Reading::default()
+        };
+        assert!(s.record_outcome(a.id, &Outcome::Processed, &Summary::default(), Some(&reading)).expect("record"));
+        assert_eq!(s.reading(a.id).expect("reading"), Some(reading));
+    }
+
+    #[test]
+    fn a_newer_database_is_refused() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("new.db");
+        let s = Store::open(&path, Duration::from_secs(1)).expect("open");
+        s.conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).expect("bump");
+        drop(s);
+        match Store::open(&path, Duration::from_secs(1)) {
+            Err(e @ StoreError::TooNew { .. }) => assert!(!e.is_transient()),
+            other => panic!("expected TooNew, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_same_position_or_bytes_are_stored_once() {
+        let (_d, mut s) = temp_store();
+        let a = s.accept(&incoming(b"Subject: a\r\n\r\nx", Some("a@x"), 7, 1)).expect("a");
+        assert!(a.new);
+        let again = s.accept(&incoming(b"Subject: a\r\n\r\nx", Some("a@x"), 7, 1)).expect("same position");
+        assert_eq!(again, Accepted { id: a.id, new: false });
+        // A rescan after a UIDVALIDITY change: same bytes under a new position.
+        let rescan = s.accept(&incoming(b"Subject: a\r\n\r\nx", Some("a@x"), 8, 1)).expect("rescan");
+        assert_eq!(rescan, Accepted { id: a.id, new: false });
+        let overview = s.message_overview(None).expect("overview");
+        assert_eq!(overview.len(), 1);
+        assert_eq!(overview[0].copies, 2);
+    }
+
+    #[test]
+    fn a_reused_message_id_with_other_bytes_is_a_new_row_and_flagged() {
+        let (_d, mut s) = temp_store();
+        s.accept(&incoming(b"one", Some("same@x"), 1, 1)).expect("one");
+        let b = s.accept(&incoming(b"two", Some("same@x"), 1, 2)).expect("two");
+        assert!(b.new);
+        let events = s.status(10).expect("status").last_events;
+        assert!(events.iter().any(|e| e.kind == "message_id_collision" && e.message == Some(b.id)));
+    }
+
+    #[test]
+    fn events_are_append_only() {
+        let (_d, s) = temp_store();
+        s.event(None, None, "test", "x").expect("insert");
+        assert!(s.conn.execute("UPDATE events SET kind = 'y'", []).is_err());
+        assert!(s.conn.execute("DELETE FROM events", []).is_err());
+    }
+
+    #[test]
+    fn cursor_and_uidvalidity_change() {
+        let (_d, mut s) = temp_store();
+        assert_eq!(s.cursor("main", "INBOX").expect("cursor"), None);
+        s.accept(&incoming(b"m1", None, 5, 1)).expect("m1");
+        s.set_cursor("main", "INBOX", Cursor { uidvalidity: Some(5), last_uid: 1 }).expect("set");
+        assert_eq!(s.pending_post_actions("main", "INBOX", 5).expect("pending"), vec![1]);
+        s.uidvalidity_changed("main", "INBOX", Some(5), 6).expect("change");
+        assert_eq!(s.cursor("main", "INBOX").expect("cursor"), Some(Cursor { uidvalidity: Some(6), last_uid: 0 }));
+        assert!(s.pending_post_actions("main", "INBOX", 5).expect("pending").is_empty());
+        assert_eq!(s.known_uids("main", "INBOX", 5, &[1, 2]).expect("known"), HashSet::from([1]));
+        assert!(s.known_uids("main", "INBOX", 6, &[1]).expect("known").is_empty());
+    }
+
+    #[test]
+    fn outcome_and_attempts() {
+        let (_d, mut s) = temp_store();
+        let a = s.accept(&incoming(b"m", None, 1, 1)).expect("m");
+        assert_eq!(s.pending_message_ids(None).expect("pending"), vec![a.id]);
+        assert!(s.pending_message_ids(Some("2000-01-01T00:00:00.000Z")).expect("pending").is_empty());
+        let m = s.begin_attempt(a.id).expect("attempt");
+        assert_eq!(m.attempts, 2, "accept counts the first attempt");
+        assert!(
+            s.record_outcome(a.id, &Outcome::Quarantined { error: "bad".into() }, &Summary::default(), None)
+                .expect("outcome")
+        );
+        assert!(
+            !s.record_outcome(a.id, &Outcome::Processed, &Summary::default(), None).expect("second"),
+            "decided once"
+        );
+        assert!(s.pending_message_ids(None).expect("pending").is_empty());
+        let st = s.status(5).expect("status");
+        assert!(st.by_outcome.contains(&("quarantined".to_string(), 1)));
+    }
+
+    #[test]
+    fn only_one_instance_holds_the_lock() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let db = d.path().join("x.db");
+        let first = InstanceLock::acquire(&db).expect("first");
+        assert!(matches!(InstanceLock::acquire(&db), Err(StoreError::AlreadyRunning { .. })));
+        drop(first);
+        InstanceLock::acquire(&db).expect("free again");
+    }
+}

@@ -1,0 +1,50 @@
+//! Where log lines go: the journal (structured) under systemd, else standard error.
+
+use std::io::IsTerminal;
+
+pub(super) fn init(default_level: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LIAISOND_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // Under systemd, stderr is connected to the journal: send the journal structured entries
+    // instead (each field as a journal field, `F_TRACKING_ID=...`; tracing-journald prefixes
+    // them with `F_` so that a field can never pass for one of the journal's own, such as
+    // MESSAGE_ID, the catalog ID).
+    if stderr_is_the_journal()
+        && let Ok(journal) = tracing_journald::layer()
+    {
+        let journal = journal.with_syslog_identifier("liaisond".to_string());
+        let _ = tracing_subscriber::registry().with(filter).with(journal).try_init();
+        return;
+    }
+    // Logs go to stderr (in a terminal, a pipe, or the journal as plain lines); stdout is for
+    // command output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Whether stderr is the journal's stream: systemd.exec(5) says a service whose stderr goes to
+/// the journal gets `$JOURNAL_STREAM` = `DEVICE:INODE` (decimal) of that stream, and that a
+/// program should compare it with its own stderr (a child whose stderr was redirected
+/// inherits the variable, but not the stream).
+fn stderr_is_the_journal() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Some(expected) = std::env::var("JOURNAL_STREAM").ok() else {
+        return false;
+    };
+    let Some((dev, ino)) = expected.split_once(':') else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    std::fs::File::from(fd).metadata().is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+}
