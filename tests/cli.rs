@@ -3,36 +3,11 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{garbage_message, repo_root, sample_message};
-
-fn liaisond(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_liaisond"))
-        .args(args)
-        .env("LIAISOND_LOG", "warn")
-        .env_remove("LIAISOND_CONFIG")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn liaisond");
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin");
-        // liaisond may exit before reading (a broken config); the MTA then sees EPIPE too.
-        if let Err(e) = pipe.write_all(input) {
-            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
-        }
-    }
-    child.wait_with_output().expect("wait")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{garbage_message, liaisond, repo_root, sample_message, text};
 
 /// A config with a Maildir source (so that it is valid) and the given database.
 fn write_config(dir: &Path, database: &str, extra: &str) -> PathBuf {

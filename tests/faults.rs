@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -16,17 +16,6 @@ use tokio_util::sync::CancellationToken;
 
 /// The two tests must not overlap: one restarts the server the other uses.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn spawn_daemon(config: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_liaisond"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("LIAISOND_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn liaisond")
-}
 
 /// A statement with a ~20 KB body, so that a batch takes long enough to be interrupted.
 fn bulky(tag: &str, i: usize) -> Vec<u8> {
@@ -54,7 +43,7 @@ async fn sigkill_during_ingest_then_restart_stores_every_message_once() {
     // Kill it twice, at different points, while it is busy.
     let mut killed_at = Vec::new();
     for threshold in [60, 250] {
-        let mut child = spawn_daemon(&config_path);
+        let mut child = spawn_daemon(&config_path, "warn", Stdio::inherit());
         let db2 = db.clone();
         eventually(Duration::from_secs(60), "ingest under way", move || row_count(&db2) >= threshold).await;
         child.kill().expect("SIGKILL"); // std's kill() sends SIGKILL

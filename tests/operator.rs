@@ -6,43 +6,22 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
-use common::repo_root;
+use common::{OPERATOR, liaisond, repo_root, spawn_daemon, stop, text, wait_until};
 use serde_json::Value;
-
-/// The operator the commands record when no `--by` is given (from `$USER`).
-const USER: &str = "op-tester";
-
-fn liaisond(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_liaisond"))
-        .args(args)
-        .env("LIAISOND_LOG", "warn")
-        .env("USER", USER)
-        .env_remove("SUDO_USER")
-        .env_remove("LIAISOND_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run liaisond")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// Runs a command that must succeed; its standard output.
 fn ok(args: &[&str]) -> String {
-    let out = liaisond(args);
+    let out = liaisond(args, None);
     assert_eq!(out.status.code(), Some(0), "{args:?}: {}{}", text(&out.stdout), text(&out.stderr));
     text(&out.stdout)
 }
 
 /// Runs a command that must fail with `code`; its standard error.
 fn fails(code: i32, args: &[&str]) -> String {
-    let out = liaisond(args);
+    let out = liaisond(args, None);
     assert_eq!(out.status.code(), Some(code), "{args:?}: {}{}", text(&out.stdout), text(&out.stderr));
     text(&out.stderr)
 }
@@ -126,44 +105,13 @@ impl Demo {
 
     fn start_daemon(&self) -> Child {
         let log = std::fs::File::create(self.dir.path().join("daemon.log")).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_liaisond"))
-            .args(["run", "--config", self.c()])
-            .env("LIAISOND_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn the daemon");
-        wait_for(Duration::from_secs(20), "the daemon to start", || self.daemon_log().contains("liaisond running"));
+        let child = spawn_daemon(&self.config, "info", log.into());
+        wait_until(Duration::from_secs(20), "the daemon to start", || self.daemon_log().contains("liaisond running"));
         child
     }
 
     fn daemon_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
-    }
-}
-
-fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn stop(mut daemon: Child) -> std::process::ExitStatus {
-    // SAFETY: kill(2) with a valid pid and signal number has no memory-safety preconditions.
-    assert_eq!(unsafe { libc::kill(daemon.id() as libc::pid_t, libc::SIGTERM) }, 0);
-    let start = Instant::now();
-    loop {
-        if let Some(status) = daemon.try_wait().expect("wait") {
-            return status;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = daemon.kill();
-            panic!("the daemon did not stop within 30 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -232,7 +180,7 @@ fn operator_commands_work_while_the_daemon_runs() {
     // The daemon keeps ingesting while the operator works: a new statement arrives.
     std::fs::write(demo.dir.path().join("maildir/new/1800000000.M1P1.op"), common::sample_message("op", 1))
         .expect("a new message");
-    wait_for(Duration::from_secs(20), "the daemon to record the new statement", || demo.list(&[]).len() == 9);
+    wait_until(Duration::from_secs(20), "the daemon to record the new statement", || demo.list(&[]).len() == 9);
 
     // --- statements list ---
     let all = demo.list(&[]);
@@ -332,7 +280,7 @@ fn operator_commands_work_while_the_daemon_runs() {
     assert_eq!(demo.count("SELECT count(*) FROM statements WHERE id = 7 AND state = 'open' AND done_at IS NULL"), 1);
     let done_events = demo.events("statement_done");
     assert_eq!(done_events, vec![(7, "by ana: answered by TEAS".to_string())]);
-    assert_eq!(demo.events("statement_reopened"), vec![(7, format!("by {USER}"))], "the Unix user by default");
+    assert_eq!(demo.events("statement_reopened"), vec![(7, format!("by {OPERATOR}"))], "the Unix user by default");
     fails(65, &["statements", "done", "LS-1999-0001", "--config", c]);
 
     // --- assign ---
@@ -352,9 +300,9 @@ fn operator_commands_work_while_the_daemon_runs() {
     assert_eq!(demo.count("SELECT count(*) FROM statements WHERE assigned_to IS NOT NULL"), 0);
     assert_eq!(
         demo.events("statement_assigned"),
-        vec![(7, format!("by {USER}: to manager6@example.org (was nobody)"))]
+        vec![(7, format!("by {OPERATOR}: to manager6@example.org (was nobody)"))]
     );
-    assert_eq!(demo.events("statement_unassigned"), vec![(7, format!("by {USER} (was manager6@example.org)"))]);
+    assert_eq!(demo.events("statement_unassigned"), vec![(7, format!("by {OPERATOR} (was manager6@example.org)"))]);
 
     // --- set ---
     let gsma = demo.of("GSMA");
@@ -380,9 +328,9 @@ fn operator_commands_work_while_the_daemon_runs() {
         changes,
         vec![
             format!("by bob: deadline none -> \"{yesterday}\""),
-            format!("by {USER}: purpose \"information\" -> \"action\""),
-            format!("by {USER}: title \"LS on DNS resolver discovery for roaming subscribers\" -> {awkward:?}"),
-            format!("by {USER}: from_org \"GSMA\" -> \"GSM Association\""),
+            format!("by {OPERATOR}: purpose \"information\" -> \"action\""),
+            format!("by {OPERATOR}: title \"LS on DNS resolver discovery for roaming subscribers\" -> {awkward:?}"),
+            format!("by {OPERATOR}: from_org \"GSMA\" -> \"GSM Association\""),
         ]
     );
     fails(64, &["statements", "set", &gsma_id, "deadline", "2026-02-30", "--config", c]);
@@ -571,7 +519,7 @@ fn operator_commands_work_while_the_daemon_runs() {
     }
 
     // The daemon ran throughout: it answered the new statement and recorded nothing twice.
-    wait_for(Duration::from_secs(20), "the daemon to send what is queued", || {
+    wait_until(Duration::from_secs(20), "the daemon to send what is queued", || {
         demo.count("SELECT count(*) FROM outbox WHERE state != 'sent'") == 0
     });
     let written: Vec<String> = demo

@@ -12,13 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use common::{repo_root, sample_message, testbed};
-
-const BIN: &str = env!("CARGO_BIN_EXE_liaisond");
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{BIN, repo_root, sample_message, testbed, text, wait_until};
 
 /// systemd-analyze, which `scripts/testbed install` installs (package systemd). Missing is a
 /// failure, not a skip: the unit would go unchecked.
@@ -215,14 +209,6 @@ fn deliver(maildir: &Path, name: &str, raw: &[u8]) {
     std::fs::rename(&tmp, maildir.join("new").join(name)).expect("rename");
 }
 
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn notifies_ready_after_the_first_poll_pings_the_watchdog_while_alive_and_stopping() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -368,7 +354,7 @@ fn sighup_reloads_the_relationships_and_templates_and_keeps_them_when_the_new_on
         deliver(&d.join("maildir"), &format!("{i}.M1P1.host"), &verified_statement(tag, i));
         let id = common::message_id_of(tag, i);
         let mut to = None;
-        wait_until(&format!("statement {i} recorded\n{}", daemon.stderr()), Duration::from_secs(20), || {
+        wait_until(Duration::from_secs(20), &format!("statement {i} recorded\n{}", daemon.stderr()), || {
             to = routed_to(&db, &id);
             to.is_some()
         });
@@ -377,7 +363,7 @@ fn sighup_reloads_the_relationships_and_templates_and_keeps_them_when_the_new_on
         let row = rows.iter().find(|m| m.message_id.as_deref() == Some(&id)).expect("row");
         let tracking = row.tracking_id.clone().expect("a tracking ID");
         let mut subject = None;
-        wait_until("its notification written", Duration::from_secs(20), || {
+        wait_until(Duration::from_secs(20), "its notification written", || {
             subject = notification_subject(&d.join("outbox"), &tracking);
             subject.is_some()
         });
@@ -388,7 +374,7 @@ fn sighup_reloads_the_relationships_and_templates_and_keeps_them_when_the_new_on
         let before = daemon.stderr().matches(outcome).count();
         let asked = reloads(daemon);
         daemon.signal(libc::SIGHUP);
-        wait_until(&format!("`{outcome}` in the log\n{}", daemon.stderr()), Duration::from_secs(10), || {
+        wait_until(Duration::from_secs(10), &format!("`{outcome}` in the log\n{}", daemon.stderr()), || {
             reloads(daemon) > asked && daemon.stderr().matches(outcome).count() > before
         });
     };

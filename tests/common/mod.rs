@@ -8,7 +8,9 @@
 pub mod base64;
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -19,6 +21,81 @@ use liaisond_store::{MessageOverview, Store};
 use tokio::net::TcpStream;
 
 pub const USER: &str = "liaison@example.org";
+
+/// The Unix user the commands run as, as they record it when no `--by` is given.
+pub const OPERATOR: &str = "op-tester";
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_liaisond");
+
+/// Runs `liaisond args…` to its end: warnings only in the log, no configuration from the
+/// environment, [`OPERATOR`] as the Unix user, `stdin` piped in when given.
+pub fn liaisond(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("LIAISOND_LOG", "warn")
+        .env("USER", OPERATOR)
+        .env_remove("SUDO_USER")
+        .env_remove("LIAISOND_CONFIG")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn liaisond");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        // liaisond may exit before reading (a broken config); the MTA then sees EPIPE too.
+        if let Err(e) = pipe.write_all(input) {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+        }
+    }
+    child.wait_with_output().expect("wait")
+}
+
+/// Output bytes as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Starts `liaisond run --config config` as its own process, logging at `log_level` to
+/// `stderr`.
+pub fn spawn_daemon(config: &Path, log_level: &str, stderr: Stdio) -> Child {
+    Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(config)
+        .env("LIAISOND_LOG", log_level)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn the daemon")
+}
+
+/// Stops a daemon process with SIGTERM, as systemd does, and waits for it (at most 30 s).
+pub fn stop(mut daemon: Child) -> ExitStatus {
+    // SAFETY: kill(2) with a valid pid and signal number has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(daemon.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let start = Instant::now();
+    loop {
+        if let Some(status) = daemon.try_wait().expect("wait") {
+            return status;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = daemon.kill();
+            panic!("the daemon did not stop within 30 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls `f` (blocking the thread) until it is true or `limit` passes.
+pub fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
 
 /// Where the test testbed lives (override with LIAISOND_TESTBED_DIR).
 pub fn testbed_dir() -> PathBuf {
