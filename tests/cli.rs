@@ -62,6 +62,30 @@ fn ingest_keeps_the_mail_when_the_relationships_data_is_broken() {
 }
 
 #[test]
+fn export_reads_without_migrating() {
+    // Regression: `export` opened the store read-write and migrated it (ARCHITECTURE.md said
+    // read-only). It now refuses a database of another schema version and leaves it as it is.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "state/l.db", "");
+    let c = config.to_str().expect("utf8");
+    let out = liaisond(&["ingest", "--config", c], Some(&sample_message("export", 1)));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = liaisond(&["export", "--config", c], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let db = dir.path().join("state/l.db");
+    let version = || -> i64 {
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("user_version")
+    };
+    let current = version();
+    rusqlite::Connection::open(&db).expect("open").pragma_update(None, "user_version", current - 1).expect("set");
+    let out = liaisond(&["export", "--config", c], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("older than this liaisond's"), "{}", text(&out.stderr));
+    assert_eq!(version(), current - 1, "not migrated");
+}
+
+#[test]
 fn ingest_exits_75_when_the_database_cannot_be_written() {
     let dir = tempfile::tempdir().expect("tempdir");
     // A database "directory" that is a regular file: creating it fails even for root.

@@ -8,7 +8,7 @@ use clap::ValueEnum;
 
 use super::output::{date_of, parse_date, today};
 use super::statements::{Filter, StateFilter};
-use super::{EX_OK, open_existing};
+use super::{EX_OK, open_read_only};
 use crate::config::Config;
 use liaisond_model::Statement;
 use liaisond_store::StatementRecord;
@@ -141,7 +141,7 @@ impl DatatrackerRow {
 }
 
 fn export(config: Config, filter: &Filter, format: Format) -> anyhow::Result<u8> {
-    let store = open_existing(&config)?;
+    let store = open_read_only(&config)?;
     // Oldest first: the order they would be entered in.
     let mut records = filter.apply(store.statement_records()?, today(&config));
     records.reverse();

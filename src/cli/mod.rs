@@ -348,6 +348,14 @@ fn open_existing(config: &Config) -> anyhow::Result<Store> {
     Ok(Store::open(&config.database, config.busy_timeout)?)
 }
 
+/// The database for reading only: nothing is created, migrated or written.
+fn open_read_only(config: &Config) -> anyhow::Result<Store> {
+    if !config.database.exists() {
+        anyhow::bail!("no database at {} yet (has liaisond run?)", config.database.display());
+    }
+    Ok(Store::open_read_only(&config.database, config.busy_timeout)?)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -7,7 +7,7 @@ use liaisond_core::judge;
 use liaisond_core::parse::Parsed;
 use liaisond_core::read::Analysis;
 
-use super::{EX_OK, open_existing, output};
+use super::{EX_OK, open_read_only, output};
 use crate::config::Config;
 
 pub(super) fn route(config: Config, dry_run: bool, json: bool) -> anyhow::Result<u8> {
@@ -17,7 +17,7 @@ pub(super) fn route(config: Config, dry_run: bool, json: bool) -> anyhow::Result
     }
     let relationships = config.load_relationships()?;
     let identity = config.identity(&relationships);
-    let store = open_existing(&config)?;
+    let store = open_read_only(&config)?;
     let mut out = std::io::stdout().lock();
     let mut changed = 0;
     let statements = store.statements()?;

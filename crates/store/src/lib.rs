@@ -276,6 +276,11 @@ pub enum StoreError {
          refusing to start (use the newer binary, or restore a backup)"
     )]
     TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error(
+        "database {path} has schema version {found}, older than this liaisond's ({known}); \
+         start the daemon (`liaisond run`) once to migrate it"
+    )]
+    Outdated { path: PathBuf, found: i64, known: i64 },
     #[error("another liaisond already runs against {path} (lock file {lock} is held)")]
     AlreadyRunning { path: PathBuf, lock: PathBuf },
     #[error("cannot create the lock file {lock}: {source}")]
@@ -301,7 +306,7 @@ impl StoreError {
             StoreError::Sqlite { .. } => false,
             StoreError::Directory { .. } | StoreError::LockFile { .. } => true,
             StoreError::AlreadyRunning { .. } => true,
-            StoreError::TooNew { .. } | StoreError::NoSuchMessage(_) => false,
+            StoreError::TooNew { .. } | StoreError::Outdated { .. } | StoreError::NoSuchMessage(_) => false,
         }
     }
 }
@@ -705,6 +710,23 @@ impl Store {
         store.configure(busy_timeout).map_err(|e| store.err(e))?;
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Opens an existing database for reading only (`liaisond export`): nothing is created,
+    /// migrated or set, and a database of another schema version is refused.
+    pub fn open_read_only(path: &Path, busy_timeout: Duration) -> Result<Store, StoreError> {
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|source| StoreError::Sqlite { path: path.to_path_buf(), source })?;
+        let store = Store { conn, path: path.to_path_buf() };
+        store.conn.busy_timeout(busy_timeout).map_err(|e| store.err(e))?;
+        let found = store.schema_version()?;
+        let (path, known) = (path.to_path_buf(), SCHEMA_VERSION);
+        match found.cmp(&SCHEMA_VERSION) {
+            std::cmp::Ordering::Greater => Err(StoreError::TooNew { path, found, known }),
+            std::cmp::Ordering::Less => Err(StoreError::Outdated { path, found, known }),
+            std::cmp::Ordering::Equal => Ok(store),
+        }
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
