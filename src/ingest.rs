@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use std::time::Instant;
 
-use liaisond_core::parse::Parsed;
+use liaisond_core::parse::{Parsed, header_section};
 use liaisond_model::{Arrival, History, Origin, Outcome, Reading, Summary, sha256_hex, timestamp_text};
 use liaisond_store::{Accepted, MAX_PROCESSING_ATTEMPTS, StoreError};
 
@@ -27,6 +27,9 @@ use crate::reader::{Reader, ReaderHandle, ToJudge};
 /// each waiting at most the busy timeout for the write lock), on top of the stage limit, when
 /// a source tells its heartbeat how long the message may take.
 const DATABASE_ALLOWANCE: Duration = Duration::from_secs(120);
+
+/// At most this much of a message is read for its Message-ID when the whole could not be parsed.
+const HEADER_LIMIT: usize = 1 << 20;
 
 /// How long a stored message may stay `pending` before the background sweep picks it up:
 /// normally the source that stored it processes it within milliseconds, but a slow one may
@@ -122,8 +125,7 @@ impl Ingestor {
         origin: Origin,
         internal_date: Option<String>,
     ) -> Result<Ingested, StoreError> {
-        let started = Instant::now();
-        let (arrival, parsed) = self.parse(raw, origin, internal_date).await;
+        let (arrival, parsed, spent) = self.parse(raw, origin, internal_date).await;
         let (accepted, origin, message_id) = self
             .db
             .call(move |s| {
@@ -148,10 +150,13 @@ impl Ingestor {
             return Ok(Ingested { accepted, outcome: None });
         };
         let decision = match parsed {
+            // Parsing and reading share the stage limit; waiting for the database does not count.
             Ok(parsed) => {
-                let left = self.limits.stage_timeout.saturating_sub(started.elapsed());
                 let r = reader.clone();
-                bounded(self.limits.stage_timeout, left, move || decide(*parsed, &r)).await.unwrap_or_else(|q| q)
+                let limit = self.limits.stage_timeout;
+                bounded(limit, limit.saturating_sub(spent), move || decide(*parsed, &r, spent))
+                    .await
+                    .unwrap_or_else(|q| q)
             }
             Err(quarantined) => quarantined,
         };
@@ -160,26 +165,41 @@ impl Ingestor {
     }
 
     /// Parses a message before it is stored, on the blocking pool under the stage time limit:
-    /// the arrival to store (with its Message-ID), and what was parsed, or the decision that
+    /// the arrival to store (with its Message-ID), what was parsed or the decision that
     /// quarantines it (a parser panic or overrun must not stop the message from being stored:
-    /// it would be fetched and fail again forever).
+    /// it would be fetched and fail again forever), and how long that took.
     async fn parse(
         &self,
         raw: Vec<u8>,
         origin: Origin,
         internal_date: Option<String>,
-    ) -> (Arrival, Result<Box<Parsed>, Decision>) {
+    ) -> (Arrival, Result<Box<Parsed>, Decision>, Duration) {
+        let started = Instant::now();
         let raw = Arc::new(raw);
         let shared = Arc::clone(&raw);
         let limit = self.limits.stage_timeout;
         let parsed = bounded(limit, limit, move || (sha256_hex(&shared), Box::new(Parsed::new(&shared)))).await;
+        let spent = started.elapsed();
         // The blocking thread holds its copy only when it overran (it cannot be stopped).
         let raw = Arc::try_unwrap(raw).unwrap_or_else(|shared| shared.as_ref().clone());
-        let (sha256, message_id, parsed) = match parsed {
-            Ok((sha256, parsed)) => (sha256, parsed.message_id.clone(), Ok(parsed)),
-            Err(quarantined) => (sha256_hex(&raw), None, Err(quarantined)),
+        let (raw, sha256, message_id, parsed) = match parsed {
+            Ok((sha256, parsed)) => (raw, sha256, parsed.message_id.clone(), Ok(parsed)),
+            Err(quarantined) => {
+                // The Message-ID from the header section alone, so that the stored message can
+                // still be found by it (duplicates, replies) once it is processed again.
+                let hashed = tokio::task::spawn_blocking(move || {
+                    let message_id = message_id_safely(header_section(&raw, HEADER_LIMIT));
+                    (sha256_hex(&raw), message_id, raw)
+                })
+                .await;
+                let (sha256, message_id, raw) = match hashed {
+                    Ok(h) => h,
+                    Err(join) => std::panic::resume_unwind(join.into_panic()),
+                };
+                (raw, sha256, message_id, Err(quarantined))
+            }
         };
-        (Arrival { raw, sha256, message_id, raw_complete: true, internal_date, origin }, parsed)
+        (Arrival { raw, sha256, message_id, raw_complete: true, internal_date, origin }, parsed, spent)
     }
 
     /// Stores the header section of a message that is over `max_message_size` and quarantines
@@ -378,7 +398,12 @@ impl Ingestor {
         } else {
             let r = reader.clone()?;
             let limit = self.limits.stage_timeout;
-            bounded(limit, limit, move || decide(Parsed::new(&message.raw), &r)).await.unwrap_or_else(|q| q)
+            let work = move || {
+                let started = Instant::now();
+                let parsed = Parsed::new(&message.raw);
+                decide(parsed, &r, started.elapsed())
+            };
+            bounded(limit, limit, work).await.unwrap_or_else(|q| q)
         };
         let seen = Seen { source: source.into(), ..Seen::default() };
         self.record_or_leave_pending(id, &seen, reader, decision).await
@@ -424,14 +449,14 @@ fn quarantine(error: String) -> Decision {
     Decision { outcome: Outcome::Quarantined { error }, summary: Summary::default(), reading: None, to_judge: None }
 }
 
-/// Reads a parsed message: quarantined when its bytes are not a message liaisond can process,
-/// else read and ready to be judged.
-fn decide(parsed: Parsed, reader: &Reader) -> Decision {
+/// Reads a parsed message (`spent` went on it already): quarantined when its bytes are not a
+/// message liaisond can process, else read and ready to be judged.
+fn decide(parsed: Parsed, reader: &Reader, spent: Duration) -> Decision {
     let summary = match &parsed.header {
         Ok(header) => header.summary(),
         Err(e) => return quarantine(e.to_string()),
     };
-    let analysis = reader.read(&parsed);
+    let analysis = reader.read_after(&parsed, spent);
     Decision {
         outcome: Outcome::Processed,
         summary,
@@ -447,6 +472,10 @@ async fn bounded<T: Send + 'static>(
     left: Duration,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Decision> {
+    let overrun = || quarantine(format!("pipeline took longer than {}", humantime::format_duration(limit)));
+    if left.is_zero() {
+        return Err(overrun());
+    }
     let task = tokio::task::spawn_blocking(move || std::panic::catch_unwind(AssertUnwindSafe(work)));
     match tokio::time::timeout(left, task).await {
         Ok(Ok(Ok(value))) => Ok(value),
@@ -456,12 +485,13 @@ async fn bounded<T: Send + 'static>(
         // dropped. The attachment parsers, known to hang, run in a child process; the rest
         // is meant to be linear in its input (a quadratic path found in `understand` was a
         // bug), so an overrun here ends.
-        Err(_) => Err(quarantine(format!("pipeline took longer than {}", humantime::format_duration(limit)))),
+        Err(_) => Err(overrun()),
     }
 }
 
-/// The Message-ID of an oversized message's header section, read before it is stored. A
-/// parser panic here must not stop it from being stored: it is stored without one.
+/// The Message-ID of a header section (an oversized message's, or one whose whole parse
+/// failed), read before it is stored. A parser panic here must not stop it from being stored:
+/// it is stored without one.
 fn message_id_safely(header: &[u8]) -> Option<String> {
     std::panic::catch_unwind(AssertUnwindSafe(|| Parsed::new(header).message_id)).unwrap_or(None)
 }
@@ -508,6 +538,24 @@ mod tests {
         let rows = ingestor.db().call(|s| s.message_overview(None)).await.expect("rows");
         assert_eq!(rows[0].state, "quarantined", "{rows:?}");
         assert!(rows[0].detail.as_deref().is_some_and(|d| d.contains("started 3 times")), "{rows:?}");
+    }
+
+    #[tokio::test]
+    async fn a_message_whose_parse_overran_keeps_its_message_id() {
+        // Regression (review of the one-pass parse): when the whole parse failed, the message
+        // was stored without a Message-ID, so once reprocessed it could be found by none. A
+        // zero stage limit makes the parse overrun every time.
+        let d = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&d.path().join("o.db"), Duration::from_secs(1)).expect("open");
+        let limits = Limits { stage_timeout: Duration::ZERO, ..Limits::default() };
+        let ingestor = Ingestor::new(Db::new(store), limits, Some(test_reader()));
+        let raw = b"From: a@example.org\r\nMessage-ID: <slow@example.org>\r\nSubject: LS\r\n\r\nbody".to_vec();
+        let done = ingestor.ingest(raw, Origin::stdin(), None).await.expect("stored");
+        assert!(
+            matches!(&done.outcome, Some(Outcome::Quarantined { error }) if error.starts_with("pipeline took longer"))
+        );
+        let rows = ingestor.db().call(|s| s.message_overview(None)).await.expect("rows");
+        assert_eq!(rows[0].message_id.as_deref(), Some("slow@example.org"), "{rows:?}");
     }
 
     #[tokio::test]
