@@ -93,7 +93,10 @@ fn header(raw: &[u8], message: Option<&Message<'_>>) -> Result<Header, ParseErro
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Parse("the message is empty".into()));
     }
-    let message = message.ok_or_else(|| ParseError::Parse("mail-parser found no message in these bytes".into()))?;
+    // No top-level header field at all: what mail-parser's header-only pass calls no message.
+    let message = message
+        .filter(|m| m.parts.first().is_some_and(|p| !p.headers.is_empty()))
+        .ok_or_else(|| ParseError::Parse("mail-parser found no message in these bytes".into()))?;
     if !starts_with_header_field(raw) {
         return Err(ParseError::Parse(
             "no header section: the first line is not a header field (RFC 5322 §2.2)".into(),
@@ -230,6 +233,17 @@ static MSG_ID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"<([^<>\s]+)>").ex
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_with_no_top_level_header_are_no_message() {
+        // Regression (found in review of the one-pass parse): the full parse returns a message
+        // for these where the header-only pass used before did not, and the quarantine reason
+        // changed. It must stay the one recorded before.
+        for raw in [&b"\r\nFrom: a@example.org\r\nSubject: x\r\n\r\nbody\r\n"[..], b"text\n\nbody\n"] {
+            let e = Parsed::new(raw).header.expect_err("not a message");
+            assert_eq!(e.to_string(), "parse: mail-parser found no message in these bytes");
+        }
+    }
 
     #[test]
     fn a_plain_message_parses() {
