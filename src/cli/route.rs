@@ -23,7 +23,7 @@ pub(super) fn route(config: Config, dry_run: bool, json: bool) -> anyhow::Result
     let statements = store.statements()?;
     for st in &statements {
         // Judged as the daemon would judge it now, on what was read from it then (attachments
-        // are not extracted again), against every other statement the store holds.
+        // are not extracted again), against the statements recorded before it.
         let parsed = Parsed::new(&store.raw_message(st.message)?);
         let reading = store.reading(st.message)?.unwrap_or_default();
         let analysis = Analysis {
@@ -34,7 +34,7 @@ pub(super) fn route(config: Config, dry_run: bool, json: bool) -> anyhow::Result
             warnings: serde_json::from_str(&reading.warnings_json).unwrap_or_default(),
             attachments: reading.attachments,
         };
-        let history = store.history_excluding(st.message);
+        let history = store.history_before(st.message);
         let now = judge::judge(&parsed.headers, &analysis, &relationships, &identity, &history).route;
         let same = now.to == st.route_to;
         if !same {

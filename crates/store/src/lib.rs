@@ -379,19 +379,31 @@ pub struct StatementRow {
 /// statement by its Message-ID (or, for the datatracker's notice, by its title) and become a
 /// duplicate of itself. A database error is logged and answered "not known" (the message is
 /// then judged on its own; nothing is lost).
+///
+/// With `older_only`, only the statements of messages stored before this one count: a
+/// statement judged again (`liaisond route --dry-run`) must not become a duplicate of a later
+/// copy of itself.
 struct NotItself<'a> {
     store: &'a Store,
     message: i64,
+    older_only: bool,
 }
 
 impl NotItself<'_> {
     /// The latest statement matching `condition` (on `s`, with `?1`, `?2` from `args`) that
     /// `self.message` did not bring.
     fn find(&self, condition: &str, args: &[&dyn rusqlite::ToSql]) -> Option<KnownStatement> {
-        let condition = format!("({condition}) AND s.message != ?{}", args.len() + 1);
+        let condition = format!("({condition}) AND s.message {} ?{}", self.other(), args.len() + 1);
         let args: Vec<&dyn rusqlite::ToSql> =
             args.iter().copied().chain([&self.message as &dyn rusqlite::ToSql]).collect();
         known(self.store.statements_where(&condition, &args).map(|mut rows| rows.pop()))
+    }
+}
+
+impl NotItself<'_> {
+    /// How a statement's message compares with this one's to count.
+    fn other(&self) -> &'static str {
+        if self.older_only { "<" } else { "!=" }
     }
 }
 
@@ -422,10 +434,8 @@ impl History for NotItself<'_> {
     /// Only an open statement, and only when no other open one has the same title: a generic
     /// title ("LS on work plan") must not close another organisation's statement.
     fn by_title(&self, title: &str) -> Option<KnownStatement> {
-        let found = self.store.statements_where(
-            "s.state = 'open' AND s.title = ?1 COLLATE NOCASE AND s.message != ?2",
-            &[&title.trim(), &self.message],
-        );
+        let condition = format!("s.state = 'open' AND s.title = ?1 COLLATE NOCASE AND s.message {} ?2", self.other());
+        let found = self.store.statements_where(&condition, &[&title.trim(), &self.message]);
         known(found.map(|rows| if rows.len() == 1 { rows.into_iter().next() } else { None }))
     }
 }
@@ -952,7 +962,7 @@ impl Store {
                 "INSERT INTO events (at, message, kind, detail) VALUES (?1, ?2, ?3, ?4)",
                 params![now, id, outcome.state(), outcome.detail()],
             )?;
-            let Some(judged) = judge.map(|j| j(&NotItself { store, message: id })) else {
+            let Some(judged) = judge.map(|j| j(&NotItself { store, message: id, older_only: false })) else {
                 return Ok(Some(Some(Recorded { tracking_id: None, judged: None })));
             };
             let (statement, tracking_id) = write_judged(tx, id, &judged, reading, &now)?;
@@ -1016,11 +1026,11 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
-    /// What the store knows of earlier statements, as message `message` is judged against it:
-    /// everything except the statement that message itself brought (`liaisond route
-    /// --dry-run` judges a recorded statement again).
-    pub fn history_excluding(&self, message: i64) -> impl History + '_ {
-        NotItself { store: self, message }
+    /// What the store knew of earlier statements when message `message` was recorded: the
+    /// statements of the messages stored before it (`liaisond route --dry-run` judges a
+    /// recorded statement again, as it would be judged now).
+    pub fn history_before(&self, message: i64) -> impl History + '_ {
+        NotItself { store: self, message, older_only: true }
     }
 
     /// The statement with this tracking ID.
@@ -1695,5 +1705,38 @@ mod tests {
         assert!(matches!(InstanceLock::acquire(&db), Err(StoreError::AlreadyRunning { .. })));
         drop(first);
         InstanceLock::acquire(&db).expect("free again");
+    }
+
+    #[test]
+    fn a_statement_judged_again_sees_only_the_statements_before_it() {
+        // Regression (review): `route --dry-run` judged each statement against every other
+        // one, so the datatracker's notice, recorded first, became a "duplicate" of the
+        // organisation's own mail recorded after it, and showed as routed differently.
+        let (_d, mut s) = temp_store();
+        let reading = Reading {
+            title: Some("LS on slicing".into()),
+            from_org: Some("ITU-T".into()),
+            statement_json: "{}".into(),
+            warnings_json: "[]".into(),
+            ..Reading::default()
+        };
+        let statement = Verdict::new(Class::Statement, "test");
+        let mut messages = Vec::new();
+        for raw in [&b"Subject: notice\r\n\r\nx"[..], b"Subject: own mail\r\n\r\ny"] {
+            let m = crate::testing::accept(&mut s, &arrival(raw));
+            s.record_judged(
+                m,
+                &Outcome::Processed,
+                &Summary::default(),
+                Some(&reading),
+                Some(&|_| statement.clone()),
+                None,
+            )
+            .expect("record");
+            messages.push(m);
+        }
+        let first = s.statements().expect("statements")[0].id;
+        assert!(s.history_before(messages[0]).by_title_and_org("LS on slicing", "ITU-T").is_none());
+        assert_eq!(s.history_before(messages[1]).by_title_and_org("LS on slicing", "ITU-T").map(|k| k.id), Some(first));
     }
 }
