@@ -753,7 +753,11 @@ fn compose_with(
                 let ct = ContentType::parse("application/octet-stream").map_err(|e| err("content type", &e))?;
                 Attachment::new("original.eml".into()).body(raw.to_vec(), ct)
             };
-            b.multipart(MultiPart::mixed().boundary(boundary).singlepart(text).singlepart(part))
+            // The Content-Type written out with the caller's boundary: lettre's `mixed()` would
+            // first draw a random one of its own, and the core draws no random numbers.
+            let mixed = ContentType::parse(&format!("multipart/mixed; boundary=\"{boundary}\""))
+                .map_err(|e| err("boundary", &e))?;
+            b.multipart(MultiPart::builder().header(mixed).singlepart(text).singlepart(part))
         }
     }
     .map_err(|e| err("message", &e))?;
@@ -1234,6 +1238,10 @@ ack = false
         assert_eq!(nested.subject(), Some("LS on clocks"));
         assert_eq!(nested.message_id(), Some("ls-1@itu.int"));
         assert!(nested.body_text(0).expect("text").contains("line two"));
+        // The boundary is the caller's, in the Content-Type lettre's `mixed().boundary()` writes.
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("Content-Type: multipart/mixed; boundary=\"b0undary\"\r\n"), "{text}");
+        assert_eq!(text.matches("--b0undary").count(), 3, "two parts and the close");
     }
 
     #[test]
