@@ -5,7 +5,7 @@
 //! - the header facts ([`Header`]) when the bytes are an Internet message at all, else why not
 //!   (the message is then quarantined with that [`ParseError`]);
 //! - the header fields the classifier may read ([`Headers`]: names, unfolded values, To/Cc);
-//! - the bodies and attachments ([`Content`](crate::content::Content)).
+//! - the bodies and attachments ([`crate::content::Content`]).
 //!
 //! Total: any bytes give a [`Parsed`]. No I/O.
 
