@@ -97,6 +97,7 @@ pub fn judge(
             sender: analysis.sender.as_deref(),
             statement: &analysis.statement,
             authentication_results: &authentication_results,
+            single_author: headers.single_author(),
             trusted_authserv_ids: &identity.trusted_authserv_ids,
             statement_handlers: &handlers,
         },
@@ -117,4 +118,40 @@ pub fn judge(
         _ => None,
     };
     Judgement { classification, route, answers }
+}
+
+#[cfg(test)]
+mod tests {
+    use liaisond_model::NoHistory;
+
+    use super::*;
+    use crate::parse::Parsed;
+
+    /// How a message is judged with the built-in relationships, trusting `mail.ietf.org`.
+    fn judged(raw: &[u8]) -> Judgement {
+        let rel = Relationships::builtin();
+        let identity =
+            Identity { trusted_authserv_ids: vec!["mail.ietf.org".into()], ..Identity::from_relationships(&rel) };
+        let parsed = Parsed::new(raw);
+        let analysis = crate::read::read(&parsed, &rel, &|_| Err("no worker in this test".into()));
+        judge(&parsed.headers, &analysis, &rel, &identity, &NoHistory)
+    }
+
+    #[test]
+    fn a_message_with_several_authors_is_never_verified() {
+        // Regression (issue 13): with two From fields mail-parser reads the last one, and a
+        // trusted `dmarc=pass` for either made the other one "verified".
+        for raw in [
+            &include_bytes!("../../../fixtures/hostile/two-from-fields.eml")[..],
+            include_bytes!("../../../fixtures/hostile/from-two-mailboxes.eml"),
+        ] {
+            let route = judged(raw).route;
+            assert!(!route.sender_verified, "{}", route.verification);
+            assert!(route.verification.contains("several From"), "{}", route.verification);
+        }
+        // The same message with one author is verified: the fixture's verdict is the rule's.
+        let text = String::from_utf8_lossy(include_bytes!("../../../fixtures/hostile/from-two-mailboxes.eml"))
+            .replace(", 3GPP Liaisons Coordinator <3GPPLiaison@etsi.org>", "");
+        assert!(judged(text.as_bytes()).route.sender_verified);
+    }
 }

@@ -165,6 +165,8 @@ pub struct Headers {
     /// The To and Cc addresses as mail-parser reads them (groups opened, display names and
     /// comments left out), normalised, each once.
     recipients: Vec<String>,
+    /// How many mailboxes the `From:` field names (mail-parser reads the last such field).
+    from_mailboxes: usize,
 }
 
 impl Headers {
@@ -189,7 +191,20 @@ impl Headers {
                 }
             }
         }
-        Headers { fields, recipients }
+        let from_mailboxes = match message.from() {
+            Some(Address::List(list)) => list.len(),
+            Some(Address::Group(groups)) => groups.iter().map(|g| g.addresses.len()).sum(),
+            None => 0,
+        };
+        Headers { fields, recipients, from_mailboxes }
+    }
+
+    /// Whether the message names exactly one author: one `From:` field holding one mailbox.
+    /// Only then can a sender be verified (RFC 7489 §6.6.1: with several, which one DMARC
+    /// checked is unknown; mail-parser reads the last field, a receiver's DMARC may read the
+    /// first).
+    pub fn single_author(&self) -> bool {
+        self.all("from").count() == 1 && self.from_mailboxes == 1
     }
 
     /// Every To and Cc address, normalised, each once.

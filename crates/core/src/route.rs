@@ -42,6 +42,8 @@ pub struct Input<'a> {
     pub statement: &'a Statement,
     /// Every `Authentication-Results` field, top first.
     pub authentication_results: &'a [&'a str],
+    /// Whether the message names exactly one author (one `From:` field, one mailbox).
+    pub single_author: bool,
     /// The authserv-ids of the receiving servers we trust (our own MTA).
     pub trusted_authserv_ids: &'a [String],
     /// For a follow-up: who handles its statement (from the store); else empty.
@@ -52,6 +54,10 @@ pub struct Input<'a> {
 pub fn route(input: &Input<'_>, rel: &Relationships) -> Route {
     let coordinators: Vec<String> = rel.coordinators().to_vec();
     let (verified, verification) = match input.sender {
+        // RFC 7489 §6.6.1: a message with several authors cannot be verified as any of them.
+        Some(_) if !input.single_author => {
+            (false, "the message names several From fields or mailboxes; none is verified".to_string())
+        }
         Some(sender) => verify_sender(sender, input.authentication_results, input.trusted_authserv_ids),
         None => (false, "the message has no From address".to_string()),
     };
@@ -317,6 +323,7 @@ mod tests {
                 sender: Some(sender),
                 statement: st,
                 authentication_results: ar,
+                single_author: true,
                 trusted_authserv_ids: &[TRUSTED.to_string()],
                 statement_handlers: &[],
             },
@@ -395,6 +402,7 @@ mod tests {
                     sender: Some("a@b.example"),
                     statement: &st,
                     authentication_results: &[],
+                    single_author: true,
                     trusted_authserv_ids: &[],
                     statement_handlers: handlers,
                 },
@@ -417,6 +425,7 @@ mod tests {
                     sender: Some("a@b.example"),
                     statement: &st,
                     authentication_results: &[],
+                    single_author: true,
                     trusted_authserv_ids: &[],
                     statement_handlers: &[],
                 },
