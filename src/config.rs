@@ -1219,6 +1219,21 @@ after_commit = "leave"
     }
 
     #[test]
+    fn a_password_of_the_wrong_type_is_not_echoed() {
+        // Regression (issue 13, medium 3): serde's message quoted the value it refused.
+        let d = dir_with_maildir();
+        for value in ["987654321", "9876.54321", "1987-06-05T04:32:10Z"] {
+            let table = format!("{MINIMAL}[smtp]\nhost = \"h\"\nusername = \"u\"\npassword = {value}\n");
+            let inline = format!("smtp = {{ host = \"h\", password = {value} }}\n{MINIMAL}");
+            for text in [table, inline] {
+                let e = load(&text, d.path()).expect_err("a password is a string");
+                assert!(!e.to_string().contains(value), "{e}");
+                assert!(e.message.starts_with("invalid type"), "{e}");
+            }
+        }
+    }
+
+    #[test]
     fn unknown_key_names_file_line_and_key() {
         let d = dir_with_maildir();
         let text = MINIMAL.replace("after_commit = \"leave\"", "after_commit = \"leave\"\npoll_intreval = \"5s\"");

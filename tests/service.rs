@@ -533,3 +533,39 @@ async fn doctor_is_ok_against_the_testbed_and_fails_on_a_wrong_password_or_a_clo
     assert!(out.contains("hint: nothing answers at"), "{out}");
     assert!(!out.contains("not-the-password"), "no secret in the output:\n{out}");
 }
+
+#[tokio::test]
+async fn no_log_level_shows_a_password() {
+    // Regression (issue 13, medium 3): at `trace` async-imap logged `LOGIN "user" "password"`
+    // and lettre `AUTH PLAIN <base64 credentials>` (and the message data at `debug`).
+    let tb = testbed();
+    let mailbox = common::unique_mailbox("secrets");
+    let mut s = common::imap_as(tb, "alias6@example.org").await;
+    common::create_mailbox(&mut s, &mailbox).await;
+    common::append(&mut s, &mailbox, &sample_message(&mailbox, 1), None).await;
+    let _ = s.logout().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = doctor_config(dir.path(), &mailbox, &tb.password, tb.submission_port);
+    let plain = common::base64::encode(format!("\0alias6@example.org\0{}", tb.password).as_bytes());
+    for args in [&["doctor"][..], &["run", "--once"]] {
+        let out = Command::new(BIN)
+            .args(args)
+            .args(["--config", config.to_str().expect("utf8")])
+            .env("LIAISOND_LOG", "trace")
+            .env_remove("JOURNAL_STREAM")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run liaisond");
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(all.len() > 1000, "{args:?} logged at trace: {all}");
+        // As a word: rustls traces `extended_master_secret`, and the testbed's password is `secret`.
+        let word = |c: char| c.is_alphanumeric() || c == '_';
+        let leaked = all.match_indices(tb.password.as_str()).any(|(at, p)| {
+            let before = all[..at].chars().next_back().is_some_and(word);
+            let after = all[at + p.len()..].chars().next().is_some_and(word);
+            !before && !after
+        });
+        assert!(!leaked, "{args:?} logged the password");
+        assert!(!all.contains(&plain), "{args:?} logged the AUTH PLAIN credentials");
+    }
+}

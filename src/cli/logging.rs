@@ -2,11 +2,26 @@
 
 use std::io::IsTerminal;
 
+/// Crates whose debug and trace output carries secrets or message bodies: async-imap logs
+/// `LOGIN "user" "password"`, lettre `AUTH PLAIN <credentials>` and the whole message data.
+/// Whatever `LIAISOND_LOG` asks, nothing below `info` is taken from them.
+const SECRET_TARGETS: &[&str] = &["async_imap", "imap_proto", "lettre"];
+
+/// Whether an event or span may be logged at all (see [`SECRET_TARGETS`]).
+fn not_secret(meta: &tracing::Metadata<'_>) -> bool {
+    // `Level` orders by verbosity: TRACE is the greatest.
+    *meta.level() <= tracing::Level::INFO
+        || !SECRET_TARGETS
+            .iter()
+            .any(|t| meta.target().strip_prefix(t).is_some_and(|rest| rest.is_empty() || rest.starts_with("::")))
+}
+
 pub(super) fn init(default_level: &str) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("LIAISOND_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let registry = tracing_subscriber::registry().with(filter).with(tracing_subscriber::filter::filter_fn(not_secret));
     // Under systemd, stderr is connected to the journal: send the journal structured entries
     // instead (each field as a journal field, `F_TRACKING_ID=...`; tracing-journald prefixes
     // them with `F_` so that a field can never pass for one of the journal's own, such as
@@ -15,16 +30,14 @@ pub(super) fn init(default_level: &str) {
         && let Ok(journal) = tracing_journald::layer()
     {
         let journal = journal.with_syslog_identifier("liaisond".to_string());
-        let _ = tracing_subscriber::registry().with(filter).with(journal).try_init();
+        let _ = registry.with(journal).try_init();
         return;
     }
     // Logs go to stderr (in a terminal, a pipe, or the journal as plain lines); stdout is for
     // command output.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+    let stderr =
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
+    let _ = registry.with(stderr).try_init();
 }
 
 /// Whether stderr is the journal's stream: systemd.exec(5) says a service whose stderr goes to

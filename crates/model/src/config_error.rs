@@ -34,7 +34,32 @@ impl ConfigError {
 /// liaisond reads (the configuration, the relationships data).
 pub fn syntax_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
     let (line, column) = e.span().map(|span| line_col(text, span.start)).unzip();
-    ConfigError { file: path.to_path_buf(), line, column, key: None, message: e.message().trim().to_string() }
+    let mut message = e.message().trim().to_string();
+    // serde quotes the value it could not take (`invalid type: integer `123``): never a
+    // password's, whatever its type.
+    if message.starts_with("invalid")
+        && let Some(span) = e.span()
+        && names_a_password(text, span.start)
+    {
+        message = hide_quoted(&message);
+    }
+    ConfigError { file: path.to_path_buf(), line, column, key: None, message }
+}
+
+/// Whether the line up to `offset` names a password key (`password = …`, `{ password = … }`).
+fn names_a_password(text: &str, offset: usize) -> bool {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |n| n + 1);
+    text.get(start..offset).is_some_and(|line| line.to_ascii_lowercase().contains("password"))
+}
+
+/// `message` with every `quoted` part replaced by `(value hidden)`.
+fn hide_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for (i, part) in message.split('`').enumerate() {
+        out.push_str(if i % 2 == 1 { "(value hidden)" } else { part });
+    }
+    out
 }
 
 /// A validation error about the value at `key` (or, when that key is absent, its deepest
