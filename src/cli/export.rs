@@ -189,7 +189,12 @@ impl<W: Write> CsvWriter<W> {
             if i > 0 {
                 self.out.write_all(b",")?;
             }
+            // A cell a spreadsheet would run as a formula (`=HYPERLINK(…)`, `+`, `-`, `@`, a tab
+            // or CR first) gets a leading `'`: titles and names come from senders (OWASP's
+            // CSV injection advice).
             let f = field.as_ref();
+            let f: std::borrow::Cow<'_, str> =
+                if f.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{f}").into() } else { f.into() };
             let quote = f.contains([',', '"', '\r', '\n']) || f.starts_with(' ') || f.ends_with(' ');
             if quote {
                 self.out.write_all(b"\"")?;
@@ -227,6 +232,16 @@ mod tests {
         );
         assert_eq!(csv(&[&[" padded", "é,ü \"ß\""]]), "\" padded\",\"é,ü \"\"ß\"\"\"\r\n");
         assert_eq!(csv(&[&["\""]]), "\"\"\"\"\r\n");
+    }
+
+    #[test]
+    fn cells_a_spreadsheet_would_run_are_neutralised() {
+        // Regression (issue 13): a statement titled `=HYPERLINK(…)` became a live formula.
+        assert_eq!(
+            csv(&[&["=HYPERLINK(\"http://evil.example\")", "+1", "-2", "@SUM(A1)"]]),
+            "\"'=HYPERLINK(\"\"http://evil.example\"\")\",'+1,'-2,'@SUM(A1)\r\n"
+        );
+        assert_eq!(csv(&[&["\tx", "\rx", "a=b"]]), "'\tx,\"'\rx\",a=b\r\n");
     }
 
     #[test]
