@@ -15,8 +15,12 @@ pub(super) async fn write_to_directory(
     let tmp = dir.join(format!(".{name}.tmp"));
     let bytes = bytes.to_vec();
     let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         std::fs::create_dir_all(tmp.parent().unwrap_or(std::path::Path::new(".")))?;
-        std::fs::write(&tmp, &bytes)?;
+        // 0600: the message may carry the original statement and its senders' addresses.
+        let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        file.write_all(&bytes)?;
         std::fs::rename(&tmp, &path)
     })
     .await;

@@ -366,6 +366,10 @@ mod tests {
         let text = String::from_utf8_lossy(&written);
         assert!(text.contains("Message-ID: <liaisond.notification.m1.0@iab.org>"), "{text}");
         assert!(text.contains("message/rfc822"), "the original is attached: {text}");
+        // Regression (issue 13): written with the umask's mode, readable by any local user.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.join("000001-notification.eml")).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[tokio::test]

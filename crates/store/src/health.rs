@@ -88,8 +88,23 @@ impl super::Store {
     /// connections go on writing: `VACUUM INTO` reads in one transaction, so the copy is the
     /// database as of one moment, compacted, without the WAL.
     pub fn backup_into(&self, dest: &Path) -> Result<(), StoreError> {
-        let dest = dest.to_str().ok_or_else(|| self.err(rusqlite::Error::InvalidPath(dest.to_path_buf())))?;
-        self.conn.execute("VACUUM INTO ?1", rusqlite::params![dest]).map(|_| ()).map_err(|e| self.err(e))
+        // Created empty first, 0600 (VACUUM INTO fills an empty file): a copy of every message.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(dest)
+                .map_err(|source| StoreError::File { path: dest.to_path_buf(), source })?;
+        }
+        let name = dest.to_str().ok_or_else(|| self.err(rusqlite::Error::InvalidPath(dest.to_path_buf())))?;
+        let copied = self.conn.execute("VACUUM INTO ?1", rusqlite::params![name]).map(|_| ()).map_err(|e| self.err(e));
+        if copied.is_err() {
+            // Nothing half-written is left to pass for a backup (or to block the next one).
+            let _ = std::fs::remove_file(dest);
+        }
+        copied
     }
 }
 
@@ -113,6 +128,22 @@ mod tests {
         assert!(!daemon_holds_lock(&db).expect("lock"));
         let _held = InstanceLock::acquire(&db).expect("lock");
         assert!(daemon_holds_lock(&db).expect("lock"));
+    }
+
+    #[test]
+    fn the_database_and_its_backup_are_private_to_their_owner() {
+        // Regression (issue 13): both were created with the umask's mode (0644 usually), so
+        // any local user could read every stored message.
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().expect("tempdir");
+        let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        let db = d.path().join("p.db");
+        let store = Store::open(&db, Duration::from_secs(1)).expect("create");
+        assert_eq!(mode(&db), 0o600);
+        let copy = d.path().join("copy.db");
+        store.backup_into(&copy).expect("backup");
+        assert_eq!(mode(&copy), 0o600);
+        assert_eq!(inspect(&copy, Duration::from_secs(1)).expect("inspect").quick_check, ["ok"]);
     }
 
     #[test]

@@ -265,6 +265,12 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("cannot create the database file {path}: {source}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot create the database directory {path}: {source}")]
     Directory {
         path: PathBuf,
@@ -304,7 +310,7 @@ impl StoreError {
                 C::DatabaseBusy | C::DatabaseLocked | C::DiskFull | C::SystemIoFailure | C::OutOfMemory
             ),
             StoreError::Sqlite { .. } => false,
-            StoreError::Directory { .. } | StoreError::LockFile { .. } => true,
+            StoreError::Directory { .. } | StoreError::File { .. } | StoreError::LockFile { .. } => true,
             StoreError::AlreadyRunning { .. } => true,
             StoreError::TooNew { .. } | StoreError::Outdated { .. } | StoreError::NoSuchMessage(_) => false,
         }
@@ -699,6 +705,18 @@ fn ensure_parent(database: &Path) -> Result<(), StoreError> {
     }
 }
 
+/// Creates `path` empty and readable by its owner only (0600) when it does not exist: the
+/// database holds every message and address, whatever the umask of whoever created it (SQLite
+/// gives its WAL and shared-memory files the database file's permissions).
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// An open database.
 pub struct Store {
     conn: Connection,
@@ -715,6 +733,7 @@ impl Store {
     /// Opens (creating it if needed) and migrates the database.
     pub fn open(path: &Path, busy_timeout: Duration) -> Result<Store, StoreError> {
         ensure_parent(path)?;
+        create_private(path).map_err(|source| StoreError::File { path: path.to_path_buf(), source })?;
         let conn = Connection::open(path).map_err(|source| StoreError::Sqlite { path: path.to_path_buf(), source })?;
         let mut store = Store { conn, path: path.to_path_buf() };
         store.configure(busy_timeout).map_err(|e| store.err(e))?;
