@@ -30,8 +30,7 @@ pub(super) fn quarantined(config: Config, json: bool) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     if json {
         for r in &rows {
-            serde_json::to_writer(&mut out, r)?;
-            writeln!(out)?;
+            output::json_line(&mut out, r)?;
         }
         return Ok(EX_OK);
     }

@@ -20,8 +20,7 @@ pub(super) fn list(config: Config, states: &[String], limit: usize, json: bool) 
     let mut out = std::io::stdout().lock();
     if json {
         for r in &rows {
-            serde_json::to_writer(&mut out, r)?;
-            writeln!(out)?;
+            output::json_line(&mut out, r)?;
         }
         return Ok(EX_OK);
     }

@@ -3,6 +3,13 @@
 
 use std::io::IsTerminal;
 
+/// Writes `value` as one line of JSON (the `--json` listings: one object per line).
+pub fn json_line(out: &mut impl std::io::Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
 /// sysexits(3) EX_USAGE: a value on the command line has the wrong form (a date, an address, a
 /// purpose). clap's own parse errors (an unknown option, a missing argument, a choice not among
 /// those listed) keep clap's exit status, 2.

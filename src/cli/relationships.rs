@@ -7,7 +7,7 @@ use std::io::Write;
 
 use clap::Subcommand;
 
-use super::output::{Refused, operator, parse_date, today};
+use super::output::{self, Refused, operator, parse_date, today};
 use super::{ConfigArg, EX_OK, open_existing, with_config};
 use crate::config::Config;
 use liaisond_model::normalize_address;
@@ -57,8 +57,7 @@ fn managers(config: Config, json: bool) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     for c in &all {
         if json {
-            serde_json::to_writer(&mut out, c)?;
-            writeln!(out)?;
+            output::json_line(&mut out, c)?;
         } else {
             writeln!(
                 out,

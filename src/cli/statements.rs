@@ -264,8 +264,7 @@ fn list(config: Config, filter: &Filter, json: bool) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     if json {
         for r in &records {
-            serde_json::to_writer(&mut out, &record_json(r, today)?)?;
-            writeln!(out)?;
+            output::json_line(&mut out, &record_json(r, today)?)?;
         }
         return Ok(EX_OK);
     }
