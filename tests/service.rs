@@ -463,16 +463,24 @@ fn doctor_config(dir: &Path, mailbox: &str, password: &str, smtp_port: u16) -> P
     path
 }
 
-#[tokio::test]
-async fn doctor_is_ok_against_the_testbed_and_fails_on_a_wrong_password_or_a_closed_port() {
+/// A mailbox of alias6 holding one message, and a configuration that reads it over IMAP and
+/// sends through the testbed's submission port: (its directory, the file, the mailbox).
+async fn testbed_setup(tag: &str) -> (tempfile::TempDir, PathBuf, String) {
     let tb = testbed();
-    let mailbox = common::unique_mailbox("doctor");
+    let mailbox = common::unique_mailbox(tag);
     let mut s = common::imap_as(tb, "alias6@example.org").await;
     common::create_mailbox(&mut s, &mailbox).await;
     common::append(&mut s, &mailbox, &sample_message(&mailbox, 1), None).await;
     let _ = s.logout().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = doctor_config(dir.path(), &mailbox, &tb.password, tb.submission_port);
+    (dir, config, mailbox)
+}
+
+#[tokio::test]
+async fn doctor_is_ok_against_the_testbed_and_fails_on_a_wrong_password_or_a_closed_port() {
+    let tb = testbed();
+    let (dir, config, mailbox) = testbed_setup("doctor").await;
 
     // Before the first run there is no database: a warning, not a failure.
     let (code, out) = doctor(&config);
@@ -539,13 +547,7 @@ async fn no_log_level_shows_a_password() {
     // Regression (issue 13, medium 3): at `trace` async-imap logged `LOGIN "user" "password"`
     // and lettre `AUTH PLAIN <base64 credentials>` (and the message data at `debug`).
     let tb = testbed();
-    let mailbox = common::unique_mailbox("secrets");
-    let mut s = common::imap_as(tb, "alias6@example.org").await;
-    common::create_mailbox(&mut s, &mailbox).await;
-    common::append(&mut s, &mailbox, &sample_message(&mailbox, 1), None).await;
-    let _ = s.logout().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = doctor_config(dir.path(), &mailbox, &tb.password, tb.submission_port);
+    let (_dir, config, _) = testbed_setup("secrets").await;
     let plain = common::base64::encode(format!("\0alias6@example.org\0{}", tb.password).as_bytes());
     for args in [&["doctor"][..], &["run", "--once"]] {
         let out = Command::new(BIN)
