@@ -26,14 +26,7 @@ pub(super) fn route(config: Config, dry_run: bool, json: bool) -> anyhow::Result
         // are not extracted again), against the statements recorded before it.
         let parsed = Parsed::new(&store.raw_message(st.message)?);
         let reading = store.reading(st.message)?.unwrap_or_default();
-        let analysis = Analysis {
-            message_id: parsed.message_id.clone(),
-            subject: parsed.header.as_ref().ok().and_then(|h| h.subject.clone()),
-            sender: st.sender.clone(),
-            statement: serde_json::from_str(&reading.statement_json).unwrap_or_default(),
-            warnings: serde_json::from_str(&reading.warnings_json).unwrap_or_default(),
-            attachments: reading.attachments,
-        };
+        let analysis = Analysis::from_reading(&parsed, reading);
         let history = store.history_before(st.message);
         let now = judge::judge(&parsed.headers, &analysis, &relationships, &identity, &history).route;
         let same = now.to == st.route_to;

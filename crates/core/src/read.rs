@@ -47,6 +47,21 @@ impl Analysis {
         }
     }
 
+    /// The message as it was read when it was recorded: its header facts from `parsed`, the
+    /// rest from the stored `reading` (attachments are not extracted again). The inverse of
+    /// [`to_reading`](Self::to_reading), for judging a recorded message again.
+    pub fn from_reading(parsed: &Parsed, reading: Reading) -> Analysis {
+        let header = parsed.header.as_ref().ok();
+        Analysis {
+            message_id: header.and_then(|h| h.message_id.clone()),
+            subject: header.and_then(|h| h.subject.clone()),
+            sender: header.and_then(|h| h.from.as_deref()).map(bare_address),
+            statement: serde_json::from_str(&reading.statement_json).unwrap_or_default(),
+            attachments: reading.attachments,
+            warnings: serde_json::from_str(&reading.warnings_json).unwrap_or_default(),
+        }
+    }
+
     /// Whether an attachment yielded text enough to be a document (a statement usually is one).
     pub fn has_document(&self) -> bool {
         self.attachments.iter().any(|a| a.text_chars >= 200)
@@ -128,5 +143,28 @@ fn bare_address(from: &str) -> String {
     match (from.rfind('<'), from.rfind('>')) {
         (Some(l), Some(r)) if l < r => from[l + 1..r].to_string(),
         _ => from.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorded_reading_gives_back_the_analysis() {
+        // `route --dry-run` judges a recorded statement on its stored reading: it must be the
+        // analysis the daemon judged, field for field.
+        let raw = b"From: Jane Doe <jane.doe@itu.int>\r\nSubject: LS on clocks\r\nMessage-ID: <ls-9@itu.int>\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+Title: LS on packet clocks\r\nPurpose: For action\r\nDeadline: 2027-03-01\r\n\r\n--b\r\n\
+Content-Type: text/html; name=ls.html\r\nContent-Disposition: attachment; filename=ls.html\r\n\r\n\
+<p>Contact: Jane Doe, jane.doe@itu.int</p>\r\n--b--\r\n";
+        let parsed = Parsed::new(raw);
+        let rel = Relationships::builtin();
+        let read = read(&parsed, &rel, &|_| Err("no worker here".into()));
+        let again = Analysis::from_reading(&parsed, read.to_reading());
+        let json = |a: &Analysis| serde_json::to_value(a).expect("serialise");
+        assert_eq!(json(&again), json(&read));
+        assert_eq!(read.attachments.len(), 1);
     }
 }
