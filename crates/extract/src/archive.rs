@@ -84,6 +84,43 @@ mod tests {
     }
 
     #[test]
+    fn the_own_directory_reader_follows_zip64_and_prepended_data() {
+        // The two detours of `zip_names` (APPNOTE §4.3.14–15; a self-extractor's stub in front),
+        // each checked against the zip crate.
+        let by_zip = |b: &[u8]| {
+            zip::ZipArchive::new(Cursor::new(b)).is_ok_and(|z| z.index_for_name("word/document.xml").is_some())
+        };
+        // A Zip64 archive: the end record's counts say "see the Zip64 record", which a locator
+        // just before it points at (the zip crate writes one only for very large archives).
+        let plain = make_zip(&[("a.txt", b"x"), ("word/document.xml", b"<w/>")]);
+        let end = plain.len() - 22;
+        let u64le = |v: usize| (v as u64).to_le_bytes();
+        // The central directory: from its offset in the end record up to the end record.
+        let offset = u32::from_le_bytes(plain[end + 16..end + 20].try_into().expect("4 bytes")) as usize;
+        let (entries, size) = (2, end - offset);
+        let mut zip64 = plain[..end].to_vec();
+        let record = zip64.len();
+        zip64.extend(b"PK\x06\x06");
+        zip64.extend(u64le(44));
+        zip64.extend([45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        zip64.extend(u64le(entries));
+        zip64.extend(u64le(entries));
+        zip64.extend(u64le(size));
+        zip64.extend(u64le(offset));
+        zip64.extend(b"PK\x06\x07\0\0\0\0");
+        zip64.extend(u64le(record));
+        zip64.extend([1, 0, 0, 0]);
+        zip64.extend(b"PK\x05\x06\0\0\0\0\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\0\0");
+        assert!(by_zip(&zip64), "the zip crate reads the hand-made Zip64 archive");
+        assert!(crate::zip_names::has_entry(&zip64, b"word/document.xml"));
+        assert!(!crate::zip_names::has_entry(&zip64, b"word/missing.xml"));
+        let mut prepended = b"#!/bin/sh\nexit 0\n".to_vec();
+        prepended.extend(make_zip(&[("word/document.xml", b"<w/>")]));
+        assert_eq!(crate::zip_names::has_entry(&prepended, b"word/document.xml"), by_zip(&prepended));
+        assert!(crate::zip_names::has_entry(&prepended, b"word/document.xml"));
+    }
+
+    #[test]
     fn sniffing_finds_the_word_document_as_the_zip_crate_does() {
         // Regression guard for `zip_names`, the daemon's own reader of central directories:
         // it must see a `.docx` exactly where the zip crate (in the worker) sees one.
