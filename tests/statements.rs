@@ -1,6 +1,11 @@
-//! The golden corpus: every `fixtures/statements/NAME.eml` is read as `liaisond parse` reads it,
-//! and its statement fields are compared with the hand-written truth in `NAME.expected.json`.
+//! The golden corpora, read as `liaisond parse` reads them and compared field by field with
+//! truth written by hand:
+//! - the synthetic corpus: every `fixtures/statements/NAME.eml` with `NAME.expected.json`;
+//! - the real corpus: every `fixtures/real/NAME.json`, which names a real, public document
+//!   (`documents/…`, with its source) and holds its truth; the test mails the document as an
+//!   attachment (the envelope is the only thing written for the test).
 //!
+//! For both:
 //! - A field that differs fails the test, unless the fixture lists it in `known_misses` (an
 //!   honest record of what the extractor gets wrong today); a listed field that now matches
 //!   fails too, so the list is kept true.
@@ -8,8 +13,9 @@
 //! - `LIAISOND_BLESS_MISSES=1 cargo test --test statements` rewrites each fixture's
 //!   `known_misses` to what differs today (the truth itself is never rewritten): use it after
 //!   reviewing the differences, and say why in the commit.
-//! - The per-field accuracy over the corpus is printed (`cargo test --test statements --
-//!   --nocapture`) and written to `target/statement-accuracy.txt`.
+//! - The per-field accuracy of each corpus is printed (`cargo test --test statements --
+//!   --nocapture`) and written to `target/statement-accuracy.txt` and
+//!   `target/real-accuracy.txt`.
 
 mod common;
 
@@ -22,6 +28,10 @@ use liaisond_core::judge::Identity;
 use liaisond_core::parse::Parsed;
 use liaisond_core::relationships::Relationships;
 use serde_json::Value;
+
+/// The fields issue 12 measures on real statements.
+const REAL_FIELDS: &[&str] =
+    &["title", "purpose", "deadline", "from_org", "from_groups", "to_groups", "from_contacts", "reply_to"];
 
 const FIELDS: &[&str] = &[
     "title",
@@ -89,24 +99,75 @@ fn reader(extractor: Extractor) -> Reader {
 
 #[test]
 fn the_statement_corpus_matches_its_truth() {
-    let files = corpus();
+    let items = corpus()
+        .into_iter()
+        .map(|eml| Item { raw: std::fs::read(&eml).expect("read fixture"), truth: eml.with_extension("expected.json") })
+        .collect();
+    check(items, FIELDS, "statement corpus", "statement-accuracy.txt");
+}
+
+#[test]
+fn the_real_corpus_matches_its_truth() {
+    let dir = common::repo_root().join("fixtures/real");
+    let mut truths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("the real corpus {}: {e}", dir.display()))
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json") && !name(p).ends_with(".actual.json"))
+        .collect();
+    truths.sort();
+    assert!(!truths.is_empty(), "no statement in {}", dir.display());
+    let items = truths.into_iter().map(|truth| Item { raw: mailed(&dir, &truth), truth }).collect();
+    check(items, REAL_FIELDS, "real corpus", "real-accuracy.txt");
+}
+
+/// The real document `truth` names, mailed as an attachment from its `mailed_from`.
+fn mailed(dir: &Path, truth: &Path) -> Vec<u8> {
+    let t: Value = serde_json::from_str(&std::fs::read_to_string(truth).expect("read truth"))
+        .unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", truth.display()));
+    let document = dir.join(t["document"].as_str().expect("document"));
+    let bytes = std::fs::read(&document).unwrap_or_else(|e| panic!("{}: {e}", document.display()));
+    let file = name(&document);
+    let stem = file.rsplit_once('.').map_or(file.as_str(), |(s, _)| s);
+    format!(
+        "From: {from}\r\nTo: statements@ietf.org\r\nSubject: Liaison statement {stem}\r\n\
+         Date: Mon, 07 Dec 2026 10:00:00 +0000\r\nMessage-ID: <real-{stem}@fixtures.invalid>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"real\"\r\n\r\n--real\r\nContent-Type: text/plain\r\n\r\n\
+         Please find attached the liaison statement {stem}.\r\n\r\n--real\r\n\
+         Content-Type: application/octet-stream; name=\"{file}\"\r\n\
+         Content-Disposition: attachment; filename=\"{file}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+         {body}--real--\r\n",
+        from = t["mailed_from"].as_str().expect("mailed_from"),
+        body = common::base64::mime_lines(&bytes),
+    )
+    .into_bytes()
+}
+
+/// One message of a corpus and the file holding its truth (`statement`, `known_misses`).
+struct Item {
+    raw: Vec<u8>,
+    truth: PathBuf,
+}
+
+/// Reads every item, compares `fields` with its truth, prints and writes the accuracy as
+/// `title` to `target/<report_file>`, and fails on every difference not in `known_misses`.
+fn check(items: Vec<Item>, fields: &[&'static str], title: &str, report_file: &str) {
     let reader = reader(extractor());
     let mut right: BTreeMap<&str, usize> = BTreeMap::new();
     let mut failures = Vec::new();
-    for eml in &files {
-        let raw = std::fs::read(eml).expect("read fixture");
-        let expected: Value =
-            serde_json::from_str(&std::fs::read_to_string(eml.with_extension("expected.json")).expect("read expected"))
-                .unwrap_or_else(|e| panic!("{}: invalid expected JSON: {e}", eml.display()));
+    for item in &items {
+        let eml = &item.truth;
+        let raw = &item.raw;
+        let expected: Value = serde_json::from_str(&std::fs::read_to_string(eml).expect("read truth"))
+            .unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", eml.display()));
         let known: Vec<&str> = expected["known_misses"]
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let analysis = reader.read(&Parsed::new(&raw));
+        let analysis = reader.read(&Parsed::new(raw));
         let actual = serde_json::to_value(&analysis).expect("serialise");
         let mut mismatched = false;
         let mut misses_now: Vec<&str> = Vec::new();
-        for field in FIELDS {
+        for field in fields {
             let ok = same(field, &expected["statement"][field], &actual["statement"][field]);
             if ok {
                 *right.entry(field).or_default() += 1;
@@ -162,38 +223,46 @@ fn the_statement_corpus_matches_its_truth() {
             }
             if updated != expected {
                 let text = serde_json::to_string_pretty(&updated).expect("serialise") + "\n";
-                std::fs::write(eml.with_extension("expected.json"), text).expect("bless");
+                std::fs::write(eml, text).expect("bless");
             }
             let prefix = name(eml);
             failures.retain(|f| !f.starts_with(&prefix));
         }
-        let actual_path = eml.with_extension("actual.json");
+        let actual_path = actual_path(eml);
         if mismatched {
             let _ = std::fs::write(&actual_path, serde_json::to_string_pretty(&actual).unwrap_or_default());
         } else {
             let _ = std::fs::remove_file(&actual_path);
         }
     }
-    let mut report = format!("statement corpus: {} messages\n", files.len());
+    let mut report = format!("{title}: {} messages\n", items.len());
     let mut total = 0;
-    for field in FIELDS {
+    for field in fields {
         let n = right.get(field).copied().unwrap_or(0);
         total += n;
         report.push_str(&format!(
             "  {field:<20} {n:>3}/{}  {:5.1}%\n",
-            files.len(),
-            100.0 * n as f64 / files.len() as f64
+            items.len(),
+            100.0 * n as f64 / items.len() as f64
         ));
     }
     report.push_str(&format!(
         "  {:<20} {total:>3}/{}  {:5.1}%\n",
         "all fields",
-        files.len() * FIELDS.len(),
-        100.0 * total as f64 / (files.len() * FIELDS.len()) as f64
+        items.len() * fields.len(),
+        100.0 * total as f64 / (items.len() * fields.len()) as f64
     ));
     eprintln!("{report}");
-    let _ = std::fs::write(common::repo_root().join("target/statement-accuracy.txt"), &report);
+    let _ = std::fs::write(common::repo_root().join("target").join(report_file), &report);
     assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Where the reading of a message whose truth is in `truth` is written when it differs:
+/// `NAME.actual.json` beside it.
+fn actual_path(truth: &Path) -> PathBuf {
+    let file = name(truth);
+    let stem = file.strip_suffix(".expected.json").or_else(|| file.strip_suffix(".json")).unwrap_or(&file);
+    truth.with_file_name(format!("{stem}.actual.json"))
 }
 
 fn name(p: &Path) -> String {
