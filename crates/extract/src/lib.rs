@@ -66,13 +66,6 @@ impl Format {
             _ => return None,
         })
     }
-
-    /// Whether reading this format needs the isolated child process (a third-party parser
-    /// of a complex binary format). Plain text and HTML are read in-process by our own
-    /// bounded code.
-    pub fn needs_isolation(self) -> bool {
-        matches!(self, Format::Docx | Format::Doc | Format::Pdf | Format::Zip)
-    }
 }
 
 /// Limits on what one extraction may produce or unpack.
@@ -199,7 +192,8 @@ pub fn extract_text(format: Format, bytes: &[u8], limits: &ExtractLimits) -> Res
 }
 
 /// Reads plain text and HTML, which need no third-party parser; `None` for every other
-/// format (it needs [`Format::needs_isolation`]'s child process, or holds no text).
+/// format (Word, PDF and zip need [`extract_text`] in the confined worker; the rest hold no
+/// text).
 pub fn read_in_process(
     format: Format,
     bytes: &[u8],
