@@ -806,6 +806,12 @@ impl Store {
             return Ok(());
         }
         self.in_transaction(|tx| {
+            // Read again under the write lock: a daemon and `liaisond ingest` starting together
+            // both saw the old version above, and the second must not apply the migrations twice.
+            let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if found >= SCHEMA_VERSION {
+                return Ok(());
+            }
             for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
                 tx.execute_batch(sql)?;
                 tx.pragma_update(None, "user_version", (i + 1) as i64)?;
@@ -1592,6 +1598,40 @@ mod tests {
         let s = Store::open(&path, Duration::from_secs(1)).expect("second open is a no-op");
         let migrated = s.status(10).expect("status").last_events.iter().filter(|e| e.kind == "schema_migrated").count();
         assert_eq!(migrated, 1);
+    }
+
+    #[test]
+    fn processes_opening_a_new_database_together_migrate_it_once() {
+        // Regression (issue 13): the version was read before the write lock was taken, so the
+        // second of two openers (the daemon and `liaisond ingest`) ran the migrations again
+        // and failed on "table already exists".
+        for round in 0..5 {
+            let d = tempfile::tempdir().expect("tempdir");
+            let path = d.path().join(format!("race{round}.db"));
+            // A version-1 database, so that every opener has migrations to apply.
+            {
+                let conn = Connection::open(&path).expect("open");
+                conn.execute_batch(MIGRATIONS[0]).expect("v1 schema");
+                conn.pragma_update(None, "user_version", 1).expect("version");
+            }
+            let start = std::sync::Arc::new(std::sync::Barrier::new(6));
+            let openers: Vec<_> = (0..6)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        Store::open(&path, Duration::from_secs(10)).map(|_| ()).map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            for opener in openers {
+                opener.join().expect("thread").expect("every opener succeeds");
+            }
+            let s = Store::open(&path, Duration::from_secs(1)).expect("open");
+            let migrated =
+                s.status(50).expect("status").last_events.iter().filter(|e| e.kind == "schema_migrated").count();
+            assert_eq!(migrated, 1, "round {round}");
+        }
     }
 
     #[test]
