@@ -125,7 +125,9 @@ struct RawOutbox {
 #[serde(deny_unknown_fields)]
 struct RawAcknowledgements {
     enabled: Option<bool>,
+    unverified_receipts: Option<bool>,
     per_sender_per_day: Option<u32>,
+    per_domain_per_day: Option<u32>,
     per_hour: Option<u32>,
     max_age: Option<String>,
     never_to: Option<Vec<String>>,
@@ -479,8 +481,9 @@ impl Config {
     /// The templates: the operator's directory, else the built-in copies of `config/templates/`.
     pub fn load_templates(&self) -> Result<Templates, ConfigError> {
         Templates::from_texts(|name, builtin| match &self.templates {
-            // New in schema 5: an operator's directory from before may not have them yet.
-            Some(dir) if matches!(name, "reminder.txt" | "digest.txt") && !dir.join(name).exists() => {
+            // Added later (reminders and digest with schema 5, the receipt with 6): an
+            // operator's directory from before may not have them yet.
+            Some(dir) if matches!(name, "reminder.txt" | "digest.txt" | "receipt.txt") && !dir.join(name).exists() => {
                 Ok((builtin.to_string(), builtin_path(name)))
             }
             Some(dir) => {
@@ -1092,6 +1095,16 @@ impl Validator<'_> {
         })?;
         let acknowledgements = AckPolicy {
             enabled: a.enabled.unwrap_or(true),
+            unverified_receipts: a.unverified_receipts.unwrap_or(true),
+            per_domain_per_day: match a.per_domain_per_day {
+                None => 20,
+                Some(n @ 1..) => n,
+                Some(0) => {
+                    return Err(
+                        self.err(&at("per_domain_per_day"), "must be at least 1 (use `enabled = false` to send none)")
+                    );
+                }
+            },
             per_sender_per_day: match a.per_sender_per_day {
                 None => 3,
                 Some(n @ 1..) => n,
@@ -1346,6 +1359,7 @@ after_commit = "leave"
             ("[outbox]\nretry_min = \"1h\"\nretry_max = \"1m\"\n", "outbox.retry_max", "retry_min"),
             ("[acknowledgements]\nper_hour = 0\n", "acknowledgements.per_hour", "at least 1"),
             ("[acknowledgements]\nper_sender_per_day = 0\n", "acknowledgements.per_sender_per_day", "at least 1"),
+            ("[acknowledgements]\nper_domain_per_day = 0\n", "acknowledgements.per_domain_per_day", "at least 1"),
             (
                 "[acknowledgements]\nnever_to = [\"ok\", \"(unclosed\"]\n",
                 "acknowledgements.never_to[1]",

@@ -40,8 +40,9 @@ fn unique(tag: &str) -> String {
     format!("{tag}.{}.{nanos}@sdo.example.net", std::process::id())
 }
 
-/// A liaison statement from Example SDO with a Word attachment.
-fn statement(u: &Users, title: &str, verified: bool, reply_to: Option<&str>) -> (Vec<u8>, String) {
+/// A liaison statement from Example SDO with a Word attachment, from `from` (default: the
+/// SDO's sender address).
+fn statement(u: &Users, title: &str, verified: bool, from: Option<&str>) -> (Vec<u8>, String) {
     let message_id = unique("ls");
     let docx = docx(title);
     let auth = if verified {
@@ -49,9 +50,9 @@ fn statement(u: &Users, title: &str, verified: bool, reply_to: Option<&str>) -> 
     } else {
         ""
     };
-    let reply = format!("Send any reply LS to: {}\r\n", reply_to.unwrap_or(&u.sender));
+    let reply = format!("Send any reply LS to: {}\r\n", u.sender);
     let raw = format!(
-        "{auth}From: Jane Doe <{sender}>\r\nTo: {alias}\r\nSubject: LS on {title}\r\nDate: {date}\r\n\
+        "{auth}From: Jane Doe <{from}>\r\nTo: {alias}\r\nSubject: LS on {title}\r\nDate: {date}\r\n\
          Message-ID: <{message_id}>\r\nMIME-Version: 1.0\r\n\
          Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
          Liaison statement\r\nTitle: {title}\r\nFrom: Example SDO Working Group 7\r\nTo: IETF OPSAWG\r\n\
@@ -61,6 +62,7 @@ fn statement(u: &Users, title: &str, verified: bool, reply_to: Option<&str>) -> 
          Content-Type: application/vnd.openxmlformats-officedocument.wordprocessingml.document\r\n\
          Content-Disposition: attachment; filename=\"ES-LS-0042.docx\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{body}\r\n--b1--\r\n",
         sender = u.sender,
+        from = from.unwrap_or(&u.sender),
         alias = u.alias,
         date = date_now(),
         body = common::base64::mime_lines(&docx),
@@ -337,8 +339,19 @@ async fn spoofed_sender_goes_to_the_coordinators_and_acknowledgements_are_capped
     assert!(body.contains("NOT verified"), "{body}");
     assert!(body.contains("unverified") || body.contains("not verified"), "{body}");
     assert!(!header(&parse(note[0]), "To").contains(&u.manager), "not to the manager");
+    // Its envelope sender is in the From domain: a receipt that repeats nothing of it.
+    let receipts = wait_inbox(tb, &u.sender, 1, "the receipt to the unverified sender").await;
+    let receipt = parse(&receipts[0]);
+    let (subject, text) = (receipt.subject().unwrap_or_default(), receipt.body_text(0).unwrap_or_default());
+    assert!(subject.ends_with("Receipt of your message to the IETF liaison coordination"), "{subject}");
+    for taken in ["spoofed request", "Example SDO", "ES-LS-0042", "OPSAWG"] {
+        assert!(!subject.contains(taken) && !text.contains(taken), "{taken:?} in the receipt: {subject}\n{text}");
+    }
+    assert_eq!(header(&receipt, "Return-Path"), "<>");
+    assert!(receipt.in_reply_to().as_text().is_none() && receipt.cc().is_none(), "nothing else: {receipt:?}");
 
-    // Three verified statements: the per-sender limit (2 a day) stops the last one's receipt.
+    // Three verified statements: the per-sender limit (2 a day, the receipt included) stops
+    // the last two acknowledgements.
     for i in 0..3 {
         let (raw, _) = statement(&u, &format!("capped request {i} {pid}"), true, None);
         mail(tb, &u.sender, &u.alias, &raw).await;
@@ -349,7 +362,7 @@ async fn spoofed_sender_goes_to_the_coordinators_and_acknowledgements_are_capped
     .await;
     wait_inbox(tb, &u.manager, 3, "three notifications to the manager").await;
     settle().await;
-    assert_eq!(inbox_of(tb, &u.sender).await.len(), 2, "two acknowledgements, then the limit");
+    assert_eq!(inbox_of(tb, &u.sender).await.len(), 2, "a receipt and an acknowledgement, then the limit");
     assert_eq!(inbox_of(tb, &u.manager).await.len(), 3, "the spoofed one did not reach the manager");
     let s = store(dir.path());
     let last = messages(dir.path()).last().map(|m| m.id).expect("a message");
@@ -463,8 +476,8 @@ async fn smtp_down_then_4xx_then_5xx_and_uncertain_delivery() {
     let events = store(dir.path()).status(200).expect("status").last_events;
     assert!(events.iter().any(|e| e.kind == "outbox_retry" && e.detail.as_deref().unwrap_or("").contains("421")));
 
-    // A permanent refusal (the reply-to address does not exist): failed, visible, not retried.
-    let (raw, _) = statement(&u, &format!("unknown reply-to {pid}"), true, Some("nobody-here@example.org"));
+    // A permanent refusal (the sender's address does not exist): failed, visible, not retried.
+    let (raw, _) = statement(&u, &format!("unknown sender {pid}"), true, Some("nobody-here@example.org"));
     mail(tb, &u.sender, &u.alias, &raw).await;
     wait_db(dir.path(), "the refused acknowledgement", |_, o| o.iter().any(|r| r.state == "failed")).await;
     settle().await;

@@ -105,9 +105,12 @@ pub(super) fn check_config(config: Config) -> anyhow::Result<u8> {
     let a = &config.acknowledgements;
     writeln!(
         out,
-        "acknowledgements: {}, at most {} per address a day and {} an hour in total, none for mail older than {}",
+        "acknowledgements: {}; receipts to unverified senders {}; at most {} per address and {} per domain a day, \
+         {} receipts an hour; none for mail older than {}",
         if a.enabled { "on" } else { "off" },
+        if a.unverified_receipts { "on" } else { "off" },
         a.per_sender_per_day,
+        a.per_domain_per_day,
         a.per_hour,
         humantime::format_duration(a.max_age)
     )?;

@@ -323,6 +323,7 @@ mod tests {
             body: body.into(),
             attach_original: true,
             null_sender: false,
+            receipt: false,
         };
         let plan = |_: &OutgoingContext<'_>| Plan {
             drafts: vec![draft.clone()],

@@ -122,7 +122,7 @@ pub fn judge(
 
 #[cfg(test)]
 mod tests {
-    use liaisond_model::NoHistory;
+    use liaisond_model::{DraftKind, NoHistory};
 
     use super::*;
     use crate::parse::Parsed;
@@ -135,6 +135,61 @@ mod tests {
         let parsed = Parsed::new(raw);
         let analysis = crate::read::read(&parsed, &rel, &|_| Err("no worker in this test".into()));
         judge(&parsed.headers, &analysis, &rel, &identity, &NoHistory)
+    }
+
+    /// What the responder plans for a message judged as in [`judged`].
+    fn planned(raw: &[u8]) -> liaisond_model::Plan {
+        use crate::respond::{AckPolicy, RecordedMessage, Responder, Templates};
+        let rel = Relationships::builtin();
+        let identity =
+            Identity { trusted_authserv_ids: vec!["mail.ietf.org".into()], ..Identity::from_relationships(&rel) };
+        let parsed = Parsed::new(raw);
+        let analysis = crate::read::read(&parsed, &rel, &|_| Err("no worker in this test".into()));
+        let verdict =
+            judge(&parsed.headers, &analysis, &rel, &identity, &NoHistory).verdict(analysis.sender.as_deref());
+        let responder = Responder::new(
+            AckPolicy::default(),
+            std::time::Duration::from_secs(30 * 24 * 3600),
+            1 << 20,
+            Templates::builtin().expect("built-in templates"),
+            "liaison-coordination@iab.org".into(),
+            "liaison-coordination@iab.org".into(),
+            "iab.org".into(),
+        );
+        let now: jiff::Timestamp = "2026-11-03T12:30:00Z".parse().expect("now");
+        let incoming = RecordedMessage {
+            tracking_id: Some("LS-2026-0042"),
+            message: 1,
+            verdict: &verdict,
+            analysis: &analysis,
+            headers: &parsed.headers,
+            received: now,
+            now,
+            nonce: 1,
+            size: raw.len() as u64,
+        };
+        responder.plan(&incoming, &rel, &|_| liaisond_model::AckCounts::default())
+    }
+
+    #[test]
+    fn a_forged_statement_is_never_acknowledged_at_an_address_it_names() {
+        // Regression (issue 13, high): the acknowledgement went to the body's reply address,
+        // with the forger's title in its subject, whatever the verification said.
+        let raw = include_bytes!("../../../fixtures/hostile/ack-to-a-third-party.eml");
+        let plan = planned(raw);
+        let why = plan.ack.as_ref().expect_err("no acknowledgement");
+        assert!(why.contains("not in the From domain"), "{why}");
+        assert!(plan.drafts.iter().all(|d| d.kind != DraftKind::Ack), "{plan:?}");
+        // With an envelope sender in the From domain: a receipt there, with nothing of the message.
+        let text = String::from_utf8_lossy(raw).replace("<bounces@evil.example>", "<Liaisons@ETSI.org>");
+        let plan = planned(text.as_bytes());
+        assert_eq!(plan.ack.as_deref(), Ok("liaisons@etsi.org"));
+        let receipt = plan.drafts.iter().find(|d| d.kind == DraftKind::Ack).expect("a receipt");
+        assert!(receipt.receipt);
+        let all = format!("{:?}", receipt);
+        for taken in ["watches", "evil.example", "victim", "third-party"] {
+            assert!(!all.contains(taken), "{taken:?} in the receipt: {all}");
+        }
     }
 
     #[test]

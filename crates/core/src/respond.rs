@@ -11,7 +11,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use liaisond_model::{AckCounts, Class, ConfigError, Draft, DraftKind, Plan, Purpose, Verdict, normalize_address};
+use liaisond_model::{
+    AckCounts, Class, ConfigError, Draft, DraftKind, Plan, Purpose, Verdict, address_domain, normalize_address,
+};
 use regex::RegexSet;
 
 use crate::classify::{LOOP_HEADER, MESSAGE_ID_PREFIX};
@@ -20,14 +22,25 @@ use crate::read::Analysis;
 use crate::relationships::Relationships;
 use crate::template::{Template, Values};
 
-/// The acknowledgement rules (R36–R45 in the reliability catalogue).
+/// The acknowledgement rules (R36–R45 in the reliability catalogue; issue 13).
+///
+/// RFC 3834 §4: a response goes to the envelope sender, never to an address the content
+/// names. A **verified** sender (see `route::verify_sender`) gets the full acknowledgement at
+/// its From address. An unverified one gets at most a **receipt** that carries no text from
+/// the message, at the envelope sender (Return-Path), and only when that is in the From
+/// domain: otherwise a forged From, or a forged envelope, would make us write to a victim.
 #[derive(Debug, Clone)]
 pub struct AckPolicy {
     pub enabled: bool,
-    /// At most this many acknowledgements to one address in 24 hours.
+    /// Send receipts to unverified senders at all.
+    pub unverified_receipts: bool,
+    /// At most this many acknowledgements to one address (case and `+tag` ignored) in 24 hours.
     pub per_sender_per_day: u32,
-    /// At most this many acknowledgements in one hour, in total: beyond it they are paused
-    /// (and the coordinators are told once an hour) until the rate falls again.
+    /// At most this many acknowledgements to one domain in 24 hours.
+    pub per_domain_per_day: u32,
+    /// At most this many receipts to unverified senders in one hour: beyond it they are
+    /// paused (and the coordinators are told once an hour) until the rate falls again.
+    /// Verified senders are never paused.
     pub per_hour: u32,
     /// No acknowledgement for mail received longer ago than this (a backlog, an import).
     pub max_age: Duration,
@@ -39,7 +52,9 @@ impl Default for AckPolicy {
     fn default() -> AckPolicy {
         AckPolicy {
             enabled: true,
+            unverified_receipts: true,
             per_sender_per_day: 3,
+            per_domain_per_day: 20,
             per_hour: 30,
             max_age: Duration::from_secs(2 * 24 * 3600),
             never_to: NeverTo::default(),
@@ -127,6 +142,7 @@ pub struct Responder {
 #[derive(Debug, Clone)]
 pub struct Templates {
     pub ack: Template,
+    pub receipt: Template,
     pub notification: Template,
     pub alert: Template,
     pub reminder: Template,
@@ -135,8 +151,9 @@ pub struct Templates {
 
 /// The template files a directory holds, each with the names it may use and its built-in
 /// copy (`config/templates/`, compiled in).
-pub const TEMPLATE_FILES: [(&str, &[&str], &str); 5] = [
+pub const TEMPLATE_FILES: [(&str, &[&str], &str); 6] = [
     ("ack.txt", ACK_NAMES, include_str!("../../../config/templates/ack.txt")),
+    ("receipt.txt", RECEIPT_NAMES, include_str!("../../../config/templates/receipt.txt")),
     ("notification.txt", NOTIFICATION_NAMES, include_str!("../../../config/templates/notification.txt")),
     ("alert.txt", ALERT_NAMES, include_str!("../../../config/templates/alert.txt")),
     ("reminder.txt", REMINDER_NAMES, include_str!("../../../config/templates/reminder.txt")),
@@ -154,7 +171,14 @@ impl Templates {
             let (body, path) = text(name, builtin)?;
             Template::parse(&body, &path, names)
         };
-        Ok(Templates { ack: one(0)?, notification: one(1)?, alert: one(2)?, reminder: one(3)?, digest: one(4)? })
+        Ok(Templates {
+            ack: one(0)?,
+            receipt: one(1)?,
+            notification: one(2)?,
+            alert: one(3)?,
+            reminder: one(4)?,
+            digest: one(5)?,
+        })
     }
 
     /// The built-in templates.
@@ -184,6 +208,8 @@ pub const ACK_NAMES: &[&str] = &[
     "sender",
     "coordinators",
 ];
+/// Nothing from the message: the receipt goes to a sender nobody verified.
+pub const RECEIPT_NAMES: &[&str] = &["tracking_id", "received", "coordinators"];
 pub const NOTIFICATION_NAMES: &[&str] = &[
     "tracking_id",
     "title",
@@ -294,18 +320,6 @@ impl Responder {
         Responder { ack, notify_max_age, attach_max, templates, from, from_address, message_id_domain }
     }
 
-    /// Where the acknowledgement would go: the statement's reply-to address when it gives one,
-    /// else the sender.
-    pub fn ack_recipient(&self, incoming: &RecordedMessage<'_>) -> Option<String> {
-        incoming
-            .analysis
-            .statement
-            .reply_to
-            .iter()
-            .find_map(|a| normalize_address(a))
-            .or_else(|| incoming.verdict.sender.as_deref().and_then(normalize_address))
-    }
-
     /// Decides what to send about `incoming`. `counts` is asked only when an acknowledgement
     /// passed every other check (it queries the database).
     pub fn plan(
@@ -315,18 +329,20 @@ impl Responder {
         counts: &dyn Fn(&str) -> AckCounts,
     ) -> Plan {
         let (ack, counted) = match self.ack_decision(incoming, rel) {
-            Ok(to) => {
-                let c = counts(&to);
-                (self.within_limits(&to, c), Some(c))
+            Ok(target) => {
+                let c = counts(&target.to);
+                (self.within_limits(target, c), Some(c))
             }
             Err(reason) => (Err(AckRefusal::Refused(reason)), None),
         };
         let alert = match (&ack, counted) {
-            (Err(AckRefusal::Paused(_)), Some(c)) if !c.alert_last_hour => Some(c.last_hour),
+            (Err(AckRefusal::Paused(_)), Some(c)) if !c.alert_last_hour => Some(c.receipts_last_hour),
             _ => None,
         };
         let ack = ack.map_err(|r| r.to_string());
         let values = self.values(incoming, rel, &ack);
+        let ack_target = ack.as_ref().ok().cloned();
+        let ack = ack.map(|t| t.to);
         let mut drafts = Vec::new();
 
         let no_notification = match incoming.verdict.class {
@@ -336,7 +352,18 @@ impl Responder {
             // Nothing to skip: these classes are never notified.
             _ => None,
         };
-        if let Ok(to) = &ack {
+        if let Some(AckTarget { to, receipt: true }) = &ack_target {
+            // Nothing of the message, not even its Message-ID in In-Reply-To: the receipt goes
+            // to an address nobody verified, and must not carry the forger's text there.
+            let r = self.templates.receipt.render(&values);
+            let mut d =
+                self.draft(DraftKind::Ack, incoming, vec![to.clone()], Vec::new(), rel.coordinators().to_vec(), r);
+            d.auto_submitted = "auto-replied".into();
+            d.null_sender = true;
+            d.receipt = true;
+            drafts.push(d);
+        }
+        if let Some(AckTarget { to, receipt: false }) = &ack_target {
             let r = self.templates.ack.render(&values);
             let original = incoming.analysis.message_id.clone();
             let mut references = incoming.headers.message_ids("references");
@@ -427,13 +454,14 @@ impl Responder {
             body: rendered.body,
             attach_original: false,
             null_sender: false,
+            receipt: false,
         }
     }
 
     /// Deny by default: an acknowledgement goes out only when every check passes; the first
     /// that fails is the reason recorded. The limits, which need the database, come last
     /// ([`within_limits`](Self::within_limits)).
-    fn ack_decision(&self, incoming: &RecordedMessage<'_>, rel: &Relationships) -> Result<String, String> {
+    fn ack_decision(&self, incoming: &RecordedMessage<'_>, rel: &Relationships) -> Result<AckTarget, String> {
         let j = incoming.verdict;
         if j.class != Class::Statement {
             return Err(format!("a message of class {} is not acknowledged", j.class.as_str()));
@@ -449,36 +477,82 @@ impl Responder {
         {
             return Err(format!("{} is not acknowledged (ack = false in the relationships data)", org.name));
         }
-        let Some(to) = self.ack_recipient(incoming) else {
-            return Err("no address to acknowledge to".into());
+        let Some(sender) = j.sender.as_deref().and_then(normalize_address) else {
+            return Err("the message has no sender address".into());
         };
-        if to == self.from_address || rel.is_own_address(&to) {
+        let target = if j.sender_verified {
+            AckTarget { to: sender, receipt: false }
+        } else {
+            self.receipt_target(incoming.headers, &sender, &j.verification)?
+        };
+        let to = &target.to;
+        if *to == self.from_address || rel.is_own_address(to) {
             return Err(format!("{to} is one of our own addresses"));
         }
-        if let Some(pattern) = self.ack.never_to.matched(&to) {
+        if let Some(pattern) = self.ack.never_to.matched(to) {
             return Err(format!("{to} looks like an automatic, list or no-reply address (pattern `{pattern}`)"));
         }
         if let Some(reason) = age_over(incoming, self.ack.max_age) {
             return Err(reason);
         }
-        Ok(to)
+        Ok(target)
     }
 
-    /// The per-address and hourly limits (R42).
-    fn within_limits(&self, to: &str, counts: AckCounts) -> Result<String, AckRefusal> {
-        if counts.to_recipient_last_day >= self.ack.per_sender_per_day {
+    /// Where a receipt to an unverified sender may go: its envelope sender (the topmost
+    /// Return-Path, which the delivering server wrote, RFC 5321 §4.4), and only when that is
+    /// in the domain of the From address. A forger controls both, but then the receipt only
+    /// reaches the domain the forger named twice, and carries nothing of the forgery.
+    fn receipt_target(&self, headers: &Headers, sender: &str, verification: &str) -> Result<AckTarget, String> {
+        if !self.ack.unverified_receipts {
+            return Err(format!(
+                "the sender is not verified ({verification}), and receipts to unverified senders are turned off \
+                 ([acknowledgements] unverified_receipts = false)"
+            ));
+        }
+        let Some(path) = headers.get("return-path") else {
+            return Err(format!("the sender is not verified ({verification}), and the message has no Return-Path"));
+        };
+        let Some(envelope) = normalize_address(path) else {
+            return Err(format!(
+                "the sender is not verified ({verification}), and the envelope sender is empty (a bounce or an \
+                 automatic message)"
+            ));
+        };
+        let (from_domain, envelope_domain) = (address_domain(sender), address_domain(&envelope));
+        if from_domain.is_none() || from_domain != envelope_domain {
+            return Err(format!(
+                "the sender is not verified ({verification}), and the envelope sender {envelope} is not in the From \
+                 domain of {sender}: no receipt"
+            ));
+        }
+        Ok(AckTarget { to: envelope, receipt: true })
+    }
+
+    /// The per-address, per-domain and hourly limits (R42). The hourly one pauses receipts to
+    /// unverified senders only: a flood of forgeries must not silence verified senders.
+    fn within_limits(&self, target: AckTarget, counts: AckCounts) -> Result<AckTarget, AckRefusal> {
+        let to = &target.to;
+        if counts.to_address_last_day >= self.ack.per_sender_per_day {
             return Err(AckRefusal::Refused(format!(
-                "{} acknowledgements to {to} in the last 24 hours already (limit {})",
-                counts.to_recipient_last_day, self.ack.per_sender_per_day
+                "{} acknowledgements to {to} (or the same address with another +tag) in the last 24 hours already \
+                 (limit {})",
+                counts.to_address_last_day, self.ack.per_sender_per_day
             )));
         }
-        if counts.last_hour >= self.ack.per_hour {
+        if counts.to_domain_last_day >= self.ack.per_domain_per_day {
+            let domain = address_domain(to).unwrap_or_default();
+            return Err(AckRefusal::Refused(format!(
+                "{} acknowledgements to {domain} in the last 24 hours already (limit {})",
+                counts.to_domain_last_day, self.ack.per_domain_per_day
+            )));
+        }
+        if target.receipt && counts.receipts_last_hour >= self.ack.per_hour {
             return Err(AckRefusal::Paused(format!(
-                "acknowledgements are paused: {} sent in the last hour (limit {})",
-                counts.last_hour, self.ack.per_hour
+                "receipts to unverified senders are paused: {} sent in the last hour (limit {})",
+                counts.receipts_last_hour, self.ack.per_hour
             )));
         }
-        Ok(to.to_string())
+        Ok(target)
     }
 
     fn message_id(&self, kind: DraftKind, incoming: &RecordedMessage<'_>) -> String {
@@ -520,11 +594,12 @@ impl Responder {
             body: rendered.body,
             attach_original: false,
             null_sender: false,
+            receipt: false,
         }
     }
 
-    /// The values both templates draw on.
-    fn values(&self, incoming: &RecordedMessage<'_>, rel: &Relationships, ack: &Result<String, String>) -> Values {
+    /// The values the templates draw on.
+    fn values(&self, incoming: &RecordedMessage<'_>, rel: &Relationships, ack: &Result<AckTarget, String>) -> Values {
         let s = &incoming.analysis.statement;
         let j = incoming.verdict;
         let mut v = Values::new();
@@ -595,7 +670,10 @@ impl Responder {
         put(
             "ack",
             Some(match ack {
-                Ok(to) => format!("sent to {to}"),
+                Ok(AckTarget { to, receipt: false }) => format!("sent to {to}"),
+                Ok(AckTarget { to, receipt: true }) => {
+                    format!("a receipt without content sent to {to} (the sender is not verified)")
+                }
                 Err(reason) => format!("not sent: {reason}"),
             }),
         );
@@ -614,7 +692,14 @@ impl Responder {
     }
 }
 
-/// Why no acknowledgement: refused for this message, or paused for everyone.
+/// Where an acknowledgement goes, and whether in its receipt form (see [`AckPolicy`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AckTarget {
+    to: String,
+    receipt: bool,
+}
+
+/// Why no acknowledgement: refused for this message, or paused for everyone unverified.
 enum AckRefusal {
     Refused(String),
     Paused(String),
@@ -865,6 +950,8 @@ ack = false
         counts: AckCounts,
         age: Duration,
         size: u64,
+        /// The topmost `Return-Path:` field's value, if any.
+        return_path: Option<&'static str>,
     }
 
     fn case() -> Case {
@@ -874,11 +961,16 @@ ack = false
             counts: AckCounts::default(),
             age: Duration::from_secs(3600),
             size: 1000,
+            return_path: None,
         }
     }
 
     fn plan_with(r: &Responder, c: &Case) -> Plan {
-        let headers = headers(RAW);
+        let raw = match c.return_path {
+            Some(path) => [format!("Return-Path: {path}\r\n").as_bytes(), RAW].concat(),
+            None => RAW.to_vec(),
+        };
+        let headers = headers(&raw);
         let now: jiff::Timestamp = "2026-03-01T12:00:00Z".parse().expect("now");
         let received = now - jiff::SignedDuration::try_from(c.age).expect("age");
         let incoming = RecordedMessage {
@@ -921,7 +1013,7 @@ ack = false
     fn a_statement_gets_a_notification_and_an_acknowledgement() {
         let p = plan(&case());
         assert_eq!(kinds(&p), [DraftKind::Notification, DraftKind::Ack]);
-        assert_eq!(p.ack, Ok("tsbsg15@itu.int".to_string()));
+        assert_eq!(p.ack, Ok("jane.doe@itu.int".to_string()));
         assert_eq!(p.no_notification, None);
 
         let n = draft(&p, DraftKind::Notification);
@@ -939,12 +1031,13 @@ ack = false
             n.subject
         );
         assert!(n.body.contains("The original message is attached."), "{}", n.body);
-        assert!(n.body.contains("Acknowledgement:  sent to tsbsg15@itu.int"), "{}", n.body);
+        assert!(n.body.contains("Acknowledgement:  sent to jane.doe@itu.int"), "{}", n.body);
         assert!(!n.body.contains("liaisond messages show"), "{}", n.body);
         assert_eq!(n.date, "2026-03-01T12:00:00Z");
 
         let a = draft(&p, DraftKind::Ack);
-        assert_eq!(a.to, ["tsbsg15@itu.int"]);
+        assert_eq!(a.to, ["jane.doe@itu.int"]);
+        assert!(!a.receipt);
         assert_eq!(a.cc, coordinators());
         assert_eq!(a.reply_to, coordinators());
         assert!(a.null_sender);
@@ -961,16 +1054,75 @@ ack = false
         assert!(id.is_match(&a.message_id), "{}", a.message_id);
         assert!(n.message_id.starts_with("liaisond.notification.LS-2026-0001."), "{}", n.message_id);
         assert_ne!(a.message_id, n.message_id);
-        assert_eq!(a.recipients(), ["tsbsg15@itu.int", "liaison-coordination@iab.org", "chair@iab.org"]);
+        assert_eq!(a.recipients(), ["jane.doe@itu.int", "liaison-coordination@iab.org", "chair@iab.org"]);
     }
 
     #[test]
-    fn without_a_reply_to_the_sender_is_acknowledged() {
+    fn the_text_of_a_message_never_chooses_where_the_acknowledgement_goes() {
+        // Regression (issue 13): the acknowledgement went to the first `Reply to:` address of
+        // the body, so anyone could make us write to a third party.
+        for reply_to in [&["victim@elsewhere.example"][..], &[]] {
+            let mut c = case();
+            c.analysis.statement.reply_to = reply_to.iter().map(|s| s.to_string()).collect();
+            let p = plan(&c);
+            assert_eq!(p.ack, Ok("jane.doe@itu.int".to_string()));
+            assert_eq!(draft(&p, DraftKind::Ack).to, ["jane.doe@itu.int"]);
+        }
+    }
+
+    /// The case of a sender nobody verified, whose envelope sender is `return_path`.
+    fn unverified(return_path: Option<&'static str>) -> Case {
         let mut c = case();
-        c.analysis.statement.reply_to.clear();
-        let p = plan(&c);
-        assert_eq!(p.ack, Ok("jane.doe@itu.int".to_string()));
-        assert_eq!(draft(&p, DraftKind::Ack).to, ["jane.doe@itu.int"]);
+        c.verdict.sender_verified = false;
+        c.verdict.verification = "mail.ietf.org reports dmarc=fail for itu.int".into();
+        c.analysis.statement.reply_to = vec!["victim@elsewhere.example".into()];
+        c.return_path = return_path;
+        c
+    }
+
+    #[test]
+    fn an_unverified_sender_gets_a_receipt_without_content_at_its_envelope_address() {
+        let p = plan(&unverified(Some("<Jane.Doe+ls@ITU.int>")));
+        assert_eq!(p.ack, Ok("jane.doe+ls@itu.int".to_string()));
+        assert_eq!(kinds(&p), [DraftKind::Notification, DraftKind::Ack]);
+        let r = draft(&p, DraftKind::Ack);
+        assert!(r.receipt && r.null_sender);
+        assert_eq!(r.to, ["jane.doe+ls@itu.int"]);
+        assert!(r.cc.is_empty(), "the coordinators are not copied on receipts: {:?}", r.cc);
+        assert_eq!(r.auto_submitted, "auto-replied");
+        assert_eq!((r.in_reply_to.as_deref(), r.references.len()), (None, 0), "not even the Message-ID");
+        assert_eq!(r.subject, "[LS-2026-0001] Receipt of your message to the IETF liaison coordination");
+        let text = format!("{}\n{}", r.subject, r.body);
+        for taken in ["packet clocks", "LS on clocks", "LS.docx", "ITU-T", "DetNet", "2026-12-01", "victim"] {
+            assert!(!text.contains(taken), "{taken:?} from the message in the receipt:\n{text}");
+        }
+        assert!(r.body.contains("LS-2026-0001") && r.body.contains("2026-03-01 11:00 UTC"), "{}", r.body);
+        let n = draft(&p, DraftKind::Notification);
+        assert!(
+            n.body.contains("Acknowledgement:  a receipt without content sent to jane.doe+ls@itu.int"),
+            "{}",
+            n.body
+        );
+    }
+
+    #[test]
+    fn no_receipt_outside_the_from_domain_to_bounces_or_when_turned_off() {
+        let why = |c: &Case| refused(c);
+        let e = why(&unverified(Some("<victim@elsewhere.example>")));
+        assert!(e.contains("not in the From domain of jane.doe@itu.int"), "{e}");
+        assert!(e.contains("dmarc=fail"), "the verification is named: {e}");
+        assert!(why(&unverified(Some("<victim@sub.itu.int>"))).contains("not in the From domain"));
+        assert!(why(&unverified(Some("<>"))).contains("the envelope sender is empty"));
+        assert!(why(&unverified(None)).contains("has no Return-Path"));
+        let mut r = responder();
+        r.ack.unverified_receipts = false;
+        let p = plan_with(&r, &unverified(Some("<jane.doe@itu.int>")));
+        assert!(p.ack.as_ref().is_err_and(|e| e.contains("unverified_receipts = false")), "{p:?}");
+        assert_eq!(kinds(&p), [DraftKind::Notification]);
+        // A verified sender is acknowledged at its From address whatever the envelope says.
+        let mut c = unverified(Some("<victim@elsewhere.example>"));
+        c.verdict.sender_verified = true;
+        assert_eq!(plan(&c).ack, Ok("jane.doe@itu.int".to_string()));
     }
 
     #[test]
@@ -1054,16 +1206,15 @@ ack = false
         c.verdict.organization = Some("etsi".into());
         assert_eq!(refused(&c), "ETSI is not acknowledged (ack = false in the relationships data)");
         c.verdict.organization = None;
-        c.analysis.statement.reply_to.clear();
         c.verdict.sender = None;
-        assert_eq!(refused(&c), "no address to acknowledge to");
+        assert_eq!(refused(&c), "the message has no sender address");
     }
 
     #[test]
     fn never_to_our_own_addresses() {
         for own in ["liaison-coordination@iab.org", "Chair@IAB.org", "statements@ietf.org"] {
             let mut c = case();
-            c.analysis.statement.reply_to = vec![own.to_string()];
+            c.verdict.sender = Some(own.to_string());
             let lower = own.to_lowercase();
             assert_eq!(refused(&c), format!("{lower} is one of our own addresses"));
         }
@@ -1129,32 +1280,50 @@ ack = false
     }
 
     #[test]
-    fn per_sender_limit() {
+    fn per_sender_and_per_domain_limits() {
         let mut c = case();
-        c.counts.to_recipient_last_day = 2;
+        c.counts.to_address_last_day = 2;
         assert!(plan(&c).ack.is_ok());
-        c.counts.to_recipient_last_day = 3;
+        c.counts.to_address_last_day = 3;
         let p = plan(&c);
         assert_eq!(
             p.ack,
-            Err("3 acknowledgements to tsbsg15@itu.int in the last 24 hours already (limit 3)".to_string())
+            Err("3 acknowledgements to jane.doe@itu.int (or the same address with another +tag) in the last 24 \
+                 hours already (limit 3)"
+                .to_string())
         );
         assert_eq!(kinds(&p), [DraftKind::Notification], "no alert for the per-sender limit");
+        let mut c = case();
+        c.counts.to_domain_last_day = 19;
+        assert!(plan(&c).ack.is_ok());
+        c.counts.to_domain_last_day = 20;
+        assert_eq!(refused(&c), "20 acknowledgements to itu.int in the last 24 hours already (limit 20)");
+        // Receipts count the same way.
+        let mut c = unverified(Some("<jane.doe@itu.int>"));
+        c.counts.to_domain_last_day = 20;
+        assert!(refused(&c).contains("to itu.int"));
     }
 
     #[test]
-    fn hourly_limit_pauses_and_alerts_once() {
-        let mut c = case();
-        c.counts.last_hour = 29;
+    fn hourly_limit_pauses_receipts_only_and_alerts_once() {
+        let mut c = unverified(Some("<jane.doe@itu.int>"));
+        c.counts.receipts_last_hour = 29;
         assert!(plan(&c).ack.is_ok());
-        c.counts.last_hour = 30;
+        c.counts.receipts_last_hour = 30;
+        // Regression (issue 13): a flood of receipts paused verified senders' acknowledgements too.
+        let mut verified = case();
+        verified.counts.receipts_last_hour = 30;
+        assert!(plan(&verified).ack.is_ok(), "verified senders are never paused");
         let p = plan(&c);
-        assert_eq!(p.ack, Err("acknowledgements are paused: 30 sent in the last hour (limit 30)".to_string()));
+        assert_eq!(
+            p.ack,
+            Err("receipts to unverified senders are paused: 30 sent in the last hour (limit 30)".to_string())
+        );
         assert_eq!(kinds(&p), [DraftKind::Notification, DraftKind::Alert]);
         let alert = draft(&p, DraftKind::Alert);
         assert_eq!(alert.to, coordinators());
         assert!(alert.cc.is_empty() && alert.reply_to.is_empty());
-        assert_eq!(alert.subject, "liaisond: acknowledgements paused (30 in the last hour)");
+        assert_eq!(alert.subject, "liaisond: receipts to unverified senders paused (30 in the last hour)");
         assert!(alert.body.contains("since 2026-03-01 11:00 UTC"), "{}", alert.body);
         assert!(alert.body.contains("(this alert was raised by LS-2026-0001)"), "{}", alert.body);
         assert_eq!(alert.auto_submitted, "auto-generated");
@@ -1208,7 +1377,7 @@ ack = false
         let body = m.body_text(0).expect("text");
         assert!(body.contains("no official position"), "{body}");
         let to: Vec<&str> = m.to().expect("to").iter().filter_map(|x| x.address()).collect();
-        assert_eq!(to, ["tsbsg15@itu.int"]);
+        assert_eq!(to, ["jane.doe@itu.int"]);
         let cc: Vec<&str> = m.cc().expect("cc").iter().filter_map(|x| x.address()).collect();
         assert_eq!(cc, ["liaison-coordination@iab.org", "chair@iab.org"]);
     }
@@ -1261,11 +1430,11 @@ ack = false
             nonce: 7,
             size: 1,
         };
-        let set = responder().values(&incoming, &rel(), &Ok("x@y.org".into()));
+        let set = responder().values(&incoming, &rel(), &Ok(AckTarget { to: "x@y.org".into(), receipt: false }));
         for key in set.keys() {
             assert!(NOTIFICATION_NAMES.contains(key), "`{key}` is set but no template may use it");
         }
-        for name in ACK_NAMES {
+        for name in ACK_NAMES.iter().chain(RECEIPT_NAMES) {
             assert!(NOTIFICATION_NAMES.contains(name), "`{name}`: the acknowledgement's names are the notification's");
         }
         // ... and every name a template may use is set somewhere (not only listed).

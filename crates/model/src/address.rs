@@ -20,3 +20,35 @@ pub fn normalize_address(s: &str) -> Option<String> {
     }
     Some(a.to_string())
 }
+
+/// The key acknowledgement limits count by: the normalised address with a `+tag` removed from
+/// its local part, so that `victim+1@x.org` and `Victim+2@x.org` count as `victim@x.org` (the
+/// per-address limit must not be escaped by varying the tag).
+pub fn address_key(s: &str) -> Option<String> {
+    let a = normalize_address(s)?;
+    let (local, domain) = a.rsplit_once('@')?;
+    let base = local.split_once('+').map_or(local, |(base, _)| base);
+    let base = if base.is_empty() { local } else { base };
+    Some(format!("{base}@{domain}"))
+}
+
+/// The domain of an address, normalised (lower case), or `None` when it is not an address.
+pub fn address_domain(s: &str) -> Option<String> {
+    normalize_address(s).and_then(|a| a.rsplit_once('@').map(|(_, d)| d.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_drop_the_tag_and_the_case() {
+        assert_eq!(address_key("Victim+1@X.org").as_deref(), Some("victim@x.org"));
+        assert_eq!(address_key("<victim+a+b@x.org>").as_deref(), Some("victim@x.org"));
+        assert_eq!(address_key("victim@x.org").as_deref(), Some("victim@x.org"));
+        // A local part that is only a tag keeps it: there is nothing else to count by.
+        assert_eq!(address_key("+1@x.org").as_deref(), Some("+1@x.org"));
+        assert_eq!(address_key("not an address"), None);
+        assert_eq!(address_domain("Jane <Jane@Sub.Example.ORG>").as_deref(), Some("sub.example.org"));
+    }
+}

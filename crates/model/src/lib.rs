@@ -17,7 +17,7 @@ pub mod statement;
 pub mod time;
 pub mod verdict;
 
-pub use address::normalize_address;
+pub use address::{address_domain, address_key, normalize_address};
 pub use config_error::{ConfigError, Seg, key_error, syntax_error};
 pub use message::{Arrival, Cursor, Origin, Outcome, SourceKind, Summary, sha256_hex};
 pub use outgoing::{AckCounts, Draft, DraftKind, OutgoingContext, Plan};

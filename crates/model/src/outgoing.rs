@@ -69,6 +69,10 @@ pub struct Draft {
     /// Send with the null reverse-path `MAIL FROM:<>` (RFC 3834 §4: the acknowledgement, so
     /// that nothing answers it automatically).
     pub null_sender: bool,
+    /// An acknowledgement in its receipt form: to an unverified sender's envelope address,
+    /// carrying no text from the message. Counted apart by the hourly limit.
+    #[serde(default)]
+    pub receipt: bool,
 }
 
 impl Draft {
@@ -89,10 +93,13 @@ impl Draft {
 /// How many acknowledgements went out recently (counted by the store).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AckCounts {
-    /// To the address this acknowledgement would go to, in the last 24 hours.
-    pub to_recipient_last_day: u32,
-    /// To anyone, in the last hour.
-    pub last_hour: u32,
+    /// To the address this acknowledgement would go to, in the last 24 hours, counted by
+    /// [`address_key`](crate::address_key) (case and `+tag` ignored).
+    pub to_address_last_day: u32,
+    /// To any address in that address's domain, in the last 24 hours.
+    pub to_domain_last_day: u32,
+    /// Receipts (acknowledgements to unverified senders) to anyone, in the last hour.
+    pub receipts_last_hour: u32,
     /// Whether the coordinators were already told, in the last hour, that acknowledgements
     /// are paused.
     pub alert_last_hour: bool,

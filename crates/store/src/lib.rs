@@ -252,6 +252,19 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX check_ins_by_manager ON check_ins (manager, on_date);
     "#,
+    // 6: acknowledgement limits that cannot be escaped (issue 13). `ack_key` is the address
+    // without case or `+tag`, `ack_domain` its domain; `ack_receipt` marks the receipt form
+    // (to an unverified sender), which alone the hourly limit pauses. Earlier rows keep
+    // their address, lower-cased, as the key.
+    r#"
+    ALTER TABLE outbox ADD COLUMN ack_key TEXT;
+    ALTER TABLE outbox ADD COLUMN ack_domain TEXT;
+    ALTER TABLE outbox ADD COLUMN ack_receipt INTEGER NOT NULL DEFAULT 0;
+    UPDATE outbox SET ack_key = lower(ack_to), ack_domain = lower(substr(ack_to, instr(ack_to, '@') + 1))
+        WHERE kind = 'ack' AND ack_to IS NOT NULL;
+    CREATE INDEX outbox_ack_key ON outbox (ack_key, created_at) WHERE kind = 'ack';
+    CREATE INDEX outbox_ack_domain ON outbox (ack_domain, created_at) WHERE kind = 'ack';
+    "#,
 ];
 
 /// The schema version this binary writes.
@@ -997,7 +1010,12 @@ impl Store {
                     outbox::ack_counts(tx, to).unwrap_or_else(|e| {
                         // Refuse rather than risk a loop: the limits then count as reached.
                         tracing::warn!(error = %e, "cannot count earlier acknowledgements");
-                        AckCounts { to_recipient_last_day: u32::MAX, last_hour: u32::MAX, alert_last_hour: true }
+                        AckCounts {
+                            to_address_last_day: u32::MAX,
+                            to_domain_last_day: u32::MAX,
+                            receipts_last_hour: u32::MAX,
+                            alert_last_hour: true,
+                        }
                     })
                 };
                 // A follow-up is about the statement it belongs to.

@@ -528,6 +528,7 @@ mod tests {
                 body: String::new(),
                 attach_original: false,
                 null_sender: false,
+                receipt: false,
             };
             let r = crate::ReminderToQueue { statement: id, deadline, step, due_on: deadline, draft: &draft };
             s.queue_reminder(&r).expect("queue")

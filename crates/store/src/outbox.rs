@@ -10,7 +10,9 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError, now_utc};
-use liaisond_model::{AckCounts, Draft, DraftKind, OutboxRow, OutgoingContext, Plan, timestamp_text};
+use liaisond_model::{
+    AckCounts, Draft, DraftKind, OutboxRow, OutgoingContext, Plan, address_domain, address_key, timestamp_text,
+};
 
 /// The planner the recording transaction calls (the binary's `Reader::planner`).
 pub type Planner<'a> = &'a dyn Fn(&OutgoingContext<'_>) -> Plan;
@@ -54,26 +56,37 @@ fn ago(hours: i64) -> String {
 
 /// Earlier acknowledgements, by when they were queued: every one planned counts (it was
 /// meant to go out, and a failing address must not earn more), except those an operator
-/// cancelled.
+/// cancelled. Addresses count by [`address_key`] and domain, so that neither case nor a
+/// `+tag` buys more.
 pub(super) fn ack_counts(tx: &rusqlite::Connection, to: &str) -> rusqlite::Result<AckCounts> {
     let day = ago(24);
     let hour = ago(1);
-    let to_recipient_last_day: u32 = tx.query_row(
-        "SELECT count(*) FROM outbox WHERE kind = 'ack' AND ack_to = ?1 AND created_at > ?2 AND state != 'cancelled'",
-        params![to, day],
-        |r| r.get(0),
+    let key = address_key(to).unwrap_or_else(|| to.to_lowercase());
+    let domain = address_domain(to).unwrap_or_default();
+    let count = |sql: &str, value: &str, since: &str| -> rusqlite::Result<u32> {
+        tx.prepare_cached(sql)?.query_row(params![value, since], |r| r.get(0))
+    };
+    let to_address_last_day = count(
+        "SELECT count(*) FROM outbox WHERE kind = 'ack' AND ack_key = ?1 AND created_at > ?2 AND state != 'cancelled'",
+        &key,
+        &day,
     )?;
-    let last_hour: u32 = tx.query_row(
-        "SELECT count(*) FROM outbox WHERE kind = 'ack' AND created_at > ?1 AND state != 'cancelled'",
-        params![hour],
-        |r| r.get(0),
+    let to_domain_last_day = count(
+        "SELECT count(*) FROM outbox WHERE kind = 'ack' AND ack_domain = ?1 AND created_at > ?2 AND state != 'cancelled'",
+        &domain,
+        &day,
+    )?;
+    let receipts_last_hour = count(
+        "SELECT count(*) FROM outbox WHERE kind = 'ack' AND ack_receipt = ?1 AND created_at > ?2 AND state != 'cancelled'",
+        "1",
+        &hour,
     )?;
     let alert_last_hour: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM outbox WHERE kind = 'alert' AND created_at > ?1)",
         params![hour],
         |r| r.get(0),
     )?;
-    Ok(AckCounts { to_recipient_last_day, last_hour, alert_last_hour })
+    Ok(AckCounts { to_address_last_day, to_domain_last_day, receipts_last_hour, alert_last_hour })
 }
 
 /// When message `id` arrived, and its size.
@@ -108,7 +121,9 @@ pub(super) fn write_plan(
         )?;
     }
     if let (Some(sid), true) = (statement, is_statement) {
+        let receipt = plan.drafts.iter().any(|d| d.kind == DraftKind::Ack && d.receipt);
         let ack = match &plan.ack {
+            Ok(to) if receipt => format!("receipt sent to {to} (the sender is not verified)"),
             Ok(to) => format!("sent to {to}"),
             Err(reason) => format!("not sent: {reason}"),
         };
@@ -128,12 +143,15 @@ pub(super) fn insert_draft(
     now: &str,
 ) -> rusqlite::Result<Option<i64>> {
     let ack_to = (d.kind == DraftKind::Ack).then(|| d.to.first().cloned()).flatten();
+    let ack_key = ack_to.as_deref().and_then(address_key);
+    let ack_domain = ack_to.as_deref().and_then(address_domain);
     let recipients = serde_json::to_string(&d.recipients()).unwrap_or_else(|_| "[]".into());
     let draft = serde_json::to_string(d).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     let n = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO outbox (message, statement, kind, message_id, ack_to, recipients, subject, draft,
-             created_at, queued_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9)",
+            "INSERT OR IGNORE INTO outbox (message, statement, kind, message_id, ack_to, ack_key, ack_domain,
+             ack_receipt, recipients, subject, draft, created_at, queued_at, next_attempt_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?12)",
         )?
         .execute(params![
             message,
@@ -141,6 +159,9 @@ pub(super) fn insert_draft(
             d.kind.as_str(),
             d.message_id,
             ack_to,
+            ack_key,
+            ack_domain,
+            d.receipt,
             recipients,
             d.subject,
             draft,
@@ -422,6 +443,7 @@ mod tests {
             body: "text\n".into(),
             attach_original: false,
             null_sender: kind == DraftKind::Ack,
+            receipt: false,
         }
     }
 
@@ -777,30 +799,48 @@ mod tests {
     }
 
     #[test]
-    fn acknowledgements_are_counted_per_address_and_hour() {
+    fn acknowledgements_are_counted_per_address_domain_and_hour() {
         let (_d, mut s) = temp_store();
         assert_eq!(counts(&mut s, "jane@x.org"), AckCounts::default());
         let (first, _) = statement(&mut s, b"one", "jane@x.org");
-        let (second, _) = statement(&mut s, b"two", "jane@x.org");
+        // Regression (issue 13): case and a `+tag` made a new address with a limit of its own.
+        let (second, _) = statement(&mut s, b"two", "Jane+2@X.org");
         statement(&mut s, b"three", "joe@x.org");
-        let c = |to_recipient_last_day, last_hour, alert_last_hour| AckCounts {
-            to_recipient_last_day,
-            last_hour,
+        // A receipt (to an unverified sender) counts like any acknowledgement, and in the hour.
+        let id = accept(&mut s, b"receipt");
+        let planner = |ctx: &OutgoingContext<'_>| {
+            let mut plan = plan_for(ctx, "amy@y.org", &[]);
+            plan.drafts[0].receipt = true;
+            plan
+        };
+        s.record_judged(
+            id,
+            &Outcome::Processed,
+            &Summary::default(),
+            None,
+            Some(&|_: &dyn History| judged()),
+            Some(&planner),
+        )
+        .expect("record");
+        let c = |to_address_last_day, to_domain_last_day, receipts_last_hour, alert_last_hour| AckCounts {
+            to_address_last_day,
+            to_domain_last_day,
+            receipts_last_hour,
             alert_last_hour,
         };
-        assert_eq!(counts(&mut s, "jane@x.org"), c(2, 3, false), "notifications do not count");
-        assert_eq!(counts(&mut s, "joe@x.org"), c(1, 3, false));
-        assert_eq!(counts(&mut s, "nobody@x.org"), c(0, 3, false));
+        assert_eq!(counts(&mut s, "jane@x.org"), c(2, 3, 1, false), "notifications do not count");
+        assert_eq!(counts(&mut s, "JANE+other@x.org"), c(2, 3, 1, false));
+        assert_eq!(counts(&mut s, "joe@x.org"), c(1, 3, 1, false));
+        assert_eq!(counts(&mut s, "nobody@x.org"), c(0, 3, 1, false));
+        assert_eq!(counts(&mut s, "amy+1@y.org"), c(1, 1, 1, false));
 
-        // Two hours ago: still today, not this hour. Twenty-five: neither.
-        set(&s, first, "created_at", &in_hours(-2));
-        assert_eq!(counts(&mut s, "jane@x.org"), c(2, 2, false));
+        // Twenty-five hours ago: no longer counted.
         set(&s, first, "created_at", &in_hours(-25));
-        assert_eq!(counts(&mut s, "jane@x.org"), c(1, 2, false));
+        assert_eq!(counts(&mut s, "jane@x.org"), c(1, 2, 1, false));
 
         // A cancelled one never went out.
         assert_eq!(s.cancel_outbox(second, "tester").expect("cancel").as_deref(), Some("pending"));
-        assert_eq!(counts(&mut s, "jane@x.org"), c(0, 1, false));
+        assert_eq!(counts(&mut s, "jane@x.org"), c(0, 1, 1, false));
 
         // What the planner sees, and an alert.
         let id = accept(&mut s, b"four");
@@ -818,9 +858,9 @@ mod tests {
             Some(&planner),
         )
         .expect("record");
-        assert_eq!(seen.get(), Some(c(1, 1, false)));
-        assert_eq!(counts(&mut s, "joe@x.org"), c(2, 2, true));
+        assert_eq!(seen.get(), Some(c(1, 1, 1, false)));
+        assert_eq!(counts(&mut s, "joe@x.org"), c(2, 2, 1, true));
         set(&s, s.outbox_rows(&[], 1).expect("rows")[0].id, "created_at", &in_hours(-2));
-        assert_eq!(counts(&mut s, "joe@x.org"), c(2, 2, false), "the alert was more than an hour ago");
+        assert_eq!(counts(&mut s, "joe@x.org"), c(2, 2, 1, false), "the alert was more than an hour ago");
     }
 }
