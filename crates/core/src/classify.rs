@@ -78,9 +78,24 @@ fn referenced_statement(st: &Statement, history: &dyn History) -> Option<KnownSt
     (!title.is_empty() && !title.starts_with("http")).then(|| history.by_title(title)).flatten()
 }
 
-/// The tracking IDs written in a text (`LS-2026-0042`), upper-cased.
+/// At most this many tracking IDs are taken from one text: each is a database lookup, and a
+/// real reply names one or two (a digest answered in full, a dozen).
+pub const MAX_TRACKING_IDS: usize = 16;
+
+/// The distinct tracking IDs written in a text (`LS-2026-0042`), upper-cased, in order, at
+/// most [`MAX_TRACKING_IDS`].
 pub fn tracking_ids_in(text: &str) -> Vec<String> {
-    TRACKING_ID.captures_iter(text).map(|c| format!("LS-{}-{}", &c[1], &c[2])).collect()
+    let mut ids: Vec<String> = Vec::new();
+    for c in TRACKING_ID.captures_iter(text) {
+        let id = format!("LS-{}-{}", &c[1], &c[2]);
+        if !ids.contains(&id) {
+            ids.push(id);
+            if ids.len() == MAX_TRACKING_IDS {
+                break;
+            }
+        }
+    }
+    ids
 }
 
 /// Everything classification looks at.
@@ -184,7 +199,11 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
     // The IETF side may name the statement in the body of its reply rather than the subject.
     let mut named = tracking_ids_in(subject);
     if rel.is_ietf_side(sender) {
-        named.extend(tracking_ids_in(&input.statement.body));
+        for id in tracking_ids_in(&input.statement.body) {
+            if named.len() < MAX_TRACKING_IDS && !named.contains(&id) {
+                named.push(id);
+            }
+        }
     }
     for id in named {
         if let Some(known) = history.by_tracking_id(&id) {
@@ -555,6 +574,18 @@ mod tests {
         let c = run(dt, &statement(), &NoHistory);
         assert_eq!(c.class, Class::Statement);
         assert!(c.no_ack.is_some());
+    }
+
+    #[test]
+    fn tracking_ids_are_looked_up_once_each_and_at_most_sixteen() {
+        // Regression (issue 13): every ID written in a message was a database lookup, repeats
+        // included; a body of a million IDs was a million queries.
+        let repeated = "LS-2026-0042 ".repeat(100_000);
+        assert_eq!(tracking_ids_in(&repeated), ["LS-2026-0042"]);
+        let distinct: String = (0..1000).map(|i| format!("ls-2026-{i:04} ")).collect();
+        let ids = tracking_ids_in(&distinct);
+        assert_eq!(ids.len(), MAX_TRACKING_IDS);
+        assert_eq!((ids[0].as_str(), ids[15].as_str()), ("LS-2026-0000", "LS-2026-0015"));
     }
 
     #[test]

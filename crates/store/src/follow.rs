@@ -102,7 +102,7 @@ impl Store {
         let by_number = reference.parse::<i64>().ok();
         self.conn
             .query_row(
-                "SELECT id FROM statements WHERE tracking_id = ?1 COLLATE NOCASE OR id = ?2",
+                "SELECT id FROM statements WHERE tracking_id = upper(?1) OR id = ?2",
                 params![reference, by_number],
                 |r| r.get(0),
             )

@@ -426,9 +426,14 @@ impl NotItself<'_> {
     }
 }
 
+/// How a statement is found by its tracking ID, in any case: the IDs are stored upper case,
+/// so the parameter is upper-cased and the unique index answers (a `COLLATE NOCASE` here would
+/// scan the table: the index is binary).
+const BY_TRACKING_ID: &str = "s.tracking_id = upper(?1)";
+
 impl History for NotItself<'_> {
     fn by_tracking_id(&self, tracking_id: &str) -> Option<KnownStatement> {
-        self.find("s.tracking_id = ?1 COLLATE NOCASE", &[&tracking_id])
+        self.find(BY_TRACKING_ID, &[&tracking_id])
     }
     /// The statement one of these Message-IDs belongs to: the message that brought it, or a
     /// follow-up or duplicate of it.
@@ -1078,7 +1083,7 @@ impl Store {
 
     /// The statement with this tracking ID.
     pub fn statement_by_tracking_id(&self, tracking_id: &str) -> Result<Option<StatementRow>, StoreError> {
-        self.statement_where("s.tracking_id = ?1 COLLATE NOCASE", params![tracking_id])
+        self.statement_where(BY_TRACKING_ID, params![tracking_id])
     }
 
     /// Every statement, oldest first.
@@ -1616,6 +1621,30 @@ mod tests {
         let s = Store::open(&path, Duration::from_secs(1)).expect("second open is a no-op");
         let migrated = s.status(10).expect("status").last_events.iter().filter(|e| e.kind == "schema_migrated").count();
         assert_eq!(migrated, 1);
+    }
+
+    #[test]
+    fn tracking_id_lookups_use_the_index() {
+        // Regression (issue 13): `COLLATE NOCASE` on the binary unique column made every lookup
+        // (one per ID a message names) a scan of the statements table.
+        let (_d, mut s) = temp_store();
+        let plan: Vec<String> = s
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN SELECT s.id FROM statements s WHERE {BY_TRACKING_ID}"))
+            .expect("prepare")
+            .query_map(["ls-2026-0001"], |r| r.get::<_, String>(3))
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert!(plan.iter().any(|p| p.starts_with("SEARCH") && p.contains("(tracking_id=?)")), "{plan:?}");
+        // And it still finds an ID written in any case.
+        let id = s.accept(&arrival(b"From: a@x.org\r\n\r\nx")).expect("accept").id;
+        let statement = Verdict::new(Class::Statement, "test");
+        s.record_judged(id, &Outcome::Processed, &Summary::default(), None, Some(&|_| statement.clone()), None)
+            .expect("record");
+        let tracking = s.statements().expect("statements")[0].tracking_id.clone();
+        let found = s.statement_by_tracking_id(&tracking.to_lowercase()).expect("lookup");
+        assert_eq!(found.map(|r| r.tracking_id), Some(tracking));
     }
 
     #[test]
