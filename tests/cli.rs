@@ -273,6 +273,80 @@ fn parse_prints_the_statement_of_each_message() {
     assert_eq!(route["to"].as_array().map(Vec::len), Some(2), "primary and backup: {route}");
 }
 
+/// A message whose sender wrote escape sequences, a right-to-left override and line breaks
+/// into its subject, title, a contact and an attachment's name.
+fn hostile_display_message() -> Vec<u8> {
+    b"From: ITU-T TSB <tsbsg13@itu.int>\r\nTo: statements@ietf.org\r\nMessage-ID: <esc@itu.int>\r\n\
+      Subject: LS on \x1b]0;pwned\x07clocks\r\nMIME-Version: 1.0\r\n\
+      Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+      Title: LS on \x1b[2J\x1b[31mclocks\xe2\x80\xae\r\nPurpose: For action\r\nDeadline: 2027-01-01\r\n\
+      Contact: Jane \x1b[8mDoe <jane@itu.int>\r\n\r\nPlease look.\r\n--b\r\n\
+      Content-Type: application/octet-stream\r\n\
+      Content-Disposition: attachment; filename=\"a\x1b[1mb.bin\"\r\n\r\n\x1b[2Jbinary\x00\x01\r\n--b--\r\n"
+        .to_vec()
+}
+
+#[test]
+fn what_senders_wrote_reaches_no_terminal_as_escape_sequences() {
+    // Regression (issue 13): `statements show` printed a sender's escape sequences raw, and
+    // `messages attachment` wrote binary to the terminal.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "l.db", "");
+    let c = config.to_str().expect("utf8");
+    let out = liaisond(&["ingest", "--config", c], Some(&hostile_display_message()));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for args in [&["statements", "show", "1"][..], &["statements", "list"], &["messages", "show", "1"]] {
+        let out = liaisond(&[args, &["--config", c]].concat(), None);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out.stderr));
+        let shown = text(&out.stdout);
+        assert!(shown.contains("clocks"), "{args:?}: {shown}");
+        assert!(!shown.contains(['\x1b', '\x07', '\u{202e}']), "{args:?}: {shown:?}");
+    }
+    // To a pipe the attachment is written as it is; to a terminal it is refused.
+    let out = liaisond(&["messages", "attachment", "--config", c, "1", "1"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stdout.starts_with(b"\x1b[2Jbinary"), "{:?}", out.stdout);
+    assert!(!text(&out.stderr).contains('\x1b'), "the file name is printable: {:?}", text(&out.stderr));
+    let (code, on_terminal) = on_a_terminal(&["messages", "attachment", "--config", c, "1", "1"]);
+    assert_eq!(code, Some(64), "{on_terminal}");
+    assert!(!on_terminal.contains("binary"), "{on_terminal:?}");
+    let written = dir.path().join("a.bin");
+    let (code, _) =
+        on_a_terminal(&["messages", "attachment", "--config", c, "1", "1", "-o", written.to_str().expect("utf8")]);
+    assert_eq!(code, Some(0));
+    assert!(std::fs::read(&written).expect("written").starts_with(b"\x1b[2Jbinary"));
+}
+
+/// Runs liaisond with its standard output and error on a pseudo-terminal; its exit code and
+/// what it wrote there.
+fn on_a_terminal(args: &[&str]) -> (Option<i32>, String) {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let (mut controller, mut device) = (0, 0);
+    // SAFETY: openpty fills two descriptors; the name, termios and winsize are optional.
+    let rc = unsafe {
+        libc::openpty(&mut controller, &mut device, std::ptr::null_mut(), std::ptr::null(), std::ptr::null())
+    };
+    assert_eq!(rc, 0, "openpty");
+    // SAFETY: both descriptors were just opened and are owned here.
+    let (controller, device) = unsafe { (std::fs::File::from_raw_fd(controller), std::fs::File::from_raw_fd(device)) };
+    let status = Command::new(common::BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(device.try_clone().expect("dup"))
+        .stderr(device)
+        .status()
+        .expect("run liaisond");
+    // The child has exited and the device is closed: reading ends (EIO) after what it wrote.
+    let mut shown = Vec::new();
+    let mut controller = controller;
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = controller.read(&mut buf) {
+        shown.extend_from_slice(&buf[..n]);
+    }
+    (status.code(), String::from_utf8_lossy(&shown).into_owned())
+}
+
 #[test]
 fn status_without_a_database_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");

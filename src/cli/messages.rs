@@ -27,7 +27,7 @@ pub(super) fn quarantined(config: Config, json: bool) -> anyhow::Result<u8> {
     let store = open_existing(&config)?;
     let rows = store.quarantined_messages()?;
     drop(store);
-    let mut out = std::io::stdout().lock();
+    let mut out = output::stdout();
     if json {
         for r in &rows {
             output::json_line(&mut out, r)?;
@@ -75,7 +75,7 @@ pub(super) fn reprocess(config: Config, id: Option<i64>, by: &str) -> anyhow::Re
         },
         None => store.requeue_quarantined(by)?,
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = output::stdout();
     if ids.is_empty() {
         writeln!(out, "no quarantined message to process again")?;
         return Ok(EX_OK);
@@ -145,13 +145,21 @@ pub(super) fn show(config: Config, id: i64) -> anyhow::Result<u8> {
         "acknowledgement": store.statement_ack(id)?,
         "outbox": store.outbox_for_message(id)?,
     });
-    let mut out = std::io::stdout().lock();
+    let mut out = output::stdout();
     serde_json::to_writer_pretty(&mut out, &value)?;
     writeln!(out)?;
     Ok(EX_OK)
 }
 
 pub(super) fn attachment(config: Config, id: i64, number: usize, output: Option<&Path>) -> anyhow::Result<u8> {
+    if output.is_none() && super::output::to_terminal() {
+        // The bytes are the sender's: on a terminal they could be escape sequences (or
+        // megabytes of binary).
+        return Err(super::output::Refused::Usage(
+            "refusing to write an attachment to a terminal: give -o FILE, or redirect standard output".into(),
+        )
+        .into());
+    }
     let store = open_existing(&config)?;
     let recorded = store.attachments(id)?;
     let Some(want) = number.checked_sub(1).and_then(|i| recorded.get(i)) else {
@@ -172,6 +180,6 @@ pub(super) fn attachment(config: Config, id: i64, number: usize, output: Option<
         Some(path) => std::fs::write(path, &part.bytes).with_context(|| format!("cannot write {}", path.display()))?,
         None => std::io::stdout().lock().write_all(&part.bytes)?,
     }
-    eprintln!("{}: {} bytes, sha256 {}", want.filename, part.bytes.len(), part.sha256);
+    eprintln!("{}: {} bytes, sha256 {}", liaisond_model::printable(&want.filename), part.bytes.len(), part.sha256);
     Ok(EX_OK)
 }

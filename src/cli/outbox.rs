@@ -17,7 +17,7 @@ pub(super) fn list(config: Config, states: &[String], limit: usize, json: bool) 
     let store = open_existing(&config)?;
     let states: Vec<&str> = states.iter().map(String::as_str).collect();
     let rows = store.outbox_rows(&states, limit)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = output::stdout();
     if json {
         for r in &rows {
             output::json_line(&mut out, r)?;

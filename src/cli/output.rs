@@ -118,6 +118,30 @@ pub fn date_of(stored: &str) -> String {
     }
 }
 
+/// Standard output for what the commands print, through [`Printable`].
+pub fn stdout() -> Printable<std::io::StdoutLock<'static>> {
+    Printable(std::io::stdout().lock())
+}
+
+/// A writer that lets no control character but the line feed through (a tab is a space), no
+/// Unicode format character (U+202E and the like): the commands print what senders wrote
+/// (titles, names, file names), which must not reach a terminal as escape sequences. Each
+/// `write` is one formatted piece (`write!` writes whole `str`s); bytes that are not UTF-8
+/// are shown as U+FFFD.
+pub struct Printable<W: std::io::Write>(pub W);
+
+impl<W: std::io::Write> std::io::Write for Printable<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        self.0.write_all(liaisond_model::printable_lines(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 /// Whether standard output is a terminal (a person reading) rather than a pipe or a file.
 pub fn to_terminal() -> bool {
     std::io::stdout().is_terminal()

@@ -68,7 +68,7 @@ pub(super) fn parse(config: Option<&Path>, messages: &[PathBuf]) -> u8 {
             });
         }
         drop(send);
-        let mut out = std::io::stdout().lock();
+        let mut out = super::output::stdout();
         let mut waiting = std::collections::BTreeMap::new();
         let mut written = 0;
         for (i, line) in receive.iter() {

@@ -54,7 +54,7 @@ fn managers(config: Config, json: bool) -> anyhow::Result<u8> {
     let rel = config.load_relationships()?;
     let recorded = open_existing(&config)?.check_ins()?;
     let all = liaisond_core::follow::check_ins(&rel, &recorded, today(&config), config.follow.check_in_after);
-    let mut out = std::io::stdout().lock();
+    let mut out = output::stdout();
     for c in &all {
         if json {
             output::json_line(&mut out, c)?;

@@ -18,7 +18,7 @@ pub(super) fn route(config: Config, dry_run: bool, json: bool) -> anyhow::Result
     let relationships = config.load_relationships()?;
     let identity = config.identity(&relationships);
     let store = open_read_only(&config)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = output::stdout();
     let mut changed = 0;
     let statements = store.statements()?;
     for st in &statements {

@@ -261,7 +261,7 @@ fn list(config: Config, filter: &Filter, json: bool) -> anyhow::Result<u8> {
     let today = today(&config);
     let records = filter.apply(store.statement_records()?, today);
     drop(store);
-    let mut out = std::io::stdout().lock();
+    let mut out = output::stdout();
     if json {
         for r in &records {
             output::json_line(&mut out, &record_json(r, today)?)?;
@@ -312,7 +312,7 @@ fn show(config: Config, reference: &str, json: bool) -> anyhow::Result<u8> {
     let outbox = store.statement_outbox(r.id)?;
     let events = store.statement_events(r.id)?;
     drop(store);
-    let mut out = std::io::stdout().lock();
+    let mut out = output::stdout();
     if json {
         let mut value = record_json(&r, today)?;
         if let Some(o) = value.as_object_mut() {
@@ -330,7 +330,10 @@ fn show(config: Config, reference: &str, json: bool) -> anyhow::Result<u8> {
 
     let none = || "-".to_string();
     let list = |v: &[String]| if v.is_empty() { none() } else { v.join(", ") };
-    let line = |out: &mut std::io::StdoutLock<'_>, label: &str, value: String| writeln!(out, "{label:<17}{value}");
+    // One line each: a value with a line break in it (a title, a name) must not add one.
+    let line = |out: &mut output::Printable<std::io::StdoutLock<'_>>, label: &str, value: String| {
+        writeln!(out, "{label:<17}{}", liaisond_model::printable(&value))
+    };
     writeln!(out, "{} (statement {}, message {})", r.tracking_id, r.id, r.message)?;
     line(&mut out, "Title:", r.title.clone().unwrap_or_else(none))?;
     line(&mut out, "Purpose:", r.purpose.clone().unwrap_or_else(none))?;
@@ -459,7 +462,7 @@ fn done(config: Config, reference: &str, reason: Option<&str>, by: &str) -> anyh
     let r = find(&store, reference)?;
     let reason = reason.map(str::trim).filter(|r| !r.is_empty()).unwrap_or("(no reason given)");
     let change = store.mark_done(r.id, by, reason).context("cannot mark it done")?;
-    let mut out = std::io::stdout().lock();
+    let mut out = output::stdout();
     match change {
         Change::Changed => writeln!(out, "{}: done (by {by}: {reason})", r.tracking_id)?,
         Change::Unchanged => {
@@ -480,7 +483,7 @@ fn done(config: Config, reference: &str, reason: Option<&str>, by: &str) -> anyh
 fn reopen(config: Config, reference: &str, by: &str) -> anyhow::Result<u8> {
     let mut store = open_existing(&config)?;
     let r = find(&store, reference)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = output::stdout();
     match store.reopen(r.id, by).context("cannot reopen it")? {
         Change::Changed => writeln!(out, "{}: open again (by {by})", r.tracking_id)?,
         Change::Unchanged => writeln!(out, "{}: was open already", r.tracking_id)?,
@@ -504,7 +507,7 @@ fn assign(config: Config, reference: &str, address: Option<&str>, by: &str) -> a
     let mut store = open_existing(&config)?;
     let r = find(&store, reference)?;
     let edit = store.assign_statement(r.id, to.as_deref(), by).context("cannot assign it")?;
-    let mut out = std::io::stdout().lock();
+    let mut out = output::stdout();
     match (edit, &to) {
         (Edit::Changed { old }, Some(to)) => {
             writeln!(out, "{}: assigned to {to} (was {})", r.tracking_id, old.as_deref().unwrap_or("nobody"))?
@@ -553,7 +556,7 @@ fn set(config: Config, reference: &str, field: Field, value: &str, by: &str) -> 
     let r = find(&store, reference)?;
     let edit = store.set_statement_field(r.id, column, value.as_deref(), by).context("cannot change it")?;
     let shown = |v: Option<&str>| v.map_or("none".to_string(), str::to_string);
-    let mut out = std::io::stdout().lock();
+    let mut out = output::stdout();
     match edit {
         Edit::Changed { old } => writeln!(
             out,

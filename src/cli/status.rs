@@ -8,7 +8,7 @@ use crate::config::Config;
 pub(super) fn status(config: Config, json: bool) -> anyhow::Result<u8> {
     let store = open_existing(&config)?;
     let status = store.status(10)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = super::output::stdout();
     if json {
         serde_json::to_writer_pretty(&mut out, &status)?;
         writeln!(out)?;

@@ -17,7 +17,7 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
 use liaisond_model::{
-    Draft, DraftKind, FollowRow, KnownStatement, OutboxRow, Purpose, QuarantinedRow, normalize_address,
+    Draft, DraftKind, FollowRow, KnownStatement, OutboxRow, Purpose, QuarantinedRow, normalize_address, printable,
 };
 
 use crate::relationships::Relationships;
@@ -260,7 +260,7 @@ pub fn reminder_draft(
     v.insert("tracking_id", s.tracking_id.clone());
     // The title goes into the subject: clipped, control characters removed.
     v.insert("title", s.title.as_deref().map_or_else(|| "(no title)".into(), |t| clip(t, 200)));
-    v.insert("organization", s.organization.clone().unwrap_or_else(|| "(not known)".into()));
+    v.insert("organization", printable(s.organization.as_deref().unwrap_or("(not known)")));
     v.insert("purpose", purpose_text(s.purpose.as_deref()).into());
     v.insert("deadline", deadline.to_string());
     v.insert("due", relative_days(left));
@@ -270,7 +270,7 @@ pub fn reminder_draft(
     if let Ok(t) = s.received.parse::<Timestamp>() {
         v.insert("received", format_time(t));
     }
-    v.insert("reply_to", if s.reply_to.is_empty() { "(not stated)".into() } else { s.reply_to.join(", ") });
+    v.insert("reply_to", if s.reply_to.is_empty() { "(not stated)".into() } else { printable(&s.reply_to.join(", ")) });
     v.insert("to", to.join(", "));
     v.insert("coordinators", coordinators.join(", "));
     if s.assigned_to.is_some() {
@@ -320,7 +320,7 @@ pub fn digest_draft(
         format!(
             "{}  {}: {}",
             s.tracking_id,
-            s.organization.as_deref().unwrap_or("(organisation not known)"),
+            printable(s.organization.as_deref().unwrap_or("(organisation not known)")),
             clip(s.title.as_deref().unwrap_or("(no title)"), 90)
         )
     };
@@ -375,9 +375,9 @@ pub fn digest_draft(
                 "- message {} ({}) from {}: {}\n    {}",
                 q.id,
                 local_day(&q.received_at, input.time_zone),
-                q.from.as_deref().unwrap_or("(unknown)"),
+                printable(q.from.as_deref().unwrap_or("(unknown)")),
                 clip(q.subject.as_deref().unwrap_or("(no subject)"), 80),
-                q.reason.as_deref().unwrap_or("(no reason recorded)")
+                printable(q.reason.as_deref().unwrap_or("(no reason recorded)"))
             )
         })
         .collect();
@@ -392,7 +392,7 @@ pub fn digest_draft(
                 o.tracking_id.as_deref().map(|t| format!(", {t}")).unwrap_or_default(),
                 o.recipients.join(", "),
                 o.state,
-                o.last_error.as_deref().unwrap_or("-")
+                printable(o.last_error.as_deref().unwrap_or("-"))
             )
         })
         .collect();

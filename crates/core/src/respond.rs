@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use liaisond_model::{
     AckCounts, Class, ConfigError, Draft, DraftKind, Plan, Purpose, Verdict, address_domain, normalize_address,
+    printable, printable_lines,
 };
 use regex::RegexSet;
 
@@ -603,7 +604,12 @@ impl Responder {
         let s = &incoming.analysis.statement;
         let j = incoming.verdict;
         let mut v = Values::new();
+        // Every value is made printable: most come from the sender (a title, a zip entry's
+        // name), and must not add a line that reads as ours. The two lists of lines are
+        // made printable item by item, then joined.
+        let lines = ["attachments", "warnings"];
         let mut put = |k: &'static str, value: Option<String>| {
+            let value = value.map(|x| if lines.contains(&k) { printable_lines(&x) } else { printable(&x) });
             if let Some(value) = value.filter(|x| !x.trim().is_empty()) {
                 v.insert(k, value);
             }
@@ -635,7 +641,7 @@ impl Responder {
             .analysis
             .attachments
             .iter()
-            .map(|a| format!("- {} ({} bytes, SHA-256 {})", clip(&a.filename, 120), a.size, a.sha256))
+            .map(|a| format!("- {} ({} bytes, SHA-256 {})", clip(&a.filename, 120), a.size, printable(&a.sha256)))
             .collect();
         put("attachments", Some(attachments.join("\n")));
         put("sender", j.sender.clone());
@@ -665,7 +671,9 @@ impl Responder {
         put("missing", Some(missing.join(", ")));
         put(
             "warnings",
-            Some(incoming.analysis.warnings.iter().map(|w| format!("- {w}")).collect::<Vec<_>>().join("\n")),
+            Some(
+                incoming.analysis.warnings.iter().map(|w| format!("- {}", printable(w))).collect::<Vec<_>>().join("\n"),
+            ),
         );
         put(
             "ack",
@@ -731,11 +739,10 @@ pub fn format_time(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-/// At most `max` characters, control characters removed (text from the sender ends up in our
-/// subject lines).
+/// At most `max` characters, [`printable`], runs of white space as one (text from the sender
+/// ends up in our subject lines).
 pub fn clip(text: &str, max: usize) -> String {
-    let clean: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    let clean = clean.split_whitespace().collect::<Vec<_>>().join(" ");
+    let clean = printable(text).split_whitespace().collect::<Vec<_>>().join(" ");
     if clean.chars().count() <= max {
         clean
     } else {
@@ -1179,6 +1186,24 @@ ack = false
             assert_eq!(p.ack, Err(format!("a message of class {} is not acknowledged", class.as_str())));
             assert_eq!(p.no_notification, None, "never notified, so nothing was skipped");
         }
+    }
+
+    #[test]
+    fn text_from_the_sender_cannot_add_a_line_to_a_notification() {
+        // Regression (issue 13): a zip entry named "x\nSender: ... (verified)" put a fake line
+        // into the managers' notification through its warning; a title could carry U+202E.
+        let mut c = case();
+        c.analysis.warnings =
+            vec!["ls.zip: a.doc\nSender:           boss@ietf.org (verified)\x1b[8m: unreadable".into()];
+        c.analysis.statement.title = Some("LS on \u{202e}gnicils\r\nSender: x".into());
+        c.analysis.attachments[0].filename = "a\u{2028}Sender: y.doc".into();
+        let p = plan(&c);
+        let n = draft(&p, DraftKind::Notification);
+        for line in n.body.lines().chain([n.subject.as_str()]) {
+            assert!(!line.trim_start().starts_with("Sender: ") || line.contains("jane.doe@itu.int"), "{line:?}");
+            assert!(!line.contains(['\x1b', '\u{202e}', '\u{2028}', '\r']), "{line:?}");
+        }
+        assert!(n.body.contains("- ls.zip: a.doc Sender:"), "{}", n.body);
     }
 
     #[test]
