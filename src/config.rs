@@ -225,6 +225,9 @@ struct RawMaildir {
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The files a password was read from, the configuration itself when it holds one
+    /// (see [`exposed_secrets`](Self::exposed_secrets)).
+    pub secret_files: Vec<PathBuf>,
     /// The file this was read from.
     pub path: PathBuf,
     /// The relationships data file, when not the built-in one.
@@ -462,8 +465,28 @@ impl Config {
             // need not read the SMTP password either.
             raw.smtp = None;
         }
-        let v = Validator { text, path, base: path.parent().unwrap_or(Path::new(".")) };
+        let v =
+            Validator { text, path, base: path.parent().unwrap_or(Path::new(".")), secret_files: Default::default() };
         v.validate(raw)
+    }
+
+    /// A warning for each file holding a password that its group or others may read (a
+    /// password in a world-readable file is a password anyone on the machine has).
+    pub fn exposed_secrets(&self) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        self.secret_files
+            .iter()
+            .filter_map(|path| {
+                let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+                (mode & 0o077 != 0).then(|| {
+                    format!(
+                        "{} holds a password and is readable by {} (mode {mode:04o}): chmod 600 it",
+                        path.display(),
+                        if mode & 0o007 != 0 { "everyone" } else { "its group" }
+                    )
+                })
+            })
+            .collect()
     }
 
     /// The relationships data: the configured file, or the built-in default.
@@ -546,6 +569,8 @@ struct Validator<'a> {
     text: &'a str,
     path: &'a Path,
     base: &'a Path,
+    /// The files a password was read from (the configuration itself for an inline one).
+    secret_files: std::cell::RefCell<Vec<PathBuf>>,
 }
 
 impl Validator<'_> {
@@ -829,6 +854,11 @@ impl Validator<'_> {
                 .iter()
                 .map(|s| s.trim().to_ascii_lowercase())
                 .collect(),
+            secret_files: {
+                let mut files = self.secret_files.take();
+                files.dedup();
+                files
+            },
         })
     }
 
@@ -866,6 +896,7 @@ impl Validator<'_> {
             }
         }
         if let Some(p) = inline {
+            self.secret_files.borrow_mut().push(self.path.to_path_buf());
             return Ok(Some((Secret::new(p.clone()), "inline in the configuration file".into())));
         }
         if let Some(var) = env {
@@ -895,6 +926,7 @@ impl Validator<'_> {
                 if value.is_empty() {
                     return Err(self.err(&at("password_file"), format!("{} is empty", path.display())));
                 }
+                self.secret_files.borrow_mut().push(path.clone());
                 return Ok(Some((Secret::new(value), format!("file {}", path.display()))));
             }
         }

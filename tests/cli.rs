@@ -135,6 +135,28 @@ fn check_config_summarises_without_secrets_and_locates_errors() {
     assert!(stdout.contains("imap main: liaison@imap.example.org:993 (implicit TLS)"), "{stdout}");
     assert!(stdout.contains("password from file"), "{stdout}");
     assert!(!stdout.contains("hunter2"), "no secret in the output: {stdout}");
+    // Regression (issue 13): a password file anyone may read was not mentioned.
+    use std::os::unix::fs::PermissionsExt;
+    let pw = dir.path().join("pw");
+    let warning = |mode: u32| {
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let out = liaisond(&["check-config", "--config", config.to_str().expect("utf8")], None);
+        assert_eq!(out.status.code(), Some(0), "a warning, not an error");
+        text(&out.stdout).lines().filter(|l| l.starts_with("warning:")).map(str::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(warning(0o600), Vec::<String>::new());
+    let w = warning(0o644);
+    assert!(w.len() == 1 && w[0].contains(&pw.display().to_string()) && w[0].contains("everyone"), "{w:?}");
+    assert!(warning(0o640)[0].contains("its group"));
+    // A password written into the configuration makes the configuration file a secret.
+    let inline = write_config(dir.path(), "l.db", &imap.replace("password_file = \"pw\"", "password = \"x\""));
+    std::fs::set_permissions(&inline, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = liaisond(&["check-config", "--config", inline.to_str().expect("utf8")], None);
+    assert!(
+        text(&out.stdout).contains(&format!("warning: {} holds a password", inline.display())),
+        "{}",
+        text(&out.stdout)
+    );
 
     let bad = write_config(dir.path(), "l.db", "\n[[imap]]\nname = \"x\"\nhots = \"typo\"\n");
     let out = liaisond(&["check-config", "--config", bad.to_str().expect("utf8")], None);

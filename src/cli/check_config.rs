@@ -9,6 +9,9 @@ pub(super) fn check_config(config: Config) -> anyhow::Result<u8> {
     let relationships = config.load_relationships()?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}: valid", config.path.display())?;
+    for exposed in config.exposed_secrets() {
+        writeln!(out, "warning: {exposed}")?;
+    }
     writeln!(
         out,
         "relationships: {} ({} organisations, {} IETF groups)",

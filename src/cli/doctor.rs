@@ -98,6 +98,9 @@ pub async fn checks(config_path: &Path, report: &mut dyn FnMut(Check)) {
     let config = match Config::load(config_path) {
         Ok(c) => {
             report(Check::ok("config", format!("{} loads", config_path.display())));
+            for exposed in c.exposed_secrets() {
+                report(Check::warn("secrets", exposed, "only the service's user should read its passwords"));
+            }
             c
         }
         Err(e) => {
