@@ -34,6 +34,12 @@ fn the_unit_file_verifies_and_is_sandboxed() {
         "ConfigurationDirectory=liaisond\n",
         "LoadCredential=imap-password:",
         "User=liaisond\n",
+        // Issue 13: no core dumps, bounded tasks and memory, no listening socket.
+        "LimitCORE=0\n",
+        "TasksMax=",
+        "MemoryHigh=",
+        "MemoryMax=",
+        "SocketBindDeny=any\n",
     ] {
         assert!(unit.contains(needed), "the unit lacks {needed:?}");
     }
@@ -60,7 +66,7 @@ fn the_unit_file_verifies_and_is_sandboxed() {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no overall exposure level in: {all}"));
-    assert!(level <= 2.0, "exposure {level} > 2.0:\n{all}");
+    assert!(level <= 1.4, "exposure {level} > 1.4:\n{all}");
 }
 
 /// The daemon as systemd runs it: a child process with `$NOTIFY_SOCKET` bound by the test and

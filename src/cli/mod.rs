@@ -331,7 +331,14 @@ fn config_then(path: &Path, pipe_closed_is_ok: bool, f: impl FnOnce(Config) -> a
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+    // Bounded, whatever the machine's core count: the work is I/O and a few parses at a time,
+    // and the unit's TasksMax= counts threads.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .max_blocking_threads(32)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// A table cell: at most `max` characters, on one line, control characters removed (subjects
