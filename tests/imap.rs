@@ -167,6 +167,66 @@ async fn an_oversized_message_keeps_its_header_and_does_not_block_the_rest() {
     assert_eq!(count(&mut s, &mailbox).await, 0);
 }
 
+/// A proxy in front of the testbed's plain IMAP port that makes the server lie: every
+/// `RFC822.SIZE n` it answers becomes `RFC822.SIZE 1`. Returns its port.
+async fn size_lying_proxy(upstream: String) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let lie = regex::bytes::Regex::new(r"RFC822\.SIZE [0-9]+").expect("regex");
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else { return };
+            let lie = lie.clone();
+            tokio::spawn(async move {
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                tokio::spawn(async move { tokio::io::copy(&mut client_read, &mut server_write).await });
+                // Whole lines only, so that a size is never split between two reads.
+                let (mut pending, mut buf) = (Vec::new(), vec![0u8; 64 * 1024]);
+                while let Ok(n @ 1..) = server_read.read(&mut buf).await {
+                    pending.extend_from_slice(&buf[..n]);
+                    let Some(end) = pending.windows(2).rposition(|w| w == b"\r\n") else { continue };
+                    let lines: Vec<u8> = pending.drain(..end + 2).collect();
+                    let lines = lie.replace_all(&lines, &b"RFC822.SIZE 1"[..]);
+                    if client_write.write_all(&lines).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_message_larger_than_the_server_said_keeps_only_its_header() {
+    // Regression (issue 13, medium 6): the size checked was the server's word; a message
+    // whose size the server understated (or gave none for) was stored and read whole.
+    let tb = testbed();
+    let mailbox = unique_mailbox("understated");
+    let mut s = imap(tb).await;
+    create_mailbox(&mut s, &mailbox).await;
+    let mut big = sample_message(&mailbox, 0);
+    big.extend(
+        std::iter::repeat_n(b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab\r\n".as_slice(), 3000)
+            .flatten(),
+    );
+    append(&mut s, &mailbox, &big, None).await;
+    append(&mut s, &mailbox, &sample_message(&mailbox, 1), None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = imap_config(tb, dir.path(), &mailbox, Security::None, "leave", "");
+    config.limits.max_message_size = 50_000;
+    config.imap[0].port = size_lying_proxy(format!("{}:{}", tb.host, tb.imap_port)).await;
+    run_once(config.clone()).await;
+    assert_stored_once(&config.database, &ids(&mailbox, 2));
+    let rows = stored(&config.database);
+    let over = rows.iter().find(|m| m.message_id.as_deref() == Some(message_id_of(&mailbox, 0).as_str())).expect("row");
+    assert_eq!(over.state, "quarantined", "{over:?}");
+    assert!(over.detail.as_deref().is_some_and(|d| d.starts_with("oversized")), "{over:?}");
+    assert!(over.size < 2000, "only the header was kept: {} bytes", over.size);
+}
+
 #[tokio::test]
 async fn idle_picks_up_a_new_message_without_waiting_for_a_poll() {
     let tb = testbed();

@@ -537,7 +537,23 @@ impl ImapSource {
                     continue; // a flags-only update for a UID we asked for
                 };
                 let internal_date = fetch.internal_date().map(|d| d.to_rfc3339());
-                let result = self.ingestor.ingest(body.to_vec(), self.origin(uidvalidity, uid), internal_date).await?;
+                let origin = self.origin(uidvalidity, uid);
+                let max = self.ingestor.limits().max_message_size;
+                // The size asked before is the server's word, and a UID it gave none for was
+                // fetched whole: what arrived is checked again (R31).
+                let result = if body.len() as u64 > max {
+                    let size = body.len() as u64;
+                    tracing::warn!(
+                        source = self.name(),
+                        uid,
+                        size,
+                        "message over max_message_size; keeping its header only"
+                    );
+                    let header = header_section(body, 1 << 20).to_vec();
+                    self.ingestor.ingest_oversized(header, size, origin, internal_date).await?
+                } else {
+                    self.ingestor.ingest(body.to_vec(), origin, internal_date).await?
+                };
                 drop(fetch);
                 if result.accepted.new {
                     report.stored += 1;
