@@ -7,7 +7,7 @@
 //! it keeps); plain text and HTML are read here, by the extract crate's own bounded code.
 
 use liaisond_extract::{self as extract, ExtractLimits, Extracted, Format};
-use liaisond_model::{AttachmentRecord, Reading, Statement};
+use liaisond_model::{AttachmentRecord, MAX_FIELD_BYTES, MAX_LIST_ITEMS, Reading, Statement, clip_bytes};
 use serde::Serialize;
 
 use crate::content::AttachmentPart;
@@ -33,15 +33,21 @@ pub struct Analysis {
 
 impl Analysis {
     /// The record the store keeps of this reading.
+    /// What is stored: within the limits of [`Statement::clipped`], at most
+    /// [`MAX_LIST_ITEMS`] warnings, so that what a message adds to the database besides its
+    /// raw bytes stays small whatever it holds (issue 13).
     pub fn to_reading(&self) -> Reading {
-        let statement_json = serde_json::to_string(&self.statement).unwrap_or_else(|_| "{}".into());
-        let warnings_json = serde_json::to_string(&self.warnings).unwrap_or_else(|_| "[]".into());
+        let statement = self.statement.clipped();
+        let warnings: Vec<&str> =
+            self.warnings.iter().take(MAX_LIST_ITEMS).map(|w| clip_bytes(w, MAX_FIELD_BYTES)).collect();
+        let statement_json = serde_json::to_string(&statement).unwrap_or_else(|_| "{}".into());
+        let warnings_json = serde_json::to_string(&warnings).unwrap_or_else(|_| "[]".into());
         Reading {
             attachments: self.attachments.clone(),
-            title: self.statement.title.clone(),
-            purpose: self.statement.purpose.map(|p| p.as_str().to_string()),
-            deadline: self.statement.deadline.clone(),
-            from_org: self.statement.from_org.clone(),
+            title: statement.title.clone(),
+            purpose: statement.purpose.map(|p| p.as_str().to_string()),
+            deadline: statement.deadline.clone(),
+            from_org: statement.from_org.clone(),
             statement_json,
             warnings_json,
         }

@@ -24,6 +24,9 @@ pub use message::{Arrival, Cursor, Origin, Outcome, SourceKind, Summary, sha256_
 pub use outgoing::{AckCounts, Draft, DraftKind, OutgoingContext, Plan};
 pub use printable::{printable, printable_lines};
 pub use records::{FollowRow, OutboxRow, QuarantinedRow};
-pub use statement::{AttachmentRecord, Purpose, Reading, Statement};
+pub use statement::{
+    AttachmentRecord, MAX_BODY_BYTES, MAX_FIELD_BYTES, MAX_LIST_ITEMS, MAX_TITLE_BYTES, Purpose, Reading, Statement,
+    clip_bytes,
+};
 pub use time::timestamp_text;
 pub use verdict::{Class, History, KnownStatement, NoHistory, Verdict};

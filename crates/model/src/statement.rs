@@ -90,3 +90,73 @@ pub struct Statement {
     pub related: Option<String>,
     pub body: String,
 }
+
+/// The most of a title that is stored and shown (a real one is a line or two).
+pub const MAX_TITLE_BYTES: usize = 1024;
+/// The most of any other one-line field, and of each item of a list, that is stored.
+pub const MAX_FIELD_BYTES: usize = 1024;
+/// The most items of a list field (groups, contacts, identifiers) that are stored.
+pub const MAX_LIST_ITEMS: usize = 64;
+/// The most of the text read (`body`) that is stored: enough for every statement seen, and
+/// it bounds what one hostile message adds to the database besides its raw bytes.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+pub fn clip_bytes(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+impl Statement {
+    /// A copy within the stored limits ([`MAX_TITLE_BYTES`] and the others): what is written
+    /// to the database, so that a 60 MB title is not stored three times over.
+    pub fn clipped(&self) -> Statement {
+        let one = |v: &Option<String>, max: usize| v.as_deref().map(|s| clip_bytes(s, max).to_string());
+        let list =
+            |v: &[String]| v.iter().take(MAX_LIST_ITEMS).map(|s| clip_bytes(s, MAX_FIELD_BYTES).to_string()).collect();
+        Statement {
+            title: one(&self.title, MAX_TITLE_BYTES),
+            purpose: self.purpose,
+            deadline: one(&self.deadline, MAX_FIELD_BYTES),
+            from_org: one(&self.from_org, MAX_FIELD_BYTES),
+            from_groups: list(&self.from_groups),
+            to_groups: list(&self.to_groups),
+            from_contacts: list(&self.from_contacts),
+            reply_to: list(&self.reply_to),
+            technical_contacts: list(&self.technical_contacts),
+            other_identifiers: list(&self.other_identifiers),
+            related: one(&self.related, MAX_FIELD_BYTES),
+            body: clip_bytes(&self.body, MAX_BODY_BYTES).to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod clip_tests {
+    use super::*;
+
+    #[test]
+    fn stored_fields_are_clipped_at_character_boundaries() {
+        assert_eq!(clip_bytes("héllo", 2), "h", "not inside the two bytes of é");
+        assert_eq!(clip_bytes("héllo", 3), "hé");
+        assert_eq!(clip_bytes("abc", 10), "abc");
+        let long = "é".repeat(1_000_000);
+        let st = Statement {
+            title: Some(long.clone()),
+            to_groups: vec![long.clone(); 1000],
+            body: long.clone(),
+            ..Statement::default()
+        }
+        .clipped();
+        assert!(st.title.as_ref().is_some_and(|t| t.len() <= MAX_TITLE_BYTES && t.len() >= MAX_TITLE_BYTES - 1));
+        assert_eq!(st.to_groups.len(), MAX_LIST_ITEMS);
+        assert!(st.to_groups.iter().all(|g| g.len() <= MAX_FIELD_BYTES));
+        assert!(st.body.len() <= MAX_BODY_BYTES);
+    }
+}

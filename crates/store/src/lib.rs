@@ -28,8 +28,8 @@ pub use operator::{Edit, QuarantinedMessage, RelatedMessage, Requeue, StatementF
 pub use outbox::{OutboxItem, Planner, SendResult};
 
 use liaisond_model::{
-    AckCounts, Arrival, AttachmentRecord, Class, Cursor, History, KnownStatement, Origin, OutboxRow, Outcome, Reading,
-    Summary, Verdict, normalize_address, timestamp_text,
+    AckCounts, Arrival, AttachmentRecord, Class, Cursor, History, KnownStatement, MAX_FIELD_BYTES, Origin, OutboxRow,
+    Outcome, Reading, Summary, Verdict, clip_bytes, normalize_address, timestamp_text,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -990,7 +990,15 @@ impl Store {
             let n = tx.execute(
                 "UPDATE messages SET state = ?2, state_detail = ?3, subject = ?4, from_addr = ?5, date_header = ?6,
                  processed_at = ?7 WHERE id = ?1 AND state = 'pending'",
-                params![id, outcome.state(), outcome.detail(), summary.subject, summary.from, summary.date, now],
+                params![
+                    id,
+                    outcome.state(),
+                    outcome.detail(),
+                    summary.subject.as_deref().map(|v| clip_bytes(v, MAX_FIELD_BYTES)),
+                    summary.from.as_deref().map(|v| clip_bytes(v, MAX_FIELD_BYTES)),
+                    summary.date.as_deref().map(|v| clip_bytes(v, MAX_FIELD_BYTES)),
+                    now
+                ],
             )?;
             if n == 0 {
                 // Not pending any more (decided already), or not there at all.
