@@ -1,4 +1,5 @@
-//! `Authentication-Results` (RFC 8601): one field value parsed by the grammar of §2.2.
+//! `Authentication-Results` (RFC 8601): one field value parsed by the grammar of §2.2, and the
+//! block of fields our own receiving servers put at the top of a message (§5).
 //!
 //! Parsing is strict. A value that does not fit the grammar is [`Unparsable`], never read in
 //! part: a field read "as well as possible" is one the sender can shape, since some of its
@@ -203,6 +204,52 @@ pub fn authserv_id(value: &str) -> Option<String> {
     let mut p = Parser { s: value.as_bytes(), pos: 0 };
     p.cfws().ok()?;
     p.value("").ok().map(|id| id.to_ascii_lowercase())
+}
+
+/// A field of the trusted block: who wrote it and what it says, or why it could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedField {
+    /// In lower case.
+    pub authserv_id: String,
+    pub parsed: Result<AuthResults, Unparsable>,
+}
+
+/// The `Authentication-Results` fields our own receiving servers added: from the top of the
+/// header (`fields`: name and unfolded value, top first), past the delivery agent's
+/// `Return-Path`, `Delivered-To` and `X-Original-To` and at most `own_received` `Received`
+/// fields (ours: Postfix hides its own from the milters, so OpenDKIM's and OpenDMARC's fields
+/// are inserted below it), every contiguous field whose authserv-id is in `trusted`. The block
+/// ends at the first field from any other authserv-id, at a `Received` field or at any other
+/// field; a trusted-looking field below it came with the message and is not read (RFC 8601
+/// §5). Empty when the first field after the trace fields is not a trusted one.
+pub fn trusted_block<'a>(
+    fields: impl IntoIterator<Item = (&'a str, &'a str)>,
+    trusted: &[String],
+    own_received: usize,
+) -> Vec<TrustedField> {
+    let mut block = Vec::new();
+    let mut received = 0usize;
+    for (name, value) in fields {
+        let name = name.to_ascii_lowercase();
+        if name == "authentication-results" {
+            match authserv_id(value) {
+                Some(id) if trusted.iter().any(|t| t.eq_ignore_ascii_case(&id)) => {
+                    block.push(TrustedField { authserv_id: id, parsed: parse(value) });
+                    continue;
+                }
+                _ => break,
+            }
+        }
+        if !block.is_empty() {
+            break;
+        }
+        match name.as_str() {
+            "return-path" | "delivered-to" | "x-original-to" => {}
+            "received" if received < own_received => received += 1,
+            _ => break,
+        }
+    }
+    block
 }
 
 /// A cursor over the value's bytes. The grammar's delimiters are all ASCII; bytes of other
@@ -605,5 +652,56 @@ mod tests {
         assert_eq!(authserv_id("spf=pass (sender IP is 192.0.2.1) smtp.mailfrom=x.example").as_deref(), Some("spf"));
         assert_eq!(authserv_id("; dmarc=pass"), None);
         assert_eq!(authserv_id("(unclosed mail.ietf.org; dmarc=pass"), None);
+    }
+
+    #[test]
+    fn the_trusted_block_at_the_top() {
+        let trusted = ["mail.ietf.org".to_string()];
+        let ids = |fields: &[(&str, &str)], own: usize| -> Vec<String> {
+            trusted_block(fields.iter().copied(), &trusted, own)
+                .into_iter()
+                .map(|f| {
+                    format!(
+                        "{}:{}",
+                        f.authserv_id,
+                        f.parsed.map(|a| summary(&a).join(",")).unwrap_or_else(|e| e.to_string())
+                    )
+                })
+                .collect()
+        };
+        let ours = ("received", "from x by mail.ietf.org (Postfix); Tue, 3 Nov 2026 12:12:49 +0000");
+        let theirs = ("received", "from y by mx.evil.example; Tue, 3 Nov 2026 12:12:48 +0000");
+        let dkim = ("authentication-results", "mail.ietf.org; dkim=pass header.d=3gpp.org");
+        let dmarc = ("authentication-results", "mail.ietf.org; dmarc=pass header.from=3gpp.org");
+        let delivery =
+            [("return-path", "<a@3gpp.org>"), ("delivered-to", "s@ietf.org"), ("x-original-to", "s@ietf.org")];
+        // OpenDKIM's and OpenDMARC's fields below our Received, under the delivery agent's.
+        let mut top = delivery.to_vec();
+        top.extend([ours, dkim, dmarc, theirs]);
+        assert_eq!(
+            ids(&top, 1),
+            ["mail.ietf.org:dkim=pass header.d=3gpp.org", "mail.ietf.org:dmarc=pass header.from=3gpp.org"]
+        );
+        // Our MTA added none: the sender's forged copy below its own Received is not read.
+        assert!(ids(&[ours, theirs, dmarc], 1).is_empty());
+        assert!(ids(&[ours, theirs, dmarc], 0).is_empty());
+        // Two of our own Received when configured so; not a third.
+        assert_eq!(ids(&[ours, ours, dmarc], 2).len(), 1);
+        assert!(ids(&[ours, ours, dmarc], 1).is_empty());
+        assert!(ids(&[ours, dmarc], 0).is_empty(), "no Received of ours is expected");
+        assert_eq!(ids(&[dmarc], 0).len(), 1);
+        // The block ends at an untrusted authserv-id, at a Received, at any other field.
+        let other = ("authentication-results", "mx.evil.example; dmarc=pass header.from=3gpp.org");
+        assert_eq!(ids(&[ours, dkim, other, dmarc], 1).len(), 1);
+        assert!(ids(&[ours, other, dmarc], 1).is_empty());
+        assert_eq!(ids(&[ours, dkim, ours, dmarc], 1).len(), 1);
+        assert_eq!(ids(&[ours, dkim, ("from", "a@3gpp.org"), dmarc], 1).len(), 1);
+        assert_eq!(ids(&[ours, dkim, ("return-path", "<x@y.example>"), dmarc], 1).len(), 1);
+        assert!(ids(&[("x-spam", "no"), dmarc], 1).is_empty());
+        // An unparsable trusted field is part of the block, to fail closed.
+        let broken = ("authentication-results", "mail.ietf.org; dmarc=pass header.from=\"3gpp.org");
+        assert_eq!(ids(&[ours, dkim, broken], 1)[1], "mail.ietf.org:a quoted string is not closed (at byte 38)");
+        // Field names in any case.
+        assert_eq!(ids(&[("Received", ours.1), ("Authentication-Results", dmarc.1)], 1).len(), 1);
     }
 }
