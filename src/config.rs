@@ -158,6 +158,7 @@ struct RawMail {
 struct RawRouting {
     #[serde(default)]
     trusted_authserv_ids: Vec<String>,
+    own_received_fields: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -241,6 +242,8 @@ pub struct Config {
     pub mail: Option<MailIdentity>,
     /// The authserv-ids of the receiving servers whose `Authentication-Results` are trusted.
     pub trusted_authserv_ids: Vec<String>,
+    /// How many `Received` fields our own servers put above their `Authentication-Results`.
+    pub own_received_fields: usize,
     /// How mail is sent; `None` with no `outbox.directory` either: mail waits in the outbox.
     pub smtp: Option<SmtpConfig>,
     pub outbox: OutboxConfig,
@@ -517,8 +520,8 @@ impl Config {
         })
     }
 
-    /// Who we are and whom we trust: `[mail]` and `trusted_authserv_ids`, else the
-    /// relationships data's first own address.
+    /// Who we are and whom we trust: `[mail]`, `trusted_authserv_ids` and
+    /// `own_received_fields`, else the relationships data's first own address.
     pub fn identity(&self, rel: &Relationships) -> Identity {
         let mut identity = Identity::from_relationships(rel);
         if let Some(m) = &self.mail {
@@ -526,6 +529,7 @@ impl Config {
             identity.ours.message_id_domain = m.message_id_domain.clone();
         }
         identity.trusted_authserv_ids = self.trusted_authserv_ids.clone();
+        identity.own_received_fields = self.own_received_fields;
         identity
     }
 
@@ -833,6 +837,14 @@ impl Validator<'_> {
                 ));
             }
         }
+        let own_received_fields = match raw.routing.own_received_fields {
+            None => liaisond_core::judge::DEFAULT_OWN_RECEIVED_FIELDS,
+            // A delivery path of more hops than this is not one's own servers'.
+            Some(n @ 0..=10) => n as usize,
+            Some(_) => {
+                return Err(self.err(&[Key("routing"), Key("own_received_fields")], "must be between 0 and 10"));
+            }
+        };
         Ok(Config {
             follow,
             smtp,
@@ -859,6 +871,7 @@ impl Validator<'_> {
                 files.dedup();
                 files
             },
+            own_received_fields,
         })
     }
 
@@ -1306,6 +1319,25 @@ after_commit = "leave"
         let e = load(&format!("{MINIMAL}\n[routing]\ntrusted_authserv_ids = [\"a; dmarc=pass\"]\n"), d.path())
             .expect_err("not an authserv-id");
         assert_eq!(e.key.as_deref(), Some("routing.trusted_authserv_ids[0]"), "{e}");
+    }
+
+    #[test]
+    fn own_received_fields() {
+        let d = dir_with_maildir();
+        let rel = Relationships::builtin();
+        let c = load(MINIMAL, d.path()).expect("valid");
+        assert_eq!(c.identity(&rel).own_received_fields, 1, "the default: the receiving Postfix's own");
+        for n in [0, 2, 10] {
+            let c = load(&format!("{MINIMAL}\n[routing]\nown_received_fields = {n}\n"), d.path()).expect("valid");
+            assert_eq!(c.identity(&rel).own_received_fields, n);
+        }
+        let e = load(&format!("{MINIMAL}\n[routing]\nown_received_fields = 11\n"), d.path()).expect_err("too many");
+        assert_eq!(e.key.as_deref(), Some("routing.own_received_fields"), "{e}");
+        for bad in ["-1", "\"1\""] {
+            let e = load(&format!("{MINIMAL}\n[routing]\nown_received_fields = {bad}\n"), d.path())
+                .expect_err("not a count");
+            assert_eq!(e.line, Some(11), "{e}");
+        }
     }
 
     #[test]

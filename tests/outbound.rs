@@ -8,7 +8,9 @@
 //! liaisond reads and sends as), senderN (an SDO's liaison address), managerN (its liaison
 //! manager), coordN (the coordinators). The testbed's Postfix adds no Authentication-Results,
 //! so a "verified" statement carries one naming mx.example.org, the authserv-id the test trusts
-//! (in production the receiving MTA adds it and removes forged copies).
+//! (in production the receiving MTA adds it and removes forged copies), at the top of what it
+//! submits: delivered, it lies right below Postfix's and Dovecot's Received fields, which
+//! `common::config` counts as ours (`own_received_fields = 2`).
 
 mod common;
 

@@ -21,7 +21,14 @@ pub struct Identity {
     pub ours: Ours,
     /// The authserv-ids whose Authentication-Results fields are believed (RFC 8601 §5).
     pub trusted_authserv_ids: Vec<String>,
+    /// How many `Received` fields our own servers put above the Authentication-Results fields
+    /// they add (Postfix's own, which it hides from its milters); a Received field past these
+    /// is the sender's, and ends the search for ours.
+    pub own_received_fields: usize,
 }
+
+/// `own_received_fields` when not configured: the receiving Postfix's own field.
+pub const DEFAULT_OWN_RECEIVED_FIELDS: usize = 1;
 
 impl Identity {
     /// Without a configured `[mail]` identity: the relationships data's first own address
@@ -29,7 +36,11 @@ impl Identity {
     pub fn from_relationships(rel: &Relationships) -> Identity {
         let from = rel.own_addresses().first().cloned().unwrap_or_else(|| "liaisond@localhost".into());
         let domain = from.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
-        Identity { ours: Ours { from, message_id_domain: domain }, trusted_authserv_ids: Vec::new() }
+        Identity {
+            ours: Ours { from, message_id_domain: domain },
+            trusted_authserv_ids: Vec::new(),
+            own_received_fields: DEFAULT_OWN_RECEIVED_FIELDS,
+        }
     }
 }
 
@@ -89,16 +100,17 @@ pub fn judge(
         &identity.ours,
         history,
     );
-    let authentication_results: Vec<&str> = headers.all("authentication-results").collect();
+    let header_fields: Vec<(&str, &str)> = headers.fields().collect();
     let handlers = classification.related.as_ref().map(|k| k.handlers.clone()).unwrap_or_default();
     let route = route::route(
         &route::Input {
             class: classification.class,
             sender: analysis.sender.as_deref(),
             statement: &analysis.statement,
-            authentication_results: &authentication_results,
+            header_fields: &header_fields,
             single_author: headers.single_author(),
             trusted_authserv_ids: &identity.trusted_authserv_ids,
+            own_received_fields: identity.own_received_fields,
             statement_handlers: &handlers,
         },
         rel,
@@ -208,5 +220,22 @@ mod tests {
         let text = String::from_utf8_lossy(include_bytes!("../../../fixtures/hostile/from-two-mailboxes.eml"))
             .replace(", 3GPP Liaisons Coordinator <3GPPLiaison@etsi.org>", "");
         assert!(judged(text.as_bytes()).route.sender_verified);
+    }
+
+    #[test]
+    fn a_quoted_semicolon_in_the_trusted_field_forges_no_pass() {
+        // Regression (issue 13): the quoted envelope sender's `;dmarc=pass header.from=3gpp.org;`
+        // was read as a result of its own, and won over the field's real `dmarc=fail`.
+        let raw = include_bytes!("../../../fixtures/hostile/ar-quoted-semicolon.eml");
+        let route = judged(raw).route;
+        assert!(!route.sender_verified, "{}", route.verification);
+        assert_eq!(route.verification, "mail.ietf.org reports dmarc=fail for 3gpp.org");
+        assert_eq!(route.to, Relationships::builtin().coordinators(), "{}", route.reason);
+        // The same message with DMARC passing is verified and goes to 3GPP's managers: the
+        // fixture's verdict is the parser's, not something else in it.
+        let text = String::from_utf8_lossy(raw).replace("dmarc=fail", "dmarc=pass");
+        let route = judged(text.as_bytes()).route;
+        assert!(route.sender_verified, "{}", route.verification);
+        assert_eq!(route.relationship.as_deref(), Some("3gpp"), "{}", route.reason);
     }
 }

@@ -10,8 +10,9 @@
 //!    fields, [`content`] with bodies and attachments);
 //! 2. [`read`]: each attachment's text and the statement's fields ([`understand`]), with the
 //!    [`relationships`] data naming organisations and groups;
-//! 3. [`judge`]: the class ([`classify`], against the store's history), the route ([`route`]),
-//!    whether a follow-up answers its statement ([`follow::answers`]);
+//! 3. [`judge`]: the class ([`classify`], against the store's history), the route ([`route`],
+//!    the sender verified by our own servers' [`authres`] fields), whether a follow-up
+//!    answers its statement ([`follow::answers`]);
 //! 4. [`respond`]: what to send about it (plan), and the bytes of each mail when it is sent
 //!    (compose), from [`template`]s;
 //! 5. [`follow`]: which reminder and digest are due, and their text.
@@ -20,6 +21,7 @@
 
 #![deny(clippy::disallowed_methods)]
 
+pub mod authres;
 pub mod classify;
 pub mod content;
 pub mod follow;

@@ -212,6 +212,11 @@ impl Headers {
         &self.recipients
     }
 
+    /// Every field as (lower-case name, unfolded value), top first.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
     /// The first field with this (lower-case) name.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())

@@ -3,16 +3,20 @@
 //! **Architecture invariant: pure, no I/O.** Matching uses the relationships data in a fixed
 //! order and records which rule decided: the sender's known role address, then its mail
 //! domain, then the statement's own text (`from_org` and the organisations' markers). The
-//! `From:` header is only a claim: the sender counts as verified when the topmost
-//! `Authentication-Results` field (RFC 8601) whose authserv-id is one of the configured trusted
-//! receiving servers says `dmarc=pass` for the From domain, or `dkim=pass` with a signing domain
-//! aligned with it (RFC 7489 §3.1.1, relaxed). A statement goes to the matched relationship's
-//! liaison manager(s) (primary and backup) with the coordinators in copy; with no match, no
-//! manager, several candidates or an unverified sender, to the coordinators, saying why.
+//! `From:` header is only a claim: the sender counts as verified only by the
+//! `Authentication-Results` fields (RFC 8601) our own receiving servers put at the top of the
+//! header ([`authres::trusted_block`]), when they report `dmarc=pass` for the From domain, or,
+//! with no DMARC result, `dkim=pass` with a signing domain aligned with it (RFC 7489 §3.1.1,
+//! relaxed). Anything doubtful in them (a field that does not parse, two DMARC results, a pass
+//! that does not name the From domain) leaves the sender unverified. A statement goes to the
+//! matched relationship's liaison manager(s) (primary and backup) with the coordinators in
+//! copy; with no match, no manager, several candidates or an unverified sender, to the
+//! coordinators, saying why.
 
 use liaisond_model::{Class, Statement};
 use serde::Serialize;
 
+use crate::authres::{self, MethodResult, PValue, TrustedField};
 use crate::relationships::{MatchRule, Organization, Relationships};
 
 /// The routing decision.
@@ -40,12 +44,15 @@ pub struct Input<'a> {
     /// The `From:` address, normalised.
     pub sender: Option<&'a str>,
     pub statement: &'a Statement,
-    /// Every `Authentication-Results` field, top first.
-    pub authentication_results: &'a [&'a str],
+    /// Every header field (lower-case name, unfolded value), top first: the sender is verified
+    /// by the `Authentication-Results` fields at the top.
+    pub header_fields: &'a [(&'a str, &'a str)],
     /// Whether the message names exactly one author (one `From:` field, one mailbox).
     pub single_author: bool,
     /// The authserv-ids of the receiving servers we trust (our own MTA).
     pub trusted_authserv_ids: &'a [String],
+    /// How many `Received` fields our own servers put above their `Authentication-Results`.
+    pub own_received_fields: usize,
     /// For a follow-up: who handles its statement (from the store); else empty.
     pub statement_handlers: &'a [String],
 }
@@ -58,7 +65,9 @@ pub fn route(input: &Input<'_>, rel: &Relationships) -> Route {
         Some(_) if !input.single_author => {
             (false, "the message names several From fields or mailboxes; none is verified".to_string())
         }
-        Some(sender) => verify_sender(sender, input.authentication_results, input.trusted_authserv_ids),
+        Some(sender) => {
+            verify_sender(sender, input.header_fields, input.trusted_authserv_ids, input.own_received_fields)
+        }
         None => (false, "the message has no From address".to_string()),
     };
     let mut route = Route {
@@ -203,94 +212,106 @@ fn without(list: &[String], remove: &[String]) -> Vec<String> {
     list.iter().filter(|a| !remove.iter().any(|r| r.eq_ignore_ascii_case(a))).cloned().collect()
 }
 
-/// One `Authentication-Results` field, parsed (RFC 8601 §2.2).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct AuthResults {
-    authserv_id: String,
-    results: Vec<MethodResult>,
-}
-
-/// `(method, result, properties)`, e.g. `("dkim", "pass", [("header.d", "ietf.org")])`.
-type MethodResult = (String, String, Vec<(String, String)>);
-
-fn parse_authentication_results(value: &str) -> Option<AuthResults> {
-    let cleaned = strip_comments(value);
-    let mut parts = cleaned.split(';');
-    let authserv_id = parts.next()?.split_whitespace().next()?.to_ascii_lowercase();
-    let mut results = Vec::new();
-    for part in parts {
-        let mut tokens = part.split_whitespace();
-        let Some((method, result)) = tokens.next().and_then(|t| t.split_once('=')) else { continue };
-        let props = tokens
-            .filter_map(|t| t.split_once('='))
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.trim_matches('"').to_ascii_lowercase()))
-            .collect();
-        results.push((method.to_ascii_lowercase(), result.to_ascii_lowercase(), props));
-    }
-    Some(AuthResults { authserv_id, results })
-}
-
-/// RFC 5322 comments `( ... )`, nested, removed.
-fn strip_comments(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut depth = 0usize;
-    for c in s.chars() {
-        match c {
-            '(' => depth += 1,
-            ')' if depth > 0 => depth -= 1,
-            _ if depth == 0 => out.push(c),
-            _ => {}
-        }
-    }
-    out
-}
-
-/// Whether the sender's From domain was authenticated by a trusted receiving server, and why.
-pub fn verify_sender(sender: &str, fields: &[&str], trusted: &[String]) -> (bool, String) {
+/// Whether the sender's From domain was authenticated by a trusted receiving server, and why
+/// (the reason is shown to the coordinators and recorded). `fields` is the whole header, top
+/// first; only the block of trusted `Authentication-Results` fields at its top is read
+/// ([`authres::trusted_block`]).
+pub fn verify_sender(
+    sender: &str,
+    fields: &[(&str, &str)],
+    trusted: &[String],
+    own_received_fields: usize,
+) -> (bool, String) {
     let Some(domain) = sender.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()) else {
         return (false, format!("{sender} is not an address"));
     };
     if trusted.is_empty() {
         return (false, "no trusted receiving server is configured (routing.trusted_authserv_ids)".into());
     }
-    // The topmost field from a trusted server is the one it added; any lower one with the same
-    // authserv-id came with the message from outside and is ignored (RFC 8601 §5).
-    let Some(ar) = fields
-        .iter()
-        .filter_map(|f| parse_authentication_results(f))
-        .find(|ar| trusted.iter().any(|t| t.eq_ignore_ascii_case(&ar.authserv_id)))
-    else {
-        return (false, "no Authentication-Results from a trusted server".into());
-    };
-    let prop = |props: &Vec<(String, String)>, key: &str| props.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-    for (method, result, props) in &ar.results {
-        if method == "dmarc" && result == "pass" {
-            let from = prop(props, "header.from").unwrap_or_else(|| domain.clone());
-            if from == domain {
-                return (true, format!("DMARC pass for {domain} ({})", ar.authserv_id));
+    let block = authres::trusted_block(fields.iter().copied(), trusted, own_received_fields);
+    if block.is_empty() {
+        return (
+            false,
+            format!(
+                "no Authentication-Results from a trusted server ({}) at the top of the header",
+                trusted.join(", ")
+            ),
+        );
+    }
+    // Fail closed: a field of ours that cannot be read may hold the result that decides.
+    let mut results: Vec<(&str, &MethodResult)> = Vec::new();
+    for TrustedField { authserv_id, parsed } in &block {
+        match parsed {
+            Ok(ar) => results.extend(ar.results.iter().map(|r| (authserv_id.as_str(), r))),
+            Err(e) => {
+                return (false, format!("an Authentication-Results field from {authserv_id} could not be parsed: {e}"));
             }
         }
     }
-    for (method, result, props) in &ar.results {
-        if method == "dkim" && result == "pass" {
-            let d = prop(props, "header.d")
-                .or_else(|| prop(props, "header.i").and_then(|i| i.rsplit_once('@').map(|(_, d)| d.to_string())));
+    // DMARC (RFC 7489) decides when it was evaluated: one message has one DMARC result, so two
+    // mean that something other than our DMARC filter wrote one of them.
+    let dmarc: Vec<&(&str, &MethodResult)> = results.iter().filter(|(_, r)| r.method == "dmarc").collect();
+    match dmarc.as_slice() {
+        [] => {}
+        // `none`: the domain publishes no DMARC policy (RFC 8601 §2.7.1 via RFC 7489), so
+        // aligned DKIM below decides, as the issue's "DMARC pass, or aligned DKIM" asks.
+        [(_, r)] if r.result == "none" => {}
+        [(id, r)] => {
+            if r.result != "pass" {
+                return (false, format!("{id} reports dmarc={} for {domain}", r.result));
+            }
+            // RFC 7489 §11.2: `header.from` is the domain DMARC evaluated; without it, what
+            // passed is unknown.
+            let Some(from) = r.property("header", "from").map(value_domain) else {
+                return (false, format!("{id} reports dmarc=pass without header.from"));
+            };
+            if !from.eq_ignore_ascii_case(&domain) {
+                return (false, format!("{id} reports dmarc=pass for {from}, not for the From domain {domain}"));
+            }
+            return (true, format!("DMARC pass for {domain} ({id})"));
+        }
+        several => {
+            return (
+                false,
+                format!("{} DMARC results in the trusted Authentication-Results; one is expected", several.len()),
+            );
+        }
+    }
+    for (id, r) in &results {
+        if r.method == "dkim" && r.result == "pass" {
+            // The signing domain (`d=`), else the domain of the identity (`i=`, RFC 6376 §3.5).
+            let d = r.property("header", "d").map(value_domain).or_else(|| {
+                r.property("header", "i").and_then(|i| match i {
+                    PValue::Address { domain, .. } => Some(domain.as_str()),
+                    PValue::Value(v) => v.rsplit_once('@').map(|(_, d)| d),
+                })
+            });
             if let Some(d) = d
-                && aligned(&d, &domain)
+                && aligned(&d.to_ascii_lowercase(), &domain)
             {
-                return (true, format!("DKIM pass for {d}, aligned with {domain} ({})", ar.authserv_id));
+                return (true, format!("DKIM pass for {d}, aligned with {domain} ({id})"));
             }
         }
     }
-    let summary: Vec<String> = ar.results.iter().map(|(m, r, _)| format!("{m}={r}")).collect();
+    let mut ids: Vec<&str> = block.iter().map(|f| f.authserv_id.as_str()).collect();
+    ids.dedup();
+    let summary: Vec<String> = results.iter().map(|(_, r)| format!("{}={}", r.method, r.result)).collect();
     (
         false,
         format!(
             "{} reports {} for {domain}",
-            ar.authserv_id,
+            ids.join(", "),
             if summary.is_empty() { "nothing".into() } else { summary.join(" ") }
         ),
     )
+}
+
+/// The domain a property names: a domain-name value as written, or the domain of an address.
+fn value_domain(value: &PValue) -> &str {
+    match value {
+        PValue::Value(v) => v,
+        PValue::Address { domain, .. } => domain,
+    }
 }
 
 /// Relaxed alignment (RFC 7489 §3.1.1), approximated without the public suffix list: the same
@@ -316,15 +337,21 @@ mod tests {
         }
     }
 
+    /// The header fields of a message whose top holds these Authentication-Results values.
+    fn at_top<'a>(ar: &[&'a str]) -> Vec<(&'static str, &'a str)> {
+        ar.iter().map(|v| ("authentication-results", *v)).collect()
+    }
+
     fn route_of(sender: &str, st: &Statement, ar: &[&str]) -> Route {
         route(
             &Input {
                 class: Class::Statement,
                 sender: Some(sender),
                 statement: st,
-                authentication_results: ar,
+                header_fields: &at_top(ar),
                 single_author: true,
                 trusted_authserv_ids: &[TRUSTED.to_string()],
+                own_received_fields: 1,
                 statement_handlers: &[],
             },
             &Relationships::builtin(),
@@ -337,24 +364,175 @@ mod tests {
         )
     }
 
+    /// `verify_sender` for a@3gpp.org with these header fields, trusting mail.ietf.org, one
+    /// Received field of ours.
+    fn verify(fields: &[(&str, &str)]) -> (bool, String) {
+        verify_sender("a@3gpp.org", fields, &[TRUSTED.to_string()], 1)
+    }
+
+    /// `verify` with these Authentication-Results values at the top.
+    fn verify_top(ar: &[&str]) -> (bool, String) {
+        verify(&at_top(ar))
+    }
+
+    const OUR_RECEIVED: (&str, &str) = (
+        "received",
+        "from mail.evil.example (mail.evil.example [192.0.2.66]) by mail.ietf.org (Postfix) with ESMTPS id 4Lq7Tz0kQb \
+         for <statements@ietf.org>; Tue, 03 Nov 2026 12:12:49 +0000",
+    );
+    const SENDER_RECEIVED: (&str, &str) = (
+        "received",
+        "from [10.0.0.5] (unknown [10.0.0.5]) by mail.evil.example (Postfix) with ESMTPSA id 77AB1 \
+         for <statements@ietf.org>; Tue, 03 Nov 2026 12:12:47 +0000",
+    );
+
     #[test]
     fn verification() {
         let t = [TRUSTED.to_string()];
-        assert!(verify_sender("a@3gpp.org", &[&pass("3gpp.org")], &t).0);
+        assert_eq!(verify_top(&[&pass("3gpp.org")]), (true, format!("DMARC pass for 3gpp.org ({TRUSTED})")));
         // (b) no field; an untrusted server's field.
-        assert!(!verify_sender("a@3gpp.org", &[], &t).0);
-        assert!(!verify_sender("a@3gpp.org", &["mx.evil.example; dmarc=pass header.from=3gpp.org"], &t).0);
+        assert!(!verify_top(&[]).0);
+        assert!(!verify_top(&["mx.evil.example; dmarc=pass header.from=3gpp.org"]).0);
         // (c) a forged field with our authserv-id below the real one does not count.
         let real = format!("{TRUSTED}; dmarc=fail header.from=3gpp.org");
         let forged = pass("3gpp.org");
-        assert!(!verify_sender("a@3gpp.org", &[&real, &forged], &t).0);
+        assert!(!verify_top(&[&real, &forged]).0);
         // (d) the attacker's own domain passing, with a forged From.
-        assert!(!verify_sender("a@3gpp.org", &[&pass("attacker.example")], &t).0);
+        let (verified, why) = verify_top(&[&pass("attacker.example")]);
+        assert!(!verified);
+        assert_eq!(why, "mail.ietf.org reports dmarc=pass for attacker.example, not for the From domain 3gpp.org");
         // Aligned DKIM alone; comments and case.
         assert!(
-            verify_sender("a@list.etsi.org", &["Mail.IETF.org (v=1); dkim=pass (good sig) header.d=etsi.org"], &t).0
+            verify_sender(
+                "a@list.etsi.org",
+                &at_top(&["Mail.IETF.org (v=1); DKIM=pass (good sig) header.d=ETSI.org"]),
+                &t,
+                1
+            )
+            .0
         );
-        assert!(!verify_sender("a@3gpp.org", &[&pass("3gpp.org")], &[]).0, "nothing is trusted by default");
+        assert!(verify_top(&[&format!("{TRUSTED}; dkim=pass header.i=@sub.3gpp.org")]).0, "header.i");
+        assert!(!verify_top(&[&format!("{TRUSTED}; dkim=pass header.d=3gpp.org.evil.example")]).0);
+        assert!(!verify_top(&[&format!("{TRUSTED}; dkim=fail header.d=3gpp.org")]).0);
+        assert!(!verify_top(&[&format!("{TRUSTED}; none")]).0);
+        assert!(!verify_sender("a@3gpp.org", &at_top(&[&pass("3gpp.org")]), &[], 1).0, "nothing is trusted by default");
+    }
+
+    #[test]
+    fn a_quoted_semicolon_forges_nothing() {
+        // Regression (issue 13): splitting on every `;` read `dmarc=pass` out of the quoted
+        // envelope sender, and it won over the field's real `dmarc=fail`.
+        let field = format!(
+            "{TRUSTED}; spf=pass smtp.mailfrom=\"x;dmarc=pass header.from=3gpp.org;\"@evil.example; \
+             dmarc=fail (p=reject dis=none) header.from=3gpp.org"
+        );
+        assert_eq!(verify_top(&[&field]), (false, format!("{TRUSTED} reports dmarc=fail for 3gpp.org")));
+    }
+
+    #[test]
+    fn parentheses_in_quoted_strings_and_comments() {
+        // A `(` inside a quoted string opens no comment: the real pass after it counts
+        // (it hid everything after it before)...
+        let field = format!("{TRUSTED}; spf=pass smtp.mailfrom=\"a(b\"@3gpp.org; dmarc=pass header.from=3gpp.org");
+        assert!(verify_top(&[&field]).0, "{:?}", verify_top(&[&field]));
+        // ... and so does the real fail.
+        let field = format!(
+            "{TRUSTED}; spf=pass smtp.mailfrom=\"a(b\"@evil.example; dmarc=fail header.from=3gpp.org; \
+             dkim=pass header.d=evil.example header.s=\")\""
+        );
+        assert!(!verify_top(&[&field]).0);
+        // Regression: an envelope sender copied into a nested comment, its parentheses escaped
+        // as quoted-pairs; ending the comment at the `\)` read the forged result.
+        let field = format!(
+            "{TRUSTED}; spf=pass ({TRUSTED} (v1): domain of x\\); dmarc=pass header.from=3gpp.org; \\(y@evil.example \
+             designates 192.0.2.66 as permitted sender) smtp.mailfrom=evil.example; \
+             dmarc=fail (p=reject (enforced)) header.from=3gpp.org"
+        );
+        assert_eq!(verify_top(&[&field]), (false, format!("{TRUSTED} reports dmarc=fail for 3gpp.org")));
+    }
+
+    #[test]
+    fn doubtful_dmarc_results_verify_nothing() {
+        // Regression: two DMARC results, the first one read.
+        let two = format!("{TRUSTED}; dmarc=pass header.from=3gpp.org; dmarc=fail header.from=3gpp.org");
+        assert_eq!(
+            verify_top(&[&two]),
+            (false, "2 DMARC results in the trusted Authentication-Results; one is expected".into())
+        );
+        // Also across the block's fields.
+        let fail = format!("{TRUSTED}; dmarc=fail header.from=3gpp.org");
+        assert!(!verify_top(&[&pass("3gpp.org"), &fail]).0);
+        // Regression: a pass without header.from was taken to be for the From domain.
+        let bare = format!("{TRUSTED}; dmarc=pass");
+        assert_eq!(verify_top(&[&bare]), (false, format!("{TRUSTED} reports dmarc=pass without header.from")));
+        // Regression: DKIM passing does not overrule DMARC failing.
+        let field = format!("{TRUSTED}; dkim=pass header.d=3gpp.org; dmarc=fail header.from=3gpp.org");
+        assert!(!verify_top(&[&field]).0);
+        let field = format!("{TRUSTED}; dkim=pass header.d=3gpp.org; dmarc=temperror header.from=3gpp.org");
+        assert!(!verify_top(&[&field]).0);
+        // `none` (no DMARC policy published): aligned DKIM decides.
+        let field = format!("{TRUSTED}; dkim=pass header.d=3gpp.org; dmarc=none header.from=3gpp.org");
+        assert!(verify_top(&[&field]).0);
+        let field = format!("{TRUSTED}; dkim=pass header.d=evil.example; dmarc=none header.from=3gpp.org");
+        assert!(!verify_top(&[&field]).0);
+    }
+
+    #[test]
+    fn an_unparsable_trusted_field_verifies_nothing() {
+        // Regression: read as well as possible, this one said dmarc=pass.
+        let field = format!("{TRUSTED}; dmarc=pass action=none header.from=3gpp.org");
+        let (verified, why) = verify_top(&[&field]);
+        assert!(!verified);
+        assert!(
+            why.starts_with(&format!("an Authentication-Results field from {TRUSTED} could not be parsed: ")),
+            "{why}"
+        );
+        // Below a good field of the same block, too.
+        let broken = format!("{TRUSTED}; spf=pass smtp.mailfrom=\"a@evil.example");
+        assert!(!verify_top(&[&pass("3gpp.org"), &broken]).0);
+        // An untrusted field that does not parse ends the block and is otherwise ignored.
+        assert!(verify_top(&[&pass("3gpp.org"), "spf=pass (sender IP is 192.0.2.1) smtp.mailfrom=x.example"]).0);
+    }
+
+    #[test]
+    fn opendkim_then_opendmarc() {
+        // Regression: each adds its own field; only the topmost was read, and OpenDKIM's
+        // pass for a third-party signer is not aligned. DMARC passed (by SPF).
+        let dkim =
+            format!("{TRUSTED}; dkim=pass (2048-bit key; unprotected) header.d=esp.example header.i=@esp.example");
+        let dmarc = format!("{TRUSTED}; dmarc=pass (p=reject dis=none) header.from=3gpp.org");
+        let fields = [("return-path", "<bounce@3gpp.org>"), ("delivered-to", "statements@ietf.org"), OUR_RECEIVED];
+        let mut fields = fields.to_vec();
+        fields.extend([("authentication-results", dkim.as_str()), ("authentication-results", dmarc.as_str())]);
+        assert_eq!(verify(&fields), (true, format!("DMARC pass for 3gpp.org ({TRUSTED})")));
+        // Either order.
+        fields.swap(3, 4);
+        assert!(verify(&fields).0);
+    }
+
+    #[test]
+    fn only_the_fields_at_the_top_count() {
+        let good = pass("3gpp.org");
+        let ar = ("authentication-results", good.as_str());
+        // Our Received above our field: read.
+        assert!(verify(&[OUR_RECEIVED, ar, SENDER_RECEIVED]).0);
+        // Regression: our MTA added none; the sender's own field, below its Received, was read.
+        let (verified, why) = verify(&[OUR_RECEIVED, SENDER_RECEIVED, ar]);
+        assert!(!verified);
+        assert_eq!(
+            why,
+            format!("no Authentication-Results from a trusted server ({TRUSTED}) at the top of the header")
+        );
+        // Regression: with no Received of ours expected, a Received first ends the search.
+        assert!(!verify_sender("a@3gpp.org", &[OUR_RECEIVED, ar], &[TRUSTED.to_string()], 0).0);
+        assert!(verify_sender("a@3gpp.org", &[ar, OUR_RECEIVED], &[TRUSTED.to_string()], 0).0);
+        // Two of ours when so configured.
+        assert!(verify_sender("a@3gpp.org", &[OUR_RECEIVED, OUR_RECEIVED, ar], &[TRUSTED.to_string()], 2).0);
+        assert!(!verify(&[OUR_RECEIVED, OUR_RECEIVED, ar]).0);
+        // Below another server's field or another field: ignored.
+        let other = ("authentication-results", "mx.example.net; dmarc=pass header.from=3gpp.org");
+        assert!(!verify(&[OUR_RECEIVED, other, ar]).0);
+        assert!(!verify(&[OUR_RECEIVED, ("subject", "hi"), ar]).0);
     }
 
     #[test]
@@ -401,9 +579,10 @@ mod tests {
                     class: Class::FollowUp,
                     sender: Some("a@b.example"),
                     statement: &st,
-                    authentication_results: &[],
+                    header_fields: &[],
                     single_author: true,
                     trusted_authserv_ids: &[],
+                    own_received_fields: 1,
                     statement_handlers: handlers,
                 },
                 &rel,
@@ -424,9 +603,10 @@ mod tests {
                     class,
                     sender: Some("a@b.example"),
                     statement: &st,
-                    authentication_results: &[],
+                    header_fields: &[],
                     single_author: true,
                     trusted_authserv_ids: &[],
+                    own_received_fields: 1,
                     statement_handlers: &[],
                 },
                 &Relationships::builtin(),
