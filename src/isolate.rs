@@ -14,7 +14,8 @@
 //!
 //! Protocol on the child's stdin/stdout (all lengths big-endian `u64`):
 //! request `kind-name-length: u8, kind name, length, bytes`; answer `length, JSON`, where the
-//! JSON is `{"text": "...", "warnings": [...]}`, `{"error": "..."}` or `{"panicked": "..."}`
+//! JSON is `{"text": "...", "warnings": [...], "format": "docx"}` (`format` only for a zip
+//! archive, which the worker reads as what it holds), `{"error": "..."}` or `{"panicked": "..."}`
 //! (after which the worker exits). End of input makes the worker exit.
 
 use std::io::{Read, Write};
@@ -61,9 +62,19 @@ impl Isolation {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(untagged)]
 enum ChildOutput {
-    Text { text: String, warnings: Vec<String> },
-    Error { error: String },
-    Panicked { panicked: String },
+    Text {
+        text: String,
+        warnings: Vec<String>,
+        /// What a zip archive turned out to be (see [`Extracted::format`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        format: Option<Format>,
+    },
+    Error {
+        error: String,
+    },
+    Panicked {
+        panicked: String,
+    },
 }
 
 // ---------------------------------------------------------------------------------------
@@ -87,7 +98,7 @@ pub fn worker_main() -> u8 {
         allow_cpu_seconds(budget);
         let result = std::panic::catch_unwind(|| extract::extract_text(kind, &bytes, &ExtractLimits::default()));
         let (answer, exit) = match result {
-            Ok(Ok(Extracted { text, warnings })) => (ChildOutput::Text { text, warnings }, false),
+            Ok(Ok(Extracted { text, warnings, format })) => (ChildOutput::Text { text, warnings, format }, false),
             Ok(Err(e)) => (ChildOutput::Error { error: e.to_string() }, false),
             Err(panic) => (ChildOutput::Panicked { panicked: panic_text(&panic) }, true),
         };
@@ -372,7 +383,7 @@ impl Extractor {
             }
         };
         match serde_json::from_slice::<ChildOutput>(&json) {
-            Ok(ChildOutput::Text { text, warnings }) => Ok(Extracted { text, warnings }),
+            Ok(ChildOutput::Text { text, warnings, format }) => Ok(Extracted { text, warnings, format }),
             Ok(ChildOutput::Error { error }) => Err(Failure { reason: error, worker_usable: true }),
             Ok(ChildOutput::Panicked { panicked }) => Err(Failure { reason: panicked, worker_usable: false }),
             Err(e) => {

@@ -59,8 +59,21 @@ fn word_documents() {
         "mef-LS00420_001.docx",
         &["LS00420_001", "January 29, 2027", "the MEF \u{201c}Bandwidth Profile Flow\u{201d}"],
     );
-    // No extension: sniffed as Word from its bytes.
+    // No extension: a zip to the daemon's sniff, Word to the worker, which opens it.
     assert_contains("C4-261301", &["LS on the use of HTTP CONNECT-UDP and CONNECT-IP for ATSSS", "To IETF MASQUE WG"]);
+}
+
+#[test]
+fn the_worker_says_what_a_zip_archive_was() {
+    // The daemon sniffs a zip without a Word name as a zip (it opens no archive itself); the
+    // worker reads it as the Word document it is and says so, which is the kind recorded.
+    let bare = fixture("C4-261301");
+    assert_eq!(sniff(Some("C4-261301"), "application/octet-stream", &bare), Format::Zip);
+    let ex = extractor();
+    assert_eq!(ex.extract(Format::Zip, &bare).expect("word").format, Some(Format::Docx));
+    let zipped = fixture("3gpp-C4-261300.zip");
+    assert_eq!(ex.extract(Format::Zip, &zipped).expect("zip").format, Some(Format::Zip));
+    assert_eq!(ex.extract(Format::Pdf, &fixture("itu-t-sg15-ls123.pdf")).expect("pdf").format, None);
 }
 
 #[test]
