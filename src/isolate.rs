@@ -1,10 +1,14 @@
 //! Runs attachment text extraction in child processes (`liaisond extract-text`), because
 //! document parsers can hang, panic or allocate without bound (pdf-extract panics on purpose on
-//! odd PDFs; a zip can unpack to terabytes). Each child has an address-space limit
-//! (`RLIMIT_AS`), a CPU-time limit per request (`RLIMIT_CPU`, raised by the child before each
-//! request to what it has used so far plus the budget) and a wall-clock timeout after which the
-//! parent kills it; its answer is read up to a limit. Whatever happens to a child, the parent
-//! gets an error for that one attachment and goes on.
+//! odd PDFs; a zip can unpack to terabytes), and a parser bug is the attacker's way in. Each
+//! child starts with an empty environment (the daemon's holds the mail password) and
+//! `no_new_privs`, under an address-space limit (`RLIMIT_AS`), no file size, core or process
+//! (`RLIMIT_FSIZE`, `RLIMIT_CORE`, `RLIMIT_NPROC` 0), and a CPU limit: the hard `RLIMIT_CPU`
+//! is the budget of all the requests of its life, and the soft one, which ends it with
+//! SIGXCPU, is raised by the parent before each reuse to what it used so far plus one budget.
+//! A wall-clock timeout after which the parent kills it bounds each request too; its answer is
+//! read up to a limit. Whatever happens to a child, the parent gets an error for that one
+//! attachment and goes on.
 //!
 //! The children are **persistent workers**: starting a process costs about 4 ms, which was most
 //! of the time spent on a small attachment (parse benchmark). An [`Extractor`] keeps idle
@@ -83,7 +87,6 @@ enum ChildOutput {
 /// The worker loop of `liaisond extract-text`: serves requests from stdin until it ends.
 /// Returns the process exit code.
 pub fn worker_main() -> u8 {
-    let budget = cpu_budget_seconds();
     let mut input = std::io::stdin().lock();
     let mut output = std::io::stdout().lock();
     loop {
@@ -95,7 +98,6 @@ pub fn worker_main() -> u8 {
                 return 1;
             }
         };
-        allow_cpu_seconds(budget);
         let result = std::panic::catch_unwind(|| extract::extract_text(kind, &bytes, &ExtractLimits::default()));
         let (answer, exit) = match result {
             Ok(Ok(Extracted { text, warnings, format })) => (ChildOutput::Text { text, warnings, format }, false),
@@ -143,37 +145,6 @@ fn write_answer(output: &mut impl Write, answer: &ChildOutput) -> std::io::Resul
     output.flush()
 }
 
-/// The per-request CPU budget: the soft `RLIMIT_CPU` the parent gave this process.
-fn cpu_budget_seconds() -> u64 {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes into the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_CPU, &mut r) } != 0 || r.rlim_cur == libc::RLIM_INFINITY {
-        return 20;
-    }
-    r.rlim_cur
-}
-
-/// Sets the soft CPU limit to what this process has used so far plus `budget` seconds, so the
-/// limit applies to each request and not to the worker's whole life. Exceeding it delivers
-/// SIGXCPU, whose default action ends the process.
-fn allow_cpu_seconds(budget: u64) {
-    // SAFETY: getrusage/getrlimit/setrlimit only read or write structs we own.
-    unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
-            return;
-        }
-        let used = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) as u64 + 1;
-        let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        if libc::getrlimit(libc::RLIMIT_CPU, &mut r) != 0 {
-            return;
-        }
-        let wanted = used.saturating_add(budget) as libc::rlim_t;
-        r.rlim_cur = if r.rlim_max == libc::RLIM_INFINITY { wanted } else { wanted.min(r.rlim_max) };
-        libc::setrlimit(libc::RLIMIT_CPU, &r);
-    }
-}
-
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         format!("the parser panicked: {s}")
@@ -202,6 +173,8 @@ struct Worker {
     stdin: ChildStdin,
     stdout: ChildStdout,
     served: u32,
+    /// Its hard `RLIMIT_CPU`: the CPU seconds it may use in its whole life.
+    cpu_hard: libc::rlim_t,
 }
 
 impl Drop for Worker {
@@ -268,12 +241,35 @@ impl Extractor {
     fn take_idle(&self) -> Option<Worker> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(mut w) = idle.pop() {
-            // A worker that died while idle (the OOM killer, an operator) is not reused.
-            if matches!(w.child.try_wait(), Ok(None)) {
+            // A worker that died while idle (the OOM killer, an operator) is not reused, nor
+            // one that cannot be given the CPU time of one more request.
+            if matches!(w.child.try_wait(), Ok(None)) && self.allow_cpu_for_one_request(&w) {
                 return Some(w);
             }
         }
         None
+    }
+
+    /// Sets a reused worker's soft `RLIMIT_CPU` to what it has used so far plus one request's
+    /// budget, from outside: the worker itself cannot change its limits (its seccomp filter
+    /// denies prlimit64), so a parser taken over cannot raise them either. False when that is
+    /// not possible (the worker's life allowance, its hard limit, is spent; `/proc` unreadable):
+    /// the worker is then retired and a fresh one, whose soft limit is the budget, started.
+    fn allow_cpu_for_one_request(&self, worker: &Worker) -> bool {
+        let Some(used) = cpu_seconds_used(worker.child.id()) else {
+            return false;
+        };
+        let soft = used.saturating_add(self.isolation.cpu_seconds) as libc::rlim_t;
+        if soft > worker.cpu_hard {
+            return false;
+        }
+        let Ok(pid) = libc::pid_t::try_from(worker.child.id()) else {
+            return false;
+        };
+        let r = libc::rlimit { rlim_cur: soft, rlim_max: worker.cpu_hard };
+        // SAFETY: prlimit reads the struct we own. `pid` is our child and not yet reaped, so
+        // it cannot name another process.
+        unsafe { libc::prlimit(pid, libc::RLIMIT_CPU, &r, std::ptr::null_mut()) == 0 }
     }
 
     fn give_back(&self, mut worker: Worker) {
@@ -291,17 +287,17 @@ impl Extractor {
         let iso = &self.isolation;
         let mut cmd = Command::new(&iso.program);
         cmd.arg("extract-text")
-            .env("LIAISOND_LOG", "off")
+            // None of the daemon's environment: it holds the mail password (`password_env`)
+            // and systemd's CREDENTIALS_DIRECTORY, and the worker needs nothing from it (its
+            // log filter is off by default).
+            .env_clear()
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        let memory = iso.memory_bytes;
-        let cpu = iso.cpu_seconds;
-        // The hard CPU limit stays what it is (an unprivileged process cannot raise it again),
-        // so the worker can raise its soft limit before each request.
-        let cpu_hard = current_hard_cpu_limit();
+        let memory = iso.memory_bytes as libc::rlim_t;
+        let (cpu_soft, cpu_hard) = cpu_limits(iso.cpu_seconds);
         // SAFETY: runs between fork and exec, where only async-signal-safe calls are allowed;
-        // setrlimit(2) is one, and nothing here allocates.
+        // prctl(2) and setrlimit(2) are plain system calls, and nothing here allocates.
         unsafe {
             cmd.pre_exec(move || {
                 let limit = |resource, soft: libc::rlim_t, hard: libc::rlim_t| {
@@ -311,9 +307,22 @@ impl Extractor {
                     }
                     Ok(())
                 };
-                limit(libc::RLIMIT_AS, memory as libc::rlim_t, memory as libc::rlim_t)?;
-                let soft = if cpu_hard == libc::RLIM_INFINITY { cpu as libc::rlim_t } else { cpu_hard.min(cpu as _) };
-                limit(libc::RLIMIT_CPU, soft, cpu_hard)?;
+                // No set-user-ID or file-capability program can raise its privileges, and it
+                // may install its seccomp filter without any.
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                limit(libc::RLIMIT_AS, memory, memory)?;
+                // The hard limit is the worker's whole life (the parent raises the soft one
+                // before each request, see `allow_cpu_for_one_request`).
+                limit(libc::RLIMIT_CPU, cpu_soft, cpu_hard)?;
+                // It writes no file: a write to one ends it (SIGXFSZ).
+                limit(libc::RLIMIT_FSIZE, 0, 0)?;
+                // It starts no process or thread. The count is per user, but the limit is the
+                // forking process's own: this one stops only the worker's fork and clone
+                // (unless it runs as root), never the daemon's next worker, and exec does not
+                // check it.
+                limit(libc::RLIMIT_NPROC, 0, 0)?;
                 limit(libc::RLIMIT_CORE, 0, 0)
             });
         }
@@ -321,7 +330,7 @@ impl Extractor {
             cmd.spawn().map_err(|e| format!("cannot start the extractor {}: {e}", iso.program.display()))?;
         self.started.fetch_add(1, Ordering::Relaxed);
         match (child.stdin.take(), child.stdout.take()) {
-            (Some(stdin), Some(stdout)) => Ok(Worker { child, stdin, stdout, served: 0 }),
+            (Some(stdin), Some(stdout)) => Ok(Worker { child, stdin, stdout, served: 0, cpu_hard }),
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -393,6 +402,15 @@ impl Extractor {
     }
 }
 
+/// A new worker's soft and hard `RLIMIT_CPU`: one request's budget, and the budget of every
+/// request it may serve (but no more than this process's own hard limit, which it cannot
+/// exceed).
+fn cpu_limits(budget: u64) -> (libc::rlim_t, libc::rlim_t) {
+    let life = budget.saturating_mul(u64::from(MAX_REQUESTS_PER_WORKER)) as libc::rlim_t;
+    let hard = current_hard_cpu_limit().min(life);
+    ((budget as libc::rlim_t).min(hard), hard)
+}
+
 fn current_hard_cpu_limit() -> libc::rlim_t {
     let mut r = libc::rlimit { rlim_cur: 0, rlim_max: libc::RLIM_INFINITY };
     // SAFETY: getrlimit writes into the struct we own.
@@ -400,6 +418,21 @@ fn current_hard_cpu_limit() -> libc::rlim_t {
         return libc::RLIM_INFINITY;
     }
     r.rlim_max
+}
+
+/// The CPU seconds (user and system, rounded up) process `pid` has used, from fields 14 and
+/// 15 of `/proc/<pid>/stat`, in clock ticks.
+fn cpu_seconds_used(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 2, the command name in parentheses, may hold spaces and parentheses: count the
+    // fields from its end (field 3 is the first after it).
+    let (_, after_name) = stat.rsplit_once(')')?;
+    let mut fields = after_name.split_whitespace().skip(14 - 3);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok().filter(|t| *t > 0)?;
+    Some(user.saturating_add(system).div_ceil(ticks))
 }
 
 /// Why a worker closed its output: reaps it and reads its exit status.

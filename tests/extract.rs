@@ -220,3 +220,65 @@ fn the_cpu_limit_applies_to_each_request_not_to_the_worker_s_life() {
     }
     assert_eq!(ex.workers_started(), 1);
 }
+
+/// The soft and hard limits in `/proc/<pid>/limits`, by name (`Max cpu time`: `("20", "10000")`).
+fn proc_limits(pid: &str) -> std::collections::HashMap<String, (String, String)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    text.lines()
+        .skip(1)
+        .filter(|l| l.len() > 26)
+        .map(|l| {
+            // A 26-column name, then soft, hard and the unit.
+            let mut values = l[26..].split_whitespace().map(str::to_string);
+            let soft = values.next().expect("soft");
+            let hard = values.next().expect("hard");
+            (l[..26].trim().to_string(), (soft, hard))
+        })
+        .collect()
+}
+
+/// A running idle worker of `ex` (after one request), as a `/proc` name.
+fn running_worker(ex: &Extractor) -> String {
+    ex.extract(Format::Text, b"start a worker").expect("text");
+    let pids = ex.idle_worker_pids();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    pids[0].to_string()
+}
+
+#[test]
+fn a_worker_gets_none_of_the_daemon_s_environment() {
+    // This process has an environment (cargo's variables, PATH); the daemon's holds the mail
+    // password (`password_env`) and CREDENTIALS_DIRECTORY.
+    assert!(std::env::vars_os().next().is_some(), "the test runs with an environment");
+    let ex = extractor();
+    let pid = running_worker(&ex);
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+    assert!(environ.is_empty(), "{:?}", String::from_utf8_lossy(&environ));
+}
+
+#[test]
+fn a_worker_s_hard_limits_are_set() {
+    let iso = Isolation { cpu_seconds: 7, ..isolation() };
+    let ex = Extractor::new(iso.clone());
+    let pid = running_worker(&ex);
+    let limits = proc_limits(&pid);
+    let limit = |name: &str| limits.get(name).cloned().unwrap_or_else(|| panic!("{name} in {limits:?}"));
+    let zero = ("0".to_string(), "0".to_string());
+    assert_eq!(limit("Max file size"), zero, "it writes no file");
+    assert_eq!(limit("Max core file size"), zero);
+    assert_eq!(limit("Max processes"), zero, "it starts no process or thread");
+    let memory = iso.memory_bytes.to_string();
+    assert_eq!(limit("Max address space"), (memory.clone(), memory));
+    // CPU: one request's budget now, the budget of every request it may serve at most (this
+    // process's own hard limit permitting); the worker cannot raise either.
+    let life = 7 * u64::from(liaisond::isolate::MAX_REQUESTS_PER_WORKER);
+    let own_hard = proc_limits("self").remove("Max cpu time").expect("own cpu").1;
+    let hard = own_hard.parse::<u64>().map_or(life, |own| own.min(life));
+    assert_eq!(limit("Max cpu time"), ("7".to_string(), hard.to_string()));
+    // A second request raises the soft limit from outside, to what it used plus the budget.
+    ex.extract(Format::Text, b"again").expect("text");
+    assert_eq!(ex.idle_worker_pids(), vec![pid.parse::<u32>().expect("pid")]);
+    let (soft, hard_now) = proc_limits(&pid).remove("Max cpu time").expect("cpu");
+    assert!(soft.parse::<u64>().is_ok_and(|s| (7..=9).contains(&s)), "{soft}");
+    assert_eq!(hard_now, hard.to_string());
+}
