@@ -7,8 +7,11 @@
 //! is the budget of all the requests of its life, and the soft one, which ends it with
 //! SIGXCPU, is raised by the parent before each reuse to what it used so far plus one budget.
 //! A wall-clock timeout after which the parent kills it bounds each request too; its answer is
-//! read up to a limit. Whatever happens to a child, the parent gets an error for that one
-//! attachment and goes on.
+//! read up to a limit. Before its first request the child confines itself (`sandbox`): a
+//! seccomp allow-list leaves it reading stdin, writing stdout and stderr, using memory and
+//! ending (no file, socket, process, thread or limit change), and if it cannot, it exits
+//! without reading anything. Whatever happens to a child, the parent gets an error for that
+//! one attachment and goes on.
 //!
 //! The children are **persistent workers**: starting a process costs about 4 ms, which was most
 //! of the time spent on a small attachment (parse benchmark). An [`Extractor`] keeps idle
@@ -17,7 +20,8 @@
 //! requests, so a slow leak in a parser cannot grow for ever.
 //!
 //! Protocol on the child's stdin/stdout (all lengths big-endian `u64`):
-//! request `kind-name-length: u8, kind name, length, bytes`; answer `length, JSON`, where the
+//! request `kind-name-length: u8, kind name (a format; `probe` in debug builds), length,
+//! bytes`; answer `length, JSON`, where the
 //! JSON is `{"text": "...", "warnings": [...], "format": "docx"}` (`format` only for a zip
 //! archive, which the worker reads as what it holds), `{"error": "..."}` or `{"panicked": "..."}`
 //! (after which the worker exits). End of input makes the worker exit.
@@ -35,12 +39,17 @@ use serde::{Deserialize, Serialize};
 
 use liaisond_extract::{self as extract, ExtractLimits, Extracted, Format};
 
+mod sandbox;
+
 /// A worker is retired after this many requests.
 pub const MAX_REQUESTS_PER_WORKER: u32 = 500;
 /// At most this many idle workers are kept.
 const MAX_IDLE_WORKERS: usize = 4;
 /// The largest attachment a worker accepts (the message size limit bounds it before that).
 const MAX_REQUEST_BYTES: u64 = 1 << 30;
+/// The exit status of a worker that could not confine itself (sysexits' EX_CONFIG): it
+/// serves no request unconfined.
+const NOT_CONFINED_EXIT: u8 = 78;
 
 /// How the children are confined.
 #[derive(Debug, Clone)]
@@ -84,13 +93,51 @@ enum ChildOutput {
 // ---------------------------------------------------------------------------------------
 // The child side.
 
-/// The worker loop of `liaisond extract-text`: serves requests from stdin until it ends.
-/// Returns the process exit code.
+/// What the parent asks of a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Request {
+    /// The text of an attachment read as this format.
+    Extract(Format),
+    /// Tests only (see [`probe`]): compiled into debug builds, which the integration tests
+    /// run, and out of release ones. Only the parent names a request's kind, never an
+    /// attachment, and what a probe tries is what the sandbox forbids.
+    #[cfg(debug_assertions)]
+    Probe,
+}
+
+impl Request {
+    #[cfg(debug_assertions)]
+    const PROBE: &str = "probe";
+
+    fn name(self) -> &'static str {
+        match self {
+            Request::Extract(format) => format.as_str(),
+            #[cfg(debug_assertions)]
+            Request::Probe => Request::PROBE,
+        }
+    }
+
+    fn parse(name: &str) -> Option<Request> {
+        #[cfg(debug_assertions)]
+        if name == Request::PROBE {
+            return Some(Request::Probe);
+        }
+        Format::parse(name).map(Request::Extract)
+    }
+}
+
+/// The worker loop of `liaisond extract-text`: confines itself, then serves requests from
+/// stdin until it ends. Returns the process exit code.
 pub fn worker_main() -> u8 {
+    // Before the first request, and so before any attachment byte is read.
+    if let Err(e) = sandbox::confine() {
+        eprintln!("liaisond extract-text: cannot confine itself, so it reads nothing: {e}");
+        return NOT_CONFINED_EXIT;
+    }
     let mut input = std::io::stdin().lock();
     let mut output = std::io::stdout().lock();
     loop {
-        let (kind, bytes) = match read_request(&mut input) {
+        let (request, bytes) = match read_request(&mut input) {
             Ok(Some(r)) => r,
             Ok(None) => return 0,
             Err(e) => {
@@ -98,10 +145,16 @@ pub fn worker_main() -> u8 {
                 return 1;
             }
         };
-        let result = std::panic::catch_unwind(|| extract::extract_text(kind, &bytes, &ExtractLimits::default()));
+        let result = std::panic::catch_unwind(|| match request {
+            Request::Extract(kind) => {
+                extract::extract_text(kind, &bytes, &ExtractLimits::default()).map_err(|e| e.to_string())
+            }
+            #[cfg(debug_assertions)]
+            Request::Probe => probe(&bytes),
+        });
         let (answer, exit) = match result {
             Ok(Ok(Extracted { text, warnings, format })) => (ChildOutput::Text { text, warnings, format }, false),
-            Ok(Err(e)) => (ChildOutput::Error { error: e.to_string() }, false),
+            Ok(Err(error)) => (ChildOutput::Error { error }, false),
             Err(panic) => (ChildOutput::Panicked { panicked: panic_text(&panic) }, true),
         };
         drop(bytes);
@@ -111,7 +164,7 @@ pub fn worker_main() -> u8 {
     }
 }
 
-fn read_request(input: &mut impl Read) -> Result<Option<(Format, Vec<u8>)>, String> {
+fn read_request(input: &mut impl Read) -> Result<Option<(Request, Vec<u8>)>, String> {
     let mut len = [0u8; 1];
     match input.read_exact(&mut len) {
         Ok(()) => {}
@@ -120,9 +173,9 @@ fn read_request(input: &mut impl Read) -> Result<Option<(Format, Vec<u8>)>, Stri
     }
     let mut name = vec![0u8; usize::from(len[0])];
     input.read_exact(&mut name).map_err(|e| format!("cannot read the request: {e}"))?;
-    let kind = std::str::from_utf8(&name)
+    let request = std::str::from_utf8(&name)
         .ok()
-        .and_then(Format::parse)
+        .and_then(Request::parse)
         .ok_or_else(|| format!("unknown kind {:?}", String::from_utf8_lossy(&name)))?;
     let mut size = [0u8; 8];
     input.read_exact(&mut size).map_err(|e| format!("cannot read the request: {e}"))?;
@@ -135,7 +188,78 @@ fn read_request(input: &mut impl Read) -> Result<Option<(Format, Vec<u8>)>, Stri
     if bytes.len() as u64 != size {
         return Err("the request ended early".into());
     }
-    Ok(Some((kind, bytes)))
+    Ok(Some((request, bytes)))
+}
+
+/// Tests only: does inside the worker what its sandbox must refuse, or how a parser can end
+/// badly, as `what` says:
+/// - `sandbox`: tries to open a file, connect, start a process or a thread, exec, raise its
+///   CPU limit and map executable memory, and answers one line per attempt: `name: outcome`,
+///   the outcome being `succeeded` or the error's kind and message;
+/// - `spin`: loops for ever (its CPU limit must end it);
+/// - `allocate`: asks for a terabyte (its memory limit must end it, by abort);
+/// - `overflow`: recurses without end (std's stack overflow handler must end it, by abort);
+/// - `panic`: panics (the worker answers so and ends).
+#[cfg(debug_assertions)]
+fn probe(what: &[u8]) -> Result<Extracted, String> {
+    use std::hint::black_box;
+    fn outcome<T>(name: &str, result: std::io::Result<T>) -> String {
+        match result {
+            Ok(_) => format!("{name}: succeeded\n"),
+            Err(e) => format!("{name}: {:?}: {e}\n", e.kind()),
+        }
+    }
+    fn os_result(ret: i64) -> std::io::Result<()> {
+        if ret < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+    }
+    fn deep(n: u64) -> u64 {
+        let frame = black_box([n; 64]);
+        if n == u64::MAX { 0 } else { deep(n + 1).wrapping_add(frame[7]) }
+    }
+    match what {
+        b"sandbox" => {
+            let mut text = String::new();
+            text += &outcome("open /etc/passwd", std::fs::File::open("/etc/passwd"));
+            text += &outcome("connect 127.0.0.1:9", std::net::TcpStream::connect("127.0.0.1:9"));
+            let child = std::process::Command::new("/bin/true").spawn().map(|mut c| c.wait());
+            text += &outcome("spawn /bin/true", child);
+            text += &outcome("start a thread", std::thread::Builder::new().spawn(|| ()).map(|t| t.join()));
+            // A path that does not exist: were execve allowed, this fails with ENOENT and the
+            // worker goes on (it cannot replace itself by accident).
+            // SAFETY: a NUL-terminated path, null argument and environment vectors.
+            let exec =
+                unsafe { libc::execve(c"/nonexistent/liaisond-probe".as_ptr(), std::ptr::null(), std::ptr::null()) };
+            text += &outcome("execve", os_result(exec.into()));
+            let mut cpu = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            // SAFETY: getrlimit and setrlimit read and write the struct we own.
+            let raise = unsafe {
+                libc::getrlimit(libc::RLIMIT_CPU, &mut cpu);
+                cpu.rlim_cur = cpu.rlim_max;
+                libc::setrlimit(libc::RLIMIT_CPU, &cpu)
+            };
+            text += &outcome("raise its CPU limit", os_result(raise.into()));
+            // SAFETY: an anonymous mapping at an address of the kernel's choice.
+            let map = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    libc::PROT_READ | libc::PROT_EXEC,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            text += &outcome("map executable memory", os_result(if map == libc::MAP_FAILED { -1 } else { 0 }));
+            Ok(Extracted { text, ..Extracted::default() })
+        }
+        b"spin" => loop {
+            black_box(0u64);
+        },
+        b"allocate" => Ok(Extracted { text: black_box(vec![1u8; 1 << 40]).len().to_string(), ..Extracted::default() }),
+        b"overflow" => Ok(Extracted { text: deep(0).to_string(), ..Extracted::default() }),
+        b"panic" => panic!("the probe panicked on purpose"),
+        other => Err(format!("no probe {:?}", String::from_utf8_lossy(other))),
+    }
 }
 
 fn write_answer(output: &mut impl Write, answer: &ChildOutput) -> std::io::Result<()> {
@@ -219,12 +343,24 @@ impl Extractor {
     /// Like [`Extractor::extract`], with a wall-clock limit of at most `wall` (a message's
     /// remaining time budget).
     pub fn extract_within(&self, kind: Format, bytes: &[u8], wall: Duration) -> Result<Extracted, String> {
+        self.serve(Request::Extract(kind), bytes, wall)
+    }
+
+    /// Tests only: runs the worker's probe `what` (see the worker's `probe`) the way an attachment is
+    /// extracted, on an idle worker or a new one.
+    #[cfg(debug_assertions)]
+    #[doc(hidden)]
+    pub fn probe(&self, what: &str) -> Result<Extracted, String> {
+        self.serve(Request::Probe, what.as_bytes(), self.isolation.wall)
+    }
+
+    fn serve(&self, request: Request, bytes: &[u8], wall: Duration) -> Result<Extracted, String> {
         let wall = wall.min(self.isolation.wall);
         let mut worker = match self.take_idle() {
             Some(w) => w,
             None => self.start()?,
         };
-        match self.request(&mut worker, kind, bytes, wall) {
+        match self.request(&mut worker, request, bytes, wall) {
             Ok(extracted) => {
                 self.give_back(worker);
                 Ok(extracted)
@@ -340,11 +476,17 @@ impl Extractor {
     }
 
     /// One request on one worker, under the wall-clock limit.
-    fn request(&self, worker: &mut Worker, kind: Format, bytes: &[u8], wall: Duration) -> Result<Extracted, Failure> {
+    fn request(
+        &self,
+        worker: &mut Worker,
+        request: Request,
+        bytes: &[u8],
+        wall: Duration,
+    ) -> Result<Extracted, Failure> {
         let deadline = Instant::now() + wall;
         let max_answer = (ExtractLimits::default().max_output_bytes as u64) * 6 + 65536;
         let Worker { child, stdin, stdout, .. } = worker;
-        let name = kind.as_str().as_bytes();
+        let name = request.name().as_bytes();
         let answer = std::thread::scope(|scope| {
             // Write on a thread: a large attachment fills the pipe, and the child may stop
             // reading (hung, dead); killing the child then ends the write with EPIPE.
@@ -446,6 +588,9 @@ fn death_reason(child: &mut Child, cpu_seconds: u64) -> String {
         Some(libc::SIGKILL) => "the extractor was killed".to_string(),
         Some(sig) => format!("the extractor crashed (signal {sig}; over the memory limit?)"),
         None => match status.code() {
+            Some(code) if code == i32::from(NOT_CONFINED_EXIT) => {
+                "the extractor could not confine itself (seccomp), so it read nothing".to_string()
+            }
             // Rust aborts an allocation failure (the address-space limit) with SIGABRT, and a
             // failed start (the limit too small to load the program) with a status.
             Some(code) => format!("the extractor failed (exit status {code}; over the memory limit?)"),
@@ -517,8 +662,8 @@ mod tests {
         wire.extend_from_slice(&5u64.to_be_bytes());
         wire.extend_from_slice(b"hello");
         let mut r = &wire[..];
-        let (kind, bytes) = read_request(&mut r).expect("ok").expect("one request");
-        assert_eq!((kind, bytes.as_slice()), (Format::Text, &b"hello"[..]));
+        let (request, bytes) = read_request(&mut r).expect("ok").expect("one request");
+        assert_eq!((request, bytes.as_slice()), (Request::Extract(Format::Text), &b"hello"[..]));
         assert!(read_request(&mut r).expect("eof").is_none(), "end of input ends the worker");
         let mut short = &wire[..wire.len() - 2];
         assert!(read_request(&mut short).is_err(), "a cut request is an error");

@@ -282,3 +282,52 @@ fn a_worker_s_hard_limits_are_set() {
     assert!(soft.parse::<u64>().is_ok_and(|s| (7..=9).contains(&s)), "{soft}");
     assert_eq!(hard_now, hard.to_string());
 }
+
+#[test]
+#[cfg(debug_assertions)] // the probe request exists in debug builds only
+fn a_worker_cannot_open_connect_spawn_or_raise_its_limits() {
+    let ex = extractor();
+    let report = ex.probe("sandbox").expect("the probe answers").text;
+    for attempt in [
+        "open /etc/passwd",
+        "connect 127.0.0.1:9",
+        "spawn /bin/true",
+        "start a thread",
+        "execve",
+        "raise its CPU limit",
+        "map executable memory",
+    ] {
+        let line =
+            report.lines().find(|l| l.starts_with(&format!("{attempt}: "))).unwrap_or_else(|| panic!("{report}"));
+        assert!(line.ends_with("PermissionDenied: Operation not permitted (os error 1)"), "{line}");
+    }
+    // The filter is on (mode 2), and the worker still serves requests after the attempts.
+    let pid = ex.idle_worker_pids().pop().expect("the worker is still there");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    assert!(status.lines().any(|l| l.split_whitespace().eq(["Seccomp:", "2"])), "{status}");
+    ex.extract(Format::Docx, &fixture("3gpp-C4-261300.docx")).expect("docx after the probe");
+    assert_eq!(ex.workers_started(), 1);
+}
+
+#[test]
+#[cfg(debug_assertions)]
+fn a_worker_that_ends_badly_inside_the_sandbox_ends_at_once() {
+    // The filter must let each way of dying finish (a denied call on the way would leave it
+    // looping or hanging until the wall-clock limit, 10 s here).
+    let ex = Extractor::new(Isolation { cpu_seconds: 1, wall: Duration::from_secs(10), ..isolation() });
+    let started = Instant::now();
+    let e = ex.probe("panic").expect_err("panic");
+    assert!(e.contains("the probe panicked on purpose"), "{e}");
+    for probe in ["allocate", "overflow"] {
+        let e = ex.probe(probe).expect_err(probe);
+        assert!(e.contains(&format!("signal {}", libc::SIGABRT)), "{probe}: {e}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    // A reused worker that spins is stopped by the soft CPU limit its parent set, which it
+    // can neither raise nor catch.
+    ex.extract(Format::Text, b"first").expect("text");
+    let started = Instant::now();
+    let e = ex.probe("spin").expect_err("spin");
+    assert!(e.contains("more than 1 s of CPU"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
