@@ -20,10 +20,10 @@
 //! requests, so a slow leak in a parser cannot grow for ever.
 //!
 //! Protocol on the child's stdin/stdout (all lengths big-endian `u64`):
-//! request `kind-name-length: u8, kind name (a format; `probe` in debug builds), length,
-//! bytes`; answer `length, JSON`, where the
-//! JSON is `{"text": "...", "warnings": [...], "format": "docx"}` (`format` only for a zip
-//! archive, which the worker reads as what it holds), `{"error": "..."}` or `{"panicked": "..."}`
+//! request `kind-name-length: u8, kind name, length, bytes` (the kind is a format's name, or
+//! `probe` in debug builds); answer `length, JSON`, where the JSON is
+//! `{"text": "...", "warnings": [...], "format": "docx"}` (`format` only for a zip archive,
+//! which the worker reads as what it holds), `{"error": "..."}` or `{"panicked": "..."}`
 //! (after which the worker exits). End of input makes the worker exit.
 
 use std::io::{Read, Write};
@@ -346,8 +346,8 @@ impl Extractor {
         self.serve(Request::Extract(kind), bytes, wall)
     }
 
-    /// Tests only: runs the worker's probe `what` (see the worker's `probe`) the way an attachment is
-    /// extracted, on an idle worker or a new one.
+    /// Tests only: runs the worker's probe `what` (see the worker's `probe`) the way an
+    /// attachment is extracted, on an idle worker or a new one.
     #[cfg(debug_assertions)]
     #[doc(hidden)]
     pub fn probe(&self, what: &str) -> Result<Extracted, String> {
@@ -444,8 +444,10 @@ impl Extractor {
                     Ok(())
                 };
                 // No set-user-ID or file-capability program can raise its privileges, and it
-                // may install its seccomp filter without any.
-                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                // may install its seccomp filter without any. (The variadic arguments are the
+                // `unsigned long` the kernel reads.)
+                let (one, zero): (libc::c_ulong, libc::c_ulong) = (1, 0);
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, one, zero, zero, zero) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 limit(libc::RLIMIT_AS, memory, memory)?;

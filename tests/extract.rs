@@ -312,9 +312,10 @@ fn a_worker_cannot_open_connect_spawn_or_raise_its_limits() {
 #[test]
 #[cfg(debug_assertions)]
 fn a_worker_that_ends_badly_inside_the_sandbox_ends_at_once() {
-    // The filter must let each way of dying finish (a denied call on the way would leave it
-    // looping or hanging until the wall-clock limit, 10 s here).
-    let ex = Extractor::new(Isolation { cpu_seconds: 1, wall: Duration::from_secs(10), ..isolation() });
+    // The filter must let each way of dying finish as it should: a denied call on the way
+    // would end it by another signal (abort(3) falls back to a faulting instruction) or leave
+    // it looping until the wall-clock limit, 30 s here.
+    let ex = Extractor::new(Isolation { cpu_seconds: 1, wall: Duration::from_secs(30), ..isolation() });
     let started = Instant::now();
     let e = ex.probe("panic").expect_err("panic");
     assert!(e.contains("the probe panicked on purpose"), "{e}");
@@ -322,12 +323,10 @@ fn a_worker_that_ends_badly_inside_the_sandbox_ends_at_once() {
         let e = ex.probe(probe).expect_err(probe);
         assert!(e.contains(&format!("signal {}", libc::SIGABRT)), "{probe}: {e}");
     }
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
-    // A reused worker that spins is stopped by the soft CPU limit its parent set, which it
-    // can neither raise nor catch.
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    // A reused worker that spins is stopped by the soft CPU limit its parent set (about 2 s
+    // of CPU), which it can neither raise nor catch, long before the wall-clock limit.
     ex.extract(Format::Text, b"first").expect("text");
-    let started = Instant::now();
     let e = ex.probe("spin").expect_err("spin");
     assert!(e.contains("more than 1 s of CPU"), "{e}");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }

@@ -22,8 +22,11 @@
 /// The process must have one thread (it has: nothing before this starts one).
 pub(super) fn confine() -> Result<(), String> {
     close_inherited_descriptors();
+    // The variadic arguments as the `unsigned long` the kernel reads (it refuses non-zero
+    // unused ones).
+    let (one, zero): (libc::c_ulong, libc::c_ulong) = (1, 0);
     // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, one, zero, zero, zero) } != 0 {
         return Err(format!("no_new_privs: {}", std::io::Error::last_os_error()));
     }
     install(&mut filter()?)
