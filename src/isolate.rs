@@ -1,10 +1,17 @@
 //! Runs attachment text extraction in child processes (`liaisond extract-text`), because
 //! document parsers can hang, panic or allocate without bound (pdf-extract panics on purpose on
-//! odd PDFs; a zip can unpack to terabytes). Each child has an address-space limit
-//! (`RLIMIT_AS`), a CPU-time limit per request (`RLIMIT_CPU`, raised by the child before each
-//! request to what it has used so far plus the budget) and a wall-clock timeout after which the
-//! parent kills it; its answer is read up to a limit. Whatever happens to a child, the parent
-//! gets an error for that one attachment and goes on.
+//! odd PDFs; a zip can unpack to terabytes), and a parser bug is the attacker's way in. Each
+//! child starts with an empty environment (the daemon's holds the mail password) and
+//! `no_new_privs`, under an address-space limit (`RLIMIT_AS`), no file size, core or process
+//! (`RLIMIT_FSIZE`, `RLIMIT_CORE`, `RLIMIT_NPROC` 0), and a CPU limit: the hard `RLIMIT_CPU`
+//! is the budget of all the requests of its life, and the soft one, which ends it with
+//! SIGXCPU, is raised by the parent before each reuse to what it used so far plus one budget.
+//! A wall-clock timeout after which the parent kills it bounds each request too; its answer is
+//! read up to a limit. Before its first request the child confines itself (`sandbox`): a
+//! seccomp allow-list leaves it reading stdin, writing stdout and stderr, using memory and
+//! ending (no file, socket, process, thread or limit change), and if it cannot, it exits
+//! without reading anything. Whatever happens to a child, the parent gets an error for that
+//! one attachment and goes on.
 //!
 //! The children are **persistent workers**: starting a process costs about 4 ms, which was most
 //! of the time spent on a small attachment (parse benchmark). An [`Extractor`] keeps idle
@@ -13,8 +20,10 @@
 //! requests, so a slow leak in a parser cannot grow for ever.
 //!
 //! Protocol on the child's stdin/stdout (all lengths big-endian `u64`):
-//! request `kind-name-length: u8, kind name, length, bytes`; answer `length, JSON`, where the
-//! JSON is `{"text": "...", "warnings": [...]}`, `{"error": "..."}` or `{"panicked": "..."}`
+//! request `kind-name-length: u8, kind name, length, bytes` (the kind is a format's name, or
+//! `probe` in debug builds); answer `length, JSON`, where the JSON is
+//! `{"text": "...", "warnings": [...], "format": "docx"}` (`format` only for a zip archive,
+//! which the worker reads as what it holds), `{"error": "..."}` or `{"panicked": "..."}`
 //! (after which the worker exits). End of input makes the worker exit.
 
 use std::io::{Read, Write};
@@ -30,12 +39,17 @@ use serde::{Deserialize, Serialize};
 
 use liaisond_extract::{self as extract, ExtractLimits, Extracted, Format};
 
+mod sandbox;
+
 /// A worker is retired after this many requests.
 pub const MAX_REQUESTS_PER_WORKER: u32 = 500;
 /// At most this many idle workers are kept.
 const MAX_IDLE_WORKERS: usize = 4;
 /// The largest attachment a worker accepts (the message size limit bounds it before that).
 const MAX_REQUEST_BYTES: u64 = 1 << 30;
+/// The exit status of a worker that could not confine itself (sysexits' EX_CONFIG): it
+/// serves no request unconfined.
+const NOT_CONFINED_EXIT: u8 = 78;
 
 /// How the children are confined.
 #[derive(Debug, Clone)]
@@ -61,22 +75,69 @@ impl Isolation {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(untagged)]
 enum ChildOutput {
-    Text { text: String, warnings: Vec<String> },
-    Error { error: String },
-    Panicked { panicked: String },
+    Text {
+        text: String,
+        warnings: Vec<String>,
+        /// What a zip archive turned out to be (see [`Extracted::format`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        format: Option<Format>,
+    },
+    Error {
+        error: String,
+    },
+    Panicked {
+        panicked: String,
+    },
 }
 
 // ---------------------------------------------------------------------------------------
 // The child side.
 
-/// The worker loop of `liaisond extract-text`: serves requests from stdin until it ends.
-/// Returns the process exit code.
+/// What the parent asks of a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Request {
+    /// The text of an attachment read as this format.
+    Extract(Format),
+    /// Tests only (see [`probe`]): compiled into debug builds, which the integration tests
+    /// run, and out of release ones. Only the parent names a request's kind, never an
+    /// attachment, and what a probe tries is what the sandbox forbids.
+    #[cfg(debug_assertions)]
+    Probe,
+}
+
+impl Request {
+    #[cfg(debug_assertions)]
+    const PROBE: &str = "probe";
+
+    fn name(self) -> &'static str {
+        match self {
+            Request::Extract(format) => format.as_str(),
+            #[cfg(debug_assertions)]
+            Request::Probe => Request::PROBE,
+        }
+    }
+
+    fn parse(name: &str) -> Option<Request> {
+        #[cfg(debug_assertions)]
+        if name == Request::PROBE {
+            return Some(Request::Probe);
+        }
+        Format::parse(name).map(Request::Extract)
+    }
+}
+
+/// The worker loop of `liaisond extract-text`: confines itself, then serves requests from
+/// stdin until it ends. Returns the process exit code.
 pub fn worker_main() -> u8 {
-    let budget = cpu_budget_seconds();
+    // Before the first request, and so before any attachment byte is read.
+    if let Err(e) = sandbox::confine() {
+        eprintln!("liaisond extract-text: cannot confine itself, so it reads nothing: {e}");
+        return NOT_CONFINED_EXIT;
+    }
     let mut input = std::io::stdin().lock();
     let mut output = std::io::stdout().lock();
     loop {
-        let (kind, bytes) = match read_request(&mut input) {
+        let (request, bytes) = match read_request(&mut input) {
             Ok(Some(r)) => r,
             Ok(None) => return 0,
             Err(e) => {
@@ -84,11 +145,16 @@ pub fn worker_main() -> u8 {
                 return 1;
             }
         };
-        allow_cpu_seconds(budget);
-        let result = std::panic::catch_unwind(|| extract::extract_text(kind, &bytes, &ExtractLimits::default()));
+        let result = std::panic::catch_unwind(|| match request {
+            Request::Extract(kind) => {
+                extract::extract_text(kind, &bytes, &ExtractLimits::default()).map_err(|e| e.to_string())
+            }
+            #[cfg(debug_assertions)]
+            Request::Probe => probe(&bytes),
+        });
         let (answer, exit) = match result {
-            Ok(Ok(Extracted { text, warnings })) => (ChildOutput::Text { text, warnings }, false),
-            Ok(Err(e)) => (ChildOutput::Error { error: e.to_string() }, false),
+            Ok(Ok(Extracted { text, warnings, format })) => (ChildOutput::Text { text, warnings, format }, false),
+            Ok(Err(error)) => (ChildOutput::Error { error }, false),
             Err(panic) => (ChildOutput::Panicked { panicked: panic_text(&panic) }, true),
         };
         drop(bytes);
@@ -98,7 +164,7 @@ pub fn worker_main() -> u8 {
     }
 }
 
-fn read_request(input: &mut impl Read) -> Result<Option<(Format, Vec<u8>)>, String> {
+fn read_request(input: &mut impl Read) -> Result<Option<(Request, Vec<u8>)>, String> {
     let mut len = [0u8; 1];
     match input.read_exact(&mut len) {
         Ok(()) => {}
@@ -107,9 +173,9 @@ fn read_request(input: &mut impl Read) -> Result<Option<(Format, Vec<u8>)>, Stri
     }
     let mut name = vec![0u8; usize::from(len[0])];
     input.read_exact(&mut name).map_err(|e| format!("cannot read the request: {e}"))?;
-    let kind = std::str::from_utf8(&name)
+    let request = std::str::from_utf8(&name)
         .ok()
-        .and_then(Format::parse)
+        .and_then(Request::parse)
         .ok_or_else(|| format!("unknown kind {:?}", String::from_utf8_lossy(&name)))?;
     let mut size = [0u8; 8];
     input.read_exact(&mut size).map_err(|e| format!("cannot read the request: {e}"))?;
@@ -122,7 +188,78 @@ fn read_request(input: &mut impl Read) -> Result<Option<(Format, Vec<u8>)>, Stri
     if bytes.len() as u64 != size {
         return Err("the request ended early".into());
     }
-    Ok(Some((kind, bytes)))
+    Ok(Some((request, bytes)))
+}
+
+/// Tests only: does inside the worker what its sandbox must refuse, or how a parser can end
+/// badly, as `what` says:
+/// - `sandbox`: tries to open a file, connect, start a process or a thread, exec, raise its
+///   CPU limit and map executable memory, and answers one line per attempt: `name: outcome`,
+///   the outcome being `succeeded` or the error's kind and message;
+/// - `spin`: loops for ever (its CPU limit must end it);
+/// - `allocate`: asks for a terabyte (its memory limit must end it, by abort);
+/// - `overflow`: recurses without end (std's stack overflow handler must end it, by abort);
+/// - `panic`: panics (the worker answers so and ends).
+#[cfg(debug_assertions)]
+fn probe(what: &[u8]) -> Result<Extracted, String> {
+    use std::hint::black_box;
+    fn outcome<T>(name: &str, result: std::io::Result<T>) -> String {
+        match result {
+            Ok(_) => format!("{name}: succeeded\n"),
+            Err(e) => format!("{name}: {:?}: {e}\n", e.kind()),
+        }
+    }
+    fn os_result(ret: i64) -> std::io::Result<()> {
+        if ret < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+    }
+    fn deep(n: u64) -> u64 {
+        let frame = black_box([n; 64]);
+        if n == u64::MAX { 0 } else { deep(n + 1).wrapping_add(frame[7]) }
+    }
+    match what {
+        b"sandbox" => {
+            let mut text = String::new();
+            text += &outcome("open /etc/passwd", std::fs::File::open("/etc/passwd"));
+            text += &outcome("connect 127.0.0.1:9", std::net::TcpStream::connect("127.0.0.1:9"));
+            let child = std::process::Command::new("/bin/true").spawn().map(|mut c| c.wait());
+            text += &outcome("spawn /bin/true", child);
+            text += &outcome("start a thread", std::thread::Builder::new().spawn(|| ()).map(|t| t.join()));
+            // A path that does not exist: were execve allowed, this fails with ENOENT and the
+            // worker goes on (it cannot replace itself by accident).
+            // SAFETY: a NUL-terminated path, null argument and environment vectors.
+            let exec =
+                unsafe { libc::execve(c"/nonexistent/liaisond-probe".as_ptr(), std::ptr::null(), std::ptr::null()) };
+            text += &outcome("execve", os_result(exec.into()));
+            let mut cpu = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            // SAFETY: getrlimit and setrlimit read and write the struct we own.
+            let raise = unsafe {
+                libc::getrlimit(libc::RLIMIT_CPU, &mut cpu);
+                cpu.rlim_cur = cpu.rlim_max;
+                libc::setrlimit(libc::RLIMIT_CPU, &cpu)
+            };
+            text += &outcome("raise its CPU limit", os_result(raise.into()));
+            // SAFETY: an anonymous mapping at an address of the kernel's choice.
+            let map = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    libc::PROT_READ | libc::PROT_EXEC,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            text += &outcome("map executable memory", os_result(if map == libc::MAP_FAILED { -1 } else { 0 }));
+            Ok(Extracted { text, ..Extracted::default() })
+        }
+        b"spin" => loop {
+            black_box(0u64);
+        },
+        b"allocate" => Ok(Extracted { text: black_box(vec![1u8; 1 << 40]).len().to_string(), ..Extracted::default() }),
+        b"overflow" => Ok(Extracted { text: deep(0).to_string(), ..Extracted::default() }),
+        b"panic" => panic!("the probe panicked on purpose"),
+        other => Err(format!("no probe {:?}", String::from_utf8_lossy(other))),
+    }
 }
 
 fn write_answer(output: &mut impl Write, answer: &ChildOutput) -> std::io::Result<()> {
@@ -130,37 +267,6 @@ fn write_answer(output: &mut impl Write, answer: &ChildOutput) -> std::io::Resul
     output.write_all(&(json.len() as u64).to_be_bytes())?;
     output.write_all(&json)?;
     output.flush()
-}
-
-/// The per-request CPU budget: the soft `RLIMIT_CPU` the parent gave this process.
-fn cpu_budget_seconds() -> u64 {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes into the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_CPU, &mut r) } != 0 || r.rlim_cur == libc::RLIM_INFINITY {
-        return 20;
-    }
-    r.rlim_cur
-}
-
-/// Sets the soft CPU limit to what this process has used so far plus `budget` seconds, so the
-/// limit applies to each request and not to the worker's whole life. Exceeding it delivers
-/// SIGXCPU, whose default action ends the process.
-fn allow_cpu_seconds(budget: u64) {
-    // SAFETY: getrusage/getrlimit/setrlimit only read or write structs we own.
-    unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
-            return;
-        }
-        let used = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) as u64 + 1;
-        let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        if libc::getrlimit(libc::RLIMIT_CPU, &mut r) != 0 {
-            return;
-        }
-        let wanted = used.saturating_add(budget) as libc::rlim_t;
-        r.rlim_cur = if r.rlim_max == libc::RLIM_INFINITY { wanted } else { wanted.min(r.rlim_max) };
-        libc::setrlimit(libc::RLIMIT_CPU, &r);
-    }
 }
 
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
@@ -191,6 +297,8 @@ struct Worker {
     stdin: ChildStdin,
     stdout: ChildStdout,
     served: u32,
+    /// Its hard `RLIMIT_CPU`: the CPU seconds it may use in its whole life.
+    cpu_hard: libc::rlim_t,
 }
 
 impl Drop for Worker {
@@ -235,12 +343,24 @@ impl Extractor {
     /// Like [`Extractor::extract`], with a wall-clock limit of at most `wall` (a message's
     /// remaining time budget).
     pub fn extract_within(&self, kind: Format, bytes: &[u8], wall: Duration) -> Result<Extracted, String> {
+        self.serve(Request::Extract(kind), bytes, wall)
+    }
+
+    /// Tests only: runs the worker's probe `what` (see the worker's `probe`) the way an
+    /// attachment is extracted, on an idle worker or a new one.
+    #[cfg(debug_assertions)]
+    #[doc(hidden)]
+    pub fn probe(&self, what: &str) -> Result<Extracted, String> {
+        self.serve(Request::Probe, what.as_bytes(), self.isolation.wall)
+    }
+
+    fn serve(&self, request: Request, bytes: &[u8], wall: Duration) -> Result<Extracted, String> {
         let wall = wall.min(self.isolation.wall);
         let mut worker = match self.take_idle() {
             Some(w) => w,
             None => self.start()?,
         };
-        match self.request(&mut worker, kind, bytes, wall) {
+        match self.request(&mut worker, request, bytes, wall) {
             Ok(extracted) => {
                 self.give_back(worker);
                 Ok(extracted)
@@ -257,12 +377,35 @@ impl Extractor {
     fn take_idle(&self) -> Option<Worker> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(mut w) = idle.pop() {
-            // A worker that died while idle (the OOM killer, an operator) is not reused.
-            if matches!(w.child.try_wait(), Ok(None)) {
+            // A worker that died while idle (the OOM killer, an operator) is not reused, nor
+            // one that cannot be given the CPU time of one more request.
+            if matches!(w.child.try_wait(), Ok(None)) && self.allow_cpu_for_one_request(&w) {
                 return Some(w);
             }
         }
         None
+    }
+
+    /// Sets a reused worker's soft `RLIMIT_CPU` to what it has used so far plus one request's
+    /// budget, from outside: the worker itself cannot change its limits (its seccomp filter
+    /// denies prlimit64), so a parser taken over cannot raise them either. False when that is
+    /// not possible (the worker's life allowance, its hard limit, is spent; `/proc` unreadable):
+    /// the worker is then retired and a fresh one, whose soft limit is the budget, started.
+    fn allow_cpu_for_one_request(&self, worker: &Worker) -> bool {
+        let Some(used) = cpu_seconds_used(worker.child.id()) else {
+            return false;
+        };
+        let soft = used.saturating_add(self.isolation.cpu_seconds) as libc::rlim_t;
+        if soft > worker.cpu_hard {
+            return false;
+        }
+        let Ok(pid) = libc::pid_t::try_from(worker.child.id()) else {
+            return false;
+        };
+        let r = libc::rlimit { rlim_cur: soft, rlim_max: worker.cpu_hard };
+        // SAFETY: prlimit reads the struct we own. `pid` is our child and not yet reaped, so
+        // it cannot name another process.
+        unsafe { libc::prlimit(pid, libc::RLIMIT_CPU, &r, std::ptr::null_mut()) == 0 }
     }
 
     fn give_back(&self, mut worker: Worker) {
@@ -280,17 +423,17 @@ impl Extractor {
         let iso = &self.isolation;
         let mut cmd = Command::new(&iso.program);
         cmd.arg("extract-text")
-            .env("LIAISOND_LOG", "off")
+            // None of the daemon's environment: it holds the mail password (`password_env`)
+            // and systemd's CREDENTIALS_DIRECTORY, and the worker needs nothing from it (its
+            // log filter is off by default).
+            .env_clear()
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        let memory = iso.memory_bytes;
-        let cpu = iso.cpu_seconds;
-        // The hard CPU limit stays what it is (an unprivileged process cannot raise it again),
-        // so the worker can raise its soft limit before each request.
-        let cpu_hard = current_hard_cpu_limit();
+        let memory = iso.memory_bytes as libc::rlim_t;
+        let (cpu_soft, cpu_hard) = cpu_limits(iso.cpu_seconds);
         // SAFETY: runs between fork and exec, where only async-signal-safe calls are allowed;
-        // setrlimit(2) is one, and nothing here allocates.
+        // prctl(2) and setrlimit(2) are plain system calls, and nothing here allocates.
         unsafe {
             cmd.pre_exec(move || {
                 let limit = |resource, soft: libc::rlim_t, hard: libc::rlim_t| {
@@ -300,9 +443,24 @@ impl Extractor {
                     }
                     Ok(())
                 };
-                limit(libc::RLIMIT_AS, memory as libc::rlim_t, memory as libc::rlim_t)?;
-                let soft = if cpu_hard == libc::RLIM_INFINITY { cpu as libc::rlim_t } else { cpu_hard.min(cpu as _) };
-                limit(libc::RLIMIT_CPU, soft, cpu_hard)?;
+                // No set-user-ID or file-capability program can raise its privileges, and it
+                // may install its seccomp filter without any. (The variadic arguments are the
+                // `unsigned long` the kernel reads.)
+                let (one, zero): (libc::c_ulong, libc::c_ulong) = (1, 0);
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, one, zero, zero, zero) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                limit(libc::RLIMIT_AS, memory, memory)?;
+                // The hard limit is the worker's whole life (the parent raises the soft one
+                // before each request, see `allow_cpu_for_one_request`).
+                limit(libc::RLIMIT_CPU, cpu_soft, cpu_hard)?;
+                // It writes no file: a write to one ends it (SIGXFSZ).
+                limit(libc::RLIMIT_FSIZE, 0, 0)?;
+                // It starts no process or thread. The count is per user, but the limit is the
+                // forking process's own: this one stops only the worker's fork and clone
+                // (unless it runs as root), never the daemon's next worker, and exec does not
+                // check it.
+                limit(libc::RLIMIT_NPROC, 0, 0)?;
                 limit(libc::RLIMIT_CORE, 0, 0)
             });
         }
@@ -310,7 +468,7 @@ impl Extractor {
             cmd.spawn().map_err(|e| format!("cannot start the extractor {}: {e}", iso.program.display()))?;
         self.started.fetch_add(1, Ordering::Relaxed);
         match (child.stdin.take(), child.stdout.take()) {
-            (Some(stdin), Some(stdout)) => Ok(Worker { child, stdin, stdout, served: 0 }),
+            (Some(stdin), Some(stdout)) => Ok(Worker { child, stdin, stdout, served: 0, cpu_hard }),
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -320,11 +478,17 @@ impl Extractor {
     }
 
     /// One request on one worker, under the wall-clock limit.
-    fn request(&self, worker: &mut Worker, kind: Format, bytes: &[u8], wall: Duration) -> Result<Extracted, Failure> {
+    fn request(
+        &self,
+        worker: &mut Worker,
+        request: Request,
+        bytes: &[u8],
+        wall: Duration,
+    ) -> Result<Extracted, Failure> {
         let deadline = Instant::now() + wall;
         let max_answer = (ExtractLimits::default().max_output_bytes as u64) * 6 + 65536;
         let Worker { child, stdin, stdout, .. } = worker;
-        let name = kind.as_str().as_bytes();
+        let name = request.name().as_bytes();
         let answer = std::thread::scope(|scope| {
             // Write on a thread: a large attachment fills the pipe, and the child may stop
             // reading (hung, dead); killing the child then ends the write with EPIPE.
@@ -372,7 +536,7 @@ impl Extractor {
             }
         };
         match serde_json::from_slice::<ChildOutput>(&json) {
-            Ok(ChildOutput::Text { text, warnings }) => Ok(Extracted { text, warnings }),
+            Ok(ChildOutput::Text { text, warnings, format }) => Ok(Extracted { text, warnings, format }),
             Ok(ChildOutput::Error { error }) => Err(Failure { reason: error, worker_usable: true }),
             Ok(ChildOutput::Panicked { panicked }) => Err(Failure { reason: panicked, worker_usable: false }),
             Err(e) => {
@@ -382,6 +546,15 @@ impl Extractor {
     }
 }
 
+/// A new worker's soft and hard `RLIMIT_CPU`: one request's budget, and the budget of every
+/// request it may serve (but no more than this process's own hard limit, which it cannot
+/// exceed).
+fn cpu_limits(budget: u64) -> (libc::rlim_t, libc::rlim_t) {
+    let life = budget.saturating_mul(u64::from(MAX_REQUESTS_PER_WORKER)) as libc::rlim_t;
+    let hard = current_hard_cpu_limit().min(life);
+    ((budget as libc::rlim_t).min(hard), hard)
+}
+
 fn current_hard_cpu_limit() -> libc::rlim_t {
     let mut r = libc::rlimit { rlim_cur: 0, rlim_max: libc::RLIM_INFINITY };
     // SAFETY: getrlimit writes into the struct we own.
@@ -389,6 +562,21 @@ fn current_hard_cpu_limit() -> libc::rlim_t {
         return libc::RLIM_INFINITY;
     }
     r.rlim_max
+}
+
+/// The CPU seconds (user and system, rounded up) process `pid` has used, from fields 14 and
+/// 15 of `/proc/<pid>/stat`, in clock ticks.
+fn cpu_seconds_used(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 2, the command name in parentheses, may hold spaces and parentheses: count the
+    // fields from its end (field 3 is the first after it).
+    let (_, after_name) = stat.rsplit_once(')')?;
+    let mut fields = after_name.split_whitespace().skip(14 - 3);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok().filter(|t| *t > 0)?;
+    Some(user.saturating_add(system).div_ceil(ticks))
 }
 
 /// Why a worker closed its output: reaps it and reads its exit status.
@@ -402,6 +590,9 @@ fn death_reason(child: &mut Child, cpu_seconds: u64) -> String {
         Some(libc::SIGKILL) => "the extractor was killed".to_string(),
         Some(sig) => format!("the extractor crashed (signal {sig}; over the memory limit?)"),
         None => match status.code() {
+            Some(code) if code == i32::from(NOT_CONFINED_EXIT) => {
+                "the extractor could not confine itself (seccomp), so it read nothing".to_string()
+            }
             // Rust aborts an allocation failure (the address-space limit) with SIGABRT, and a
             // failed start (the limit too small to load the program) with a status.
             Some(code) => format!("the extractor failed (exit status {code}; over the memory limit?)"),
@@ -473,8 +664,8 @@ mod tests {
         wire.extend_from_slice(&5u64.to_be_bytes());
         wire.extend_from_slice(b"hello");
         let mut r = &wire[..];
-        let (kind, bytes) = read_request(&mut r).expect("ok").expect("one request");
-        assert_eq!((kind, bytes.as_slice()), (Format::Text, &b"hello"[..]));
+        let (request, bytes) = read_request(&mut r).expect("ok").expect("one request");
+        assert_eq!((request, bytes.as_slice()), (Request::Extract(Format::Text), &b"hello"[..]));
         assert!(read_request(&mut r).expect("eof").is_none(), "end of input ends the worker");
         let mut short = &wire[..wire.len() - 2];
         assert!(read_request(&mut short).is_err(), "a cut request is an error");

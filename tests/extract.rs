@@ -59,8 +59,21 @@ fn word_documents() {
         "mef-LS00420_001.docx",
         &["LS00420_001", "January 29, 2027", "the MEF \u{201c}Bandwidth Profile Flow\u{201d}"],
     );
-    // No extension: sniffed as Word from its bytes.
+    // No extension: a zip to the daemon's sniff, Word to the worker, which opens it.
     assert_contains("C4-261301", &["LS on the use of HTTP CONNECT-UDP and CONNECT-IP for ATSSS", "To IETF MASQUE WG"]);
+}
+
+#[test]
+fn the_worker_says_what_a_zip_archive_was() {
+    // The daemon sniffs a zip without a Word name as a zip (it opens no archive itself); the
+    // worker reads it as the Word document it is and says so, which is the kind recorded.
+    let bare = fixture("C4-261301");
+    assert_eq!(sniff(Some("C4-261301"), "application/octet-stream", &bare), Format::Zip);
+    let ex = extractor();
+    assert_eq!(ex.extract(Format::Zip, &bare).expect("word").format, Some(Format::Docx));
+    let zipped = fixture("3gpp-C4-261300.zip");
+    assert_eq!(ex.extract(Format::Zip, &zipped).expect("zip").format, Some(Format::Zip));
+    assert_eq!(ex.extract(Format::Pdf, &fixture("itu-t-sg15-ls123.pdf")).expect("pdf").format, None);
 }
 
 #[test]
@@ -206,4 +219,114 @@ fn the_cpu_limit_applies_to_each_request_not_to_the_worker_s_life() {
         }
     }
     assert_eq!(ex.workers_started(), 1);
+}
+
+/// The soft and hard limits in `/proc/<pid>/limits`, by name (`Max cpu time`: `("20", "10000")`).
+fn proc_limits(pid: &str) -> std::collections::HashMap<String, (String, String)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    text.lines()
+        .skip(1)
+        .filter(|l| l.len() > 26)
+        .map(|l| {
+            // A 26-column name, then soft, hard and the unit.
+            let mut values = l[26..].split_whitespace().map(str::to_string);
+            let soft = values.next().expect("soft");
+            let hard = values.next().expect("hard");
+            (l[..26].trim().to_string(), (soft, hard))
+        })
+        .collect()
+}
+
+/// A running idle worker of `ex` (after one request), as a `/proc` name.
+fn running_worker(ex: &Extractor) -> String {
+    ex.extract(Format::Text, b"start a worker").expect("text");
+    let pids = ex.idle_worker_pids();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    pids[0].to_string()
+}
+
+#[test]
+fn a_worker_gets_none_of_the_daemon_s_environment() {
+    // This process has an environment (cargo's variables, PATH); the daemon's holds the mail
+    // password (`password_env`) and CREDENTIALS_DIRECTORY.
+    assert!(std::env::vars_os().next().is_some(), "the test runs with an environment");
+    let ex = extractor();
+    let pid = running_worker(&ex);
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+    assert!(environ.is_empty(), "{:?}", String::from_utf8_lossy(&environ));
+}
+
+#[test]
+fn a_worker_s_hard_limits_are_set() {
+    let iso = Isolation { cpu_seconds: 7, ..isolation() };
+    let ex = Extractor::new(iso.clone());
+    let pid = running_worker(&ex);
+    let limits = proc_limits(&pid);
+    let limit = |name: &str| limits.get(name).cloned().unwrap_or_else(|| panic!("{name} in {limits:?}"));
+    let zero = ("0".to_string(), "0".to_string());
+    assert_eq!(limit("Max file size"), zero, "it writes no file");
+    assert_eq!(limit("Max core file size"), zero);
+    assert_eq!(limit("Max processes"), zero, "it starts no process or thread");
+    let memory = iso.memory_bytes.to_string();
+    assert_eq!(limit("Max address space"), (memory.clone(), memory));
+    // CPU: one request's budget now, the budget of every request it may serve at most (this
+    // process's own hard limit permitting); the worker cannot raise either.
+    let life = 7 * u64::from(liaisond::isolate::MAX_REQUESTS_PER_WORKER);
+    let own_hard = proc_limits("self").remove("Max cpu time").expect("own cpu").1;
+    let hard = own_hard.parse::<u64>().map_or(life, |own| own.min(life));
+    assert_eq!(limit("Max cpu time"), ("7".to_string(), hard.to_string()));
+    // A second request raises the soft limit from outside, to what it used plus the budget.
+    ex.extract(Format::Text, b"again").expect("text");
+    assert_eq!(ex.idle_worker_pids(), vec![pid.parse::<u32>().expect("pid")]);
+    let (soft, hard_now) = proc_limits(&pid).remove("Max cpu time").expect("cpu");
+    assert!(soft.parse::<u64>().is_ok_and(|s| (7..=9).contains(&s)), "{soft}");
+    assert_eq!(hard_now, hard.to_string());
+}
+
+#[test]
+#[cfg(debug_assertions)] // the probe request exists in debug builds only
+fn a_worker_cannot_open_connect_spawn_or_raise_its_limits() {
+    let ex = extractor();
+    let report = ex.probe("sandbox").expect("the probe answers").text;
+    for attempt in [
+        "open /etc/passwd",
+        "connect 127.0.0.1:9",
+        "spawn /bin/true",
+        "start a thread",
+        "execve",
+        "raise its CPU limit",
+        "map executable memory",
+    ] {
+        let line =
+            report.lines().find(|l| l.starts_with(&format!("{attempt}: "))).unwrap_or_else(|| panic!("{report}"));
+        assert!(line.ends_with("PermissionDenied: Operation not permitted (os error 1)"), "{line}");
+    }
+    // The filter is on (mode 2), and the worker still serves requests after the attempts.
+    let pid = ex.idle_worker_pids().pop().expect("the worker is still there");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    assert!(status.lines().any(|l| l.split_whitespace().eq(["Seccomp:", "2"])), "{status}");
+    ex.extract(Format::Docx, &fixture("3gpp-C4-261300.docx")).expect("docx after the probe");
+    assert_eq!(ex.workers_started(), 1);
+}
+
+#[test]
+#[cfg(debug_assertions)]
+fn a_worker_that_ends_badly_inside_the_sandbox_ends_at_once() {
+    // The filter must let each way of dying finish as it should: a denied call on the way
+    // would end it by another signal (abort(3) falls back to a faulting instruction) or leave
+    // it looping until the wall-clock limit, 30 s here.
+    let ex = Extractor::new(Isolation { cpu_seconds: 1, wall: Duration::from_secs(30), ..isolation() });
+    let started = Instant::now();
+    let e = ex.probe("panic").expect_err("panic");
+    assert!(e.contains("the probe panicked on purpose"), "{e}");
+    for probe in ["allocate", "overflow"] {
+        let e = ex.probe(probe).expect_err(probe);
+        assert!(e.contains(&format!("signal {}", libc::SIGABRT)), "{probe}: {e}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    // A reused worker that spins is stopped by the soft CPU limit its parent set (about 2 s
+    // of CPU), which it can neither raise nor catch, long before the wall-clock limit.
+    ex.extract(Format::Text, b"first").expect("text");
+    let e = ex.probe("spin").expect_err("spin");
+    assert!(e.contains("more than 1 s of CPU"), "{e}");
 }

@@ -88,20 +88,22 @@ pub fn read(parsed: &Parsed, rel: &Relationships, attachment_text: AttachmentTex
     let mut attachments = Vec::with_capacity(content.attachments.len());
     let mut texts: Vec<(&str, String)> = content.bodies.iter().map(|b| ("body", b.text.clone())).collect();
     for part in &content.attachments {
-        let (text, error) = match text_of(part, attachment_text) {
+        // The kind is what the worker read the bytes as when it says (a zip that holds a
+        // Word document), else what `sniff` made of its first bytes and its name.
+        let (text, error, format) = match text_of(part, attachment_text) {
             Ok(Some(t)) => {
                 warnings.extend(t.warnings.iter().map(|w| format!("{}: {w}", part.filename)));
-                (t.text, None)
+                (t.text, None, t.format.unwrap_or(part.format))
             }
-            Ok(None) => (String::new(), None),
-            Err(e) => (String::new(), Some(e)),
+            Ok(None) => (String::new(), None, part.format),
+            Err(e) => (String::new(), Some(e), part.format),
         };
         attachments.push(AttachmentRecord {
             filename: part.filename.clone(),
             content_type: part.content_type.clone(),
             size: part.bytes.len() as i64,
             sha256: part.sha256.clone(),
-            kind: part.format.as_str().to_string(),
+            kind: format.as_str().to_string(),
             depth: part.depth as i64,
             text_chars: text.chars().count() as i64,
             error,

@@ -1,6 +1,7 @@
 //! Zip archives (3GPP sends its Word files zipped): every entry's text, recursively, within
 //! limits on entries, nesting depth and uncompressed bytes, because a zip can claim anything
-//! and unpack to terabytes (R32, zip bombs).
+//! and unpack to terabytes (R32, zip bombs). A `.docx` is a zip archive too: whether one is
+//! Word is decided here, in the worker, from its central directory.
 
 use std::io::{Cursor, Read};
 
@@ -10,7 +11,17 @@ fn malformed(detail: impl ToString) -> ExtractError {
     ExtractError::Malformed { kind: "zip", detail: detail.to_string() }
 }
 
-/// Whether a zip is a Word document (has `word/document.xml`).
+/// A zip archive `depth` archives deep, read as a Word document when its central directory
+/// names `word/document.xml` (whatever the attachment is called: 3GPP names its `.docx` files
+/// by bare document numbers), else as an archive of entries.
+pub(super) fn word_or_archive(bytes: &[u8], limits: &ExtractLimits, depth: usize) -> Result<Extracted, ExtractError> {
+    let word = zip::ZipArchive::new(Cursor::new(bytes)).is_ok_and(|z| z.index_for_name("word/document.xml").is_some());
+    if word {
+        return Ok(Extracted { format: Some(Format::Docx), ..Extracted::text(super::docx::text(bytes, limits)?) });
+    }
+    Ok(Extracted { format: Some(Format::Zip), ..text(bytes, limits, depth)? })
+}
+
 /// The text of every entry, each under a `== name ==` line. An entry that cannot be read
 /// becomes a warning; the archive as a whole fails only when it cannot be opened or a limit
 /// is crossed.
@@ -44,7 +55,8 @@ pub(super) fn text(bytes: &[u8], limits: &ExtractLimits, depth: usize) -> Result
         drop(entry);
         let kind = super::sniff(Some(&name), "application/octet-stream", &data);
         let result = match kind {
-            Format::Zip => text(&data, limits, depth + 1),
+            // One level deeper, also for a `.docx` name: it may be any archive.
+            Format::Zip | Format::Docx => word_or_archive(&data, limits, depth + 1),
             Format::Other => continue,
             other => super::extract_text(other, &data, limits),
         };
@@ -84,67 +96,30 @@ mod tests {
     }
 
     #[test]
-    fn the_own_directory_reader_follows_zip64_and_prepended_data() {
-        // The two detours of `zip_names` (APPNOTE §4.3.14–15; a self-extractor's stub in front),
-        // each checked against the zip crate.
-        let by_zip = |b: &[u8]| {
-            zip::ZipArchive::new(Cursor::new(b)).is_ok_and(|z| z.index_for_name("word/document.xml").is_some())
-        };
-        // A Zip64 archive: the end record's counts say "see the Zip64 record", which a locator
-        // just before it points at (the zip crate writes one only for very large archives).
-        let plain = make_zip(&[("a.txt", b"x"), ("word/document.xml", b"<w/>")]);
-        let end = plain.len() - 22;
-        let u64le = |v: usize| (v as u64).to_le_bytes();
-        // The central directory: from its offset in the end record up to the end record.
-        let offset = u32::from_le_bytes(plain[end + 16..end + 20].try_into().expect("4 bytes")) as usize;
-        let (entries, size) = (2, end - offset);
-        let mut zip64 = plain[..end].to_vec();
-        let record = zip64.len();
-        zip64.extend(b"PK\x06\x06");
-        zip64.extend(u64le(44));
-        zip64.extend([45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        zip64.extend(u64le(entries));
-        zip64.extend(u64le(entries));
-        zip64.extend(u64le(size));
-        zip64.extend(u64le(offset));
-        zip64.extend(b"PK\x06\x07\0\0\0\0");
-        zip64.extend(u64le(record));
-        zip64.extend([1, 0, 0, 0]);
-        zip64.extend(b"PK\x05\x06\0\0\0\0\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\0\0");
-        assert!(by_zip(&zip64), "the zip crate reads the hand-made Zip64 archive");
-        assert!(crate::zip_names::has_entry(&zip64, b"word/document.xml"));
-        assert!(!crate::zip_names::has_entry(&zip64, b"word/missing.xml"));
-        let mut prepended = b"#!/bin/sh\nexit 0\n".to_vec();
-        prepended.extend(make_zip(&[("word/document.xml", b"<w/>")]));
-        assert_eq!(crate::zip_names::has_entry(&prepended, b"word/document.xml"), by_zip(&prepended));
-        assert!(crate::zip_names::has_entry(&prepended, b"word/document.xml"));
+    fn a_zip_archive_is_read_as_what_it_holds_whatever_it_was_sniffed_as() {
+        // The daemon's sniff no longer opens archives (see `sniff`): the worker must find the
+        // Word document in a zip called anything, and read a zip called `.docx` as a zip.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/attachments");
+        let bare = std::fs::read(dir.join("C4-261301")).expect("fixture");
+        let limits = ExtractLimits::default();
+        for asked in [Format::Zip, Format::Docx] {
+            let out = crate::extract_text(asked, &bare, &limits).expect("word");
+            assert_eq!(out.format, Some(Format::Docx));
+            assert!(out.text.contains("CONNECT-UDP"), "{}", out.text);
+            let zip = crate::extract_text(asked, &make_zip(&[("a.txt", b"plain entry")]), &limits).expect("zip");
+            assert_eq!((zip.format, zip.text.as_str()), (Some(Format::Zip), "== a.txt ==\nplain entry\n"));
+        }
+        // Inside an archive too: an entry named by a bare number is Word, one named `.docx`
+        // that is an archive is unpacked one level deeper (and counts against the depth).
+        let out = text(&make_zip(&[("C4-261301", &bare)]), &limits, 1).expect("zip");
+        assert!(out.text.starts_with("== C4-261301 ==\n") && out.text.contains("CONNECT-UDP"), "{}", out.text);
+        let mut nested = make_zip(&[("x.txt", b"x")]);
+        for _ in 0..5 {
+            nested = make_zip(&[("n.docx", &nested)]);
+        }
+        assert!(matches!(text(&nested, &limits, 1), Err(ExtractError::Limit(_))));
     }
 
-    #[test]
-    fn sniffing_finds_the_word_document_as_the_zip_crate_does() {
-        // Regression guard for `zip_names`, the daemon's own reader of central directories:
-        // it must see a `.docx` exactly where the zip crate (in the worker) sees one.
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/attachments");
-        let mut archives = 0;
-        for entry in std::fs::read_dir(&dir).expect("fixtures/attachments") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                continue;
-            }
-            let bytes = std::fs::read(&path).expect("read");
-            if !bytes.starts_with(b"PK\x03\x04") {
-                continue;
-            }
-            archives += 1;
-            let by_zip = zip::ZipArchive::new(Cursor::new(&bytes[..]))
-                .is_ok_and(|z| z.index_for_name("word/document.xml").is_some());
-            assert_eq!(crate::zip_names::has_entry(&bytes, b"word/document.xml"), by_zip, "{}", path.display());
-        }
-        let built = make_zip(&[("a.txt", b"x"), ("word/document.xml", b"<w/>")]);
-        assert!(crate::zip_names::has_entry(&built, b"word/document.xml"));
-        assert!(!crate::zip_names::has_entry(&built, b"word/document.xm"));
-        assert!(archives >= 5, "{archives}");
-    }
     #[test]
     fn entries_nested_archives_and_bad_entries() {
         let inner = make_zip(&[("inner.txt", b"deep text")]);

@@ -23,7 +23,6 @@ mod doc;
 #[cfg(feature = "documents")]
 mod docx;
 pub mod html;
-mod zip_names;
 
 use std::borrow::Cow;
 
@@ -112,23 +111,39 @@ pub enum ExtractError {
 pub struct Extracted {
     pub text: String,
     pub warnings: Vec<String>,
+    /// What the bytes were read as, when only reading them could tell: [`sniff`] looks at no
+    /// more than the first bytes and the declared name, so a zip archive is Word or not only
+    /// once the worker opened it. `None`: read as the format asked for.
+    pub format: Option<Format>,
+}
+
+impl Extracted {
+    fn text(text: String) -> Extracted {
+        Extracted { text, warnings: Vec::new(), format: None }
+    }
 }
 
 /// Decides what a part is, from its first bytes first (names and declared types lie), then
 /// its file name, then its declared content type.
+///
+/// It runs in the daemon, so it reads no more than magic numbers and the first 512 bytes: a
+/// zip archive is [`Format::Docx`] when its name or type says Word, else [`Format::Zip`], and
+/// [`extract_text`] (in the confined worker) opens it and reads it as what it holds.
 pub fn sniff(filename: Option<&str>, content_type: &str, bytes: &[u8]) -> Format {
     const CFB_MAGIC: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
+    let ext = filename.and_then(|f| f.rsplit_once('.')).map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    let ct = content_type.to_ascii_lowercase();
     if bytes.starts_with(b"%PDF-") {
         return Format::Pdf;
     }
     if bytes.starts_with(b"PK\x03\x04") {
-        return if zip_names::has_entry(bytes, b"word/document.xml") { Format::Docx } else { Format::Zip };
+        let word = matches!(ext.as_str(), "docx" | "docm" | "dotx" | "dotm")
+            || ct.starts_with("application/vnd.openxmlformats-officedocument.wordprocessingml.");
+        return if word { Format::Docx } else { Format::Zip };
     }
     if bytes.starts_with(CFB_MAGIC) {
         return Format::Doc;
     }
-    let ext = filename.and_then(|f| f.rsplit_once('.')).map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
-    let ct = content_type.to_ascii_lowercase();
     let head = &bytes[..bytes.len().min(512)];
     let head_text = String::from_utf8_lossy(head).to_ascii_lowercase();
     if ext == "html"
@@ -160,24 +175,22 @@ fn looks_like_text(head: &[u8]) -> bool {
 
 /// Extracts text from `bytes` read as `format`. Pure: no I/O, but runs third-party parsers:
 /// call it only where a hang or a panic costs nothing but this attachment (the worker process).
+/// A zip archive ([`Format::Docx`] or [`Format::Zip`]) is read as what it holds, whatever it
+/// was sniffed as, and [`Extracted::format`] says which.
 pub fn extract_text(format: Format, bytes: &[u8], limits: &ExtractLimits) -> Result<Extracted, ExtractError> {
     let mut out = match format {
         #[cfg(feature = "documents")]
-        Format::Docx => Extracted { text: docx::text(bytes, limits)?, warnings: Vec::new() },
+        Format::Docx | Format::Zip => archive::word_or_archive(bytes, limits, 1)?,
         #[cfg(feature = "documents")]
-        Format::Doc => Extracted { text: doc::text(bytes)?, warnings: Vec::new() },
+        Format::Doc => Extracted::text(doc::text(bytes)?),
         #[cfg(feature = "documents")]
-        Format::Pdf => Extracted { text: pdf_text(bytes)?, warnings: Vec::new() },
-        #[cfg(feature = "documents")]
-        Format::Zip => archive::text(bytes, limits, 1)?,
+        Format::Pdf => Extracted::text(pdf_text(bytes)?),
         #[cfg(not(feature = "documents"))]
         Format::Docx | Format::Doc | Format::Pdf | Format::Zip => {
             return Err(ExtractError::Unsupported("built without the document readers".into()));
         }
-        Format::Html => {
-            Extracted { text: html::to_text(&decode_text(bytes), limits.max_output_bytes), warnings: Vec::new() }
-        }
-        Format::Text => Extracted { text: decode_text(bytes).into_owned(), warnings: Vec::new() },
+        Format::Html => Extracted::text(html::to_text(&decode_text(bytes), limits.max_output_bytes)),
+        Format::Text => Extracted::text(decode_text(bytes).into_owned()),
         Format::Other => return Err(ExtractError::Unsupported("no text in this kind of file".into())),
     };
     if out.text.len() > limits.max_output_bytes {
@@ -280,6 +293,18 @@ mod tests {
         assert_eq!(sniff(None, "application/octet-stream", b"<!DOCTYPE html><html>"), Format::Html);
         assert_eq!(sniff(Some("img.png"), "image/png", b"\x89PNG\r\n\x1a\n\0\0"), Format::Other);
         assert_eq!(sniff(Some("not-really.docx"), "application/octet-stream", b"just text"), Format::Text);
+    }
+
+    #[test]
+    fn sniffing_a_zip_reads_no_further_than_its_magic_number() {
+        // The daemon does not parse a zip's central directory (only the worker parses
+        // attachments): Word or not is the declared name's or type's word until then.
+        let no_directory = b"PK\x03\x04 not an archive";
+        assert_eq!(sniff(Some("ls.docx"), "application/octet-stream", no_directory), Format::Docx);
+        let word_type = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+        assert_eq!(sniff(Some("C4-261301"), word_type, no_directory), Format::Docx);
+        assert_eq!(sniff(Some("C4-261301"), "application/octet-stream", no_directory), Format::Zip);
+        assert_eq!(sniff(Some("docs.zip"), "application/zip", no_directory), Format::Zip);
     }
 
     #[test]
