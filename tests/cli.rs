@@ -468,7 +468,9 @@ fn the_demo_records_the_sample_statements() {
         text(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
     assert_eq!(lines.len(), 8);
     let changed = lines.iter().filter(|l| l["changed"] == true).count();
-    assert_eq!(changed, 6, "the six statements with a manager: {lines:#?}");
+    // Not the IEEE 802 one: its chair writes from his company's domain and the organisation is
+    // known only from the text, so it goes to the coordinators, trusted or not (issue 13).
+    assert_eq!(changed, 5, "the five statements routed to a manager: {lines:#?}");
     assert!(lines.iter().all(|l| l["now"]["sender_verified"] == false));
     let out = liaisond(&["route", "--config", config], None);
     assert_eq!(out.status.code(), Some(64), "only --dry-run exists: a usage error (EX_USAGE)");

@@ -164,6 +164,17 @@ pub fn route(input: &Input<'_>, rel: &Relationships) -> Route {
                     route.verification,
                     if managers.is_empty() { String::new() } else { format!(", not to {}", managers.join(", ")) }
                 );
+            } else if rule == MatchRule::Text {
+                // The sender proved only its own domain; that the statement names an
+                // organisation is the sender's word, and must not reach that organisation's
+                // managers as a verified statement of theirs.
+                let domain = sender.rsplit_once('@').map_or(sender, |(_, d)| d).to_ascii_lowercase();
+                route.to = coordinators;
+                route.reason = format!(
+                    "verified as {domain}, organisation by text ({}): to the coordinators{}",
+                    org.name,
+                    if managers.is_empty() { String::new() } else { format!(", not to {}", managers.join(", ")) }
+                );
             } else if managers.is_empty() {
                 route.to = coordinators;
                 route.reason = format!(
@@ -539,14 +550,56 @@ mod tests {
     fn a_verified_sender_reaches_the_managers_with_the_coordinators_in_copy() {
         let rel = Relationships::builtin();
         let org = rel.organizations().iter().find(|o| o.has_manager()).expect("a managed organisation").clone();
-        let domain_sender = format!("someone@{}", "example.invalid");
-        // By text: the statement names the organisation; the sender's own domain is verified.
-        let r = route_of(&domain_sender, &statement(Some(&org.name)), &[&pass("example.invalid")]);
+        let domain = org.domains.first().expect("a domain").clone();
+        let r = route_of(&format!("someone@{domain}"), &statement(None), &[&pass(&domain)]);
         assert!(r.sender_verified, "{r:?}");
-        assert_eq!(r.rule, Some("text"));
+        assert_eq!(r.rule, Some("domain"));
         assert_eq!(r.to, org.liaison_for(None).recipients());
         assert_eq!(r.cc, rel.coordinators());
         assert_eq!(r.organization.as_deref(), Some(org.name.as_str()));
+    }
+
+    #[test]
+    fn an_organisation_named_only_in_the_text_does_not_reach_its_managers() {
+        // Regression (issue 13): a sender verified for its own domain, whose statement named a
+        // managed organisation, reached that organisation's managers as "verified".
+        let rel = Relationships::builtin();
+        let org = rel.organizations().iter().find(|o| o.has_manager()).expect("a managed organisation").clone();
+        let r = route_of("someone@example.invalid", &statement(Some(&org.name)), &[&pass("example.invalid")]);
+        assert!(r.sender_verified, "{r:?}");
+        assert_eq!(r.rule, Some("text"));
+        assert_eq!(r.to, rel.coordinators());
+        assert!(
+            r.reason.starts_with(&format!("verified as example.invalid, organisation by text ({})", org.name)),
+            "{}",
+            r.reason
+        );
+    }
+
+    #[test]
+    fn look_alike_domains_never_match() {
+        // Regression (issue 13): a domain is compared as ASCII; a Unicode look-alike (Cyrillic
+        // і, the Kelvin sign K that lower-cases to k, fullwidth letters) or its punycode is
+        // another domain.
+        let rel = Relationships::builtin();
+        let org = rel.organizations().iter().find(|o| o.has_manager()).expect("a managed organisation").clone();
+        let domain = org.domains.first().expect("a domain").clone();
+        let mut fakes = vec![
+            domain.replacen('i', "\u{456}", 1),
+            domain.replacen('k', "\u{212a}", 1),
+            domain.to_uppercase().replacen('K', "\u{212a}", 1),
+            domain
+                .chars()
+                .map(|c| if c.is_ascii_lowercase() { char::from_u32(c as u32 - 0x61 + 0xff41).unwrap_or(c) } else { c })
+                .collect(),
+            format!("xn--{domain}"),
+        ];
+        fakes.retain(|f| !f.eq_ignore_ascii_case(&domain));
+        assert!(!fakes.is_empty());
+        for fake in fakes {
+            let r = route_of(&format!("someone@{fake}"), &statement(None), &[&pass(&fake)]);
+            assert!(r.organization.is_none() && r.to == rel.coordinators(), "{fake}: {r:?}");
+        }
     }
 
     #[test]

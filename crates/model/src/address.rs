@@ -9,7 +9,9 @@ pub fn normalize_address(s: &str) -> Option<String> {
         (Some(a), Some(b)) if a < b => &s[a + 1..b],
         _ => s,
     };
-    let mut a: String = s.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_lowercase();
+    // ASCII only: Unicode lower-casing maps look-alikes onto ASCII (the Kelvin sign K to k), and
+    // a look-alike must stay another address.
+    let mut a: String = s.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
     if let Some(rest) = a.strip_prefix("mailto:") {
         a = rest.to_string();
     }
@@ -40,6 +42,15 @@ pub fn address_domain(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn look_alikes_stay_other_addresses() {
+        // Regression (issue 13): Unicode lower-casing turned the Kelvin sign into an ASCII k,
+        // so `a@no\u{212a}ia.com` compared equal to `a@nokia.com`.
+        assert_ne!(normalize_address("a@no\u{212a}ia.com").as_deref(), Some("a@nokia.com"));
+        assert_ne!(address_domain("a@NO\u{212a}IA.COM").as_deref(), Some("nokia.com"));
+        assert_eq!(normalize_address("A@NOKIA.COM").as_deref(), Some("a@nokia.com"));
+    }
 
     #[test]
     fn keys_drop_the_tag_and_the_case() {

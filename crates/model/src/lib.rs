@@ -12,7 +12,7 @@ pub mod address;
 pub mod config_error;
 pub mod message;
 pub mod outgoing;
-pub mod printable;
+mod printable;
 pub mod records;
 pub mod statement;
 pub mod time;
