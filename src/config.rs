@@ -138,6 +138,7 @@ struct RawAcknowledgements {
 struct RawNotifications {
     max_age: Option<String>,
     attach_original_max: Option<RawSize>,
+    per_sender_per_day: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -334,6 +335,8 @@ pub struct NotificationsConfig {
     pub max_age: Duration,
     /// Originals larger than this are not attached.
     pub attach_original_max: u64,
+    /// At most this many notifications about mail from one sender in 24 hours.
+    pub per_sender_per_day: u32,
 }
 
 /// Who liaisond is when it sends mail.
@@ -543,7 +546,7 @@ impl Config {
             Some(name) => format!("\"{}\" <{from_address}>", name.replace(['"', '\\'], "")),
             None => from_address.clone(),
         };
-        Ok(Responder::new(
+        let mut responder = Responder::new(
             self.acknowledgements.clone(),
             self.notifications.max_age,
             self.notifications.attach_original_max,
@@ -551,7 +554,9 @@ impl Config {
             from,
             from_address,
             identity.ours.message_id_domain,
-        ))
+        );
+        responder.notify_per_sender_per_day = self.notifications.per_sender_per_day;
+        Ok(responder)
     }
 
     /// Every source name, in order (IMAP then Maildir).
@@ -1181,6 +1186,13 @@ impl Validator<'_> {
                 n.attach_original_max.as_ref(),
                 20 * 1024 * 1024,
             )?,
+            per_sender_per_day: match n.per_sender_per_day {
+                None => 20,
+                Some(n @ 1..) => n,
+                Some(0) => {
+                    return Err(self.err(&[Key("notifications"), Key("per_sender_per_day")], "must be at least 1"));
+                }
+            },
         };
         let templates = match &raw.templates.directory {
             None => None,

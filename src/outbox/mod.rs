@@ -324,6 +324,7 @@ mod tests {
             attach_original: true,
             null_sender: false,
             receipt: false,
+            about_sender: None,
         };
         let plan = |_: &OutgoingContext<'_>| Plan {
             drafts: vec![draft.clone()],

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use liaisond_model::{
-    AckCounts, Class, ConfigError, Draft, DraftKind, Plan, Purpose, Verdict, address_domain, normalize_address,
-    printable, printable_lines,
+    AckCounts, Class, ConfigError, Draft, DraftKind, Plan, Purpose, Verdict, address_domain, address_key,
+    normalize_address, printable, printable_lines,
 };
 use regex::RegexSet;
 
@@ -131,6 +131,9 @@ pub struct Responder {
     pub ack: AckPolicy,
     /// No notification for mail received longer ago than this.
     pub notify_max_age: Duration,
+    /// At most this many notifications about mail from one sender (by address key) in 24
+    /// hours: a flood from one address reaches the digest, not the managers' inboxes.
+    pub notify_per_sender_per_day: u32,
     /// Originals larger than this are not attached to notifications.
     pub attach_max: u64,
     pub templates: Templates,
@@ -231,6 +234,7 @@ pub const NOTIFICATION_NAMES: &[&str] = &[
     "attachments",
     "sender",
     "sender_verified",
+    "unverified",
     "verification",
     "route_rule",
     "route_reason",
@@ -318,7 +322,16 @@ impl Responder {
         from_address: String,
         message_id_domain: String,
     ) -> Responder {
-        Responder { ack, notify_max_age, attach_max, templates, from, from_address, message_id_domain }
+        Responder {
+            ack,
+            notify_max_age,
+            notify_per_sender_per_day: 20,
+            attach_max,
+            templates,
+            from,
+            from_address,
+            message_id_domain,
+        }
     }
 
     /// Decides what to send about `incoming`. `counts` is asked only when an acknowledgement
@@ -348,7 +361,7 @@ impl Responder {
 
         let no_notification = match incoming.verdict.class {
             Class::Statement | Class::FollowUp | Class::Other => {
-                self.notification(incoming, rel, &values).map(|d| drafts.push(d)).err()
+                self.notification(incoming, rel, &values, counts).map(|d| drafts.push(d)).err()
             }
             // Nothing to skip: these classes are never notified.
             _ => None,
@@ -400,6 +413,7 @@ impl Responder {
         incoming: &RecordedMessage<'_>,
         rel: &Relationships,
         values: &Values,
+        counts: &dyn Fn(&str) -> AckCounts,
     ) -> Result<Draft, String> {
         let j = incoming.verdict;
         if j.to.is_empty() {
@@ -407,6 +421,17 @@ impl Responder {
         }
         if let Some(reason) = age_over(incoming, self.notify_max_age) {
             return Err(reason);
+        }
+        let about_sender = j.sender.as_deref().and_then(address_key);
+        if let Some(sender) = &about_sender {
+            let sent = counts(sender).notifications_about_last_day;
+            if sent >= self.notify_per_sender_per_day {
+                return Err(format!(
+                    "{sent} notifications about mail from {sender} in the last 24 hours already (limit {}); \
+                     it is in the digest",
+                    self.notify_per_sender_per_day
+                ));
+            }
         }
         let attach = incoming.size <= self.attach_max;
         let mut values = values.clone();
@@ -426,6 +451,7 @@ impl Responder {
         // Replies reach the coordinators, never the sender.
         let mut d = self.draft(DraftKind::Notification, incoming, j.to.clone(), cc, rel.coordinators().to_vec(), r);
         d.attach_original = attach;
+        d.about_sender = about_sender;
         Ok(d)
     }
 
@@ -456,6 +482,7 @@ impl Responder {
             attach_original: false,
             null_sender: false,
             receipt: false,
+            about_sender: None,
         }
     }
 
@@ -596,6 +623,7 @@ impl Responder {
             attach_original: false,
             null_sender: false,
             receipt: false,
+            about_sender: None,
         }
     }
 
@@ -646,6 +674,7 @@ impl Responder {
         put("attachments", Some(attachments.join("\n")));
         put("sender", j.sender.clone());
         put("sender_verified", Some(if j.sender_verified { "verified" } else { "NOT verified" }.into()));
+        put("unverified", (!j.sender_verified).then(|| "yes".into()));
         put("verification", Some(j.verification.clone()));
         put("route_rule", j.rule.clone());
         put("route_reason", Some(j.route_reason.clone()));
@@ -1204,6 +1233,34 @@ ack = false
             assert!(!line.contains(['\x1b', '\u{202e}', '\u{2028}', '\r']), "{line:?}");
         }
         assert!(n.body.contains("- ls.zip: a.doc Sender:"), "{}", n.body);
+    }
+
+    #[test]
+    fn notifications_about_one_sender_are_capped_and_unverified_follow_ups_say_so() {
+        // Regression (issue 13): one address could fill the managers' inboxes.
+        let mut c = case();
+        c.counts.notifications_about_last_day = 19;
+        let p = plan(&c);
+        assert_eq!(draft(&p, DraftKind::Notification).about_sender.as_deref(), Some("jane.doe@itu.int"));
+        c.counts.notifications_about_last_day = 20;
+        let p = plan(&c);
+        assert!(!kinds(&p).contains(&DraftKind::Notification), "{p:?}");
+        assert_eq!(
+            p.no_notification.as_deref(),
+            Some(
+                "20 notifications about mail from jane.doe@itu.int in the last 24 hours already (limit 20); it is in \
+                 the digest"
+            )
+        );
+        // Regression (issue 13): a follow-up from an unverified sender looked like any other.
+        let mut c = case();
+        c.verdict = verdict(Class::FollowUp);
+        assert_eq!(draft(&plan(&c), DraftKind::Notification).subject, "[LS-2026-0001] Follow-up: LS on clocks");
+        c.verdict.sender_verified = false;
+        assert_eq!(
+            draft(&plan(&c), DraftKind::Notification).subject,
+            "[LS-2026-0001] Follow-up (sender NOT verified): LS on clocks"
+        );
     }
 
     #[test]

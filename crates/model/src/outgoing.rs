@@ -73,6 +73,10 @@ pub struct Draft {
     /// carrying no text from the message. Counted apart by the hourly limit.
     #[serde(default)]
     pub receipt: bool,
+    /// For a notification: the sender of the message it is about, as an
+    /// [`address_key`](crate::address_key) (the per-sender notification limit counts by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about_sender: Option<String>,
 }
 
 impl Draft {
@@ -100,6 +104,8 @@ pub struct AckCounts {
     pub to_domain_last_day: u32,
     /// Receipts (acknowledgements to unverified senders) to anyone, in the last hour.
     pub receipts_last_hour: u32,
+    /// Notifications about mail from this address (by key), in the last 24 hours.
+    pub notifications_about_last_day: u32,
     /// Whether the coordinators were already told, in the last hour, that acknowledgements
     /// are paused.
     pub alert_last_hour: bool,

@@ -255,7 +255,8 @@ const MIGRATIONS: &[&str] = &[
     // 6: acknowledgement limits that cannot be escaped (issue 13). `ack_key` is the address
     // without case or `+tag`, `ack_domain` its domain; `ack_receipt` marks the receipt form
     // (to an unverified sender), which alone the hourly limit pauses. Earlier rows keep
-    // their address, lower-cased, as the key.
+    // their address, lower-cased, as the key. `about_sender`: whose mail a notification is
+    // about (the per-sender notification limit).
     r#"
     ALTER TABLE outbox ADD COLUMN ack_key TEXT;
     ALTER TABLE outbox ADD COLUMN ack_domain TEXT;
@@ -264,6 +265,8 @@ const MIGRATIONS: &[&str] = &[
         WHERE kind = 'ack' AND ack_to IS NOT NULL;
     CREATE INDEX outbox_ack_key ON outbox (ack_key, created_at) WHERE kind = 'ack';
     CREATE INDEX outbox_ack_domain ON outbox (ack_domain, created_at) WHERE kind = 'ack';
+    ALTER TABLE outbox ADD COLUMN about_sender TEXT;
+    CREATE INDEX outbox_about_sender ON outbox (about_sender, created_at) WHERE kind = 'notification';
     "#,
 ];
 
@@ -1027,6 +1030,7 @@ impl Store {
                             to_address_last_day: u32::MAX,
                             to_domain_last_day: u32::MAX,
                             receipts_last_hour: u32::MAX,
+                            notifications_about_last_day: u32::MAX,
                             alert_last_hour: true,
                         }
                     })

@@ -529,6 +529,7 @@ mod tests {
                 attach_original: false,
                 null_sender: false,
                 receipt: false,
+                about_sender: None,
             };
             let r = crate::ReminderToQueue { statement: id, deadline, step, due_on: deadline, draft: &draft };
             s.queue_reminder(&r).expect("queue")

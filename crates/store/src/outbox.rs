@@ -81,12 +81,23 @@ pub(super) fn ack_counts(tx: &rusqlite::Connection, to: &str) -> rusqlite::Resul
         "1",
         &hour,
     )?;
+    let notifications_about_last_day = count(
+        "SELECT count(*) FROM outbox WHERE kind = 'notification' AND about_sender = ?1 AND created_at > ?2",
+        &key,
+        &day,
+    )?;
     let alert_last_hour: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM outbox WHERE kind = 'alert' AND created_at > ?1)",
         params![hour],
         |r| r.get(0),
     )?;
-    Ok(AckCounts { to_address_last_day, to_domain_last_day, receipts_last_hour, alert_last_hour })
+    Ok(AckCounts {
+        to_address_last_day,
+        to_domain_last_day,
+        receipts_last_hour,
+        notifications_about_last_day,
+        alert_last_hour,
+    })
 }
 
 /// When message `id` arrived, and its size.
@@ -150,8 +161,8 @@ pub(super) fn insert_draft(
     let n = tx
         .prepare_cached(
             "INSERT OR IGNORE INTO outbox (message, statement, kind, message_id, ack_to, ack_key, ack_domain,
-             ack_receipt, recipients, subject, draft, created_at, queued_at, next_attempt_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?12)",
+             ack_receipt, about_sender, recipients, subject, draft, created_at, queued_at, next_attempt_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?13)",
         )?
         .execute(params![
             message,
@@ -162,6 +173,7 @@ pub(super) fn insert_draft(
             ack_key,
             ack_domain,
             d.receipt,
+            d.about_sender,
             recipients,
             d.subject,
             draft,
@@ -444,6 +456,7 @@ mod tests {
             attach_original: false,
             null_sender: kind == DraftKind::Ack,
             receipt: false,
+            about_sender: None,
         }
     }
 
@@ -799,6 +812,30 @@ mod tests {
     }
 
     #[test]
+    fn notifications_are_counted_by_the_sender_they_are_about() {
+        let (_d, mut s) = temp_store();
+        for raw in [&b"one"[..], b"two"] {
+            let id = accept(&mut s, raw);
+            let planner = |ctx: &OutgoingContext<'_>| {
+                let mut plan = plan_for(ctx, "jane@x.org", &[]);
+                plan.drafts[1].about_sender = Some("mallory@evil.example".into());
+                plan
+            };
+            s.record_judged(
+                id,
+                &Outcome::Processed,
+                &Summary::default(),
+                None,
+                Some(&|_: &dyn History| judged()),
+                Some(&planner),
+            )
+            .expect("record");
+        }
+        assert_eq!(counts(&mut s, "Mallory+x@evil.example").notifications_about_last_day, 2);
+        assert_eq!(counts(&mut s, "jane@x.org").notifications_about_last_day, 0, "acknowledgements do not count");
+    }
+
+    #[test]
     fn acknowledgements_are_counted_per_address_domain_and_hour() {
         let (_d, mut s) = temp_store();
         assert_eq!(counts(&mut s, "jane@x.org"), AckCounts::default());
@@ -826,6 +863,7 @@ mod tests {
             to_address_last_day,
             to_domain_last_day,
             receipts_last_hour,
+            notifications_about_last_day: 0,
             alert_last_hour,
         };
         assert_eq!(counts(&mut s, "jane@x.org"), c(2, 3, 1, false), "notifications do not count");
