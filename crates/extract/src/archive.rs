@@ -15,33 +15,53 @@ fn malformed(detail: impl ToString) -> ExtractError {
 /// names `word/document.xml` (whatever the attachment is called: 3GPP names its `.docx` files
 /// by bare document numbers), else as an archive of entries.
 pub(super) fn word_or_archive(bytes: &[u8], limits: &ExtractLimits, depth: usize) -> Result<Extracted, ExtractError> {
+    within(bytes, limits, depth, &mut Spent::default())
+}
+
+/// What the archives of one attachment have used of the limits so far, all levels together:
+/// a zip of zips must not get the entry and byte allowance afresh at each level.
+#[derive(Debug, Default)]
+struct Spent {
+    entries: usize,
+    bytes: u64,
+}
+
+fn within(bytes: &[u8], limits: &ExtractLimits, depth: usize, spent: &mut Spent) -> Result<Extracted, ExtractError> {
     let word = zip::ZipArchive::new(Cursor::new(bytes)).is_ok_and(|z| z.index_for_name("word/document.xml").is_some());
     if word {
         return Ok(Extracted { format: Some(Format::Docx), ..Extracted::text(super::docx::text(bytes, limits)?) });
     }
-    Ok(Extracted { format: Some(Format::Zip), ..text(bytes, limits, depth)? })
+    Ok(Extracted { format: Some(Format::Zip), ..entries(bytes, limits, depth, spent)? })
 }
 
 /// The text of every entry, each under a `== name ==` line. An entry that cannot be read
 /// becomes a warning; the archive as a whole fails only when it cannot be opened or a limit
 /// is crossed.
-pub(super) fn text(bytes: &[u8], limits: &ExtractLimits, depth: usize) -> Result<Extracted, ExtractError> {
+#[cfg(test)]
+fn text(bytes: &[u8], limits: &ExtractLimits, depth: usize) -> Result<Extracted, ExtractError> {
+    entries(bytes, limits, depth, &mut Spent::default())
+}
+
+fn entries(bytes: &[u8], limits: &ExtractLimits, depth: usize, spent: &mut Spent) -> Result<Extracted, ExtractError> {
     if depth > limits.max_archive_depth {
         return Err(ExtractError::Limit(format!("archives nested deeper than {}", limits.max_archive_depth)));
     }
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(malformed)?;
-    if zip.len() > limits.max_archive_entries {
-        return Err(ExtractError::Limit(format!("{} entries (limit {})", zip.len(), limits.max_archive_entries)));
+    spent.entries += zip.len();
+    if spent.entries > limits.max_archive_entries {
+        return Err(ExtractError::Limit(format!(
+            "{} entries in all its archives (limit {})",
+            spent.entries, limits.max_archive_entries
+        )));
     }
     let mut out = Extracted::default();
-    let mut total: u64 = 0;
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i).map_err(malformed)?;
         if entry.is_dir() {
             continue;
         }
         let name = entry.name().map(|n| n.into_owned()).unwrap_or_else(|_| format!("entry {i}"));
-        let budget = limits.max_entry_bytes.min(limits.max_archive_total_bytes.saturating_sub(total));
+        let budget = limits.max_entry_bytes.min(limits.max_archive_total_bytes.saturating_sub(spent.bytes));
         let mut data = Vec::new();
         // Read one byte past the budget: the declared size is not to be trusted.
         (&mut entry).take(budget + 1).read_to_end(&mut data).map_err(|e| malformed(format!("{name}: {e}")))?;
@@ -51,12 +71,12 @@ pub(super) fn text(bytes: &[u8], limits: &ExtractLimits, depth: usize) -> Result
                 limits.max_entry_bytes, limits.max_archive_total_bytes
             )));
         }
-        total += data.len() as u64;
+        spent.bytes += data.len() as u64;
         drop(entry);
         let kind = super::sniff(Some(&name), "application/octet-stream", &data);
         let result = match kind {
             // One level deeper, also for a `.docx` name: it may be any archive.
-            Format::Zip | Format::Docx => word_or_archive(&data, limits, depth + 1),
+            Format::Zip | Format::Docx => within(&data, limits, depth + 1, spent),
             Format::Other => continue,
             other => super::extract_text(other, &data, limits),
         };
@@ -118,6 +138,32 @@ mod tests {
             nested = make_zip(&[("n.docx", &nested)]);
         }
         assert!(matches!(text(&nested, &limits, 1), Err(ExtractError::Limit(_))));
+    }
+
+    #[test]
+    fn limits_count_over_all_levels_together() {
+        // Regression (issue 13): each nested archive had the whole entry and byte allowance
+        // again, so three levels of 150 entries (or of 600 bytes) passed limits of 200 (1000).
+        let files: Vec<(String, Vec<u8>)> = (0..150).map(|i| (format!("{i}.bin"), vec![b'x'; 4])).collect();
+        let level = |extra: Option<&[u8]>| {
+            let mut all: Vec<(&str, &[u8])> = files.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+            if let Some(inner) = extra {
+                all.push(("inner.zip", inner));
+            }
+            make_zip(&all)
+        };
+        let limits = ExtractLimits::default();
+        let one = level(None);
+        assert!(text(&one, &limits, 1).is_ok(), "150 entries pass");
+        let two = level(Some(&one));
+        match text(&two, &limits, 1) {
+            Err(ExtractError::Limit(why)) => assert!(why.contains("entries in all its archives"), "{why}"),
+            other => panic!("301 entries over two levels passed: {other:?}"),
+        }
+        let bytes = |n: usize| make_zip(&[("a.bin", &vec![b'y'; n][..])]);
+        let small = ExtractLimits { max_archive_total_bytes: 1000, ..ExtractLimits::default() };
+        let nested = make_zip(&[("b.zip", &bytes(300)), ("c.zip", &bytes(300)), ("d.bin", &[b'z'; 200][..])]);
+        assert!(matches!(text(&nested, &small, 1), Err(ExtractError::Limit(_))), "the bytes of every level count");
     }
 
     #[test]
