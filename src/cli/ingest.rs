@@ -1,5 +1,5 @@
 //! `liaisond ingest`: one message from standard input (an MTA's pipe), stored before the
-//! command succeeds.
+//! command succeeds; the daemon reads it.
 
 use std::io::Write;
 use std::path::Path;
@@ -51,21 +51,15 @@ fn ingest_stdin(config: Config) -> anyhow::Result<String> {
     let rt = runtime()?;
     let result = rt.block_on(async {
         let store = Store::open(&config.database, config.busy_timeout)?;
-        // Unreadable relationships data must not refuse the mail: it is stored and left
-        // pending, and the daemon (which refuses to start with bad data) reads it later.
-        let reader = match crate::reader::Reader::from_config(&config, None) {
-            Ok(r) => Some(crate::reader::ReaderHandle::new(r)),
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "cannot read statements now; the message is left for the daemon");
-                None
-            }
-        };
-        let ingestor = Ingestor::new(Db::new(store), config.limits.clone(), reader);
+        // Stored only, never read here: reading parses what senders wrote (and extracting
+        // attachments starts workers), which belongs inside the daemon's sandbox, not in the
+        // MTA's pipe. The daemon's pending sweep reads the message within a minute or two.
+        let ingestor = Ingestor::new(Db::new(store), config.limits.clone(), None);
         let result = crate::sources::stdin::ingest(&ingestor, piped).await?;
         Ok(match (result.accepted.new, result.outcome) {
             (false, _) => format!("already stored as message {}", result.accepted.id),
             (true, Some(o)) => format!("stored as message {} ({o:?})", result.accepted.id),
-            (true, None) => format!("stored as message {} (to be processed by the daemon)", result.accepted.id),
+            (true, None) => format!("stored as message {} (to be read by the daemon)", result.accepted.id),
         })
     });
     rt.shutdown_timeout(Duration::from_secs(2));
