@@ -31,3 +31,6 @@ pub mod respond;
 pub mod route;
 pub mod template;
 pub mod understand;
+
+#[cfg(test)]
+mod testing;
