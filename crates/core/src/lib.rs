@@ -20,6 +20,7 @@
 
 #![deny(clippy::disallowed_methods)]
 
+pub mod budget;
 pub mod classify;
 pub mod content;
 pub mod follow;
