@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use liaisond_core::budget::Budget;
 use liaisond_core::content::AttachmentPart;
 use liaisond_core::judge::{self, Identity, Judgement};
 use liaisond_core::parse::{Headers, Parsed};
@@ -98,7 +99,7 @@ impl Reader {
             }
             self.extractor.extract_within(part.format, &part.bytes, left)
         };
-        read::read(parsed, &self.relationships, &isolated)
+        read::read(parsed, &self.relationships, &isolated, &Budget::unlimited())
     }
 
     /// Classifies and routes a message that was read, against what `history` knows.

@@ -10,6 +10,7 @@ use liaisond_extract::{self as extract, ExtractLimits, Extracted, Format};
 use liaisond_model::{AttachmentRecord, Reading, Statement};
 use serde::Serialize;
 
+use crate::budget::Budget;
 use crate::content::AttachmentPart;
 use crate::parse::Parsed;
 use crate::relationships::Relationships;
@@ -69,8 +70,14 @@ impl Analysis {
 }
 
 /// Reads a parsed message: each attachment's text (`attachment_text` for the formats that need
-/// isolation), then the statement's fields from the bodies and those texts.
-pub fn read(parsed: &Parsed, rel: &Relationships, attachment_text: AttachmentText<'_>) -> Analysis {
+/// isolation), then the statement's fields from the bodies and those texts, until `budget`
+/// runs out: the fields found so far are then kept with a warning.
+pub fn read(
+    parsed: &Parsed,
+    rel: &Relationships,
+    attachment_text: AttachmentText<'_>,
+    budget: &Budget<'_>,
+) -> Analysis {
     let header = parsed.header.as_ref().ok();
     let mut warnings = Vec::new();
     if let Err(e) = &parsed.header {
@@ -112,6 +119,7 @@ pub fn read(parsed: &Parsed, rel: &Relationships, attachment_text: AttachmentTex
             subject: header.and_then(|h| h.subject.as_deref()),
             sender: sender.as_deref(),
             texts: &sources,
+            budget,
         },
         rel,
     );
@@ -161,7 +169,7 @@ Content-Type: text/html; name=ls.html\r\nContent-Disposition: attachment; filena
 <p>Contact: Jane Doe, jane.doe@itu.int</p>\r\n--b--\r\n";
         let parsed = Parsed::new(raw);
         let rel = Relationships::builtin();
-        let read = read(&parsed, &rel, &|_| Err("no worker here".into()));
+        let read = read(&parsed, &rel, &|_| Err("no worker here".into()), &Budget::unlimited());
         let again = Analysis::from_reading(&parsed, read.to_reading());
         let json = |a: &Analysis| serde_json::to_value(a).expect("serialise");
         assert_eq!(json(&again), json(&read));
