@@ -154,7 +154,7 @@ impl Ingestor {
             Ok(parsed) => {
                 let r = reader.clone();
                 let limit = self.limits.stage_timeout;
-                bounded(limit, limit.saturating_sub(spent), move || decide(*parsed, &r, spent))
+                bounded(limit, limit.saturating_sub(spent), move || decide(*parsed, &r, spent, limit))
                     .await
                     .unwrap_or_else(|q| q)
             }
@@ -401,7 +401,7 @@ impl Ingestor {
             let work = move || {
                 let started = Instant::now();
                 let parsed = Parsed::new(&message.raw);
-                decide(parsed, &r, started.elapsed())
+                decide(parsed, &r, started.elapsed(), limit)
             };
             bounded(limit, limit, work).await.unwrap_or_else(|q| q)
         };
@@ -449,14 +449,15 @@ fn quarantine(error: String) -> Decision {
     Decision { outcome: Outcome::Quarantined { error }, summary: Summary::default(), reading: None, to_judge: None }
 }
 
-/// Reads a parsed message (`spent` went on it already): quarantined when its bytes are not a
-/// message liaisond can process, else read and ready to be judged.
-fn decide(parsed: Parsed, reader: &Reader, spent: Duration) -> Decision {
+/// Reads a parsed message (`spent` went on it already, of the stage's `limit`): quarantined
+/// when its bytes are not a message liaisond can process, else read and ready to be judged.
+/// The reading stops at the stage limit, when [`bounded`] stops waiting for it.
+fn decide(parsed: Parsed, reader: &Reader, spent: Duration, limit: Duration) -> Decision {
     let summary = match &parsed.header {
         Ok(header) => header.summary(),
         Err(e) => return quarantine(e.to_string()),
     };
-    let analysis = reader.read_after(&parsed, spent);
+    let analysis = reader.read_after(&parsed, spent, Some(limit));
     Decision {
         outcome: Outcome::Processed,
         summary,
@@ -481,10 +482,12 @@ async fn bounded<T: Send + 'static>(
         Ok(Ok(Ok(value))) => Ok(value),
         Ok(Ok(Err(panic))) => Err(quarantine(format!("pipeline panicked: {}", panic_text(&panic)))),
         Ok(Err(join)) => Err(quarantine(format!("pipeline task failed: {join}"))),
-        // The blocking thread cannot be stopped; it finishes on its own and its result is
-        // dropped. The attachment parsers, known to hang, run in a child process; the rest
-        // is meant to be linear in its input (a quadratic path found in `understand` was a
-        // bug), so an overrun here ends.
+        // The blocking thread cannot be stopped from here, and its result is dropped. The
+        // attachment parsers, known to hang, run in a child process under their own budget;
+        // the reading stops itself at the same limit (`decide`: the deadline is checked in
+        // its loops), and everything in it is linear in a capped input (issue 13: quadratic
+        // paths kept a core busy for hours after the overrun). Parsing (mail-parser, linear
+        // on every hostile shape tried for issue 13) is the one step that runs to its end.
         Err(_) => Err(overrun()),
     }
 }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use liaisond_core::budget::Budget;
 use liaisond_core::content::AttachmentPart;
 use liaisond_core::judge::{self, Identity, Judgement};
 use liaisond_core::parse::{Headers, Parsed};
@@ -78,15 +79,23 @@ impl Reader {
     /// extracted only while the message's budget lasts: one reached after that gets an error
     /// instead of its text, and the message is still read (a hundred slow attachments must not
     /// lose the statement in the body).
+    ///
+    /// No time limit for the reading itself (`liaisond parse`): see [`read_after`](Self::read_after).
     pub fn read(&self, parsed: &Parsed) -> Analysis {
-        self.read_after(parsed, Duration::ZERO)
+        self.read_after(parsed, Duration::ZERO, None)
     }
 
     /// [`read`](Self::read) a message on which `spent` went already (parsing it): the budget
     /// counts from the start of the message's work, so the message is still recorded within
     /// the stage limit when its attachments are slow.
-    pub fn read_after(&self, parsed: &Parsed, spent: Duration) -> Analysis {
-        let deadline = Instant::now().checked_add(self.budget.saturating_sub(spent));
+    ///
+    /// With a `limit` (the stage limit, counted from the same start), the reading stops when
+    /// it is reached and returns what it found, with a warning: the daemon gives up on the
+    /// message then, and the thread reading it must not go on using a core for nothing (it
+    /// cannot be stopped from outside).
+    pub fn read_after(&self, parsed: &Parsed, spent: Duration, limit: Option<Duration>) -> Analysis {
+        let start = Instant::now();
+        let deadline = start.checked_add(self.budget.saturating_sub(spent));
         let budget = self.budget;
         let isolated = |part: &AttachmentPart| {
             let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
@@ -98,7 +107,11 @@ impl Reader {
             }
             self.extractor.extract_within(part.format, &part.bytes, left)
         };
-        read::read(parsed, &self.relationships, &isolated)
+        // `None` (no limit, or one too far to be an `Instant`): the reading never stops early.
+        let stop_at = limit.and_then(|l| start.checked_add(l.saturating_sub(spent)));
+        let over = || stop_at.is_some_and(|t| Instant::now() >= t);
+        let reading = Budget::until(&over);
+        read::read(parsed, &self.relationships, &isolated, &reading)
     }
 
     /// Classifies and routes a message that was read, against what `history` knows.
@@ -219,9 +232,45 @@ Content-Type: application/pdf; name=ls.pdf\r\nContent-Disposition: attachment; f
         let identity = Identity::from_relationships(&rel);
         let hour = Duration::from_secs(3600);
         let reader = Reader::new(rel, Extractor::new(Isolation::new("/nonexistent".into())), hour, identity);
-        let a = reader.read_after(&Parsed::new(raw), hour);
+        let a = reader.read_after(&Parsed::new(raw), hour, None);
         let error = a.attachments[0].error.as_deref().unwrap_or_default();
         assert!(error.starts_with("not read: the message's extraction time"), "{error}");
         assert_eq!(reader.extractor.workers_started(), 0);
+    }
+
+    #[test]
+    fn a_reading_past_the_stage_limit_stops_at_once_and_says_so() {
+        // Issue 13: when the stage limit passed, the daemon quarantined the message but the
+        // thread reading it ran on (for hours on a crafted message). The parse used up the
+        // limit here: the reading returns at once, having read nothing more.
+        let rel = Relationships::builtin();
+        let identity = Identity::from_relationships(&rel);
+        let hour = Duration::from_secs(3600);
+        let reader = Reader::new(rel, Extractor::new(Isolation::new("/nonexistent".into())), hour, identity);
+        let mut raw = String::from(
+            "From: a@example.org\r\nSubject: LS on timing\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n",
+        );
+        for n in 0..200_000 {
+            raw.push_str(&format!("Reply to: someone{n}@example.org\r\n"));
+        }
+        raw.push_str(
+            "--b\r\nContent-Type: application/pdf; name=ls.pdf\r\n\
+             Content-Disposition: attachment; filename=ls.pdf\r\n\r\n%PDF-1.4 not really\r\n--b--\r\n",
+        );
+        let parsed = Parsed::new(raw.as_bytes());
+        let limit = Duration::from_secs(5);
+        let started = Instant::now();
+        let a = reader.read_after(&parsed, limit, Some(limit));
+        // At once: it took minutes before. (A debug build takes milliseconds here.)
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(a.warnings.iter().any(|w| w.starts_with("reading stopped at the time limit")), "{:?}", a.warnings);
+        assert_eq!(a.attachments[0].error.as_deref(), Some("not read: reading stopped at the time limit"));
+        assert_eq!(a.statement.reply_to, ["a@example.org"]);
+        assert_eq!(reader.extractor.workers_started(), 0);
+        // Within the limit, the same message is read.
+        let a = reader.read_after(&parsed, Duration::ZERO, Some(hour));
+        assert!(!a.warnings.iter().any(|w| w.starts_with("reading stopped")), "{:?}", a.warnings);
+        assert_eq!(a.statement.reply_to.len(), liaisond_core::understand::MAX_ADDRESSES);
     }
 }

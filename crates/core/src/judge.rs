@@ -145,7 +145,12 @@ mod tests {
         let identity =
             Identity { trusted_authserv_ids: vec!["mail.ietf.org".into()], ..Identity::from_relationships(&rel) };
         let parsed = Parsed::new(raw);
-        let analysis = crate::read::read(&parsed, &rel, &|_| Err("no worker in this test".into()));
+        let analysis = crate::read::read(
+            &parsed,
+            &rel,
+            &|_| Err("no worker in this test".into()),
+            &crate::budget::Budget::unlimited(),
+        );
         judge(&parsed.headers, &analysis, &rel, &identity, &NoHistory)
     }
 
@@ -156,7 +161,12 @@ mod tests {
         let identity =
             Identity { trusted_authserv_ids: vec!["mail.ietf.org".into()], ..Identity::from_relationships(&rel) };
         let parsed = Parsed::new(raw);
-        let analysis = crate::read::read(&parsed, &rel, &|_| Err("no worker in this test".into()));
+        let analysis = crate::read::read(
+            &parsed,
+            &rel,
+            &|_| Err("no worker in this test".into()),
+            &crate::budget::Budget::unlimited(),
+        );
         let verdict =
             judge(&parsed.headers, &analysis, &rel, &identity, &NoHistory).verdict(analysis.sender.as_deref());
         let responder = Responder::new(

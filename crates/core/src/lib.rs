@@ -22,6 +22,7 @@
 #![deny(clippy::disallowed_methods)]
 
 pub mod authres;
+pub mod budget;
 pub mod classify;
 pub mod content;
 pub mod follow;
@@ -33,3 +34,6 @@ pub mod respond;
 pub mod route;
 pub mod template;
 pub mod understand;
+
+#[cfg(test)]
+mod testing;

@@ -11,11 +11,14 @@
 //! action to:` blocks), Broadband Forum, IEEE 802, MEF, ISO/IEC JTC 1 and ETSI statements, and a
 //! generic `Label: value` fallback.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use liaisond_model::{Purpose, Statement};
 use regex::Regex;
 
+use crate::budget::{self, Budget};
 use crate::relationships::{GroupRef, Relationships};
 
 /// One text the statement may be in.
@@ -33,6 +36,8 @@ pub struct Input<'a> {
     /// The `From:` address.
     pub sender: Option<&'a str>,
     pub texts: &'a [Source<'a>],
+    /// When to stop reading and keep what was found ([`Budget::unlimited`]: never).
+    pub budget: &'a Budget<'a>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -104,6 +109,137 @@ const LABELS: &[(&str, Field)] = &[
 /// How many lines at the top of a text count as its head (where document numbers sit).
 const HEAD_LINES: usize = 15;
 
+// What one message's reading keeps, at most. Each bounds work or output that would otherwise
+// grow with the message (issue 13: a crafted body of megabytes of labelled lines); when one
+// clips something, the reading says so once (`Clipped`), never once per item clipped.
+
+/// Labelled lines read from one message, all its texts together. A statement has a few dozen
+/// (the ITU-T template about 30, the datatracker's mail about 20); a forwarded thread that
+/// quotes several statements, a few hundred.
+pub const MAX_LABELLED_LINES: usize = 1_000;
+/// Bytes of one labelled value with its continuation lines: the longest a statement writes, a
+/// block of a dozen contacts with names and roles, is about 1 KiB; a title over three lines,
+/// 300 bytes.
+pub const MAX_VALUE_BYTES: usize = 4 * 1024;
+/// Addresses in each list (contacts, reply-to, technical contacts): a statement names a
+/// handful; 50 leaves room for a whole committee's officers.
+pub const MAX_ADDRESSES: usize = 50;
+/// Groups in each list (sending, addressed): a statement comes from one or two and goes to a
+/// few (an ITU-T `For action to:` block, about ten).
+pub const MAX_GROUPS: usize = 50;
+/// Names looked up on the From lines, and on the To lines (each look-up tries several forms
+/// of the name against the relationships data): ten times the groups kept, as most names on
+/// such lines are people and roles, not groups.
+pub const MAX_NAMES: usize = 500;
+/// The statement's own document numbers: it has one or two (its number, a revision).
+pub const MAX_IDENTIFIERS: usize = 20;
+/// Characters of the title, which goes into the subject line of the mail about it: the
+/// longest 3GPP and ITU-T titles have about 200.
+pub const MAX_TITLE_CHARS: usize = 500;
+
+/// The warnings of the caps that clipped something, each once however much it clipped
+/// (coordinators read them).
+#[derive(Debug, Default)]
+struct Clipped(Vec<String>);
+
+impl Clipped {
+    fn note(&mut self, warning: String) {
+        // A handful of distinct warnings at most, and each loop stops at its first: short.
+        if !self.0.contains(&warning) {
+            self.0.push(warning);
+        }
+    }
+}
+
+/// A list of addresses or groups in the order found, each once (ASCII case aside), at most
+/// `cap` long. The set beside it makes each addition one step: looking through the list for
+/// each made N additions cost N² (issue 13: 6 MB of `Reply to:` lines took 25 s).
+#[derive(Debug)]
+struct Unique {
+    items: Vec<String>,
+    /// The items in lower case.
+    seen: HashSet<String>,
+    cap: usize,
+    /// What the items are, for the warning when the list is full.
+    what: &'static str,
+}
+
+impl Unique {
+    fn new(cap: usize, what: &'static str) -> Unique {
+        Unique { items: Vec::new(), seen: HashSet::new(), cap, what }
+    }
+
+    /// Adds `v` unless the list has it; false when the list is full (`v` then is not added
+    /// and the warning noted): the caller's loop can stop.
+    fn push(&mut self, v: String, clipped: &mut Clipped) -> bool {
+        let key = v.to_ascii_lowercase();
+        if self.seen.contains(&key) {
+            return true;
+        }
+        if self.items.len() >= self.cap {
+            clipped.note(format!("more than {} {}; the rest are not kept", self.cap, self.what));
+            return false;
+        }
+        self.seen.insert(key);
+        self.items.push(v);
+        true
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn into_vec(self) -> Vec<String> {
+        self.items
+    }
+}
+
+/// Adds the addresses in `values` that `keep` accepts to `list`, until it is full or the time
+/// is up.
+fn add_addresses<'v>(
+    list: &mut Unique,
+    values: impl Iterator<Item = &'v str>,
+    keep: impl Fn(&str) -> bool,
+    budget: &Budget<'_>,
+    clipped: &mut Clipped,
+) {
+    for v in values {
+        if budget.step() {
+            return;
+        }
+        for a in emails(v).into_iter().filter(|a| keep(a)) {
+            if !list.push(a, clipped) {
+                return;
+            }
+        }
+    }
+}
+
+/// At most the first `max` bytes of `s`, ending between words rather than in one (half an
+/// address would read as another address: `jane@example.org` cut to `jane@example.or`), or at
+/// a character boundary when the part kept has no space.
+pub(crate) fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let head = &s[..s.floor_char_boundary(max)];
+    if s[head.len()..].starts_with(char::is_whitespace) {
+        return head;
+    }
+    match head.rfind(char::is_whitespace) {
+        Some(at) if at > 0 => &head[..at],
+        _ => head,
+    }
+}
+
+/// [`cut`] at `max` characters.
+fn cut_chars(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => cut(s, at).trim_end(),
+        None => s,
+    }
+}
+
 /// Labels whose value may continue on the next lines (addresses and group lists).
 fn continues(f: Field) -> bool {
     matches!(
@@ -153,10 +289,13 @@ static ACTION_TO_IETF: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Runs the stage.
 pub fn understand(input: &Input<'_>, rel: &Relationships) -> Understood {
+    let budget = input.budget;
     let mut warnings = Vec::new();
+    let mut clipped = Clipped::default();
+    let mut labels_left = MAX_LABELLED_LINES;
     let mut found: Vec<(Field, String, usize)> = Vec::new(); // field, value, source index
     for (i, src) in input.texts.iter().enumerate() {
-        for (f, v) in labelled(src.text) {
+        for (f, v) in labelled(src.text, budget, &mut labels_left, &mut clipped) {
             found.push((f, v, i));
         }
     }
@@ -165,15 +304,14 @@ pub fn understand(input: &Input<'_>, rel: &Relationships) -> Understood {
     let all = |f: Field| found.iter().filter(move |(g, _, _)| *g == f).map(|(_, v, _)| v.as_str());
     // Title: the label, else the `Subject:` line of a letter that is a statement (it has a
     // `Purpose:` label: a quoted mail header block has none), else the mail's subject; a
-    // literal leading "Title:" is dropped.
+    // literal leading "Title:" is dropped. The texts with a `Purpose:` label are found once:
+    // looking through every label again for each `Subject:` line cost N² (issue 13).
+    let with_purpose: HashSet<usize> =
+        found.iter().filter(|(f, _, _)| *f == Field::Purpose).map(|(_, _, i)| *i).collect();
     let letter_subject = || {
         found
             .iter()
-            .find(|(f, v, i)| {
-                *f == Field::Subject
-                    && !v.trim().is_empty()
-                    && found.iter().any(|(g, _, j)| *g == Field::Purpose && j == i)
-            })
+            .find(|(f, v, i)| *f == Field::Subject && !v.trim().is_empty() && with_purpose.contains(i))
             .map(|(_, v, _)| v.clone())
     };
     let title = first(Field::Title)
@@ -181,23 +319,44 @@ pub fn understand(input: &Input<'_>, rel: &Relationships) -> Understood {
         .or_else(letter_subject)
         .or_else(|| input.subject.map(subject_title))
         .map(|t| clean_title(&t))
-        .filter(|t| !t.is_empty());
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            let kept = cut_chars(&t, MAX_TITLE_CHARS);
+            if kept.len() < t.len() {
+                clipped.note(format!("the title is longer than {MAX_TITLE_CHARS} characters; the rest is not kept"));
+            }
+            kept.to_string()
+        });
     let mut st = Statement { title, ..Statement::default() };
 
     // From: the labelled sender, the organisation by address or domain, then text markers.
     let from_values: Vec<&str> = all(Field::From).collect();
     let sender_org = input.sender.and_then(|s| rel.organization_by_sender(s)).map(|m| m.organization.name.clone());
-    let all_text: String =
-        input.subject.into_iter().chain(input.texts.iter().map(|s| s.text)).collect::<Vec<_>>().join("\n");
+    // The stages below that read every text whole are skipped once the time is up.
+    let all_text: String = if budget.check() {
+        String::new()
+    } else {
+        input.subject.into_iter().chain(input.texts.iter().map(|s| s.text)).collect::<Vec<_>>().join("\n")
+    };
     let marker_org = rel.organizations_by_marker(&all_text).first().map(|o| o.name.clone());
     // Short names (`TSAG`, `CT4`) resolve only within an organisation: the one the sender or
     // the text points at, until a full name says otherwise.
     let context = sender_org.clone().or(marker_org.clone());
     let mut label_org: Option<String> = None;
-    for v in &from_values {
+    let mut from_groups = Unique::new(MAX_GROUPS, "sending groups");
+    let mut names_left = MAX_NAMES;
+    'values: for v in &from_values {
+        if budget.step() {
+            break;
+        }
         let mut resolved = Vec::new();
         let mut unresolved = Vec::new();
         for name in split_names(v) {
+            if names_left == 0 {
+                clipped.note(format!("more than {MAX_NAMES} names on From lines; the rest are not looked up"));
+                break 'values;
+            }
+            names_left -= 1;
             match sender_group(rel, label_org.as_deref().or(context.as_deref()), &name) {
                 Some((org, Some(acronym))) => {
                     label_org.get_or_insert(org);
@@ -218,33 +377,64 @@ pub fn understand(input: &Input<'_>, rel: &Relationships) -> Understood {
         // A name we do not know is kept as written, unless the line also named a known group
         // (then it is a detail of that group: a working group, a Question).
         for g in if resolved.is_empty() { unresolved } else { resolved } {
-            push_unique(&mut st.from_groups, g);
+            if !from_groups.push(g, &mut clipped) {
+                break 'values;
+            }
         }
     }
     st.from_org = label_org.or(sender_org).or(marker_org);
     // No `From:` label names the group (the datatracker's `From:` line names a person): the
     // group the statement's body opens with (`Body: ITU-T Study Group 15 thanks ...`).
-    if st.from_groups.is_empty()
-        && let Some(g) = input.texts.iter().find_map(|s| body_opening_group(rel, s.text, st.from_org.as_deref()))
+    if from_groups.is_empty()
+        && let Some(g) = input
+            .texts
+            .iter()
+            .take_while(|_| !budget.step())
+            .find_map(|s| body_opening_group(rel, s.text, st.from_org.as_deref()))
     {
-        st.from_groups.push(g);
+        from_groups.push(g, &mut clipped);
     }
+    st.from_groups = from_groups.into_vec();
 
     // To: the labelled addressees and the ITU-T blocks, normalised within the IETF.
-    for v in all(Field::To).chain(all(Field::ForAction)).chain(all(Field::ForComment)).chain(all(Field::ForInformation))
+    let mut to_groups = Unique::new(MAX_GROUPS, "addressed groups");
+    let mut names_left = MAX_NAMES;
+    'values: for v in
+        all(Field::To).chain(all(Field::ForAction)).chain(all(Field::ForComment)).chain(all(Field::ForInformation))
     {
+        if budget.step() {
+            break;
+        }
         for name in split_names(v) {
-            if let Some(g) = ietf_group_of(rel, &name) {
-                push_unique(&mut st.to_groups, g);
+            if names_left == 0 {
+                clipped.note(format!("more than {MAX_NAMES} names on To lines; the rest are not looked up"));
+                break 'values;
+            }
+            names_left -= 1;
+            if let Some(g) = ietf_group_of(rel, &name)
+                && !to_groups.push(g, &mut clipped)
+            {
+                break 'values;
             }
         }
     }
+    st.to_groups = to_groups.into_vec();
 
     // Purpose: the label; the ITU-T blocks; the 3GPP "2. Actions" section.
     let labelled_purpose = first(Field::Purpose).and_then(|(v, _)| purpose_of(&v));
+    // The same cap on names as the To lines above (which read these values too, and say so
+    // when it clips).
     let names_ietf = |f: Field| {
-        all(f).any(|v| {
-            v.to_ascii_lowercase().contains("ietf") || split_names(v).iter().any(|n| rel.ietf_group(n).is_some())
+        let mut left = MAX_NAMES;
+        all(f).take_while(|_| !budget.step()).any(|v| {
+            v.to_ascii_lowercase().contains("ietf")
+                || split_names(v).iter().any(|n| {
+                    if left == 0 {
+                        return false;
+                    }
+                    left -= 1;
+                    rel.ietf_group(n).is_some()
+                })
         })
     };
     let block_purpose = if names_ietf(Field::ForAction) {
@@ -291,42 +481,40 @@ pub fn understand(input: &Input<'_>, rel: &Relationships) -> Understood {
     // the datatracker's `From: Jane Doe <jane@...>`) is a contact of the sending side.
     let role =
         |a: &str| rel.organization_by_address(a).is_some() || rel.is_own_address(a) || rel.is_datatracker_sender(a);
-    for v in all(Field::FromContact) {
-        for a in emails(v) {
-            push_unique(&mut st.from_contacts, a);
+    let mut from_contacts = Unique::new(MAX_ADDRESSES, "contact addresses");
+    let mut reply_to = Unique::new(MAX_ADDRESSES, "reply-to addresses");
+    let mut technical = Unique::new(MAX_ADDRESSES, "technical contact addresses");
+    add_addresses(&mut from_contacts, all(Field::FromContact), |_| true, budget, &mut clipped);
+    add_addresses(&mut from_contacts, all(Field::From), |a| !role(a), budget, &mut clipped);
+    add_addresses(&mut reply_to, all(Field::ReplyTo), |_| true, budget, &mut clipped);
+    'values: for v in all(Field::TechnicalContact) {
+        if budget.step() {
+            break;
         }
-    }
-    for v in all(Field::From) {
-        for a in emails(v).into_iter().filter(|a| !role(a)) {
-            push_unique(&mut st.from_contacts, a);
-        }
-    }
-    for v in all(Field::ReplyTo) {
-        for a in emails(v) {
-            push_unique(&mut st.reply_to, a);
-        }
-    }
-    for v in all(Field::TechnicalContact) {
         for a in emails(v) {
             // RFC 4053's "Technical Contact" is 4053bis's From-Contact: both lists hold it.
-            push_unique(&mut st.from_contacts, a.clone());
-            push_unique(&mut st.technical_contacts, a);
-        }
-    }
-    // Only when no label names anyone: the addresses under the letter's closing.
-    if st.from_contacts.is_empty() {
-        for text in input.texts.iter().map(|s| s.text) {
-            for a in signature_contacts(text).into_iter().filter(|a| !role(a)) {
-                push_unique(&mut st.from_contacts, a);
+            from_contacts.push(a.clone(), &mut clipped);
+            if !technical.push(a, &mut clipped) {
+                break 'values;
             }
         }
     }
+    // Only when no label names anyone: the addresses under the letter's closing.
+    if from_contacts.is_empty() {
+        let signatures = input.texts.iter().take_while(|_| !budget.step()).map(|s| signature_contacts(s.text));
+        for addresses in signatures {
+            add_addresses(&mut from_contacts, addresses.iter().map(String::as_str), |a| !role(a), budget, &mut clipped);
+        }
+    }
     // 4053bis §3: with no From-Liaison-Contact, a reply goes where the statement came from.
-    if st.reply_to.is_empty()
+    if reply_to.is_empty()
         && let Some(sender) = input.sender.and_then(|s| emails(s).into_iter().next())
     {
-        st.reply_to.push(sender);
+        reply_to.push(sender, &mut clipped);
     }
+    st.from_contacts = from_contacts.into_vec();
+    st.reply_to = reply_to.into_vec();
+    st.technical_contacts = technical.into_vec();
 
     // The statement it responds to.
     // Its document number when given, else its web page, else the words used.
@@ -341,9 +529,12 @@ pub fn understand(input: &Input<'_>, rel: &Relationships) -> Understood {
                 .or_else(|| URL.find(&v).map(|m| m.as_str().trim_end_matches(['.', ')', '>']).to_string()))
                 .unwrap_or(v)
         });
-    // Numbers on a "Response to" line belong to the answered statement.
-    let related_ids: Vec<String> =
-        all(Field::Related).flat_map(|v| IDENTIFIERS.find_iter(v).map(|m| m.as_str().to_string())).collect();
+    // Numbers compare with an en dash as a hyphen (`COM 2 – LS 88 – E` is `COM 2 - LS 88 - E`).
+    let id_key = |id: &str| id.replace('\u{2013}', "-");
+    // Numbers on a "Response to" line belong to the answered statement. A set: looking
+    // through a list of them for each number in the text cost N² (issue 13).
+    let related_ids: HashSet<String> =
+        all(Field::Related).flat_map(|v| IDENTIFIERS.find_iter(v).map(|m| id_key(m.as_str()))).collect();
     if st.related.is_some() && st.purpose.is_none() {
         st.purpose = Some(Purpose::Response);
     }
@@ -360,15 +551,23 @@ pub fn understand(input: &Input<'_>, rel: &Relationships) -> Understood {
     // The statement's own texts first: they write numbers as the SDO does (`COM 2 – LS 88 – E`),
     // a subject line often with plain hyphens.
     let places: Vec<String> = heads.chain(st.title.clone()).chain(input.subject.map(str::to_string)).collect();
-    let same_id = |a: &str, b: &str| a.replace('\u{2013}', "-") == b.replace('\u{2013}', "-");
-    for text in &places {
+    let related_key = st.related.as_deref().map(id_key);
+    let mut known: HashSet<String> = HashSet::new();
+    'places: for text in &places {
+        if budget.step() {
+            break;
+        }
         for m in IDENTIFIERS.find_iter(text) {
-            let id = m.as_str().to_string();
-            let cited =
-                st.related.as_deref().is_some_and(|r| same_id(r, &id)) || related_ids.iter().any(|r| same_id(r, &id));
-            if !cited && !st.other_identifiers.iter().any(|known| same_id(known, &id)) {
-                st.other_identifiers.push(id);
+            let key = id_key(m.as_str());
+            if related_key.as_ref() == Some(&key) || related_ids.contains(&key) || known.contains(&key) {
+                continue;
             }
+            if known.len() == MAX_IDENTIFIERS {
+                clipped.note(format!("more than {MAX_IDENTIFIERS} document numbers; the rest are not kept"));
+                break 'places;
+            }
+            known.insert(key);
+            st.other_identifiers.push(m.as_str().to_string());
         }
     }
 
@@ -383,6 +582,10 @@ pub fn understand(input: &Input<'_>, rel: &Relationships) -> Understood {
     if st.purpose.is_some_and(|p| matches!(p, Purpose::Action | Purpose::Comment)) && st.deadline.is_none() {
         warnings.push("no deadline, although the statement asks for action or comment".into());
     }
+    if budget.ran_out() {
+        warnings.push(budget::STOPPED.into());
+    }
+    warnings.extend(clipped.0);
     Understood { statement: st, warnings }
 }
 
@@ -401,13 +604,31 @@ fn label_of(line: &str) -> Option<(Field, String)> {
 /// not end the value. The contact
 /// labels also continue across an empty line when the next paragraph is one more person
 /// (a short block with an address and no label), as letters list several contacts apart.
-fn labelled(text: &str) -> Vec<(Field, String)> {
-    let lines: Vec<String> = text.lines().map(|l| l.replace('\t', " ")).collect();
+///
+/// Reads at most `left` labelled lines (and counts them off), each value up to
+/// [`MAX_VALUE_BYTES`], and stops when the budget is spent.
+fn labelled(text: &str, budget: &Budget<'_>, left: &mut usize, clipped: &mut Clipped) -> Vec<(Field, String)> {
+    let lines: Vec<Cow<'_, str>> = text
+        .lines()
+        .map(|l| if l.contains('\t') { Cow::Owned(l.replace('\t', " ")) } else { Cow::Borrowed(l) })
+        .collect();
     let mut out: Vec<(Field, String)> = Vec::new();
     let mut open: Option<usize> = None;
     for (n, line) in lines.iter().enumerate() {
+        if budget.step() {
+            break;
+        }
         if let Some((f, v)) = label_of(line) {
-            out.push((f, v));
+            if *left == 0 {
+                clipped.note(format!("more than {MAX_LABELLED_LINES} labelled lines; the rest are not read"));
+                break;
+            }
+            *left -= 1;
+            let kept = cut(&v, MAX_VALUE_BYTES);
+            if kept.len() < v.len() {
+                clipped.note(value_clipped());
+            }
+            out.push((f, kept.to_string()));
             open = continues(f).then_some(out.len() - 1);
             continue;
         }
@@ -422,8 +643,13 @@ fn labelled(text: &str) -> Vec<(Field, String)> {
                 open = None;
             }
         } else if !(LABEL_LINE.is_match(t) || t.ends_with(':')) || t.contains('@') || t.starts_with("http") {
-            entry.1.push('\n');
-            entry.1.push_str(t);
+            // Past the cap the value stays open (its lines belong to it) but keeps no more.
+            if entry.1.len() + 1 + t.len() <= MAX_VALUE_BYTES {
+                entry.1.push('\n');
+                entry.1.push_str(t);
+            } else {
+                clipped.note(value_clipped());
+            }
         } else {
             open = None;
         }
@@ -431,10 +657,14 @@ fn labelled(text: &str) -> Vec<(Field, String)> {
     out
 }
 
+fn value_clipped() -> String {
+    format!("a labelled value is longer than {MAX_VALUE_BYTES} bytes; the rest of it is not read")
+}
+
 /// Whether the lines start with a paragraph that names one more contact: at most three lines
 /// up to the next empty line, with an address, no label and no sentence (`Name, Role,` then
 /// `address`).
-fn contact_paragraph(lines: &[String]) -> bool {
+fn contact_paragraph(lines: &[Cow<'_, str>]) -> bool {
     let para: Vec<&str> =
         lines.iter().map(|l| l.trim()).skip_while(|l| l.is_empty()).take_while(|l| !l.is_empty()).take(4).collect();
     !para.is_empty()
@@ -582,12 +812,6 @@ fn signature_contacts(text: &str) -> Vec<String> {
     lines[start..lines.len().min(start + 10)].iter().take_while(|l| !ends(l)).flat_map(|l| emails(l)).collect()
 }
 
-fn push_unique(list: &mut Vec<String>, v: String) {
-    if !list.iter().any(|x| x.eq_ignore_ascii_case(&v)) {
-        list.push(v);
-    }
-}
-
 /// Addresses in a text, spaced-out ones (`name . surname @ company . com`) and spelt-out
 /// ones (`name (at) example (dot) org`) recovered, lower-cased.
 pub fn emails(text: &str) -> Vec<String> {
@@ -731,7 +955,10 @@ fn parse_date(s: &str, org: Option<&str>) -> DateParse {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::testing::within;
 
     #[test]
     fn dates() {
@@ -788,7 +1015,9 @@ mod tests {
 
     fn run(subject: &str, sender: &str, text: &str) -> Statement {
         let texts = [Source { name: "body", text }];
-        understand(&Input { subject: Some(subject), sender: Some(sender), texts: &texts }, &rel()).statement
+        let budget = Budget::unlimited();
+        understand(&Input { subject: Some(subject), sender: Some(sender), texts: &texts, budget: &budget }, &rel())
+            .statement
     }
 
     #[test]
@@ -810,6 +1039,105 @@ mod tests {
         assert_eq!(st.title.as_deref(), Some("Undelivered"));
     }
 
+    /// The statement and warnings read from one body with `budget`.
+    fn run_within(text: &str, budget: &Budget<'_>) -> Understood {
+        let texts = [Source { name: "body", text }];
+        understand(&Input { subject: Some("s"), sender: Some("a@example.org"), texts: &texts, budget }, &rel())
+    }
+
+    /// The warnings that contain `part`.
+    fn warned<'w>(u: &'w Understood, part: &str) -> Vec<&'w String> {
+        u.warnings.iter().filter(|w| w.contains(part)).collect()
+    }
+
+    #[test]
+    fn a_passed_deadline_stops_the_reading_at_once_with_a_warning() {
+        // The daemon's stage limit passed (issue 13: a reading it had given up on kept a core
+        // busy for hours). 6 MB of labelled lines: nothing of them is read, and the reading
+        // returns at once with what it has (the title from the mail's subject, the sender).
+        let text = (0..200_000).map(|n| format!("Reply to: someone{n}@example.org\n")).collect::<String>();
+        let u = within(Duration::from_secs(2), "a reading past its deadline", move || {
+            let over = || true;
+            run_within(&text, &Budget::until(&over))
+        });
+        assert_eq!(u.statement.title.as_deref(), Some("s"));
+        assert_eq!(u.statement.reply_to, ["a@example.org"]);
+        assert_eq!(u.warnings, [budget::STOPPED]);
+    }
+
+    #[test]
+    fn a_reading_stopped_midway_keeps_what_it_found() {
+        // The time is up at the second question, 256 lines in: the labels before are read.
+        let asked = std::cell::Cell::new(0);
+        let over = || {
+            asked.set(asked.get() + 1);
+            asked.get() > 1
+        };
+        let text =
+            format!("Title: LS on clocks\nPurpose: For action\n{}Deadline: 2027-03-01\n", "filler\n".repeat(1000));
+        let u = run_within(&text, &Budget::until(&over));
+        assert_eq!(u.statement.title.as_deref(), Some("LS on clocks"));
+        assert_eq!(u.statement.purpose, Some(Purpose::Action));
+        assert_eq!(u.statement.deadline, None);
+        assert_eq!(warned(&u, budget::STOPPED).len(), 1, "{:?}", u.warnings);
+        // With time enough, the deadline is read too.
+        let u = run_within(&text, &Budget::unlimited());
+        assert_eq!(u.statement.deadline.as_deref(), Some("2027-03-01"));
+        assert!(warned(&u, budget::STOPPED).is_empty());
+    }
+
+    #[test]
+    fn each_cap_clips_with_one_warning() {
+        let unlimited = Budget::unlimited();
+        let lines = |n: usize, line: &dyn Fn(usize) -> String| (0..n).map(|i| line(i) + "\n").collect::<String>();
+        // Addresses: the first MAX_ADDRESSES, one warning for the rest.
+        let u = run_within(&lines(MAX_ADDRESSES + 10, &|i| format!("Reply to: r{i}@example.org")), &unlimited);
+        assert_eq!(u.statement.reply_to.len(), MAX_ADDRESSES);
+        assert_eq!(warned(&u, "reply-to addresses").len(), 1, "{:?}", u.warnings);
+        let u = run_within(&lines(MAX_ADDRESSES + 10, &|i| format!("Technical contact: t{i}@example.org")), &unlimited);
+        assert_eq!(
+            (u.statement.technical_contacts.len(), u.statement.from_contacts.len()),
+            (MAX_ADDRESSES, MAX_ADDRESSES)
+        );
+        assert_eq!(u.warnings.len(), 2, "{:?}", u.warnings);
+        // Labelled lines.
+        let u = run_within(&lines(MAX_LABELLED_LINES + 10, &|_| "Contact: same@example.org".into()), &unlimited);
+        assert_eq!(u.statement.from_contacts, ["same@example.org"]);
+        assert_eq!(warned(&u, "labelled lines").len(), 1, "{:?}", u.warnings);
+        // Groups, and names looked up.
+        let to = (0..MAX_GROUPS + 10).map(|i| format!("IETF G{i}")).collect::<Vec<_>>().join(", ");
+        let u = run_within(&format!("To: {to}\n"), &unlimited);
+        assert_eq!(u.statement.to_groups.len(), MAX_GROUPS);
+        assert_eq!(u.statement.to_groups[0], "IETF G0");
+        assert_eq!(warned(&u, "addressed groups").len(), 1, "{:?}", u.warnings);
+        let u = run_within(&lines(MAX_GROUPS + 10, &|i| format!("From: Group {i}")), &unlimited);
+        assert_eq!(u.statement.from_groups.len(), MAX_GROUPS);
+        assert_eq!(warned(&u, "sending groups").len(), 1, "{:?}", u.warnings);
+        // Addresses are names that name no group: only the names cap stops them.
+        let u = run_within(
+            &lines(MAX_NAMES / 2 + 10, &|i| format!("From: p{i}@example.org, q{i}@example.org")),
+            &unlimited,
+        );
+        assert!(u.statement.from_groups.is_empty());
+        assert_eq!(warned(&u, "names on From lines").len(), 1, "{:?}", u.warnings);
+        // A value's continuation lines, and the title.
+        let u = run_within(&format!("Title: {}\n", "word ".repeat(MAX_TITLE_CHARS)), &unlimited);
+        let title = u.statement.title.clone().unwrap_or_default();
+        assert!(title.len() <= MAX_TITLE_CHARS && title.ends_with("word"), "{title}");
+        assert_eq!(warned(&u, "title is longer").len(), 1, "{:?}", u.warnings);
+        let u = run_within(
+            &format!("Contact: a@example.org\n{}", lines(500, &|i| format!("p{i}@example.org"))),
+            &unlimited,
+        );
+        assert!(u.statement.from_contacts.len() < 500);
+        assert_eq!(warned(&u, "labelled value is longer").len(), 1, "{:?}", u.warnings);
+        // Document numbers.
+        let ids = (0..MAX_IDENTIFIERS + 5).map(|i| format!("C4-26{i:04}")).collect::<Vec<_>>().join(" ");
+        let u = run_within(&format!("{ids}\n"), &unlimited);
+        assert_eq!(u.statement.other_identifiers.len(), MAX_IDENTIFIERS);
+        assert_eq!(warned(&u, "document numbers").len(), 1, "{:?}", u.warnings);
+    }
+
     #[test]
     fn more_deadline_and_reply_labels() {
         let st = run("s", "a@example.org", "Due date: 03/15/2027\nPlease send any reply to: r@example.org\n");
@@ -828,6 +1156,12 @@ mod tests {
         );
         assert_eq!(emails("j.doe [AT] example [DOT] com"), vec!["j.doe@example.com"]);
         assert!(emails("the meeting (at) noon").is_empty());
+    }
+
+    /// The labelled lines of one text, without a limit.
+    fn labelled(text: &str) -> Vec<(Field, String)> {
+        let mut left = usize::MAX;
+        super::labelled(text, &Budget::unlimited(), &mut left, &mut Clipped::default())
     }
 
     #[test]
