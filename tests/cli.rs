@@ -378,6 +378,73 @@ fn on_a_terminal(args: &[&str]) -> (Option<i32>, String) {
 }
 
 #[test]
+fn a_60_mb_single_line_body_stays_within_its_memory_and_disk_budget() {
+    // Regression (issue 13, medium 6): this message took 660 MB of RSS and grew the database
+    // by 422 MB (its title stored unclipped three times).
+    const BODY: usize = 60 * 1000 * 1000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "l.db", "");
+    let c = config.to_str().expect("utf8");
+    // A database with its schema, so that the growth measured is this message's.
+    let out = liaisond(&["ingest", "--config", c], Some(&sample_message("first", 1)));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let db = dir.path().join("l.db");
+    let before = database_bytes(&db);
+    let mut message = b"From: Jane <jane@sdo.example.org>\r\nTo: statements@ietf.org\r\n\
+        Subject: LS on one long line\r\nMessage-ID: <long@sdo.example.org>\r\n\r\nTitle: "
+        .to_vec();
+    message.extend(std::iter::repeat_n(b'x', BODY));
+    message.extend_from_slice(b"\r\n");
+    // Stored by `ingest`, read by `run --once`: each process within the budget.
+    let budget = 100 * 1024 * 1024 + BODY;
+    for (args, input) in [(&["ingest", "--config", c][..], Some(message)), (&["run", "--once", "--config", c], None)] {
+        let peak = peak_rss(args, input);
+        eprintln!("{}: peak RSS {} MiB (budget {} MiB)", args[0], peak >> 20, budget >> 20);
+        assert!(peak <= budget, "{args:?}: peak RSS {} MiB > {} MiB", peak >> 20, budget >> 20);
+    }
+    let rows = common::stored(&db);
+    assert!(rows.iter().all(|r| r.state != "pending"), "read: {rows:?}");
+    let grown = database_bytes(&db).saturating_sub(before);
+    eprintln!("database grew by {grown} bytes for a message of {} bytes", BODY + 150);
+    assert!(grown <= BODY + 512 * 1024, "the database grew by {grown} bytes for a {BODY}-byte message");
+}
+
+/// Runs liaisond with `args` (and `input` on its standard input) to the end; its peak RSS in
+/// bytes. wait4 gives this child's own (other tests' children run in this process too).
+fn peak_rss(args: &[&str], input: Option<Vec<u8>>) -> usize {
+    let mut child = Command::new(common::BIN)
+        .args(args)
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let writer = child
+        .stdin
+        .take()
+        .zip(input)
+        .map(|(mut stdin, bytes)| std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &bytes)));
+    let mut status = 0;
+    // SAFETY: rusage is plain old data that wait4 fills.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our unwaited child; status and usage point at live values.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4");
+    if let Some(w) = writer {
+        w.join().expect("writer").expect("message written");
+    }
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{args:?} failed: {status}");
+    drop(child);
+    usage.ru_maxrss as usize * 1024
+}
+
+/// The database's size with its write-ahead log.
+fn database_bytes(db: &Path) -> usize {
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len() as usize).unwrap_or(0);
+    size(db) + size(&db.with_extension("db-wal"))
+}
+
+#[test]
 fn status_without_a_database_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), "never.db", "");

@@ -16,6 +16,10 @@ pub const MAX_FORWARD_DEPTH: usize = 10;
 pub const MAX_ATTACHMENTS: usize = 100;
 /// Longest safe file name kept.
 const MAX_FILENAME_CHARS: usize = 200;
+/// The most of one body text kept. Reading uses at most 256 KiB of each text (`read`), so
+/// more is never read; copying a 60 MB body whole (twice, with the line endings) cost 120 MB
+/// of memory for nothing (issue 13).
+pub const MAX_BODY_TEXT_BYTES: usize = 1024 * 1024;
 
 /// One body text, in reading order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +67,15 @@ fn walk(message: &Message<'_>, depth: usize, out: &mut Content) {
                 extract::ExtractLimits::default().max_output_bytes,
             )
         } else {
-            part.text_contents().unwrap_or_default().to_string()
+            let whole = part.text_contents().unwrap_or_default();
+            if whole.len() > MAX_BODY_TEXT_BYTES {
+                out.warnings.push(format!(
+                    "a body text of {} bytes: only its first {} KiB are kept",
+                    whole.len(),
+                    MAX_BODY_TEXT_BYTES / 1024
+                ));
+            }
+            liaisond_model::clip_bytes(whole, MAX_BODY_TEXT_BYTES).to_string()
         };
         if !text.trim().is_empty() {
             // Mail line endings (CRLF) are not part of the text.
