@@ -9,7 +9,7 @@ use std::cell::Cell;
 /// clock read (tens of nanoseconds); a step is a regular expression over a line (a microsecond
 /// or more), so asking every 256 steps costs nothing measurable and answers within a
 /// millisecond or so.
-const CHECK_EVERY: u32 = 256;
+pub const CHECK_EVERY: u32 = 256;
 
 /// The warning a reading that ran out of time carries (shown to the coordinators).
 pub const STOPPED: &str = "reading stopped at the time limit; the fields found before it are kept";

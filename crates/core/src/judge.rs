@@ -139,8 +139,8 @@ mod tests {
     use super::*;
     use crate::parse::Parsed;
 
-    /// How a message is judged with the built-in relationships, trusting `mail.ietf.org`.
-    fn judged(raw: &[u8]) -> Judgement {
+    /// A message read and judged with the built-in relationships, trusting `mail.ietf.org`.
+    fn read_and_judge(raw: &[u8]) -> (Relationships, Parsed, Analysis, Judgement) {
         let rel = Relationships::builtin();
         let identity =
             Identity { trusted_authserv_ids: vec!["mail.ietf.org".into()], ..Identity::from_relationships(&rel) };
@@ -151,24 +151,19 @@ mod tests {
             &|_| Err("no worker in this test".into()),
             &crate::budget::Budget::unlimited(),
         );
-        judge(&parsed.headers, &analysis, &rel, &identity, &NoHistory)
+        let judgement = judge(&parsed.headers, &analysis, &rel, &identity, &NoHistory);
+        (rel, parsed, analysis, judgement)
+    }
+
+    fn judged(raw: &[u8]) -> Judgement {
+        read_and_judge(raw).3
     }
 
     /// What the responder plans for a message judged as in [`judged`].
     fn planned(raw: &[u8]) -> liaisond_model::Plan {
         use crate::respond::{AckPolicy, RecordedMessage, Responder, Templates};
-        let rel = Relationships::builtin();
-        let identity =
-            Identity { trusted_authserv_ids: vec!["mail.ietf.org".into()], ..Identity::from_relationships(&rel) };
-        let parsed = Parsed::new(raw);
-        let analysis = crate::read::read(
-            &parsed,
-            &rel,
-            &|_| Err("no worker in this test".into()),
-            &crate::budget::Budget::unlimited(),
-        );
-        let verdict =
-            judge(&parsed.headers, &analysis, &rel, &identity, &NoHistory).verdict(analysis.sender.as_deref());
+        let (rel, parsed, analysis, judgement) = read_and_judge(raw);
+        let verdict = judgement.verdict(analysis.sender.as_deref());
         let responder = Responder::new(
             AckPolicy::default(),
             std::time::Duration::from_secs(30 * 24 * 3600),

@@ -471,14 +471,18 @@ mod tests {
 
     /// Records message `id` as a statement with [`plan_for`]; `Some(tracking ID)` if recorded.
     fn record(s: &mut Store, id: i64, to: &str, extra: &[DraftKind]) -> Option<Option<String>> {
-        let planner = |ctx: &OutgoingContext<'_>| plan_for(ctx, to, extra);
+        record_planned(s, id, &|ctx: &OutgoingContext<'_>| plan_for(ctx, to, extra))
+    }
+
+    /// Records message `id` as a statement with `planner`; `Some(tracking ID)` if recorded.
+    fn record_planned(s: &mut Store, id: i64, planner: Planner<'_>) -> Option<Option<String>> {
         s.record_judged(
             id,
             &Outcome::Processed,
             &Summary::default(),
             None,
             Some(&|_: &dyn History| judged()),
-            Some(&planner),
+            Some(planner),
         )
         .expect("record")
         .map(|r| r.tracking_id)
@@ -821,15 +825,7 @@ mod tests {
                 plan.drafts[1].about_sender = Some("mallory@evil.example".into());
                 plan
             };
-            s.record_judged(
-                id,
-                &Outcome::Processed,
-                &Summary::default(),
-                None,
-                Some(&|_: &dyn History| judged()),
-                Some(&planner),
-            )
-            .expect("record");
+            record_planned(&mut s, id, &planner);
         }
         assert_eq!(counts(&mut s, "Mallory+x@evil.example").notifications_about_last_day, 2);
         assert_eq!(counts(&mut s, "jane@x.org").notifications_about_last_day, 0, "acknowledgements do not count");
@@ -850,15 +846,7 @@ mod tests {
             plan.drafts[0].receipt = true;
             plan
         };
-        s.record_judged(
-            id,
-            &Outcome::Processed,
-            &Summary::default(),
-            None,
-            Some(&|_: &dyn History| judged()),
-            Some(&planner),
-        )
-        .expect("record");
+        record_planned(&mut s, id, &planner);
         let c = |to_address_last_day, to_domain_last_day, receipts_last_hour, alert_last_hour| AckCounts {
             to_address_last_day,
             to_domain_last_day,
@@ -887,15 +875,7 @@ mod tests {
             seen.set(Some((ctx.counts)("joe@x.org")));
             plan_for(ctx, "joe@x.org", &[DraftKind::Alert])
         };
-        s.record_judged(
-            id,
-            &Outcome::Processed,
-            &Summary::default(),
-            None,
-            Some(&|_: &dyn History| judged()),
-            Some(&planner),
-        )
-        .expect("record");
+        record_planned(&mut s, id, &planner);
         assert_eq!(seen.get(), Some(c(1, 1, 1, false)));
         assert_eq!(counts(&mut s, "joe@x.org"), c(2, 2, 1, true));
         set(&s, s.outbox_rows(&[], 1).expect("rows")[0].id, "created_at", &in_hours(-2));
