@@ -181,6 +181,21 @@ fn workers_are_reused_and_a_failed_one_is_replaced() {
 }
 
 #[test]
+fn a_pdf_the_reader_panics_on_is_an_error_and_the_worker_goes_on() {
+    // Regression (found by tests/fuzz.rs): pdf-extract panics on malformed PDFs (missing
+    // objects and keys, unknown encodings, short operand lists); the worker answered
+    // `panicked` and ended, one process per such attachment. Now each is a malformed PDF.
+    let ex = extractor();
+    for name in ["pdf-no-basefont.pdf", "pdf-unknown-encoding.pdf", "pdf-no-mediabox.pdf", "pdf-operands.pdf"] {
+        let bytes = std::fs::read(common::repo_root().join("fixtures/hostile").join(name)).expect("fixture");
+        let e = ex.extract(Format::Pdf, &bytes).expect_err(name);
+        assert!(e.starts_with("not a valid PDF file: the PDF reader gave up"), "{name}: {e}");
+    }
+    ex.extract(Format::Pdf, &fixture("itu-t-sg15-ls123.pdf")).expect("a good PDF after them");
+    assert_eq!(ex.workers_started(), 1, "one worker served them all");
+}
+
+#[test]
 fn a_worker_that_died_while_idle_is_not_used() {
     let ex = extractor();
     let good = fixture("3gpp-C4-261300.docx");

@@ -137,7 +137,8 @@ pub fn safe_filename(original: Option<&str>, index: usize) -> String {
         .map(|c| if matches!(c, ':' | '*' | '?' | '"' | '<' | '>' | '|') { '_' } else { c })
         .take(MAX_FILENAME_CHARS)
         .collect();
-    let cleaned = cleaned.trim().trim_start_matches('.').trim().to_string();
+    // Dots and spaces together: trimming one and then the other leaves `.` of `. .`.
+    let cleaned = cleaned.trim_start_matches(|c: char| c == '.' || c.is_whitespace()).trim_end().to_string();
     if cleaned.is_empty() { format!("attachment-{index}") } else { cleaned }
 }
 
@@ -159,6 +160,19 @@ mod tests {
         assert_eq!(safe_filename(Some(".hidden"), 1), "hidden");
         assert_eq!(safe_filename(None, 2), "attachment-2");
         assert_eq!(safe_filename(Some(&"x".repeat(500)), 1).len(), 200);
+    }
+
+    #[test]
+    fn a_name_of_dots_and_spaces_is_not_a_directory() {
+        // Regression (found by tests/fuzz.rs): the dots were trimmed before the spaces, so
+        // `. .` left `.` and `. ..` left `..`, the directory and its parent.
+        assert_eq!(safe_filename(Some(". ."), 1), "attachment-1");
+        assert_eq!(safe_filename(Some(". .."), 2), "attachment-2");
+        assert_eq!(safe_filename(Some(" . .profile"), 3), "profile");
+        assert_eq!(safe_filename(Some(".\t. x ."), 4), "x .");
+        let raw = include_bytes!("../../../fixtures/hostile/dot-dot-filename.eml");
+        let names: Vec<String> = content(raw).attachments.into_iter().map(|a| a.filename).collect();
+        assert_eq!(names, ["attachment-1", "attachment-2", "profile"]);
     }
 
     #[test]

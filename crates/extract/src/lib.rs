@@ -229,11 +229,21 @@ pub fn decode_text(bytes: &[u8]) -> Cow<'_, str> {
 
 #[cfg(feature = "documents")]
 fn pdf_text(bytes: &[u8]) -> Result<String, ExtractError> {
-    // pdf-extract panics on some PDFs on purpose; in the daemon this runs in the child
-    // process, where a panic is just a failed extraction.
-    pdf_extract::extract_text_from_mem(bytes)
-        .map(|t| normalise_pdf_text(&t))
-        .map_err(|e| ExtractError::Malformed { kind: "PDF", detail: e.to_string() })
+    // pdf-extract reports much of what it cannot read by panicking (`expect` on a missing
+    // object or key, `assert!` on an operator's operands, a CMap indexed past its end: the
+    // fuzzer, tests/fuzz.rs, finds dozens a minute): that is its way of saying "malformed", so
+    // it is an error here, and the worker goes on serving. It unwinds through nothing but
+    // its own values, which it drops. A panic anywhere else is still the worker's `panicked`
+    // answer, after which it ends.
+    let text = std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem(bytes)).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        ExtractError::Malformed { kind: "PDF", detail: format!("the PDF reader gave up: {message}") }
+    })?;
+    text.map(|t| normalise_pdf_text(&t)).map_err(|e| ExtractError::Malformed { kind: "PDF", detail: e.to_string() })
 }
 
 /// Whether a hyphen at the end of a line (after `before`, which does not include it) is part
@@ -328,6 +338,31 @@ mod tests {
         assert_eq!(normalise_pdf_text("ITU-\nT SG15"), "ITU-\nT SG15\n");
         assert_eq!(normalise_pdf_text("to end-to-\nend QoE"), "to end-to-end QoE\n");
         assert_eq!(normalise_pdf_text("and ietf-\nnetwork-instance (RFC"), "and ietf-network-instance (RFC\n");
+    }
+
+    #[test]
+    #[cfg(feature = "documents")]
+    fn a_pdf_the_reader_gives_up_on_is_an_error_not_a_panic() {
+        // Regression (found by tests/fuzz.rs): pdf-extract panics on each of these (see
+        // fixtures/hostile/README.md), which made the worker answer `panicked` and end.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/hostile");
+        let mut pdfs: Vec<_> = std::fs::read_dir(dir)
+            .expect("fixtures/hostile")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "pdf"))
+            .collect();
+        pdfs.sort();
+        assert_eq!(pdfs.len(), 6, "{pdfs:?}");
+        for pdf in pdfs {
+            let bytes = std::fs::read(&pdf).expect("fixture");
+            let result = std::panic::catch_unwind(|| extract_text(Format::Pdf, &bytes, &ExtractLimits::default()));
+            match result {
+                Ok(Err(ExtractError::Malformed { kind: "PDF", detail })) => {
+                    assert!(detail.starts_with("the PDF reader gave up: "), "{}: {detail}", pdf.display());
+                }
+                other => panic!("{}: {other:?}", pdf.display()),
+            }
+        }
     }
 
     #[test]
