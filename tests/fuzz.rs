@@ -55,6 +55,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use liaisond::isolate::{Extractor, Isolation};
+use liaisond_core::budget::Budget;
 use liaisond_core::judge::{Identity, judge};
 use liaisond_core::parse::Parsed;
 use liaisond_core::read::Analysis;
@@ -91,10 +92,13 @@ const CFB_MAGIC: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
 /// HTML); every other attachment is an error, as a failed worker would make it.
 fn read_message(parsed: &Parsed, rel: &Relationships) -> Analysis {
     let limits = ExtractLimits::default();
-    liaisond_core::read::read(parsed, rel, &|part| match read_in_process(part.format, &part.bytes, &limits) {
-        Some(read) => read.map_err(|e| e.to_string()),
-        None => Err("not read in process by the fuzzer".into()),
-    })
+    // No time limit: the fuzzer times each input itself, and a slow path must show.
+    let attachment_text =
+        |part: &liaisond_core::content::AttachmentPart| match read_in_process(part.format, &part.bytes, &limits) {
+            Some(read) => read.map_err(|e| e.to_string()),
+            None => Err("not read in process by the fuzzer".into()),
+        };
+    liaisond_core::read::read(parsed, rel, &attachment_text, &Budget::unlimited())
 }
 
 /// The statement's fields from a subject, a sender and texts.
@@ -106,7 +110,8 @@ fn understand_texts(
 ) -> understand::Understood {
     let sources: Vec<understand::Source<'_>> =
         texts.iter().map(|(name, text)| understand::Source { name, text }).collect();
-    understand::understand(&understand::Input { subject, sender, texts: &sources }, rel)
+    let budget = Budget::unlimited();
+    understand::understand(&understand::Input { subject, sender, texts: &sources, budget: &budget }, rel)
 }
 
 // ---------------------------------------------------------------------------------------
