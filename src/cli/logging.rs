@@ -29,15 +29,34 @@ pub(super) fn init(default_level: &str) {
     if stderr_is_the_journal()
         && let Ok(journal) = tracing_journald::layer()
     {
-        let journal = journal.with_syslog_identifier("liaisond".to_string());
+        let journal = journal.with_syslog_identifier("liaisond".to_string()).with_priority_mappings(priorities());
         let _ = registry.with(journal).try_init();
         return;
     }
     // Logs go to stderr (in a terminal, a pipe, or the journal as plain lines); stdout is for
     // command output.
-    let stderr =
-        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
+    let colour = std::io::stderr().is_terminal() && !no_color(std::env::var_os("NO_COLOR").as_deref());
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour);
     let _ = registry.with(stderr).try_init();
+}
+
+/// syslog(3) priorities as a Debian daemon's operator expects them: what happens to each
+/// message at info (6), problems at warning (4) and error (3). tracing-journald's default puts
+/// info at notice (5), so `journalctl -p notice` would list every message.
+fn priorities() -> tracing_journald::PriorityMappings {
+    use tracing_journald::Priority;
+    tracing_journald::PriorityMappings {
+        error: Priority::Error,
+        warn: Priority::Warning,
+        info: Priority::Informational,
+        debug: Priority::Debug,
+        trace: Priority::Debug,
+    }
+}
+
+/// Whether `NO_COLOR` (no-color.org) asks for no colours: set and not empty.
+fn no_color(value: Option<&std::ffi::OsStr>) -> bool {
+    value.is_some_and(|v| !v.is_empty())
 }
 
 /// Whether stderr is the journal's stream: systemd.exec(5) says a service whose stderr goes to
@@ -60,4 +79,24 @@ fn stderr_is_the_journal() -> bool {
         return false;
     };
     std::fs::File::from(fd).metadata().is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_priorities_are_a_daemons() {
+        // Regression (issue 16): every per-message line was notice (5).
+        let p = priorities();
+        let digit = |p: tracing_journald::Priority| (p as u8 - b'0');
+        assert_eq!([digit(p.error), digit(p.warn), digit(p.info), digit(p.debug)], [3, 4, 6, 7]);
+    }
+
+    #[test]
+    fn no_color_is_honoured_when_set_and_not_empty() {
+        assert!(no_color(Some(std::ffi::OsStr::new("1"))));
+        assert!(!no_color(Some(std::ffi::OsStr::new(""))), "no-color.org: an empty value does not count");
+        assert!(!no_color(None));
+    }
 }
