@@ -936,8 +936,22 @@ impl Validator<'_> {
             c.push(self.resolve(name));
             c
         };
+        let mut tried = Vec::new();
         for path in &candidates {
-            if let Ok(text) = std::fs::read_to_string(path) {
+            let text = match std::fs::read_to_string(path) {
+                Ok(text) => text,
+                Err(e) => {
+                    // Say why: a missing file and one the service may not read need different fixes.
+                    let why = match e.kind() {
+                        std::io::ErrorKind::NotFound => "no such file".to_string(),
+                        std::io::ErrorKind::PermissionDenied => "permission denied to this user".to_string(),
+                        _ => e.to_string(),
+                    };
+                    tried.push(format!("{}: {why}", path.display()));
+                    continue;
+                }
+            };
+            {
                 // One trailing newline is what `echo secret > file` writes; it is not part of it.
                 let value = text.strip_suffix('\n').unwrap_or(&text);
                 let value = value.strip_suffix('\r').unwrap_or(value);
@@ -948,8 +962,7 @@ impl Validator<'_> {
                 return Ok(Some((Secret::new(value), format!("file {}", path.display()))));
             }
         }
-        let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-        Err(self.err(&at("password_file"), format!("cannot read the password file (tried {})", tried.join(", "))))
+        Err(self.err(&at("password_file"), format!("cannot read the password file ({})", tried.join("; "))))
     }
 
     /// `time_zone`, `[reminders]` and `[digest]`.
@@ -1298,7 +1311,7 @@ after_commit = "leave"
             for text in [table, inline] {
                 let e = load(&text, d.path()).expect_err("a password is a string");
                 assert!(!e.to_string().contains(value), "{e}");
-                assert!(e.message.starts_with("invalid type"), "{e}");
+                assert!(e.message.contains("`smtp.password`: invalid type"), "{e}");
             }
         }
     }
@@ -1350,6 +1363,18 @@ after_commit = "leave"
                 .expect_err("not a count");
             assert_eq!(e.line, Some(11), "{e}");
         }
+    }
+
+    #[test]
+    fn a_type_error_names_its_key() {
+        // Regression (issue 16): serde's "invalid type" came with a line but no key.
+        let d = dir_with_maildir();
+        let e = load(&format!("{MINIMAL}\n[acknowledgements]\nper_hour = \"many\"\n"), d.path()).expect_err("type");
+        assert_eq!(e.key.as_deref(), Some("acknowledgements.per_hour"), "{e}");
+        assert!(e.message.starts_with("`acknowledgements.per_hour`: invalid type"), "{e}");
+        let text = imap_block("tls = \"implicit\"\nport = \"993\"\n");
+        let e = load(&text, d.path()).expect_err("type");
+        assert_eq!((e.key.as_deref(), e.line), (Some("imap[0].port"), Some(11)), "{e}");
     }
 
     #[test]
@@ -1410,6 +1435,12 @@ after_commit = "leave"
         let text = imap_block("tls = \"implicit\"\n").replace("password = \"secret\"", "password_file = \"missing\"");
         let e = load(&text, d.path()).expect_err("missing file");
         assert_eq!(e.key.as_deref(), Some("imap[0].password_file"));
+        // Regression (issue 16): it did not say why.
+        assert!(e.message.contains("missing: no such file"), "{e}");
+        let text = imap_block("tls = \"implicit\"\n").replace("password = \"secret\"", "password_file = \"a-dir\"");
+        std::fs::create_dir(d.path().join("a-dir")).expect("dir");
+        let e = load(&text, d.path()).expect_err("a directory");
+        assert!(e.message.contains("a-dir: "), "{e}");
 
         let text = imap_block("tls = \"implicit\"\npassword_file = \"pw\"\n");
         let e = load(&text, d.path()).expect_err("two sources");
@@ -1533,7 +1564,7 @@ after_commit = "leave"
         let c = load(&text, d.path()).unwrap_or_else(|e| panic!("example config: {e}"));
         assert_eq!(c.imap.len(), 1);
         assert_eq!(c.imap[0].after_commit, AfterCommit::Move("Processed".into()));
-        assert_eq!(c.maildir.len(), 1);
+        assert!(c.maildir.is_empty(), "the Maildir section is an example, commented out");
         Config::load(&root.join("config/demo.toml")).unwrap_or_else(|e| panic!("demo config: {e}"));
     }
 

@@ -164,6 +164,19 @@ fn check_config_summarises_without_secrets_and_locates_errors() {
         text(&out.stdout)
     );
 
+    // Regression (issue 16): "valid" came before a bad template was found.
+    let templates = dir.path().join("templates");
+    std::fs::create_dir_all(&templates).expect("templates");
+    for (name, _, text) in liaisond_core::respond::TEMPLATE_FILES {
+        std::fs::write(templates.join(name), text).expect("template");
+    }
+    std::fs::write(templates.join("ack.txt"), "Subject: {{no_such_value}}\n\nx\n").expect("bad template");
+    let with_templates = write_config(dir.path(), "l.db", "\n[templates]\ndirectory = \"templates\"\n");
+    let out = liaisond(&["check-config", "--config", with_templates.to_str().expect("utf8")], None);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains("valid"), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("ack.txt"), "{}", text(&out.stderr));
+
     let bad = write_config(dir.path(), "l.db", "\n[[imap]]\nname = \"x\"\nhots = \"typo\"\n");
     let out = liaisond(&["check-config", "--config", bad.to_str().expect("utf8")], None);
     assert_eq!(out.status.code(), Some(78), "EX_CONFIG");
@@ -174,6 +187,19 @@ fn check_config_summarises_without_secrets_and_locates_errors() {
     let out = liaisond(&["check-config", "--config", "/nonexistent/liaisond.toml"], None);
     assert_eq!(out.status.code(), Some(78));
     assert!(text(&out.stderr).contains("/nonexistent/liaisond.toml"));
+}
+
+#[test]
+fn the_example_config_passes_check_config_with_its_password_file() {
+    // Regression (issue 16): copied as the README says, with its password file next to it,
+    // the example failed check-config (its Maildir section named a folder that is not there).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("liaisond.toml");
+    std::fs::copy(repo_root().join("config/liaisond.example.toml"), &config).expect("copy");
+    std::fs::write(dir.path().join("imap-password"), "the IMAP password\n").expect("password");
+    let out = liaisond(&["check-config", "--config", config.to_str().expect("utf8")], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(": valid"), "{}", text(&out.stdout));
 }
 
 #[test]

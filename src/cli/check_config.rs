@@ -6,7 +6,11 @@ use super::EX_OK;
 use crate::config::{AfterCommit, Config, MaildirAfter, TlsMode};
 
 pub(super) fn check_config(config: Config) -> anyhow::Result<u8> {
+    // Everything the daemon would refuse to start with is checked before "valid" is said
+    // (issue 16: a bad template was found after it).
     let relationships = config.load_relationships()?;
+    config.responder(&relationships)?;
+    crate::daemon::transport(&config)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}: valid", config.path.display())?;
     for exposed in config.exposed_secrets() {
@@ -77,8 +81,6 @@ pub(super) fn check_config(config: Config) -> anyhow::Result<u8> {
     if config.imap.is_empty() && config.maildir.is_empty() {
         writeln!(out, "no sources: only `liaisond ingest` will bring messages")?;
     }
-    config.responder(&relationships)?;
-    crate::daemon::transport(&config)?;
     writeln!(
         out,
         "templates: {} (valid)",

@@ -89,7 +89,7 @@ mod tests {
     fn journal_priorities_are_a_daemons() {
         // Regression (issue 16): every per-message line was notice (5).
         let p = priorities();
-        let digit = |p: tracing_journald::Priority| (p as u8 - b'0');
+        let digit = |p: tracing_journald::Priority| p as u8 - b'0';
         assert_eq!([digit(p.error), digit(p.warn), digit(p.info), digit(p.debug)], [3, 4, 6, 7]);
     }
 

@@ -43,7 +43,49 @@ pub fn syntax_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError
     {
         message = hide_quoted(&message);
     }
-    ConfigError { file: path.to_path_buf(), line, column, key: None, message }
+    // A type error (`per_hour = "x"`) is about one key: name it, as a validation error does.
+    let key = e.span().and_then(|span| key_at(text, span.start));
+    if let Some(k) = &key {
+        message = format!("`{k}`: {message}");
+    }
+    ConfigError { file: path.to_path_buf(), line, column, key, message }
+}
+
+/// The dotted key (`imap[0].port`) whose value holds byte `offset`, when the text parses as
+/// TOML (a type error: the syntax was fine).
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    // The deepest value holding `offset`: a child first, else the table or array itself.
+    fn within(value: &toml::Spanned<toml::de::DeValue<'_>>, offset: usize, path: &mut String) -> bool {
+        let child = match value.get_ref() {
+            toml::de::DeValue::Table(table) => table.iter().any(|(k, v)| {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k.get_ref());
+                if within(v, offset, path) {
+                    return true;
+                }
+                path.truncate(len);
+                false
+            }),
+            toml::de::DeValue::Array(items) => items.iter().enumerate().any(|(i, v)| {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                if within(v, offset, path) {
+                    return true;
+                }
+                path.truncate(len);
+                false
+            }),
+            _ => false,
+        };
+        child || value.span().contains(&offset)
+    }
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let mut path = String::new();
+    let root = toml::Spanned::new(0..text.len(), toml::de::DeValue::Table(doc.into_inner()));
+    (within(&root, offset, &mut path) && !path.is_empty()).then_some(path)
 }
 
 /// Whether the line up to `offset` names a password key (`password = …`, `{ password = … }`).
