@@ -461,7 +461,20 @@ impl Config {
         Config::parse(text, path, false)
     }
 
+    /// Reads a configuration for a command that logs in nowhere (`status`, `statements done`,
+    /// ...: all but `run`, `check-config` and `doctor`): the whole file is validated, but no
+    /// password is read (the password files may be root's, as systemd credentials are). The
+    /// passwords of the result are empty.
+    pub fn load_without_secrets(path: &Path) -> Result<Config, ConfigError> {
+        let text = read(path)?;
+        Config::parse_with(&text, path, true, false)
+    }
+
     fn parse(text: &str, path: &Path, with_sources: bool) -> Result<Config, ConfigError> {
+        Config::parse_with(text, path, with_sources, true)
+    }
+
+    fn parse_with(text: &str, path: &Path, with_sources: bool, read_secrets: bool) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(text, path, &e))?;
         let mut raw = raw;
         if !with_sources {
@@ -471,8 +484,13 @@ impl Config {
             // need not read the SMTP password either.
             raw.smtp = None;
         }
-        let v =
-            Validator { text, path, base: path.parent().unwrap_or(Path::new(".")), secret_files: Default::default() };
+        let v = Validator {
+            text,
+            path,
+            base: path.parent().unwrap_or(Path::new(".")),
+            secret_files: Default::default(),
+            read_secrets,
+        };
         v.validate(raw)
     }
 
@@ -580,6 +598,8 @@ struct Validator<'a> {
     base: &'a Path,
     /// The files a password was read from (the configuration itself for an inline one).
     secret_files: std::cell::RefCell<Vec<PathBuf>>,
+    /// Whether `password_file` and `password_env` are read (not for read-only commands).
+    read_secrets: bool,
 }
 
 impl Validator<'_> {
@@ -912,6 +932,9 @@ impl Validator<'_> {
                     self.err(&at("password_file"), "give only one of `password_file`, `password_env`, `password`")
                 );
             }
+        }
+        if !self.read_secrets {
+            return Ok(Some((Secret::new(String::new()), "not read (a read-only command)".into())));
         }
         if let Some(p) = inline {
             self.secret_files.borrow_mut().push(self.path.to_path_buf());

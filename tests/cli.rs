@@ -203,6 +203,75 @@ fn the_example_config_passes_check_config_with_its_password_file() {
 }
 
 #[test]
+fn read_only_commands_need_no_password_and_never_migrate() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // Issue 16: every command read the password files and migrated the database, so the
+    // service's user could not list statements when the passwords are root's (systemd
+    // credentials), and a new binary's `status` migrated under the running daemon.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let imap = "\n[[imap]]\nname = \"main\"\nhost = \"imap.example.org\"\ntls = \"implicit\"\n\
+                username = \"liaison\"\npassword_file = \"/root-only/pw\"\nafter_commit = \"leave\"\n";
+    let config = write_config(dir.path(), "state/l.db", imap);
+    let c = config.to_str().expect("utf8");
+    let out = liaisond(&["ingest", "--config", c], Some(&sample_message("ro", 1)));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // The service's user (here `nobody`) owns the state; the password is not readable to it.
+    let nobody = 65534;
+    for path in [dir.path().to_path_buf(), dir.path().join("state"), dir.path().join("maildir"), config.clone()] {
+        std::os::unix::fs::chown(&path, Some(nobody), Some(nobody)).expect("chown");
+    }
+    for entry in std::fs::read_dir(dir.path().join("state")).expect("state") {
+        std::os::unix::fs::chown(entry.expect("entry").path(), Some(nobody), Some(nobody)).expect("chown");
+    }
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let as_nobody = |args: &[&str]| {
+        Command::new(common::BIN).args(args).uid(nobody).gid(nobody).env_clear().output().expect("run as nobody")
+    };
+    for args in [
+        &["status", "--config", c][..],
+        &["statements", "list", "--config", c],
+        &["messages", "quarantined", "--config", c],
+        &["outbox", "list", "--config", c],
+    ] {
+        let out = as_nobody(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out.stderr));
+    }
+    // A command that logs in still needs the password, and says why it cannot read it.
+    let out = as_nobody(&["check-config", "--config", c]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(text(&out.stderr).contains("/root-only/pw: no such file"), "{}", text(&out.stderr));
+
+    // An older schema: `status` says to migrate and leaves the version alone; `migrate` does it.
+    let db = dir.path().join("state/l.db");
+    {
+        // The database as schema 5 left it: what migration 6 adds, taken away. (When schema 7
+        // comes, this becomes "what 7 adds".)
+        assert_eq!(liaisond_store::SCHEMA_VERSION, 6, "rebuild the previous schema here");
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        conn.execute_batch(
+            "DROP INDEX outbox_ack_key; DROP INDEX outbox_ack_domain; DROP INDEX outbox_about_sender;
+             ALTER TABLE outbox DROP COLUMN ack_key; ALTER TABLE outbox DROP COLUMN ack_domain;
+             ALTER TABLE outbox DROP COLUMN ack_receipt; ALTER TABLE outbox DROP COLUMN about_sender;
+             PRAGMA user_version = 5;",
+        )
+        .expect("schema 5");
+    }
+    // Neither a command that reads nor one that changes a statement migrates it.
+    for args in [&["status", "--config", c][..], &["statements", "done", "1", "--config", c]] {
+        let out = liaisond(args, None);
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        assert!(text(&out.stderr).contains("liaisond migrate"), "{args:?}: {}", text(&out.stderr));
+        assert_eq!(liaisond_store::Store::schema_version_at(&db).expect("version"), Some(5), "{args:?}");
+    }
+    let out = liaisond(&["migrate", "--config", c], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("migrated from schema 5"), "{}", text(&out.stdout));
+    let backup = liaisond_store::migration_backup(&db, liaisond_store::SCHEMA_VERSION);
+    assert_eq!(liaisond_store::Store::schema_version_at(&backup).expect("backup"), Some(5));
+}
+
+#[test]
 fn maildir_files_move_to_cur_and_status_reports_counts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), "l.db", "");

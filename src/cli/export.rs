@@ -8,7 +8,7 @@ use clap::ValueEnum;
 
 use super::output::{date_of, parse_date, today};
 use super::statements::{Filter, StateFilter};
-use super::{EX_OK, open_read_only};
+use super::{EX_OK, open_read_only, with_config};
 use crate::config::Config;
 use liaisond_model::Statement;
 use liaisond_store::StatementRecord;
@@ -36,7 +36,7 @@ enum Format {
 
 pub(super) fn run(args: ExportArgs) -> u8 {
     let ExportArgs { config, format, open, since } = args;
-    super::with_config(&config.config, |c| {
+    with_config(&config.config, |c| {
         let since = since.as_deref().map(|s| parse_date("--since", s)).transpose()?;
         let filter = Filter { state: open.then_some(StateFilter::Open), since, ..Filter::default() };
         export(c, &filter, format)

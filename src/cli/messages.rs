@@ -24,7 +24,7 @@ use liaisond_store::Requeue;
 use crate::db::Db;
 
 pub(super) fn quarantined(config: Config, json: bool) -> anyhow::Result<u8> {
-    let store = open_existing(&config)?;
+    let store = super::open_read_only(&config)?;
     let rows = store.quarantined_messages()?;
     drop(store);
     let mut out = output::stdout();
@@ -122,7 +122,7 @@ pub(super) fn reprocess(config: Config, id: Option<i64>, by: &str) -> anyhow::Re
 }
 
 pub(super) fn show(config: Config, id: i64) -> anyhow::Result<u8> {
-    let store = open_existing(&config)?;
+    let store = super::open_read_only(&config)?;
     let Some(message) = store.message_summary(id)? else {
         return Err(output::Refused::NotFound(format!("there is no message {id}")).into());
     };
@@ -160,7 +160,7 @@ pub(super) fn attachment(config: Config, id: i64, number: usize, output: Option<
         )
         .into());
     }
-    let store = open_existing(&config)?;
+    let store = super::open_read_only(&config)?;
     let recorded = store.attachments(id)?;
     let Some(want) = number.checked_sub(1).and_then(|i| recorded.get(i)) else {
         let why = format!("message {id} has {} recorded attachment(s); there is no number {number}", recorded.len());

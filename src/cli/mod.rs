@@ -121,6 +121,12 @@ enum Command {
         #[command(subcommand)]
         action: statements::StatementsCommand,
     },
+    /// Bring the database to this liaisond's schema, after a backup next to it (the daemon
+    /// does the same when it starts). The read-only commands never migrate.
+    Migrate {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Write a consistent copy of the database while the daemon runs (SQLite's VACUUM INTO),
     /// then check the copy. DEST must not exist.
     Backup {
@@ -249,7 +255,8 @@ pub fn main() -> ExitCode {
         // socket) is a failure, so that systemd restarts it.
         Command::Run { config, once } => config_then(&config.config, false, |c| run::run(c, once)),
         Command::Ingest { config } => ingest::ingest(&config.config),
-        Command::CheckConfig { config } => with_config(&config.config, check_config::check_config),
+        // It checks that each password can be read.
+        Command::CheckConfig { config } => config_then(&config.config, true, check_config::check_config),
         Command::Doctor { config } => crate::cli::doctor::main(&config.config),
         Command::Status { config, json } => with_config(&config.config, |c| status::status(c, json)),
         Command::Parse { config, messages } => parse::parse(config.as_deref(), &messages),
@@ -279,6 +286,8 @@ pub fn main() -> ExitCode {
         Command::Export(args) => export::run(args),
         Command::Relationships { action } => relationships::run(action),
         Command::Backup { config, dest } => with_config(&config.config, |c| backup::backup(c, &dest)),
+        // The database is all it touches: no password is read (as for `ingest`).
+        Command::Migrate { config } => load_then(Config::load_store_only(&config.config), false, migrate),
         Command::ExtractText => crate::isolate::worker_main(),
     };
     ExitCode::from(code)
@@ -297,14 +306,39 @@ fn limit_malloc_arenas() {
     }
 }
 
+/// For a command that does not log in to a server (all but `run`, `check-config` and `doctor`):
+/// the configuration without its passwords ([`Config::load_without_secrets`]), so that the
+/// service's user runs it without access to the password files (systemd credentials, root's).
 fn with_config(path: &Path, f: impl FnOnce(Config) -> anyhow::Result<u8>) -> u8 {
-    config_then(path, true, f)
+    load_then(Config::load_without_secrets(path), true, f)
+}
+
+/// `liaisond migrate`: brings the database to this binary's schema (with a backup first, as
+/// the daemon's start does). The only command besides `run` and `ingest` that migrates.
+fn migrate(config: Config) -> anyhow::Result<u8> {
+    let before = Store::schema_version_at(&config.database)?;
+    let store = Store::open(&config.database, config.busy_timeout)?;
+    let after = store.schema_version()?;
+    match before {
+        Some(b) if b < after => println!("{}: migrated from schema {b} to {after}", config.database.display()),
+        Some(_) => println!("{}: already at schema {after}", config.database.display()),
+        None => println!("{}: created at schema {after}", config.database.display()),
+    }
+    Ok(EX_OK)
 }
 
 /// Loads the configuration, runs `f`, maps its error to an exit code. With `pipe_closed_is_ok`,
 /// a write into a closed pipe (`| head`) ends quietly with 0.
 fn config_then(path: &Path, pipe_closed_is_ok: bool, f: impl FnOnce(Config) -> anyhow::Result<u8>) -> u8 {
-    match Config::load(path) {
+    load_then(Config::load(path), pipe_closed_is_ok, f)
+}
+
+fn load_then(
+    loaded: Result<Config, liaisond_model::ConfigError>,
+    pipe_closed_is_ok: bool,
+    f: impl FnOnce(Config) -> anyhow::Result<u8>,
+) -> u8 {
+    match loaded {
         Err(e) => {
             eprintln!("liaisond: invalid configuration: {e}");
             EX_CONFIG
@@ -352,7 +386,7 @@ fn open_existing(config: &Config) -> anyhow::Result<Store> {
     if !config.database.exists() {
         anyhow::bail!("no database at {} yet (has liaisond run?)", config.database.display());
     }
-    Ok(Store::open(&config.database, config.busy_timeout)?)
+    Ok(Store::open_current(&config.database, config.busy_timeout)?)
 }
 
 /// The database for reading only: nothing is created, migrated or written.

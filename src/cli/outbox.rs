@@ -14,7 +14,7 @@ pub(super) fn list(config: Config, states: &[String], limit: usize, json: bool) 
             return Err(output::Refused::Usage(why).into());
         }
     }
-    let store = open_existing(&config)?;
+    let store = super::open_read_only(&config)?;
     let states: Vec<&str> = states.iter().map(String::as_str).collect();
     let rows = store.outbox_rows(&states, limit)?;
     let mut out = output::stdout();

@@ -52,7 +52,7 @@ pub(super) fn run(command: RelationshipsCommand) -> u8 {
 
 fn managers(config: Config, json: bool) -> anyhow::Result<u8> {
     let rel = config.load_relationships()?;
-    let recorded = open_existing(&config)?.check_ins()?;
+    let recorded = super::open_read_only(&config)?.check_ins()?;
     let all = liaisond_core::follow::check_ins(&rel, &recorded, today(&config), config.follow.check_in_after);
     let mut out = output::stdout();
     for c in &all {

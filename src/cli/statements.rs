@@ -257,7 +257,7 @@ fn record_json(r: &StatementRecord, today: Date) -> anyhow::Result<serde_json::V
 }
 
 fn list(config: Config, filter: &Filter, json: bool) -> anyhow::Result<u8> {
-    let store = open_existing(&config)?;
+    let store = super::open_read_only(&config)?;
     let today = today(&config);
     let records = filter.apply(store.statement_records()?, today);
     drop(store);
@@ -299,7 +299,7 @@ fn list(config: Config, filter: &Filter, json: bool) -> anyhow::Result<u8> {
 }
 
 fn show(config: Config, reference: &str, json: bool) -> anyhow::Result<u8> {
-    let store = open_existing(&config)?;
+    let store = super::open_read_only(&config)?;
     let today = today(&config);
     let r = find(&store, reference)?;
     let reading = store.reading(r.message)?;

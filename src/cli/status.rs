@@ -2,11 +2,11 @@
 
 use std::io::Write;
 
-use super::{EX_OK, open_existing};
+use super::{EX_OK, open_read_only};
 use crate::config::Config;
 
 pub(super) fn status(config: Config, json: bool) -> anyhow::Result<u8> {
-    let store = open_existing(&config)?;
+    let store = open_read_only(&config)?;
     let status = store.status(10)?;
     let mut out = super::output::stdout();
     if json {

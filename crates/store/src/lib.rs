@@ -270,6 +270,31 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+/// Where the copy taken before migrating `database` to schema `version` goes.
+pub fn migration_backup(database: &Path, version: i64) -> PathBuf {
+    let mut name = database.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".before-schema-{version}"));
+    database.with_file_name(name)
+}
+
+/// Removes the copies taken before earlier migrations of `database`, all but `keep`.
+fn remove_older_backups(database: &Path, keep: &Path) {
+    let (Some(dir), Some(stem)) = (database.parent(), database.file_name().and_then(|n| n.to_str())) else {
+        return;
+    };
+    let prefix = format!("{stem}.before-schema-");
+    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let ours = entry.file_name().to_str().is_some_and(|n| n.starts_with(&prefix));
+        if ours && path.file_name() != keep.file_name() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -300,7 +325,7 @@ pub enum StoreError {
     TooNew { path: PathBuf, found: i64, known: i64 },
     #[error(
         "database {path} has schema version {found}, older than this liaisond's ({known}); \
-         start the daemon (`liaisond run`) once to migrate it"
+         run `liaisond migrate` (or start the daemon) to migrate it, after a backup"
     )]
     Outdated { path: PathBuf, found: i64, known: i64 },
     #[error("another liaisond already runs against {path} (lock file {lock} is held)")]
@@ -762,6 +787,27 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens an existing database to change it from an operator's command (`statements done`,
+    /// `outbox retry`, ...): nothing is created or migrated, and a database of another schema
+    /// version is refused (only the daemon, `ingest` and `liaisond migrate` migrate).
+    pub fn open_current(path: &Path, busy_timeout: Duration) -> Result<Store, StoreError> {
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|source| StoreError::Sqlite { path: path.to_path_buf(), source })?;
+        let store = Store { conn, path: path.to_path_buf() };
+        store.conn.busy_timeout(busy_timeout).map_err(|e| store.err(e))?;
+        let found = store.schema_version()?;
+        let (path, known) = (path.to_path_buf(), SCHEMA_VERSION);
+        match found.cmp(&SCHEMA_VERSION) {
+            std::cmp::Ordering::Greater => Err(StoreError::TooNew { path, found, known }),
+            std::cmp::Ordering::Less => Err(StoreError::Outdated { path, found, known }),
+            std::cmp::Ordering::Equal => {
+                store.configure(busy_timeout).map_err(|e| store.err(e))?;
+                Ok(store)
+            }
+        }
+    }
+
     /// Opens an existing database for reading only (`liaisond export`): nothing is created,
     /// migrated or set, and a database of another schema version is refused.
     pub fn open_read_only(path: &Path, busy_timeout: Duration) -> Result<Store, StoreError> {
@@ -826,6 +872,17 @@ impl Store {
         if found == SCHEMA_VERSION {
             return Ok(());
         }
+        // An existing database is copied before it changes: `<file>.before-schema-N`, next to
+        // it, 0600, kept until the next migration succeeds (the one before is then removed).
+        let backup = (found > 0).then(|| migration_backup(&self.path, SCHEMA_VERSION));
+        if let Some(b) = &backup {
+            match self.backup_into(b) {
+                // Another process opening the database at the same time took it (each copy
+                // is a snapshot from before any migration: WAL readers see the old schema).
+                Err(StoreError::File { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {}
+                other => other?,
+            }
+        }
         self.in_transaction(|tx| {
             // Read again under the write lock: a daemon and `liaisond ingest` starting together
             // both saw the old version above, and the second must not apply the migrations twice.
@@ -842,7 +899,22 @@ impl Store {
                 params![now_utc(), format!("from version {found} to {SCHEMA_VERSION}")],
             )?;
             Ok(())
-        })
+        })?;
+        if let Some(keep) = &backup {
+            remove_older_backups(&self.path, keep);
+        }
+        Ok(())
+    }
+
+    /// The schema version of the database at `path` without opening it for writing: `None`
+    /// when there is no file yet.
+    pub fn schema_version_at(path: &Path) -> Result<Option<i64>, StoreError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let err = |source| StoreError::Sqlite { path: path.to_path_buf(), source };
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(err)?;
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map(Some).map_err(err)
     }
 
     /// The schema version of the open database.
@@ -1691,6 +1763,28 @@ mod tests {
                 s.status(50).expect("status").last_events.iter().filter(|e| e.kind == "schema_migrated").count();
             assert_eq!(migrated, 1, "round {round}");
         }
+    }
+
+    #[test]
+    fn a_migration_is_preceded_by_a_backup_kept_until_the_next() {
+        // Issue 16: a new binary migrated in place with no way back.
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("b.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(MIGRATIONS[0]).expect("v1 schema");
+            conn.pragma_update(None, "user_version", 1).expect("version");
+        }
+        let older = d.path().join("b.db.before-schema-1");
+        std::fs::write(&older, b"an earlier backup").expect("older backup");
+        assert_eq!(Store::schema_version_at(&path).expect("version"), Some(1));
+        drop(Store::open(&path, Duration::from_secs(1)).expect("migrate"));
+        let backup = migration_backup(&path, SCHEMA_VERSION);
+        assert_eq!(Store::schema_version_at(&backup).expect("backup"), Some(1), "the copy is from before");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&backup).expect("meta").permissions().mode() & 0o777, 0o600);
+        assert!(!older.exists(), "the backup before the one kept is removed");
+        assert_eq!(Store::schema_version_at(&d.path().join("none.db")).expect("none"), None);
     }
 
     #[test]
