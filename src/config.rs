@@ -76,6 +76,14 @@ struct RawConfig {
     reminders: RawReminders,
     #[serde(default)]
     digest: RawDigest,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    textfile: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -255,6 +263,9 @@ pub struct Config {
     pub templates: Option<PathBuf>,
     /// Reminders, digests and the time zone they are planned in.
     pub follow: FollowConfig,
+    /// Where the daemon writes its OpenMetrics text every minute (`[metrics] textfile`), for
+    /// node_exporter's textfile collector.
+    pub metrics_textfile: Option<PathBuf>,
 }
 
 /// When reminders and digests go out.
@@ -872,6 +883,16 @@ impl Validator<'_> {
         };
         Ok(Config {
             follow,
+            metrics_textfile: match &raw.metrics.textfile {
+                None => None,
+                Some(p) if !p.ends_with(".prom") => {
+                    return Err(self.err(
+                        &[Seg::Key("metrics"), Seg::Key("textfile")],
+                        "must end in .prom (node_exporter's textfile collector reads only those)",
+                    ));
+                }
+                Some(p) => Some(self.resolve(p)),
+            },
             smtp,
             outbox,
             acknowledgements,

@@ -20,6 +20,7 @@ pub mod daemon;
 pub mod db;
 pub mod ingest;
 pub mod isolate;
+pub mod metrics;
 pub mod outbox;
 pub mod reader;
 pub mod sources;

@@ -303,7 +303,35 @@ fn maildir_files_move_to_cur_and_status_reports_counts() {
     assert!(status.contains("last successful poll 20"), "{status}");
     let out = liaisond(&["status", "--json", "--config", c], None);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(json["messages"], 4);
+    // Issue 16: one object, counts keyed by state, whether the daemon runs.
+    assert_eq!(json["messages"]["total"], 4);
+    assert_eq!(json["messages"]["by_state"]["processed"], 3, "{json:#}");
+    assert_eq!(json["daemon_running"], false);
+    assert!(json["sources"][0]["last_poll_ok"].is_string(), "{json:#}");
+
+    // OpenMetrics, as a monitoring system reads it.
+    let out = liaisond(&["status", "--format", "openmetrics", "--config", c], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let exposition = openmetrics_parser::openmetrics::parse_openmetrics(&text(&out.stdout))
+        .unwrap_or_else(|e| panic!("not OpenMetrics: {e:?}\n{}", text(&out.stdout)));
+    let value = |family: &str, labels: &[(&str, &str)]| -> Option<f64> {
+        let f = exposition.families.get(&format!("liaisond_{family}"))?;
+        f.iter_samples()
+            .find(|s| {
+                let set = s.get_labelset().expect("labels");
+                labels.iter().all(|(k, v)| set.get_label_value(k) == Some(*v))
+            })
+            .and_then(|s| match &s.value {
+                openmetrics_parser::OpenMetricsValue::Gauge(n) => Some(n.as_f64()),
+                _ => None,
+            })
+    };
+    assert_eq!(value("daemon_running", &[]), Some(0.0));
+    assert_eq!(value("messages", &[("state", "quarantined")]), Some(1.0));
+    assert_eq!(value("statements", &[("state", "open")]), Some(3.0), "{}", text(&out.stdout));
+    assert!(value("last_poll_success_timestamp_seconds", &[("source", "local")]).is_some_and(|t| t > 1.7e9));
+    // The same text is what node_exporter's textfile collector parses (Prometheus format).
+    openmetrics_parser::prometheus::parse_prometheus(&text(&out.stdout)).expect("Prometheus text");
 }
 
 #[test]
@@ -654,7 +682,7 @@ fn the_demo_records_the_sample_statements() {
 #[test]
 fn sigterm_stops_the_daemon_gracefully() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), "l.db", "");
+    let config = write_config(dir.path(), "l.db", "\n[metrics]\ntextfile = \"liaisond.prom\"\n");
     let mut child = Command::new(env!("CARGO_BIN_EXE_liaisond"))
         .args(["run", "--config", config.to_str().expect("utf8")])
         .env("LIAISOND_LOG", "info")
@@ -669,6 +697,15 @@ fn sigterm_stops_the_daemon_gracefully() {
         assert!(started.elapsed() < Duration::from_secs(10), "daemon did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Issue 16: the daemon writes its metrics for node_exporter's textfile collector.
+    let metrics = dir.path().join("liaisond.prom");
+    while !metrics.exists() {
+        assert!(started.elapsed() < Duration::from_secs(10), "no metrics file");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let written = std::fs::read_to_string(&metrics).expect("metrics");
+    openmetrics_parser::openmetrics::parse_openmetrics(&written).unwrap_or_else(|e| panic!("{e:?}: {written}"));
+    assert!(written.contains("liaisond_daemon_running 1\n"), "{written}");
     std::thread::sleep(Duration::from_millis(300));
     // SAFETY: kill(2) with a valid pid and signal number has no memory-safety preconditions.
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };

@@ -151,9 +151,12 @@ enum Command {
     Status {
         #[command(flatten)]
         config: ConfigArg,
-        /// Print JSON instead of text.
+        /// Print JSON instead of text (the same as `--format json`).
         #[arg(long)]
         json: bool,
+        /// `text`, `json`, or `openmetrics` (for monitoring).
+        #[arg(long, value_enum, default_value_t = status::Format::Text)]
+        format: status::Format,
     },
 }
 
@@ -258,7 +261,10 @@ pub fn main() -> ExitCode {
         // It checks that each password can be read.
         Command::CheckConfig { config } => config_then(&config.config, true, check_config::check_config),
         Command::Doctor { config } => crate::cli::doctor::main(&config.config),
-        Command::Status { config, json } => with_config(&config.config, |c| status::status(c, json)),
+        Command::Status { config, json, format } => {
+            let format = if json { status::Format::Json } else { format };
+            with_config(&config.config, |c| status::status(c, format))
+        }
         Command::Parse { config, messages } => parse::parse(config.as_deref(), &messages),
         Command::Route { config, dry_run, json } => with_config(&config.config, |c| route::route(c, dry_run, json)),
         Command::Messages { action: MessagesCommand::Show { config, id } } => {

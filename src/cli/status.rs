@@ -5,15 +5,34 @@ use std::io::Write;
 use super::{EX_OK, open_read_only};
 use crate::config::Config;
 
-pub(super) fn status(config: Config, json: bool) -> anyhow::Result<u8> {
+/// What `status` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Openmetrics,
+}
+
+pub(super) fn status(config: Config, format: Format) -> anyhow::Result<u8> {
     let store = open_read_only(&config)?;
     let status = store.status(10)?;
+    drop(store);
+    // Holding the instance lock is what makes a daemon the daemon (`doctor` asks the same).
+    let running = liaisond_store::health::daemon_holds_lock(&config.database).unwrap_or(false);
     let mut out = super::output::stdout();
-    if json {
-        serde_json::to_writer_pretty(&mut out, &status)?;
-        writeln!(out)?;
-        return Ok(EX_OK);
+    match format {
+        Format::Text => {}
+        Format::Openmetrics => {
+            out.write_all(crate::metrics::render(&status, running).as_bytes())?;
+            return Ok(EX_OK);
+        }
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &json(&config, &status, running))?;
+            writeln!(out)?;
+            return Ok(EX_OK);
+        }
     }
+    writeln!(out, "daemon: {}", if running { "running" } else { "not running" })?;
     writeln!(out, "database: {} (schema {})", config.database.display(), status.schema_version)?;
     let counts: Vec<String> = status.by_outcome.iter().map(|(k, v)| format!("{k} {v}")).collect();
     writeln!(out, "messages: {} ({})", status.messages, counts.join(", "))?;
@@ -65,4 +84,33 @@ pub(super) fn status(config: Config, json: bool) -> anyhow::Result<u8> {
         )?;
     }
     Ok(EX_OK)
+}
+
+/// `status --json`: one object, counts as objects keyed by state (issue 16: they were
+/// `[name, count]` pairs), with whether the daemon runs and each mailbox's last poll.
+fn json(config: &Config, s: &liaisond_store::StatusReport, running: bool) -> serde_json::Value {
+    use serde_json::{Map, Value, json};
+    let counts = |pairs: &[(String, i64)]| -> Value {
+        Value::Object(pairs.iter().map(|(k, n)| (k.clone(), Value::from(*n))).collect::<Map<_, _>>())
+    };
+    let mut by_class = Map::new();
+    for (state, class, n) in &s.by_state_and_class {
+        let entry = by_class.entry(state.clone()).or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(m) = entry {
+            m.insert(class.clone().unwrap_or_else(|| "none".into()), Value::from(*n));
+        }
+    }
+    json!({
+        "database": config.database,
+        "schema_version": s.schema_version,
+        "daemon_running": running,
+        "messages": { "total": s.messages, "by_state": counts(&s.by_outcome), "by_state_and_class": by_class },
+        "statements": { "by_state": counts(&s.statements), "overdue": s.statements_overdue },
+        "outbox": { "by_state": counts(&s.outbox), "problems": s.outbox_problems },
+        "server_actions_owed": s.pending_server_actions,
+        "acknowledgement_pauses": s.ack_pauses,
+        "sources": s.cursors,
+        "oldest_pending": s.oldest_pending.iter().map(|(source, at)| json!({ "source": source, "received_at": at })).collect::<Vec<_>>(),
+        "recent_events": s.last_events,
+    })
 }

@@ -173,6 +173,14 @@ pub async fn run(config: Config, shutdown: CancellationToken, mut options: RunOp
         let token = shutdown.child_token();
         tokio::spawn(async move { scheduler.run(token, false).await })
     });
+    let metrics = match (&config.metrics_textfile, options.once) {
+        (Some(path), false) => {
+            let (path, db, heartbeat) = (path.clone(), db.clone(), liveness.register("metrics"));
+            let token = shutdown.child_token();
+            Some(tokio::spawn(async move { write_metrics(path, db, heartbeat, token).await }))
+        }
+        _ => None,
+    };
     if !options.once {
         // Messages that `liaisond ingest` stored but could not process (or that a source left
         // pending after a write error) are picked up here.
@@ -269,6 +277,9 @@ pub async fn run(config: Config, shutdown: CancellationToken, mut options: RunOp
             Err(join) => report.failed_sources.push(format!("task cancelled: {join}")),
         }
     }
+    if let Some(task) = metrics {
+        let _ = task.await;
+    }
     match scheduling {
         Some(task) => {
             let _ = task.await;
@@ -289,4 +300,38 @@ pub async fn run(config: Config, shutdown: CancellationToken, mut options: RunOp
     }
     tracing::info!(stored = report.stored, already_known = report.already_known, "liaisond stopped");
     Ok(report)
+}
+
+/// How often the daemon rewrites `[metrics] textfile` (node_exporter reads it at each scrape).
+const METRICS_EVERY: Duration = Duration::from_secs(60);
+
+/// Writes the OpenMetrics text of the database to `path` every [`METRICS_EVERY`] until
+/// `token` is cancelled: to a temporary file next to it, then renamed over it, so that the
+/// collector never reads half a file. A failure is logged and tried again at the next turn.
+async fn write_metrics(
+    path: std::path::PathBuf,
+    db: crate::db::Db,
+    heartbeat: crate::daemon::service::Heartbeat,
+    token: CancellationToken,
+) {
+    loop {
+        let text = db.call(|store| store.status(0)).await.map(|status| crate::metrics::render(&status, true));
+        let written = match text {
+            Ok(text) => {
+                let temporary = path.with_extension("prom.tmp");
+                tokio::fs::write(&temporary, text)
+                    .await
+                    .and(tokio::fs::rename(&temporary, &path).await)
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(error) = written {
+            tracing::warn!(path = %path.display(), error, "cannot write the metrics file; trying again in a minute");
+        }
+        tokio::select! {
+            _ = heartbeat.sleep(METRICS_EVERY) => {}
+            _ = token.cancelled() => return,
+        }
+    }
 }

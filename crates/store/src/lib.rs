@@ -659,6 +659,16 @@ pub struct StatusReport {
     /// Failed and uncertain outgoing mail (at most 20, newest first).
     pub outbox_problems: Vec<OutboxRow>,
     pub last_events: Vec<EventRow>,
+    /// Messages per state and class (`None`: not classified).
+    pub by_state_and_class: Vec<(String, Option<String>, i64)>,
+    /// Statements per state (`open`, `done`).
+    pub statements: Vec<(String, i64)>,
+    /// Open statements whose deadline (UTC date) has passed.
+    pub statements_overdue: i64,
+    /// Per source: when its oldest message still `pending` arrived (RFC 3339).
+    pub oldest_pending: Vec<(String, String)>,
+    /// How often acknowledgements were paused (the alerts to the coordinators).
+    pub ack_pauses: i64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -1590,6 +1600,28 @@ impl Store {
             .map_err(e)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(e)?;
+        let rows = |sql: &str| -> Result<Vec<(String, Option<String>, i64)>, StoreError> {
+            let mut stmt = self.conn.prepare(sql).map_err(e)?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(e)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(e)
+        };
+        let by_state_and_class =
+            rows("SELECT state, class, count(*) FROM messages GROUP BY state, class ORDER BY state, class")?;
+        let statements = rows("SELECT state, NULL, count(*) FROM statements GROUP BY state ORDER BY state")?
+            .into_iter()
+            .map(|(state, _, n)| (state, n))
+            .collect();
+        let count = |sql: &str| -> Result<i64, StoreError> { self.conn.query_row(sql, [], |r| r.get(0)).map_err(e) };
+        let statements_overdue =
+            count("SELECT count(*) FROM statements WHERE state = 'open' AND deadline < date('now')")?;
+        let ack_pauses = count("SELECT count(*) FROM outbox WHERE kind = 'alert'")?;
+        let oldest_pending = rows(
+            "SELECT s.source, min(m.received_at), 0 FROM messages m JOIN message_sources s ON s.message = m.id
+             WHERE m.state = 'pending' GROUP BY s.source ORDER BY s.source",
+        )?
+        .into_iter()
+        .filter_map(|(source, at, _)| at.map(|at| (source, at)))
+        .collect();
         Ok(StatusReport {
             schema_version: self.schema_version()?,
             messages,
@@ -1599,6 +1631,11 @@ impl Store {
             outbox: self.outbox_counts()?,
             outbox_problems: self.outbox_rows(&["failed", "uncertain"], 20)?,
             last_events,
+            by_state_and_class,
+            statements,
+            statements_overdue,
+            oldest_pending,
+            ack_pauses,
         })
     }
 
