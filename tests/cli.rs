@@ -237,6 +237,10 @@ fn read_only_commands_need_no_password_and_never_migrate() {
         let out = as_nobody(args);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out.stderr));
     }
+    // `doctor --offline` checks this machine only, without the password.
+    let out = as_nobody(&["doctor", "--offline", "--config", c]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("imap main: not checked (--offline)"), "{}", text(&out.stdout));
     // A command that logs in still needs the password, and says why it cannot read it.
     let out = as_nobody(&["check-config", "--config", c]);
     assert_eq!(out.status.code(), Some(78));

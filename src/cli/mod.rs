@@ -82,6 +82,10 @@ enum Command {
     Doctor {
         #[command(flatten)]
         config: ConfigArg,
+        /// Check only what is on this machine (configuration, database, disk, Maildirs,
+        /// clock): no login to a mail server, and no password read.
+        #[arg(long)]
+        offline: bool,
     },
     /// Read messages from files and print what liaisond understands of each, as one JSON
     /// object per line. Touches no database and no network.
@@ -260,7 +264,7 @@ pub fn main() -> ExitCode {
         Command::Ingest { config } => ingest::ingest(&config.config),
         // It checks that each password can be read.
         Command::CheckConfig { config } => config_then(&config.config, true, check_config::check_config),
-        Command::Doctor { config } => crate::cli::doctor::main(&config.config),
+        Command::Doctor { config, offline } => crate::cli::doctor::main(&config.config, offline),
         Command::Status { config, json, format } => {
             let format = if json { status::Format::Json } else { format };
             with_config(&config.config, |c| status::status(c, format))
