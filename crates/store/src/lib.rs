@@ -288,7 +288,13 @@ fn remove_older_backups(database: &Path, keep: &Path) {
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        let ours = entry.file_name().to_str().is_some_and(|n| n.starts_with(&prefix));
+        // Exactly `<file>.before-schema-<N>`: not the `-journal` of a copy another process is
+        // writing at this moment (removing it made that copy fail with a disk I/O error).
+        let ours = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .is_some_and(|version| !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit()));
         if ours && path.file_name() != keep.file_name() {
             let _ = std::fs::remove_file(path);
         }
@@ -862,8 +868,21 @@ impl Store {
         // writes (and system calls) of the default 4 KiB. Takes effect only on a new, empty
         // database (before WAL mode is set); an existing one keeps its page size.
         self.conn.pragma_update(None, "page_size", 65536)?;
-        // `PRAGMA journal_mode` returns a row; it must be read, not executed.
-        let mode: String = self.conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        // `PRAGMA journal_mode` returns a row; it must be read, not executed. Switching a
+        // database to WAL needs it to itself for a moment, and SQLite answers SQLITE_BUSY at
+        // once (without the busy handler) while another connection reads it: two processes
+        // opening a new or older database together. Tried again until the busy timeout.
+        let started = std::time::Instant::now();
+        let mode: String = loop {
+            match self.conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)) {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && started.elapsed() < busy_timeout =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                other => break other?,
+            }
+        };
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(mode, "SQLite refused WAL mode; continuing with this journal mode");
         }
@@ -1772,13 +1791,19 @@ mod tests {
     fn processes_opening_a_new_database_together_migrate_it_once() {
         // Regression (issue 13): the version was read before the write lock was taken, so the
         // second of two openers (the daemon and `liaisond ingest`) ran the migrations again
-        // and failed on "table already exists".
+        // and failed on "table already exists". Regression: one opener's cleanup of older
+        // backups removed the `-journal` of the copy another was writing.
         for round in 0..5 {
             let d = tempfile::tempdir().expect("tempdir");
             let path = d.path().join(format!("race{round}.db"));
             // A version-1 database, so that every opener has migrations to apply.
             {
                 let conn = Connection::open(&path).expect("open");
+                // Every other round in WAL mode, as liaisond leaves a database; the others
+                // also race to switch it (SQLITE_BUSY without the busy handler).
+                if round % 2 == 0 {
+                    conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(())).expect("wal");
+                }
                 conn.execute_batch(MIGRATIONS[0]).expect("v1 schema");
                 conn.pragma_update(None, "user_version", 1).expect("version");
             }
