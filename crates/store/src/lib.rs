@@ -807,28 +807,20 @@ impl Store {
     /// `outbox retry`, ...): nothing is created or migrated, and a database of another schema
     /// version is refused (only the daemon, `ingest` and `liaisond migrate` migrate).
     pub fn open_current(path: &Path, busy_timeout: Duration) -> Result<Store, StoreError> {
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)
-            .map_err(|source| StoreError::Sqlite { path: path.to_path_buf(), source })?;
-        let store = Store { conn, path: path.to_path_buf() };
-        store.conn.busy_timeout(busy_timeout).map_err(|e| store.err(e))?;
-        let found = store.schema_version()?;
-        let (path, known) = (path.to_path_buf(), SCHEMA_VERSION);
-        match found.cmp(&SCHEMA_VERSION) {
-            std::cmp::Ordering::Greater => Err(StoreError::TooNew { path, found, known }),
-            std::cmp::Ordering::Less => Err(StoreError::Outdated { path, found, known }),
-            std::cmp::Ordering::Equal => {
-                store.configure(busy_timeout).map_err(|e| store.err(e))?;
-                Ok(store)
-            }
-        }
+        let store = Store::open_existing(path, busy_timeout, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        store.configure(busy_timeout).map_err(|e| store.err(e))?;
+        Ok(store)
     }
 
     /// Opens an existing database for reading only (`liaisond export`): nothing is created,
     /// migrated or set, and a database of another schema version is refused.
     pub fn open_read_only(path: &Path, busy_timeout: Duration) -> Result<Store, StoreError> {
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)
+        Store::open_existing(path, busy_timeout, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    }
+
+    /// An existing database of this binary's schema version, opened with `flags`.
+    fn open_existing(path: &Path, busy_timeout: Duration, flags: rusqlite::OpenFlags) -> Result<Store, StoreError> {
+        let conn = Connection::open_with_flags(path, flags | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(|source| StoreError::Sqlite { path: path.to_path_buf(), source })?;
         let store = Store { conn, path: path.to_path_buf() };
         store.conn.busy_timeout(busy_timeout).map_err(|e| store.err(e))?;
