@@ -276,6 +276,47 @@ fn read_only_commands_need_no_password_and_never_migrate() {
 }
 
 #[test]
+fn the_man_page_and_completions_come_from_the_commands() {
+    // Issue 16: no man page, no completion. They are generated from the clap definitions, so
+    // a new command appears in them by itself.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = liaisond(&["generate", "man"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(".TH liaisond 8"), "{}", text(&out.stdout));
+    let page = dir.path().join("liaisond.8");
+    std::fs::write(&page, &out.stdout).expect("write");
+    // man(1) from man-db, which `scripts/testbed install` installs.
+    let shown =
+        Command::new("man").arg("-l").arg(&page).env("MANWIDTH", "100").env("MAN_KEEP_FORMATTING", "0").output();
+    let shown = shown.unwrap_or_else(|e| panic!("man: {e}; run `scripts/testbed install` (it installs man-db)"));
+    // Bold and underline come as overstrikes (`X\x08X`) to a pipe: keep the letters only.
+    let mut plain = String::new();
+    for c in text(&shown.stdout).chars() {
+        if c == '\x08' {
+            plain.pop();
+        } else {
+            plain.push(c);
+        }
+    }
+    let shown = plain;
+    for expected in ["SUBCOMMANDS", "check-config", "migrate", "statements", "doctor"] {
+        assert!(shown.contains(expected), "{expected} missing from the man page:\n{shown}");
+    }
+    let out = liaisond(&["generate", "bash"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let script = dir.path().join("liaisond.bash");
+    std::fs::write(&script, &out.stdout).expect("write");
+    let syntax = Command::new("bash").arg("-n").arg(&script).status().expect("bash");
+    assert!(syntax.success(), "the bash completion does not parse");
+    assert!(text(&out.stdout).contains("complete -F _liaisond"), "{}", text(&out.stdout));
+    for shell in ["zsh", "fish"] {
+        let out = liaisond(&["generate", shell], None);
+        assert_eq!(out.status.code(), Some(0));
+        assert!(text(&out.stdout).contains("check-config"), "{shell}: {}", text(&out.stdout));
+    }
+}
+
+#[test]
 fn maildir_files_move_to_cur_and_status_reports_counts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), "l.db", "");

@@ -151,6 +151,14 @@ enum Command {
     /// protocol, see `isolate.rs`). liaisond runs itself this way, as a confined worker.
     #[command(hide = true)]
     ExtractText,
+    /// Print the man page liaisond(8) (roff) or a shell's completion script, for packaging:
+    /// `liaisond generate man > liaisond.8`, `liaisond generate bash > liaisond.bash`.
+    #[command(hide = true)]
+    Generate {
+        /// `man`, `bash`, `zsh` or `fish`.
+        #[arg(value_enum)]
+        what: Generated,
+    },
     /// Show message counts per outcome, each mailbox's cursor and last successful poll.
     Status {
         #[command(flatten)]
@@ -253,7 +261,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Run { .. } | Command::Ingest { .. } => "info",
-        Command::ExtractText => "off",
+        Command::ExtractText | Command::Generate { .. } => "off",
         _ => "warn",
     };
     logging::init(default_level);
@@ -299,8 +307,48 @@ pub fn main() -> ExitCode {
         // The database is all it touches: no password is read (as for `ingest`).
         Command::Migrate { config } => load_then(Config::load_store_only(&config.config), false, migrate),
         Command::ExtractText => crate::isolate::worker_main(),
+        Command::Generate { what } => generate(what),
     };
     ExitCode::from(code)
+}
+
+/// What `liaisond generate` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Generated {
+    Man,
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// The man page or a completion script, from the same clap definitions the parser uses.
+fn generate(what: Generated) -> u8 {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let mut command = Cli::command();
+    let mut out = std::io::stdout().lock();
+    let written = match what {
+        // Section 8: a system administration command (a daemon and its operator's tool).
+        Generated::Man => clap_mangen::Man::new(command).section("8").render(&mut out),
+        Generated::Bash | Generated::Zsh | Generated::Fish => {
+            let shell = match what {
+                Generated::Bash => Shell::Bash,
+                Generated::Zsh => Shell::Zsh,
+                _ => Shell::Fish,
+            };
+            clap_complete::generate(shell, &mut command, "liaisond", &mut out);
+            Ok(())
+        }
+    };
+    match written {
+        Ok(()) => EX_OK,
+        // `| head`: the reader's choice, as for every other command.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EX_OK,
+        Err(e) => {
+            eprintln!("liaisond: cannot write: {e}");
+            EX_FAILURE
+        }
+    }
 }
 
 /// glibc gives each thread its own malloc arena and keeps freed multi-megabyte buffers there;
