@@ -63,29 +63,13 @@ pub(super) fn ack_counts(tx: &rusqlite::Connection, to: &str) -> rusqlite::Resul
     let hour = ago(1);
     let key = address_key(to).unwrap_or_else(|| to.to_lowercase());
     let domain = address_domain(to).unwrap_or_default();
-    let count = |sql: &str, value: &str, since: &str| -> rusqlite::Result<u32> {
-        tx.prepare_cached(sql)?.query_row(params![value, since], |r| r.get(0))
+    let count = |kind: &str, column: &str, value: &dyn rusqlite::ToSql, since: &str| -> rusqlite::Result<u32> {
+        tx.prepare_cached(&count_sql(kind, column))?.query_row(params![value, since], |r| r.get(0))
     };
-    let to_address_last_day = count(
-        "SELECT count(*) FROM outbox WHERE kind = 'ack' AND ack_key = ?1 AND created_at > ?2 AND state != 'cancelled'",
-        &key,
-        &day,
-    )?;
-    let to_domain_last_day = count(
-        "SELECT count(*) FROM outbox WHERE kind = 'ack' AND ack_domain = ?1 AND created_at > ?2 AND state != 'cancelled'",
-        &domain,
-        &day,
-    )?;
-    let receipts_last_hour = count(
-        "SELECT count(*) FROM outbox WHERE kind = 'ack' AND ack_receipt = ?1 AND created_at > ?2 AND state != 'cancelled'",
-        "1",
-        &hour,
-    )?;
-    let notifications_about_last_day = count(
-        "SELECT count(*) FROM outbox WHERE kind = 'notification' AND about_sender = ?1 AND created_at > ?2",
-        &key,
-        &day,
-    )?;
+    let to_address_last_day = count("ack", "ack_key", &key, &day)?;
+    let to_domain_last_day = count("ack", "ack_domain", &domain, &day)?;
+    let receipts_last_hour = count("ack", "ack_receipt", &true, &hour)?;
+    let notifications_about_last_day = count("notification", "about_sender", &key, &day)?;
     let alert_last_hour: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM outbox WHERE kind = 'alert' AND created_at > ?1)",
         params![hour],
@@ -98,6 +82,15 @@ pub(super) fn ack_counts(tx: &rusqlite::Connection, to: &str) -> rusqlite::Resul
         notifications_about_last_day,
         alert_last_hour,
     })
+}
+
+/// How many mail of `kind` whose `column` is `?1` were queued after `?2` (the partial indexes
+/// on these columns answer it: `the_limits_are_counted_with_their_indexes`).
+fn count_sql(kind: &str, column: &str) -> String {
+    format!(
+        "SELECT count(*) FROM outbox WHERE kind = '{kind}' AND {column} = ?1 AND created_at > ?2 \
+         AND state != 'cancelled'"
+    )
 }
 
 /// When message `id` arrived, and its size.
@@ -618,19 +611,7 @@ mod tests {
             assert!(ctx.tracking_id.is_some_and(|t| t.starts_with("LS-") && t.ends_with("-0001")));
             plan_for(ctx, "jane@x.org", &[])
         };
-        let tid = s
-            .record_judged(
-                id,
-                &Outcome::Processed,
-                &Summary::default(),
-                None,
-                Some(&|_: &dyn History| judged()),
-                Some(&planner),
-            )
-            .expect("record")
-            .expect("recorded")
-            .tracking_id
-            .expect("a tracking ID");
+        let tid = record_planned(&mut s, id, &planner).expect("recorded").expect("a tracking ID");
         assert_eq!(calls.get(), 1);
         assert_eq!(seen.get(), Some(AckCounts::default()), "nothing sent before");
         let rows = s.outbox_for_message(id).expect("rows");
@@ -645,34 +626,14 @@ mod tests {
         assert_eq!(count(&s, "SELECT count(*) FROM events WHERE kind = 'outbox_queued'"), 2);
 
         // Recorded already: the planner is not asked again.
-        let again = s
-            .record_judged(
-                id,
-                &Outcome::Processed,
-                &Summary::default(),
-                None,
-                Some(&|_: &dyn History| judged()),
-                Some(&planner),
-            )
-            .expect("record again");
-        assert_eq!(again, None);
+        assert_eq!(record_planned(&mut s, id, &planner), None);
         assert_eq!(calls.get(), 1);
 
         // Even when the message is processed again, each kind is queued once (new Message-IDs
         // notwithstanding), and the first acknowledgement decision stays.
         s.conn.execute("UPDATE messages SET state = 'pending' WHERE id = ?1", params![id]).expect("reset");
         let refuse = |ctx: &OutgoingContext<'_>| Plan { ack: Err("no".into()), ..plan_for(ctx, "other@x.org", &[]) };
-        let again = s
-            .record_judged(
-                id,
-                &Outcome::Processed,
-                &Summary::default(),
-                None,
-                Some(&|_: &dyn History| judged()),
-                Some(&refuse),
-            )
-            .expect("record again");
-        assert_eq!(again.map(|r| r.tracking_id), Some(Some(tid)));
+        assert_eq!(record_planned(&mut s, id, &refuse), Some(Some(tid)));
         assert_eq!(format!("{:?}", s.outbox_for_message(id).expect("rows")), format!("{rows:?}"));
         assert_eq!(count(&s, "SELECT count(*) FROM outbox"), 2);
         assert_eq!(count(&s, "SELECT count(*) FROM events WHERE kind = 'outbox_queued'"), 2);
@@ -813,6 +774,20 @@ mod tests {
             })
             .expect("event");
         assert!(detail.starts_with("ack liaisond.ack.") && detail.ends_with(" (was pending) by tester"), "{detail}");
+    }
+
+    #[test]
+    fn the_limits_are_counted_with_their_indexes() {
+        let (_d, s) = temp_store();
+        for (kind, column, index) in [
+            ("ack", "ack_key", "outbox_ack_key"),
+            ("ack", "ack_domain", "outbox_ack_domain"),
+            ("notification", "about_sender", "outbox_about_sender"),
+        ] {
+            let sql = format!("EXPLAIN QUERY PLAN {}", count_sql(kind, column));
+            let plan: String = s.conn.query_row(&sql, params!["x", "2026"], |r| r.get(3)).expect("plan");
+            assert!(plan.contains(index), "{column}: {plan}");
+        }
     }
 
     #[test]
