@@ -455,8 +455,8 @@ impl Responder {
         Ok(d)
     }
 
-    /// A draft from us with the rendered text: automatic (`auto-generated`), sent with our
-    /// address as the envelope sender, nothing attached.
+    /// A [`scheduled_draft`](Self::scheduled_draft) about the message being recorded: its
+    /// Message-ID names the tracking ID, else the message's number.
     fn draft(
         &self,
         kind: DraftKind,
@@ -466,24 +466,11 @@ impl Responder {
         reply_to: Vec<String>,
         rendered: crate::template::Rendered,
     ) -> Draft {
-        Draft {
-            kind,
-            message_id: self.message_id(kind, incoming),
-            date: incoming.now.to_string(),
-            from: self.from.clone(),
-            to,
-            cc,
-            reply_to,
-            subject: rendered.subject,
-            in_reply_to: None,
-            references: Vec::new(),
-            auto_submitted: "auto-generated".into(),
-            body: rendered.body,
-            attach_original: false,
-            null_sender: false,
-            receipt: false,
-            about_sender: None,
-        }
+        let about = match incoming.tracking_id {
+            Some(t) => t.to_string(),
+            None => format!("m{}", incoming.message),
+        };
+        self.scheduled_draft(kind, &about, Addressing { to, cc, reply_to }, rendered, incoming.now, incoming.nonce)
     }
 
     /// Deny by default: an acknowledgement goes out only when every check passes; the first
@@ -531,26 +518,22 @@ impl Responder {
     /// in the domain of the From address. A forger controls both, but then the receipt only
     /// reaches the domain the forger named twice, and carries nothing of the forgery.
     fn receipt_target(&self, headers: &Headers, sender: &str, verification: &str) -> Result<AckTarget, String> {
+        let refused = |why: String| Err(format!("the sender is not verified ({verification}), and {why}"));
         if !self.ack.unverified_receipts {
-            return Err(format!(
-                "the sender is not verified ({verification}), and receipts to unverified senders are turned off \
-                 ([acknowledgements] unverified_receipts = false)"
-            ));
+            return refused(
+                "receipts to unverified senders are turned off ([acknowledgements] unverified_receipts = false)".into(),
+            );
         }
         let Some(path) = headers.get("return-path") else {
-            return Err(format!("the sender is not verified ({verification}), and the message has no Return-Path"));
+            return refused("the message has no Return-Path".into());
         };
         let Some(envelope) = normalize_address(path) else {
-            return Err(format!(
-                "the sender is not verified ({verification}), and the envelope sender is empty (a bounce or an \
-                 automatic message)"
-            ));
+            return refused("the envelope sender is empty (a bounce or an automatic message)".into());
         };
-        let (from_domain, envelope_domain) = (address_domain(sender), address_domain(&envelope));
-        if from_domain.is_none() || from_domain != envelope_domain {
-            return Err(format!(
-                "the sender is not verified ({verification}), and the envelope sender {envelope} is not in the From \
-                 domain of {sender}: no receipt"
+        let from_domain = address_domain(sender);
+        if from_domain.is_none() || from_domain != address_domain(&envelope) {
+            return refused(format!(
+                "the envelope sender {envelope} is not in the From domain of {sender}: no receipt"
             ));
         }
         Ok(AckTarget { to: envelope, receipt: true })
@@ -583,21 +566,14 @@ impl Responder {
         Ok(target)
     }
 
-    fn message_id(&self, kind: DraftKind, incoming: &RecordedMessage<'_>) -> String {
-        let about = match incoming.tracking_id {
-            Some(t) => t.to_string(),
-            None => format!("m{}", incoming.message),
-        };
-        self.new_message_id(kind, &about, incoming.nonce)
-    }
-
     /// `liaisond.<kind>.<about>.<16 hex>@<domain>`: recognisably ours when it comes back (R41).
     fn new_message_id(&self, kind: DraftKind, about: &str, nonce: u64) -> String {
         format!("{MESSAGE_ID_PREFIX}{}.{about}.{nonce:016x}@{}", kind.as_str(), self.message_id_domain)
     }
 
-    /// A draft that answers no incoming message (a reminder, a digest): from us, automatic,
-    /// replies to the coordinators.
+    /// A draft from us with the rendered text: automatic (`auto-generated`), sent with our
+    /// address as the envelope sender, nothing attached. Used directly for what answers no
+    /// incoming message (a reminder, a digest), and by [`draft`](Self::draft) for what does.
     pub fn scheduled_draft(
         &self,
         kind: DraftKind,

@@ -354,16 +354,22 @@ mod tests {
     }
 
     fn route_of(sender: &str, st: &Statement, ar: &[&str]) -> Route {
+        routed(Class::Statement, sender, st, ar, &[])
+    }
+
+    /// How a message of `class` from `sender`, under these Authentication-Results fields at
+    /// the top, is routed with the built-in relationships, trusting [`TRUSTED`].
+    fn routed(class: Class, sender: &str, st: &Statement, ar: &[&str], handlers: &[String]) -> Route {
         route(
             &Input {
-                class: Class::Statement,
+                class,
                 sender: Some(sender),
                 statement: st,
                 header_fields: &at_top(ar),
                 single_author: true,
                 trusted_authserv_ids: &[TRUSTED.to_string()],
                 own_received_fields: 1,
-                statement_handlers: &[],
+                statement_handlers: handlers,
             },
             &Relationships::builtin(),
         )
@@ -626,21 +632,7 @@ mod tests {
     fn a_follow_up_goes_to_whoever_handles_its_statement() {
         let st = statement(None);
         let rel = Relationships::builtin();
-        let follow_up = |handlers: &[String]| {
-            route(
-                &Input {
-                    class: Class::FollowUp,
-                    sender: Some("a@b.example"),
-                    statement: &st,
-                    header_fields: &[],
-                    single_author: true,
-                    trusted_authserv_ids: &[],
-                    own_received_fields: 1,
-                    statement_handlers: handlers,
-                },
-                &rel,
-            )
-        };
+        let follow_up = |handlers: &[String]| routed(Class::FollowUp, "a@b.example", &st, &[], handlers);
         let handlers = vec!["manager@example.org".to_string()];
         let r = follow_up(&handlers);
         assert_eq!((r.to, r.cc), (handlers, rel.coordinators().to_vec()));
@@ -650,20 +642,7 @@ mod tests {
     #[test]
     fn automatic_mail_is_not_routed() {
         for class in [Class::AutoReply, Class::Bounce, Class::List, Class::OwnMail, Class::Duplicate] {
-            let st = statement(None);
-            let r = route(
-                &Input {
-                    class,
-                    sender: Some("a@b.example"),
-                    statement: &st,
-                    header_fields: &[],
-                    single_author: true,
-                    trusted_authserv_ids: &[],
-                    own_received_fields: 1,
-                    statement_handlers: &[],
-                },
-                &Relationships::builtin(),
-            );
+            let r = routed(class, "a@b.example", &statement(None), &[], &[]);
             assert!(r.to.is_empty(), "{class:?}");
         }
     }
