@@ -16,9 +16,10 @@ pub const MAX_FORWARD_DEPTH: usize = 10;
 pub const MAX_ATTACHMENTS: usize = 100;
 /// Longest safe file name kept.
 const MAX_FILENAME_CHARS: usize = 200;
-/// The most of one body text kept. Reading uses at most 256 KiB of each text (`read`), so
-/// more is never read; copying a 60 MB body whole (twice, with the line endings) cost 120 MB
-/// of memory for nothing (issue 13).
+/// The most of one body text kept: more than reading ever uses of one text
+/// (`read::MAX_TEXT_BYTES_EACH`), so that `read` still sees the text was longer and says so.
+/// Copying a 60 MB body whole (twice, with the line endings) cost 120 MB of memory for
+/// nothing (issue 13).
 pub const MAX_BODY_TEXT_BYTES: usize = 1024 * 1024;
 
 /// One body text, in reading order.
@@ -67,15 +68,7 @@ fn walk(message: &Message<'_>, depth: usize, out: &mut Content) {
                 extract::ExtractLimits::default().max_output_bytes,
             )
         } else {
-            let whole = part.text_contents().unwrap_or_default();
-            if whole.len() > MAX_BODY_TEXT_BYTES {
-                out.warnings.push(format!(
-                    "a body text of {} bytes: only its first {} KiB are kept",
-                    whole.len(),
-                    MAX_BODY_TEXT_BYTES / 1024
-                ));
-            }
-            liaisond_model::clip_bytes(whole, MAX_BODY_TEXT_BYTES).to_string()
+            liaisond_model::clip_bytes(part.text_contents().unwrap_or_default(), MAX_BODY_TEXT_BYTES).to_string()
         };
         if !text.trim().is_empty() {
             // Mail line endings (CRLF) are not part of the text.
@@ -149,6 +142,16 @@ mod tests {
 
     fn content(raw: &[u8]) -> Content {
         Parsed::new(raw).content
+    }
+
+    #[test]
+    fn a_long_body_text_is_kept_only_as_far_as_reading_can_use_it() {
+        let mut raw = b"From: a@x.org\r\nSubject: long\r\n\r\n".to_vec();
+        raw.extend(std::iter::repeat_n(b'x', 3 * MAX_BODY_TEXT_BYTES));
+        let c = content(&raw);
+        assert_eq!(c.bodies[0].text.len(), MAX_BODY_TEXT_BYTES);
+        // More than reading uses of one text, so that reading still sees it was longer.
+        assert!(MAX_BODY_TEXT_BYTES > crate::read::MAX_TEXT_BYTES_EACH);
     }
 
     #[test]
