@@ -1511,6 +1511,8 @@ after_commit = "leave"
             ("[acknowledgements]\nper_hour = 0\n", "acknowledgements.per_hour", "at least 1"),
             ("[acknowledgements]\nper_sender_per_day = 0\n", "acknowledgements.per_sender_per_day", "at least 1"),
             ("[acknowledgements]\nper_domain_per_day = 0\n", "acknowledgements.per_domain_per_day", "at least 1"),
+            ("[notifications]\nper_sender_per_day = 0\n", "notifications.per_sender_per_day", "at least 1"),
+            ("[metrics]\ntextfile = \"liaisond.txt\"\n", "metrics.textfile", "must end in .prom"),
             (
                 "[acknowledgements]\nnever_to = [\"ok\", \"(unclosed\"]\n",
                 "acknowledgements.never_to[1]",
