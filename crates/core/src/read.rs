@@ -20,6 +20,8 @@ use crate::understand::{self, Source};
 /// from: a statement's text is tens of KiB (a Word or PDF statement with its annexes, rarely
 /// over 100 KiB), and its fields sit at its start (the template) or end (the signature).
 pub const MAX_TEXT_BYTES_EACH: usize = 256 * 1024;
+// `content` keeps more of a body text than this, so that reading still sees it was longer.
+const _: () = assert!(crate::content::MAX_BODY_TEXT_BYTES > MAX_TEXT_BYTES_EACH);
 /// Bytes of all the texts of one message together that the fields are read from: four texts
 /// of the size above, so a large body does not leave the attached statement unread.
 pub const MAX_TEXT_BYTES: usize = 1024 * 1024;
