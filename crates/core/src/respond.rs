@@ -573,7 +573,7 @@ impl Responder {
 
     /// A draft from us with the rendered text: automatic (`auto-generated`), sent with our
     /// address as the envelope sender, nothing attached. Used directly for what answers no
-    /// incoming message (a reminder, a digest), and by [`draft`](Self::draft) for what does.
+    /// incoming message (a reminder, a digest), and by the planner for what does.
     pub fn scheduled_draft(
         &self,
         kind: DraftKind,
