@@ -275,6 +275,20 @@ fn read_only_commands_need_no_password_and_never_migrate() {
     assert_eq!(liaisond_store::Store::schema_version_at(&backup).expect("backup"), Some(5));
 }
 
+/// man(1)'s output to a pipe without its formatting: bold and underline come as overstrikes
+/// (`X\x08X`); only the letters are kept.
+fn unformatted(shown: &str) -> String {
+    let mut plain = String::new();
+    for c in shown.chars() {
+        if c == '\x08' {
+            plain.pop();
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
 #[test]
 fn the_man_page_and_completions_come_from_the_commands() {
     // Issue 16: no man page, no completion. They are generated from the clap definitions, so
@@ -289,18 +303,22 @@ fn the_man_page_and_completions_come_from_the_commands() {
     let shown =
         Command::new("man").arg("-l").arg(&page).env("MANWIDTH", "100").env("MAN_KEEP_FORMATTING", "0").output();
     let shown = shown.unwrap_or_else(|e| panic!("man: {e}; run `scripts/testbed install` (it installs man-db)"));
-    // Bold and underline come as overstrikes (`X\x08X`) to a pipe: keep the letters only.
-    let mut plain = String::new();
-    for c in text(&shown.stdout).chars() {
-        if c == '\x08' {
-            plain.pop();
-        } else {
-            plain.push(c);
-        }
-    }
-    let shown = plain;
+    let shown = unformatted(&text(&shown.stdout));
     for expected in ["SUBCOMMANDS", "check-config", "migrate", "statements", "doctor"] {
         assert!(shown.contains(expected), "{expected} missing from the man page:\n{shown}");
+    }
+    // liaisond.toml(5), from the example configuration: groff finds nothing to warn about.
+    let out = liaisond(&["generate", "config-man"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let page = dir.path().join("liaisond.toml.5");
+    std::fs::write(&page, &out.stdout).expect("write");
+    let shown =
+        Command::new("man").arg("--warnings").arg("-l").arg(&page).env("MANWIDTH", "100").output().expect("man");
+    assert!(shown.status.success(), "{}", text(&shown.stderr));
+    assert_eq!(text(&shown.stderr), "", "groff warns about liaisond.toml(5)");
+    let shown = unformatted(&text(&shown.stdout));
+    for expected in ["LIAISOND.TOML(5)", "[store]", "[[imap]]", "max_message_size", "trusted_authserv_ids", "FILES"] {
+        assert!(shown.contains(expected), "{expected} missing from liaisond.toml(5)");
     }
     let out = liaisond(&["generate", "bash"], None);
     assert_eq!(out.status.code(), Some(0));

@@ -13,6 +13,7 @@ use crate::config::Config;
 
 mod backup;
 mod check_config;
+mod config_man;
 pub mod doctor;
 mod export;
 mod ingest;
@@ -151,11 +152,12 @@ enum Command {
     /// protocol, see `isolate.rs`). liaisond runs itself this way, as a confined worker.
     #[command(hide = true)]
     ExtractText,
-    /// Print the man page liaisond(8) (roff) or a shell's completion script, for packaging:
-    /// `liaisond generate man > liaisond.8`, `liaisond generate bash > liaisond.bash`.
+    /// Print a man page (roff) or a shell's completion script, for packaging:
+    /// `liaisond generate man > liaisond.8`, `liaisond generate config-man > liaisond.toml.5`,
+    /// `liaisond generate bash > liaisond.bash`.
     #[command(hide = true)]
     Generate {
-        /// `man`, `bash`, `zsh` or `fish`.
+        /// `man` (liaisond(8)), `config-man` (liaisond.toml(5)), `bash`, `zsh` or `fish`.
         #[arg(value_enum)]
         what: Generated,
     },
@@ -316,6 +318,7 @@ pub fn main() -> ExitCode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Generated {
     Man,
+    ConfigMan,
     Bash,
     Zsh,
     Fish,
@@ -330,6 +333,10 @@ fn generate(what: Generated) -> u8 {
     let written = match what {
         // Section 8: a system administration command (a daemon and its operator's tool).
         Generated::Man => clap_mangen::Man::new(command).section("8").render(&mut out),
+        Generated::ConfigMan => {
+            use std::io::Write;
+            out.write_all(config_man::render(env!("CARGO_PKG_VERSION")).as_bytes())
+        }
         Generated::Bash | Generated::Zsh | Generated::Fish => {
             let shell = match what {
                 Generated::Bash => Shell::Bash,
