@@ -16,10 +16,27 @@ use common::{BIN, repo_root, sample_message, testbed, text, wait_until};
 
 /// systemd-analyze, which `scripts/testbed install` installs (package systemd). Missing is a
 /// failure, not a skip: the unit would go unchecked.
+/// `systemd-analyze` in `dir`, finding man pages in `dir/man` first: `verify` runs man(1) on
+/// each `Documentation=man:` page, and the test writes liaisond's there (the package installs
+/// them; scripts/package-check verifies the installed unit).
 fn systemd_analyze(args: &[&str], dir: &Path) -> std::process::Output {
-    Command::new("systemd-analyze").args(args).current_dir(dir).stdin(Stdio::null()).output().unwrap_or_else(|e| {
+    let manpath = format!("{}:", dir.join("man").display());
+    let mut command = Command::new("systemd-analyze");
+    command.args(args).current_dir(dir).env("MANPATH", manpath).stdin(Stdio::null());
+    command.output().unwrap_or_else(|e| {
         panic!("systemd-analyze: {e}; run `scripts/testbed install` (it installs the systemd package)")
     })
+}
+
+/// liaisond(8) and liaisond.toml(5) under `dir/man`, as `liaisond generate` makes them.
+fn write_man_pages(dir: &Path) {
+    for (what, section, name) in [("man", "8", "liaisond.8"), ("config-man", "5", "liaisond.toml.5")] {
+        let out = Command::new(BIN).args(["generate", what]).output().expect("liaisond generate");
+        assert!(out.status.success(), "liaisond generate {what}");
+        let pages = dir.join(format!("man/man{section}"));
+        std::fs::create_dir_all(&pages).expect("man dir");
+        std::fs::write(pages.join(name), out.stdout).expect("write page");
+    }
 }
 
 #[test]
@@ -48,9 +65,10 @@ fn the_unit_file_verifies_and_is_sandboxed() {
     assert!(filters.iter().any(|l| l.contains("@system-service")), "{filters:?}");
     assert!(!filters.iter().any(|l| l.contains("@resources")), "the workers need setrlimit (@resources): {filters:?}");
     let dir = tempfile::tempdir().expect("tempdir");
-    let installed = unit.replace("ExecStart=/usr/local/bin/liaisond ", &format!("ExecStart={BIN} "));
-    assert_ne!(installed, unit, "ExecStart names /usr/local/bin/liaisond");
+    let installed = unit.replace("ExecStart=/usr/bin/liaisond ", &format!("ExecStart={BIN} "));
+    assert_ne!(installed, unit, "ExecStart names /usr/bin/liaisond");
     std::fs::write(dir.path().join("liaisond.service"), installed).expect("write unit");
+    write_man_pages(dir.path());
 
     let out = systemd_analyze(&["verify", "./liaisond.service"], dir.path());
     let stderr = text(&out.stderr);
