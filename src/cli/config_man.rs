@@ -145,9 +145,22 @@ fn write_paragraphs(page: &mut String, paragraphs: &mut Vec<Vec<&str>>, separato
     }
 }
 
-/// A line of the file, shown as written (in no-fill mode, bold).
+/// A line of the file, shown as written (in no-fill mode, bold). The characters groff would
+/// otherwise print typographically (a minus as a hyphen, quotes curly, `^` and `~` as
+/// accents) are named, so that a line copied from the page works in the file.
 fn code(line: &str) -> String {
-    format!("\\fB{}\\fR\n", escape(line).replace('-', "\\-"))
+    let mut out = String::with_capacity(line.len() + 16);
+    for c in escape(line).chars() {
+        match c {
+            '-' => out.push_str("\\-"),
+            '\'' => out.push_str("\\(aq"),
+            '`' => out.push_str("\\(ga"),
+            '^' => out.push_str("\\(ha"),
+            '~' => out.push_str("\\(ti"),
+            c => out.push(c),
+        }
+    }
+    format!("\\fB{out}\\fR\n")
 }
 
 /// Text safe on a roff line: a backslash is `\e`, and a line starting with a control
@@ -188,5 +201,6 @@ mod tests {
         assert_eq!(section_name("[[imap]]"), Some("[[imap]]"));
         assert_eq!(section_name("[Unit]"), None);
         assert_eq!(section_name("[a, b]"), None);
+        assert_eq!(code("'^a-b~'"), "\\fB\\&\\(aq\\(haa\\-b\\(ti\\(aq\\fR\n");
     }
 }
