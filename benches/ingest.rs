@@ -1,27 +1,32 @@
 //! Ingest benchmark: liaisond against the loopback Dovecot testbed, next to `mbsync`.
 //!
 //! ```text
-//! cargo bench --bench ingest -- [--messages N] [--seed S] [--testbed DIR] [--keep]
+//! cargo bench --bench ingest -- [--messages N] [--runs R] [--seed S] [--testbed DIR] [--keep]
 //! ```
 //!
 //! 1. starts the testbed (`scripts/testbed start DIR`, idempotent; it is never stopped here);
-//! 2. generates N messages from the seed (about 70% small plain-text liaison statements with
-//!    2–20 KB bodies, about 30% multipart/mixed mails with one or two base64 attachments of
-//!    100 KB–5 MB, log-uniform) and APPENDs them, as they are generated, to a fresh mailbox
+//! 2. generates N messages from the seed, shaped like a real liaison mailbox
+//!    (`benches/common/mailgen.rs`: median about 18 KiB, 40 % under 10 KiB, a third with a PDF,
+//!    Word or zip attachment, one in a thousand with a 20 MiB PDF, the charsets and encodings
+//!    of real mail), and APPENDs them, as they are generated, to a fresh mailbox
 //!    `bench-<pid>-<n>` of liaison@example.org over two plain IMAP connections;
-//! 3. runs `liaisond run --once` (the binary of this build profile) over that mailbox with
-//!    `after_commit = "leave"`, measuring its wall time and peak RSS (`wait4` → `ru_maxrss`),
-//!    and checks that the database holds N `processed` messages;
-//! 4. copies the same mailbox to a fresh local Maildir with `mbsync` (the floor: only pulling
-//!    the bytes), timed the same way, and checks that N files arrived;
-//! 5. prints a table (sizes in MiB = 2^20 bytes) and deletes the mailbox and the temporary
-//!    directories, unless `--keep`.
+//! 3. R times, alternately: `liaisond run --once` (the binary of this build profile) over that
+//!    mailbox into a fresh database with `after_commit = "leave"`, measuring its wall time and
+//!    peak RSS (its VmHWM, sampled: `common/peak.rs`) and checking that the database holds N `processed`
+//!    messages; then `mbsync` with `FSync yes` copying the same mailbox to a fresh Maildir (the
+//!    durable floor: only pulling the bytes), timed the same way, checking that N files arrived;
+//! 4. prints the medians, the ratio and the peak RSS against the budget (sizes in MiB = 2^20
+//!    bytes), and deletes the mailbox and the temporary directories, unless `--keep`.
 //!
-//! Targets (from the issue): liaisond within 2x of mbsync; peak RSS below 100 MiB plus the
-//! largest message.
+//! Targets (issue 14): liaisond within 2x of mbsync; peak RSS below 100 MiB plus the largest
+//! message.
 
 #[path = "../tests/common/base64.rs"]
 mod base64;
+#[path = "common/mailgen.rs"]
+mod mailgen;
+#[path = "common/peak.rs"]
+mod peak;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -35,8 +40,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use async_imap::Session;
-use rand::rngs::{SmallRng, StdRng};
-use rand::{Rng, RngCore, SeedableRng};
 use tokio::net::TcpStream;
 
 const USER: &str = "liaison@example.org";
@@ -58,21 +61,28 @@ const TARGET_RATIO: f64 = 2.0;
 #[derive(Debug)]
 struct Args {
     messages: usize,
+    runs: usize,
     seed: u64,
     testbed: PathBuf,
     keep: bool,
 }
 
-const USAGE: &str = "usage: cargo bench --bench ingest -- [--messages N] [--seed S] [--testbed DIR] [--keep]\n\
+const USAGE: &str = "usage: cargo bench --bench ingest -- [--messages N] [--runs R] [--seed S] [--testbed DIR] [--keep]\n\
     \n\
     --messages N    how many messages to generate and ingest (default 2000)\n\
+    --runs R        how many times each of liaisond and mbsync runs, alternately (default 3)\n\
     --seed S        seed for the message generator (default 42)\n\
     --testbed DIR   the loopback Dovecot testbed directory (default /tmp/liaisond-testbed)\n\
     --keep          keep the bench mailbox, the database and the Maildir (paths are printed)";
 
 fn parse_args() -> Result<Option<Args>> {
-    let mut args =
-        Args { messages: DEFAULT_MESSAGES, seed: DEFAULT_SEED, testbed: PathBuf::from(DEFAULT_TESTBED), keep: false };
+    let mut args = Args {
+        messages: DEFAULT_MESSAGES,
+        runs: 3,
+        seed: DEFAULT_SEED,
+        testbed: PathBuf::from(DEFAULT_TESTBED),
+        keep: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -92,6 +102,11 @@ fn parse_args() -> Result<Option<Args>> {
                 let v = value("a number of messages")?;
                 args.messages = v.parse().with_context(|| format!("--messages {v}: not a number"))?;
                 ensure!(args.messages > 0, "--messages must be at least 1");
+            }
+            "--runs" => {
+                let v = value("a number of runs")?;
+                args.runs = v.parse().with_context(|| format!("--runs {v}: not a number"))?;
+                ensure!(args.runs > 0, "--runs must be at least 1");
             }
             "--seed" => {
                 let v = value("an integer")?;
@@ -199,283 +214,6 @@ async fn delete_mailbox(tb: &Testbed, mailbox: &str) -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Message generation (deterministic: message i depends only on the seed and i)
-
-struct Sdo {
-    name: &'static str,
-    addr: &'static str,
-    doc_prefix: &'static str,
-    relay: &'static str,
-}
-
-const SDOS: &[Sdo] = &[
-    Sdo { name: "3GPP TSG SA WG2", addr: "3GPPLiaison@etsi.org", doc_prefix: "S2-26", relay: "mail.etsi.org" },
-    Sdo { name: "3GPP TSG RAN WG3", addr: "3GPPLiaison@etsi.org", doc_prefix: "R3-26", relay: "mail.etsi.org" },
-    Sdo { name: "ITU-T Study Group 13", addr: "tsbsg13@itu.int", doc_prefix: "SG13-LS", relay: "smtp.itu.int" },
-    Sdo { name: "ITU-T Study Group 15", addr: "tsbsg15@itu.int", doc_prefix: "SG15-LS", relay: "smtp.itu.int" },
-    Sdo { name: "ITU-T Study Group 17", addr: "tsbsg17@itu.int", doc_prefix: "SG17-LS", relay: "smtp.itu.int" },
-    Sdo {
-        name: "Broadband Forum",
-        addr: "liaisons@broadband-forum.org",
-        doc_prefix: "LIAISE-",
-        relay: "mx.broadband-forum.org",
-    },
-    Sdo {
-        name: "IEEE 802.1 Working Group",
-        addr: "stds-802-1-l@ieee.org",
-        doc_prefix: "LS-8021-",
-        relay: "mx.ieee.org",
-    },
-    Sdo { name: "ETSI TC CYBER", addr: "cyber-liaisons@etsi.org", doc_prefix: "CYBER(26)", relay: "mail.etsi.org" },
-    Sdo { name: "ISO/IEC JTC 1/SC 6", addr: "sc6-secretariat@kats.go.kr", doc_prefix: "6N", relay: "mx.kats.go.kr" },
-    Sdo { name: "MEF Forum", addr: "liaisons@mef.net", doc_prefix: "MEF-LS-", relay: "mail.mef.net" },
-    Sdo { name: "W3C", addr: "team-liaisons@w3.org", doc_prefix: "W3C-LS-", relay: "mx.w3.org" },
-    Sdo { name: "Unicode Consortium", addr: "liaison@unicode.org", doc_prefix: "L2/26-", relay: "mx.unicode.org" },
-];
-
-const TOPICS: &[&str] = &[
-    "IPv6-only deployment in mobile networks",
-    "network slicing management interfaces",
-    "time-sensitive networking over IP",
-    "post-quantum cryptography migration",
-    "deterministic networking for industrial automation",
-    "QUIC in the 5G user plane",
-    "YANG models for optical transport networks",
-    "SRv6 in transport networks",
-    "encrypted DNS in home gateways",
-    "MPLS-TP OAM alignment",
-    "energy-efficiency metrics for network equipment",
-    "internationalized domain names in identifiers",
-    "segment routing for 5G transport",
-    "zero-touch network and service management",
-    "RPKI deployment by access providers",
-    "multicast in access networks",
-];
-
-const WGS: &[&str] =
-    &["6MAN", "DETNET", "TEAS", "CCAMP", "OPSAWG", "QUIC", "DNSOP", "SPRING", "MPLS", "NETMOD", "SIDROPS"];
-
-const PEOPLE: &[&str] = &[
-    "Maria Lopez",
-    "Kenji Watanabe",
-    "Olivier Dubois",
-    "Priya Raman",
-    "Hans Becker",
-    "Li Wei",
-    "Sara Johansson",
-    "Ahmed Hassan",
-    "Giulia Rossi",
-    "Tomasz Nowak",
-];
-
-const SENTENCES: &[&str] = &[
-    "The group thanks the IETF for its liaison statement and for the clarifications provided.",
-    "At its recent meeting the group reviewed the current status of the work item and agreed on the text below.",
-    "The group kindly asks the IETF to take the attached specification into account in its ongoing work.",
-    "We would appreciate feedback on the proposed alignment between the two sets of specifications.",
-    "The draft recommendation is expected to reach consent at the next plenary meeting.",
-    "Several contributions raised concerns about backward compatibility with deployed equipment.",
-    "The group has not reached consensus on the use of the proposed extension and seeks further guidance.",
-    "Operators reported interoperability problems that appear to stem from differing interpretations of the RFC.",
-    "A summary of the discussion is provided for information; no action is required at this time.",
-    "The editors will incorporate any comments received before the deadline given above.",
-    "The group plans to reference the relevant RFCs normatively and requests confirmation of their stability.",
-    "We note that the terminology used in both organizations differs and propose a common glossary.",
-    "Test results from the recent interoperability event are summarized in the attached document.",
-    "The group invites IETF experts to participate in the joint workshop planned for next year.",
-    "Security considerations were discussed at length and are reflected in the revised annex.",
-    "The management model is being updated to reflect the latest revision of the data model.",
-    "The group would like to understand the IETF's plans for the next revision of this protocol.",
-    "Please note that the attached documents are drafts and are subject to change.",
-];
-
-const PURPOSES: &[&str] = &["For action", "For information", "For comment", "In response"];
-
-/// splitmix64: independent per-message seeds from (seed, i).
-fn mix(seed: u64, i: u64) -> u64 {
-    let mut z = seed ^ i.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn pick<'a, T>(rng: &mut impl Rng, items: &'a [T]) -> &'a T {
-    &items[rng.random_range(0..items.len())]
-}
-
-/// Plain text of about `target` bytes: paragraphs of sentences wrapped at 72 columns, CRLF.
-fn push_text(out: &mut Vec<u8>, rng: &mut impl Rng, target: usize) {
-    let start = out.len();
-    while out.len() - start < target {
-        let mut line = String::new();
-        for _ in 0..rng.random_range(3..8) {
-            for word in pick(rng, SENTENCES).split(' ') {
-                if !line.is_empty() && line.len() + 1 + word.len() > 72 {
-                    out.extend_from_slice(line.as_bytes());
-                    out.extend_from_slice(b"\r\n");
-                    line.clear();
-                }
-                if !line.is_empty() {
-                    line.push(' ');
-                }
-                line.push_str(word);
-            }
-        }
-        out.extend_from_slice(line.as_bytes());
-        out.extend_from_slice(b"\r\n\r\n");
-    }
-}
-
-/// An attachment's bytes: a plausible file signature, then incompressible bytes (PDFs, DOCX
-/// and ZIP files are compressed already).
-fn attachment_bytes(rng: &mut impl Rng, kind: &AttachmentKind, size: usize) -> Vec<u8> {
-    let mut data = vec![0u8; size];
-    let mut fast = SmallRng::seed_from_u64(rng.random());
-    fast.fill_bytes(&mut data);
-    let magic = kind.magic;
-    let n = magic.len().min(size);
-    data[..n].copy_from_slice(&magic[..n]);
-    data
-}
-
-struct AttachmentKind {
-    ext: &'static str,
-    mime: &'static str,
-    magic: &'static [u8],
-}
-
-const ATTACHMENT_KINDS: &[AttachmentKind] = &[
-    AttachmentKind { ext: "pdf", mime: "application/pdf", magic: b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n" },
-    AttachmentKind {
-        ext: "docx",
-        mime: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        magic: b"PK\x03\x04\x14\x00\x06\x00",
-    },
-    AttachmentKind { ext: "zip", mime: "application/zip", magic: b"PK\x03\x04\x14\x00\x00\x00" },
-];
-
-/// What the generator made, for the summary.
-#[derive(Debug, Default, Clone, Copy)]
-struct Generated {
-    with_attachments: bool,
-    attachments: usize,
-}
-
-const MIN_ATTACHMENT: f64 = 100.0 * 1024.0;
-const MAX_ATTACHMENT: f64 = 5.0 * 1024.0 * 1024.0;
-
-/// Message `i` of the run seeded with `seed`.
-fn generate(seed: u64, i: usize) -> (Vec<u8>, Generated) {
-    let mut rng = StdRng::seed_from_u64(mix(seed, i as u64));
-    let sdo = pick(&mut rng, SDOS);
-    let topic = pick(&mut rng, TOPICS);
-    let wg = pick(&mut rng, WGS);
-    let person = pick(&mut rng, PEOPLE);
-    let purpose = pick(&mut rng, PURPOSES);
-    let doc = format!("{}{:05}", sdo.doc_prefix, rng.random_range(0..100_000));
-    // Dates spread over 2026, in order of i (one message every ~4 hours, some jitter).
-    let ts = 1_767_225_600 + (i as i64) * 14_400 + rng.random_range(0..7_200);
-    let date = jiff::Timestamp::from_second(ts).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    let date_header = date.strftime("%a, %d %b %Y %H:%M:%S +0000").to_string();
-    let deadline = jiff::Timestamp::from_second(ts + 86_400 * rng.random_range(30..120))
-        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-        .strftime("%Y-%m-%d")
-        .to_string();
-    let domain = sdo.addr.rsplit_once('@').map_or("example.net", |(_, d)| d);
-    let message_id = format!("<bench.{seed}.{i}.{:016x}@{domain}>", rng.random::<u64>());
-    let subject = match rng.random_range(0..4) {
-        0 => format!("LS on {topic} ({doc})"),
-        1 => format!("Reply LS on {topic} ({doc})"),
-        2 => format!("New Liaison Statement, \"{}: {topic}\"", sdo.name),
-        _ => format!("Liaison statement from {} to the IETF {wg} WG: {topic}", sdo.name),
-    };
-    let attach = rng.random_bool(0.3);
-    let mut meta = Generated { with_attachments: attach, attachments: 0 };
-
-    let mut m = Vec::with_capacity(if attach { 8 << 20 } else { 24 << 10 });
-    let mut h = String::with_capacity(1024);
-    let _ = write!(
-        h,
-        "Return-Path: <{addr}>\r\n\
-         Received: from {relay} ({relay} [192.0.2.{octet}])\r\n\tby mx.example.org (Postfix) with ESMTPS id {qid:010X}\r\n\
-         \tfor <liaison-coordination@iab.org>; {date_header}\r\n\
-         From: {name} <{addr}>\r\n\
-         To: liaison-coordination@iab.org\r\n\
-         Cc: {wg_lower}-chairs@ietf.org, statements@ietf.org\r\n\
-         Subject: {subject}\r\n\
-         Date: {date_header}\r\n\
-         Message-ID: {message_id}\r\n\
-         MIME-Version: 1.0\r\n",
-        addr = sdo.addr,
-        relay = sdo.relay,
-        octet = rng.random_range(1..255),
-        qid = rng.random::<u64>() & 0xFF_FFFF_FFFF,
-        name = sdo.name,
-        wg_lower = wg.to_ascii_lowercase(),
-    );
-    let mut intro = String::with_capacity(1024);
-    let _ = write!(
-        intro,
-        "Title: {topic}\r\n\
-         Submission date: {}\r\n\
-         From: {} ({person})\r\n\
-         To: IETF {wg} WG; IAB\r\n\
-         Purpose: {purpose}\r\n\
-         Deadline: {deadline}\r\n\
-         Technical contact: {person} <{}.{}@{domain}>\r\n\
-         Document: {doc}\r\n\
-         \r\n",
-        date.strftime("%Y-%m-%d"),
-        sdo.name,
-        person.split(' ').next().unwrap_or("x").to_ascii_lowercase(),
-        person.rsplit(' ').next().unwrap_or("y").to_ascii_lowercase(),
-    );
-
-    if !attach {
-        h.push_str("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n");
-        m.extend_from_slice(h.as_bytes());
-        m.extend_from_slice(intro.as_bytes());
-        let target: usize = rng.random_range(2 * 1024..20 * 1024);
-        push_text(&mut m, &mut rng, target.saturating_sub(intro.len()));
-        return (m, meta);
-    }
-
-    let boundary = format!("=_liaison_{:016x}", rng.random::<u64>());
-    let _ = write!(h, "Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n");
-    m.extend_from_slice(h.as_bytes());
-    m.extend_from_slice(b"This is a multi-part message in MIME format.\r\n\r\n");
-    m.extend_from_slice(
-        format!("--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n")
-            .as_bytes(),
-    );
-    m.extend_from_slice(intro.as_bytes());
-    let target: usize = rng.random_range(1024..4 * 1024);
-    push_text(&mut m, &mut rng, target);
-    let count = if rng.random_bool(0.5) { 1 } else { 2 };
-    for a in 0..count {
-        let kind = pick(&mut rng, ATTACHMENT_KINDS);
-        // Log-uniform between 100 KB and 5 MB (decoded).
-        let size = (MIN_ATTACHMENT * (MAX_ATTACHMENT / MIN_ATTACHMENT).powf(rng.random::<f64>())) as usize;
-        let name = if a == 0 { format!("{doc}.{}", kind.ext) } else { format!("{doc}-annex{a}.{}", kind.ext) };
-        m.extend_from_slice(
-            format!(
-                "\r\n--{boundary}\r\nContent-Type: {mime}; name=\"{name}\"\r\n\
-                 Content-Disposition: attachment; filename=\"{name}\"; size={size}\r\n\
-                 Content-Transfer-Encoding: base64\r\n\r\n",
-                mime = kind.mime
-            )
-            .as_bytes(),
-        );
-        let data = attachment_bytes(&mut rng, kind, size);
-        m.reserve(size / 57 * 78 + 80);
-        m.extend_from_slice(base64::mime_lines(&data).as_bytes());
-        meta.attachments += 1;
-    }
-    m.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (m, meta)
-}
-
-// ---------------------------------------------------------------------------------------------
 // Appending
 
 #[derive(Debug, Default)]
@@ -484,15 +222,22 @@ struct AppendStats {
     largest: AtomicU64,
     with_attachments: AtomicUsize,
     attachments: AtomicUsize,
+    with_html: AtomicUsize,
+    huge: AtomicUsize,
+    under_10k: AtomicUsize,
+    /// Every message's size, to print the median.
+    sizes: std::sync::Mutex<Vec<u64>>,
 }
 
 async fn append_all(tb: &Testbed, mailbox: &str, n: usize, seed: u64) -> Result<(Arc<AppendStats>, Duration)> {
     let stats = Arc::new(AppendStats::default());
+    let documents = Arc::new(mailgen::Documents::load(&repo_root()));
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..APPEND_CONNECTIONS.min(n) {
         let (tb, mailbox, stats, next) = (tb.clone(), mailbox.to_string(), stats.clone(), next.clone());
+        let documents = documents.clone();
         workers.spawn(async move {
             let mut s = imap_login(&tb).await?;
             loop {
@@ -500,7 +245,8 @@ async fn append_all(tb: &Testbed, mailbox: &str, n: usize, seed: u64) -> Result<
                 if i >= n {
                     break;
                 }
-                let (raw, meta) = tokio::task::spawn_blocking(move || generate(seed, i))
+                let documents = documents.clone();
+                let (raw, shape) = tokio::task::spawn_blocking(move || mailgen::generate(seed, i, &documents))
                     .await
                     .map_err(|e| anyhow!("generating message {i} failed: {e}"))?;
                 let len = raw.len() as u64;
@@ -509,10 +255,22 @@ async fn append_all(tb: &Testbed, mailbox: &str, n: usize, seed: u64) -> Result<
                     .with_context(|| format!("APPEND of message {i} ({len} bytes) to {mailbox}"))?;
                 stats.bytes.fetch_add(len, Ordering::Relaxed);
                 stats.largest.fetch_max(len, Ordering::Relaxed);
-                if meta.with_attachments {
+                if shape.attachments > 0 {
                     stats.with_attachments.fetch_add(1, Ordering::Relaxed);
                 }
-                stats.attachments.fetch_add(meta.attachments, Ordering::Relaxed);
+                if shape.html {
+                    stats.with_html.fetch_add(1, Ordering::Relaxed);
+                }
+                if shape.huge {
+                    stats.huge.fetch_add(1, Ordering::Relaxed);
+                }
+                if len < 10 * 1024 {
+                    stats.under_10k.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Ok(mut sizes) = stats.sizes.lock() {
+                    sizes.push(len);
+                }
+                stats.attachments.fetch_add(shape.attachments, Ordering::Relaxed);
                 let done = i + 1;
                 if done % 500 == 0 {
                     eprintln!("  ... {done}/{n} generated and appending");
@@ -540,7 +298,7 @@ async fn append_all(tb: &Testbed, mailbox: &str, n: usize, seed: u64) -> Result<
 #[derive(Debug)]
 struct Measured {
     wall: Duration,
-    /// Peak resident set size, bytes (ru_maxrss is in KiB on Linux).
+    /// Peak resident set size of the program itself, bytes (its VmHWM; see `peak.rs`).
     max_rss: u64,
     user: Duration,
     sys: Duration,
@@ -569,6 +327,7 @@ fn run_measured(cmd: &mut Command, what: &str) -> Result<Measured> {
     unsafe { libc::sync() };
     let started = Instant::now();
     let child = cmd.spawn().with_context(|| format!("cannot start {what}"))?;
+    let watch = peak::PeakWatch::start(child.id());
     let pid = child.id() as libc::pid_t;
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain old data; all zeroes is a valid value.
@@ -588,13 +347,7 @@ fn run_measured(cmd: &mut Command, what: &str) -> Result<Measured> {
     let wall = started.elapsed();
     drop(child);
     let exit = if libc::WIFEXITED(status) { Ok(libc::WEXITSTATUS(status)) } else { Err(libc::WTERMSIG(status)) };
-    Ok(Measured {
-        wall,
-        max_rss: (usage.ru_maxrss.max(0) as u64) * 1024,
-        user: timeval(usage.ru_utime),
-        sys: timeval(usage.ru_stime),
-        exit,
-    })
+    Ok(Measured { wall, max_rss: watch.finish(), user: timeval(usage.ru_utime), sys: timeval(usage.ru_stime), exit })
 }
 
 fn tail(path: &Path, lines: usize) -> String {
@@ -722,7 +475,10 @@ fn run_mbsync(tb: &Testbed, mailbox: &str, dir: &Path, n: usize) -> Result<Measu
     let rc = dir.join("mbsyncrc");
     // isync 1.4 syntax: Far/Near, SSLType (TLSType is 1.5).
     let text = format!(
-        "IMAPAccount bench\n\
+        "# Every message is flushed to disk before the server is told (the durable floor).\n\
+         FSync yes\n\
+         \n\
+         IMAPAccount bench\n\
          Host {host}\n\
          Port {port}\n\
          User {USER}\n\
@@ -847,6 +603,13 @@ fn main() -> Result<()> {
     result
 }
 
+/// The median of `values` (the lower middle one for an even count).
+fn median<T: Copy + PartialOrd>(values: &[T]) -> T {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    sorted[(sorted.len() - 1) / 2]
+}
+
 fn bench(rt: &tokio::runtime::Runtime, args: &Args, tb: &Testbed, mailbox: &str, work: &Path) -> Result<()> {
     let n = args.messages;
     eprintln!("generating and appending {n} messages over {APPEND_CONNECTIONS} connections ...");
@@ -854,46 +617,68 @@ fn bench(rt: &tokio::runtime::Runtime, args: &Args, tb: &Testbed, mailbox: &str,
     let total = stats.bytes.load(Ordering::Relaxed);
     let largest = stats.largest.load(Ordering::Relaxed);
     let with_att = stats.with_attachments.load(Ordering::Relaxed);
+    let sizes = stats.sizes.lock().map(|s| s.clone()).unwrap_or_default();
+    let median_size = if sizes.is_empty() { 0 } else { median(&sizes) };
     eprintln!(
-        "appended {n} messages ({} plain, {with_att} with {} attachments), {total} bytes = {:.1} MiB, \
-         largest {:.2} MiB, in {:.1} s ({:.1} MiB/s)",
+        "appended {n} messages ({} text only, {} of them with HTML; {with_att} with {} attachments, {} of 20 MiB), \
+         {:.1} MiB, median {:.1} KiB, {:.0} % under 10 KiB, largest {:.2} MiB, in {:.1} s",
         n - with_att,
+        stats.with_html.load(Ordering::Relaxed),
         stats.attachments.load(Ordering::Relaxed),
+        stats.huge.load(Ordering::Relaxed),
         mib(total),
+        median_size as f64 / 1024.0,
+        100.0 * stats.under_10k.load(Ordering::Relaxed) as f64 / n as f64,
         mib(largest),
         append_time.as_secs_f64(),
-        mib(total) / append_time.as_secs_f64()
     );
 
-    let ldir = work.join("liaisond");
-    std::fs::create_dir_all(&ldir).with_context(|| format!("cannot create {}", ldir.display()))?;
-    eprintln!("running liaisond run --once ...");
-    let l = run_liaisond(tb, mailbox, &ldir, n)?;
-    eprintln!(
-        "liaisond: {:.2} s, peak RSS {:.1} MiB, database {:.1} MiB",
-        l.m.wall.as_secs_f64(),
-        mib(l.m.max_rss),
-        mib(l.db_bytes)
-    );
-    if l.stored_bytes != total {
-        eprintln!("note: the database holds {} message bytes, {} were appended", l.stored_bytes, total);
+    // Alternately, so that both see the same state of the page cache and the disk.
+    let mut runs_l = Vec::new();
+    let mut runs_m = Vec::new();
+    for round in 1..=args.runs {
+        let ldir = work.join(format!("liaisond-{round}"));
+        std::fs::create_dir_all(&ldir).with_context(|| format!("cannot create {}", ldir.display()))?;
+        let l = run_liaisond(tb, mailbox, &ldir, n)?;
+        eprintln!(
+            "run {round}: liaisond {:.2} s, peak RSS {:.1} MiB, database {:.1} MiB",
+            l.m.wall.as_secs_f64(),
+            mib(l.m.max_rss),
+            mib(l.db_bytes)
+        );
+        if l.stored_bytes != total {
+            eprintln!("note: the database holds {} message bytes, {} were appended", l.stored_bytes, total);
+        }
+        let mdir = work.join(format!("mbsync-{round}"));
+        std::fs::create_dir_all(&mdir).with_context(|| format!("cannot create {}", mdir.display()))?;
+        let mb = run_mbsync(tb, mailbox, &mdir, n)?;
+        eprintln!("run {round}: mbsync {:.2} s, peak RSS {:.1} MiB", mb.wall.as_secs_f64(), mib(mb.max_rss));
+        // Only the last round's files are kept (--keep); the others would fill the disk at N=10,000.
+        if round < args.runs {
+            let _ = std::fs::remove_dir_all(&ldir);
+            let _ = std::fs::remove_dir_all(&mdir);
+        }
+        runs_l.push(l);
+        runs_m.push(mb);
     }
 
-    let mdir = work.join("mbsync");
-    std::fs::create_dir_all(&mdir).with_context(|| format!("cannot create {}", mdir.display()))?;
-    eprintln!("running mbsync ...");
-    let mb = run_mbsync(tb, mailbox, &mdir, n)?;
-    eprintln!("mbsync: {:.2} s, peak RSS {:.1} MiB", mb.wall.as_secs_f64(), mib(mb.max_rss));
-
-    let secs = l.m.wall.as_secs_f64();
+    let secs = median(&runs_l.iter().map(|l| l.m.wall.as_secs_f64()).collect::<Vec<_>>());
+    let mb_secs = median(&runs_m.iter().map(|m| m.wall.as_secs_f64()).collect::<Vec<_>>());
+    let rss = median(&runs_l.iter().map(|l| l.m.max_rss).collect::<Vec<_>>());
+    let rss_max = runs_l.iter().map(|l| l.m.max_rss).max().unwrap_or(0);
+    let user = median(&runs_l.iter().map(|l| l.m.user.as_secs_f64()).collect::<Vec<_>>());
+    let sys = median(&runs_l.iter().map(|l| l.m.sys.as_secs_f64()).collect::<Vec<_>>());
+    let mb_rss = median(&runs_m.iter().map(|m| m.max_rss).collect::<Vec<_>>());
+    let db_bytes = runs_l.last().map_or(0, |l| l.db_bytes);
     let budget = RSS_BASE_BUDGET + largest;
-    let within = l.m.max_rss <= budget;
-    let ratio = secs / mb.wall.as_secs_f64();
+    let within = rss_max <= budget;
+    let ratio = secs / mb_secs;
+    let list = |v: Vec<f64>| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(", ");
     let mut t = String::new();
     let row = |t: &mut String, k: &str, v: String| {
         let _ = writeln!(t, "  {k:<38} {v}");
     };
-    let _ = writeln!(t, "\nliaisond ingest benchmark (MiB = 2^20 bytes)");
+    let _ = writeln!(t, "\nliaisond ingest benchmark (MiB = 2^20 bytes; medians of {} alternating runs)", args.runs);
     row(&mut t, "liaisond binary", env!("CARGO_BIN_EXE_liaisond").to_string());
     row(
         &mut t,
@@ -901,28 +686,35 @@ fn bench(rt: &tokio::runtime::Runtime, args: &Args, tb: &Testbed, mailbox: &str,
         (if cfg!(debug_assertions) { "debug (unoptimised)" } else { "release (bench profile)" }).to_string(),
     );
     row(&mut t, "seed", args.seed.to_string());
-    row(&mut t, "messages", format!("{n} ({} plain, {with_att} with attachments)", n - with_att));
+    row(&mut t, "messages", format!("{n} ({} text only, {with_att} with attachments)", n - with_att));
     row(&mut t, "total size", format!("{:.1} MiB ({total} bytes)", mib(total)));
-    row(&mut t, "appending (2 IMAP connections)", format!("{:.2} s", append_time.as_secs_f64()));
-    row(&mut t, "liaisond run --once: wall", format!("{secs:.2} s"));
     row(
         &mut t,
-        "liaisond CPU (user + sys)",
-        format!("{:.2} s + {:.2} s", l.m.user.as_secs_f64(), l.m.sys.as_secs_f64()),
+        "median / largest message",
+        format!("{:.1} KiB / {:.2} MiB", median_size as f64 / 1024.0, mib(largest)),
     );
+    row(&mut t, "appending (2 IMAP connections)", format!("{:.2} s", append_time.as_secs_f64()));
+    row(
+        &mut t,
+        "liaisond run --once: wall",
+        format!("{secs:.2} s ({} s)", list(runs_l.iter().map(|l| l.m.wall.as_secs_f64()).collect())),
+    );
+    row(&mut t, "liaisond CPU (user + sys)", format!("{user:.2} s + {sys:.2} s"));
     row(&mut t, "messages/s", format!("{:.1}", n as f64 / secs));
     row(&mut t, "MiB/s", format!("{:.1}", mib(total) / secs));
-    row(&mut t, "peak RSS", format!("{:.1} MiB", mib(l.m.max_rss)));
-    row(&mut t, "largest message", format!("{:.2} MiB", mib(largest)));
+    row(&mut t, "peak RSS (median, max)", format!("{:.1} MiB, {:.1} MiB", mib(rss), mib(rss_max)));
     row(
         &mut t,
         "budget: 100 MiB + largest",
         format!("{:.1} MiB -> {}", mib(budget), if within { "WITHIN" } else { "OVER" }),
     );
-    row(&mut t, "database on disk", format!("{:.1} MiB", mib(l.db_bytes)));
-    row(&mut t, "mbsync (isync) to Maildir: wall", format!("{:.2} s", mb.wall.as_secs_f64()));
-    row(&mut t, "mbsync CPU (user + sys)", format!("{:.2} s + {:.2} s", mb.user.as_secs_f64(), mb.sys.as_secs_f64()));
-    row(&mut t, "mbsync peak RSS", format!("{:.1} MiB", mib(mb.max_rss)));
+    row(&mut t, "database on disk", format!("{:.1} MiB", mib(db_bytes)));
+    row(
+        &mut t,
+        "mbsync (FSync yes) to Maildir: wall",
+        format!("{mb_secs:.2} s ({} s)", list(runs_m.iter().map(|m| m.wall.as_secs_f64()).collect())),
+    );
+    row(&mut t, "mbsync peak RSS", format!("{:.1} MiB", mib(mb_rss)));
     row(
         &mut t,
         "ratio liaisond / mbsync",
