@@ -852,18 +852,46 @@ impl Store {
 
     /// Runs `f` in one transaction and commits it. An error rolls everything back and is
     /// reported with the database's path.
-    fn in_transaction<T>(
-        &mut self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
-    ) -> Result<T, StoreError> {
+    fn in_transaction<T>(&mut self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         let Store { conn, path } = self;
         let wrap = |source| StoreError::Sqlite { path: path.clone(), source };
+        if !conn.is_autocommit() {
+            // Inside a batch ([`Store::batch`]): a savepoint, so that a failure undoes this
+            // part alone; the batch's COMMIT makes it durable.
+            let savepoint = conn.savepoint().map_err(wrap)?;
+            let value = f(&savepoint).map_err(wrap)?;
+            savepoint.commit().map_err(wrap)?;
+            return Ok(value);
+        }
         // IMMEDIATE: take the write lock at the start. A deferred transaction that reads and
         // then writes fails with SQLITE_BUSY at once (busy_timeout does not help) when another
         // process wrote in between.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(wrap)?;
         let value = f(&tx).map_err(wrap)?;
         tx.commit().map_err(wrap)?;
+        Ok(value)
+    }
+
+    /// Runs `f` in one transaction (IMMEDIATE), inside which every change the store makes is a
+    /// savepoint: one COMMIT, so one sync of the write-ahead log, for many messages instead of
+    /// one each (a fetch batch stores its messages so). A step of `f` that fails undoes its own
+    /// changes only; an error `f` returns, or a failing COMMIT, undoes everything.
+    pub fn batch<T>(&mut self, f: impl FnOnce(&mut Store) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        if !self.conn.is_autocommit() {
+            return f(self);
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.err(e))?;
+        let value = match f(self) {
+            Ok(value) => value,
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(self.err(e));
+        }
         Ok(value)
     }
 
@@ -1163,19 +1191,26 @@ impl Store {
     fn immediately<T>(&mut self, f: impl FnOnce(&Store) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         struct Open<'c> {
             conn: &'c Connection,
+            undo: &'static str,
             done: bool,
         }
         impl Drop for Open<'_> {
             fn drop(&mut self) {
                 if !self.done {
-                    let _ = self.conn.execute_batch("ROLLBACK");
+                    let _ = self.conn.execute_batch(self.undo);
                 }
             }
         }
-        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.err(e))?;
-        let mut open = Open { conn: &self.conn, done: false };
+        // Inside a batch ([`Store::batch`]) a savepoint, else a transaction of its own.
+        let (begin, end, undo) = if self.conn.is_autocommit() {
+            ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
+        } else {
+            ("SAVEPOINT step", "RELEASE step", "ROLLBACK TO step; RELEASE step")
+        };
+        self.conn.execute_batch(begin).map_err(|e| self.err(e))?;
+        let mut open = Open { conn: &self.conn, undo, done: false };
         let value = f(self).map_err(|e| self.err(e))?;
-        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+        self.conn.execute_batch(end).map_err(|e| self.err(e))?;
         open.done = true;
         Ok(value)
     }
@@ -1754,6 +1789,34 @@ mod tests {
             },
             ..arrival(raw)
         }
+    }
+
+    #[test]
+    fn a_batch_commits_once_and_a_failed_step_undoes_only_itself() {
+        // Issue 14: a fetch batch is stored in one transaction (one sync of the log), each
+        // message a savepoint of it.
+        let (_d, mut s) = temp_store();
+        let stored = s
+            .batch(|s| {
+                let a = s.accept(&incoming(b"Subject: a\r\n\r\na", Some("a@x"), 1, 1))?;
+                let b = s.accept(&incoming(b"Subject: b\r\n\r\nb", Some("b@x"), 1, 2))?;
+                // A step that fails inside the batch (outside it: its own transaction).
+                let failed = s.in_transaction(|tx| tx.execute("INSERT INTO no_such_table VALUES (1)", []));
+                assert!(failed.is_err());
+                Ok((a, b))
+            })
+            .expect("batch");
+        assert!(stored.0.new && stored.1.new);
+        assert!(s.conn.is_autocommit(), "the batch's transaction is closed");
+        assert_eq!(s.pending_message_ids(None).expect("ids").len(), 2);
+        // An error from the batch undoes every step of it.
+        let undone: Result<(), StoreError> = s.batch(|s| {
+            s.accept(&incoming(b"Subject: c\r\n\r\nc", Some("c@x"), 1, 3))?;
+            s.in_transaction(|tx| tx.execute("INSERT INTO no_such_table VALUES (1)", [])).map(|_| ())
+        });
+        assert!(undone.is_err());
+        assert!(s.conn.is_autocommit());
+        assert_eq!(s.pending_message_ids(None).expect("ids").len(), 2, "the failed batch stored nothing");
     }
 
     #[test]
