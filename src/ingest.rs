@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use std::time::Instant;
 
+use futures_util::StreamExt;
 use liaisond_core::parse::{Parsed, header_section};
-use liaisond_model::{Arrival, History, Origin, Outcome, Reading, Summary, sha256_hex, timestamp_text};
+use liaisond_model::{Arrival, History, Origin, Outcome, Reading, Summary, Verdict, sha256_hex, timestamp_text};
 use liaisond_store::{Accepted, MAX_PROCESSING_ATTEMPTS, StoreError};
 
 use crate::config::Limits;
@@ -90,6 +91,14 @@ impl Ingestor {
         self.limits.stage_timeout + DATABASE_ALLOWANCE
     }
 
+    /// The longest [`Ingestor::read`] of `messages` may take: each under the stage limit, as
+    /// many at once as there are cores, plus the database work.
+    pub fn read_limit(&self, messages: usize) -> Duration {
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
+        let rounds = messages.div_ceil(parallel).max(1) as u32;
+        self.limits.stage_timeout * rounds + DATABASE_ALLOWANCE
+    }
+
     /// Wakes the sender task after each recorded message.
     pub fn with_outbox_waker(mut self, waker: Arc<tokio::sync::Notify>) -> Ingestor {
         self.outbox_waker = Some(waker);
@@ -125,43 +134,90 @@ impl Ingestor {
         origin: Origin,
         internal_date: Option<String>,
     ) -> Result<Ingested, StoreError> {
+        let received = self.receive(raw, origin, internal_date).await;
+        let (mut accepted, to_read) = self.store(vec![received]).await?;
+        let outcome = self.read(to_read).await.pop().flatten();
+        // `store` answers one `Accepted` for each message given (or an error).
+        let accepted = accepted.pop().expect("one Accepted per stored message");
+        Ok(Ingested { accepted, outcome })
+    }
+
+    /// Parses a complete message on the blocking pool under the stage limit, before it is
+    /// stored (by [`Ingestor::store`]).
+    pub async fn receive(&self, raw: Vec<u8>, origin: Origin, internal_date: Option<String>) -> Received {
         let (arrival, parsed, spent) = self.parse(raw, origin, internal_date).await;
-        let (accepted, origin, message_id) = self
+        Received { arrival, parsed, spent }
+    }
+
+    /// Stores received messages, in order, in one transaction (one sync of the log for the
+    /// whole fetch batch): once this returns, every one is durable and its source may act on
+    /// it. Returns what each became, and the new ones, to be read by [`Ingestor::read`]. The
+    /// message bytes are dropped here; only what was parsed of them is kept.
+    pub async fn store(&self, received: Vec<Received>) -> Result<(Vec<Accepted>, ToRead), StoreError> {
+        let mut arrivals = Vec::with_capacity(received.len());
+        let mut parsed = Vec::with_capacity(received.len());
+        for r in received {
+            arrivals.push(r.arrival);
+            parsed.push((r.parsed, r.spent));
+        }
+        let (accepted, seen) = self
             .db
             .call(move |s| {
-                let a = s.accept(&arrival)?;
-                // The bytes are in the database now; only what was parsed of them is kept.
-                Ok((a, arrival.origin, arrival.message_id))
+                let accepted = s.batch(|s| arrivals.iter().map(|a| s.accept(a)).collect::<Result<Vec<_>, _>>())?;
+                let seen: Vec<Seen> = arrivals.into_iter().map(|a| Seen::from(&a.origin, a.message_id)).collect();
+                Ok((accepted, seen))
             })
             .await?;
-        if !accepted.new {
-            tracing::debug!(
-                id = accepted.id,
-                source = origin.source,
-                mailbox = origin.mailbox,
-                uid = origin.uid,
-                "already stored"
-            );
-            return Ok(Ingested { accepted, outcome: None });
-        }
-        let seen = Seen::from(&origin, message_id);
-        // One reader for the whole message: a reload meanwhile applies to the next one.
-        let Some(reader) = self.reader.as_ref().map(ReaderHandle::current) else {
-            return Ok(Ingested { accepted, outcome: None });
-        };
-        let decision = match parsed {
-            // Parsing and reading share the stage limit; waiting for the database does not count.
-            Ok(parsed) => {
-                let r = reader.clone();
-                let limit = self.limits.stage_timeout;
-                bounded(limit, limit.saturating_sub(spent), move || decide(*parsed, &r, spent, limit))
-                    .await
-                    .unwrap_or_else(|q| q)
+        let mut unread = Vec::new();
+        for ((a, seen), (parsed, spent)) in accepted.iter().zip(seen).zip(parsed) {
+            if a.new {
+                unread.push(Unread { id: a.id, seen, parsed, spent });
+            } else {
+                tracing::debug!(
+                    id = a.id,
+                    source = seen.source,
+                    mailbox = seen.mailbox,
+                    uid = seen.uid,
+                    "already stored"
+                );
             }
-            Err(quarantined) => quarantined,
+        }
+        Ok((accepted, ToRead { unread }))
+    }
+
+    /// Reads stored messages (as many at once as there are cores, each under the stage limit)
+    /// and records their outcomes in order, in one transaction: the outcome of each, `None`
+    /// where none was recorded (no reader, or the write failed: it stays `pending` for the
+    /// sweep). In order, so that a reply read in the same batch as its statement finds it.
+    pub async fn read(&self, to_read: ToRead) -> Vec<Option<Outcome>> {
+        let count = to_read.unread.len();
+        // One reader for the whole batch: a reload meanwhile applies to the next one.
+        let Some(reader) = self.reader.as_ref().map(ReaderHandle::current) else {
+            return vec![None; count];
         };
-        let outcome = self.record_or_leave_pending(accepted.id, &seen, Some(reader), decision).await;
-        Ok(Ingested { accepted, outcome })
+        let limit = self.limits.stage_timeout;
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
+        let decided: Vec<(i64, Seen, Decision)> = futures_util::stream::iter(to_read.unread)
+            .map(|Unread { id, seen, parsed, spent }| {
+                let r = reader.clone();
+                async move {
+                    let decision = match parsed {
+                        // Parsing and reading share the stage limit; waiting for the database
+                        // does not count.
+                        Ok(parsed) => {
+                            bounded(limit, limit.saturating_sub(spent), move || decide(*parsed, &r, spent, limit))
+                                .await
+                                .unwrap_or_else(|q| q)
+                        }
+                        Err(quarantined) => quarantined,
+                    };
+                    (id, seen, decision)
+                }
+            })
+            .buffered(parallel)
+            .collect()
+            .await;
+        self.record_all(decided, Some(reader)).await
     }
 
     /// Parses a message before it is stored, on the blocking pool under the stage time limit:
@@ -229,118 +285,86 @@ impl Ingestor {
         let decision = quarantine(format!(
             "oversized: the message is {size} bytes, over the limit of {limit}; only its header section was kept"
         ));
-        let outcome = self.record_or_leave_pending(accepted.id, &seen, None, decision).await;
+        let outcome = self.record_all(vec![(accepted.id, seen, decision)], None).await.into_iter().next().flatten();
         self.heartbeat.beat();
         Ok(Ingested { accepted, outcome })
     }
 
-    /// Records an outcome; on failure logs it and leaves the message `pending`, to be decided
+    /// Records outcomes in order, in one transaction (each message a savepoint of it); judged
+    /// inside it (see `Store::record_judged`): the history each is judged against cannot
+    /// change in between, so two copies of one statement cannot both become statements. A
+    /// message whose outcome could not be written is logged and stays `pending`, to be decided
     /// again by the sweep (the decision is a pure function of the stored bytes).
-    async fn record_or_leave_pending(
+    async fn record_all(
         &self,
-        id: i64,
-        seen: &Seen,
+        decided: Vec<(i64, Seen, Decision)>,
         reader: Option<Arc<Reader>>,
-        decision: Decision,
-    ) -> Option<Outcome> {
-        match self.record(id, seen, reader, decision).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                tracing::warn!(
-                    id,
-                    source = seen.source,
-                    message_id = seen.message_id,
-                    error = %e,
-                    "stored, but recording the outcome failed; it stays pending"
-                );
-                None
-            }
+    ) -> Vec<Option<Outcome>> {
+        if decided.is_empty() {
+            return Vec::new();
         }
-    }
-
-    async fn record(
-        &self,
-        id: i64,
-        seen: &Seen,
-        reader: Option<Arc<Reader>>,
-        decision: Decision,
-    ) -> Result<Option<Outcome>, StoreError> {
-        let Decision { outcome, summary, reading, to_judge } = decision;
-        let to_store = outcome.clone();
-        // Judged inside the transaction that records it (see `Store::record_judged`): the
-        // history it is judged against cannot change in between, so two copies of one
-        // statement cannot both become statements.
+        let count = decided.len();
+        let mut seen_list = Vec::with_capacity(count);
+        let mut outcomes = Vec::with_capacity(count);
+        let mut work = Vec::with_capacity(count);
+        for (id, seen, Decision { outcome, summary, reading, to_judge }) in decided {
+            seen_list.push((id, seen));
+            outcomes.push(outcome.clone());
+            work.push((id, outcome, summary, reading, to_judge));
+        }
         let recorded = self
             .db
             .call(move |s| {
-                let (judge, planner) = match (&to_judge, &reader) {
-                    (Some(t), Some(r)) => (Some(move |h: &dyn History| r.judge(t, h)), r.planner(t, id)),
-                    _ => (None, None),
-                };
-                s.record_judged(
-                    id,
-                    &to_store,
-                    &summary,
-                    reading.as_ref(),
-                    judge.as_ref().map(|f| f as liaisond_store::Judge<'_>),
-                    planner.as_ref().map(|f| f as liaisond_store::Planner<'_>),
-                )
+                s.batch(|s| {
+                    Ok(work
+                        .iter()
+                        .map(|(id, outcome, summary, reading, to_judge)| {
+                            let (judge, planner) = match (to_judge, &reader) {
+                                (Some(t), Some(r)) => (Some(move |h: &dyn History| r.judge(t, h)), r.planner(t, *id)),
+                                _ => (None, None),
+                            };
+                            s.record_judged(
+                                *id,
+                                outcome,
+                                summary,
+                                reading.as_ref(),
+                                judge.as_ref().map(|f| f as liaisond_store::Judge<'_>),
+                                planner.as_ref().map(|f| f as liaisond_store::Planner<'_>),
+                            )
+                        })
+                        .collect::<Vec<_>>())
+                })
             })
-            .await?;
-        let Some(liaisond_store::Recorded { tracking_id, judged }) = recorded else {
-            return Ok(None);
+            .await;
+        let recorded = match recorded {
+            Ok(each) => each,
+            Err(e) => {
+                for (id, seen) in &seen_list {
+                    warn_left_pending(*id, seen, &e);
+                }
+                return vec![None; count];
+            }
         };
-        if let Some(waker) = &self.outbox_waker {
+        let mut any = false;
+        let mut result = Vec::with_capacity(count);
+        for (((id, seen), outcome), recorded) in seen_list.iter().zip(outcomes).zip(recorded) {
+            match recorded {
+                Err(e) => {
+                    warn_left_pending(*id, seen, &e);
+                    result.push(None);
+                }
+                Ok(None) => result.push(None),
+                Ok(Some(liaisond_store::Recorded { tracking_id, judged })) => {
+                    any = true;
+                    log_recorded(*id, seen, &outcome, tracking_id.as_deref(), judged.as_ref());
+                    result.push(Some(outcome));
+                }
+            }
+        }
+        if any && let Some(waker) = &self.outbox_waker {
             waker.notify_one();
         }
-        let class = judged.as_ref().map(|j| j.class.as_str());
-        let route = judged.as_ref().map(|j| j.route_reason.as_str());
-        let Seen { source, mailbox, uid, file, message_id } = seen;
-        // The one line per message (quarantine is a warning). No body, only identifiers.
-        match &outcome {
-            Outcome::Processed => {
-                tracing::info!(
-                    id,
-                    source,
-                    mailbox,
-                    uid,
-                    file,
-                    message_id,
-                    outcome = "processed",
-                    class,
-                    tracking_id,
-                    route,
-                    "message recorded"
-                )
-            }
-            Outcome::Quarantined { error } => {
-                tracing::warn!(
-                    id,
-                    source,
-                    mailbox,
-                    uid,
-                    file,
-                    message_id,
-                    outcome = "quarantined",
-                    error,
-                    "message recorded"
-                )
-            }
-            Outcome::Ignored { reason } => {
-                tracing::info!(
-                    id,
-                    source,
-                    mailbox,
-                    uid,
-                    file,
-                    message_id,
-                    outcome = "ignored",
-                    reason,
-                    "message recorded"
-                )
-            }
-        }
-        Ok(Some(outcome))
+        result
     }
 
     /// Processes messages left `pending` (by a crash, a shutdown or a failed write) that are
@@ -406,8 +430,92 @@ impl Ingestor {
             bounded(limit, limit, work).await.unwrap_or_else(|q| q)
         };
         let seen = Seen { source: source.into(), ..Seen::default() };
-        self.record_or_leave_pending(id, &seen, reader, decision).await
+        self.record_all(vec![(id, seen, decision)], reader).await.into_iter().next().flatten()
     }
+}
+
+/// A stored message whose outcome could not be written: it stays `pending` for the sweep.
+fn warn_left_pending(id: i64, seen: &Seen, e: &StoreError) {
+    tracing::warn!(
+        id,
+        source = seen.source,
+        message_id = seen.message_id,
+        error = %e,
+        "stored, but recording the outcome failed; it stays pending"
+    );
+}
+
+/// The one line per message (quarantine is a warning). No body, only identifiers.
+fn log_recorded(id: i64, seen: &Seen, outcome: &Outcome, tracking_id: Option<&str>, judged: Option<&Verdict>) {
+    let class = judged.map(|j| j.class.as_str());
+    let route = judged.map(|j| j.route_reason.as_str());
+    let Seen { source, mailbox, uid, file, message_id } = seen;
+    match outcome {
+        Outcome::Processed => tracing::info!(
+            id,
+            source,
+            mailbox,
+            uid,
+            file,
+            message_id,
+            outcome = "processed",
+            class,
+            tracking_id,
+            route,
+            "message recorded"
+        ),
+        Outcome::Quarantined { error } => tracing::warn!(
+            id,
+            source,
+            mailbox,
+            uid,
+            file,
+            message_id,
+            outcome = "quarantined",
+            error,
+            "message recorded"
+        ),
+        Outcome::Ignored { reason } => {
+            tracing::info!(id, source, mailbox, uid, file, message_id, outcome = "ignored", reason, "message recorded")
+        }
+    }
+}
+
+/// A message received and parsed, not stored yet ([`Ingestor::receive`]).
+pub struct Received {
+    arrival: Arrival,
+    parsed: Result<Box<Parsed>, Decision>,
+    spent: Duration,
+}
+
+impl Received {
+    /// The message's size in bytes.
+    pub fn size(&self) -> usize {
+        self.arrival.raw.len()
+    }
+}
+
+/// Stored messages, new, to be read and recorded ([`Ingestor::read`]).
+#[derive(Default)]
+pub struct ToRead {
+    unread: Vec<Unread>,
+}
+
+impl ToRead {
+    pub fn len(&self) -> usize {
+        self.unread.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.unread.is_empty()
+    }
+}
+
+struct Unread {
+    id: i64,
+    seen: Seen,
+    parsed: Result<Box<Parsed>, Decision>,
+    spent: Duration,
 }
 
 /// Where a message was seen, for its log line.
@@ -574,6 +682,34 @@ mod tests {
         let rows = ingestor.db().call(|s| s.message_overview(None)).await.expect("rows");
         assert_eq!(rows[0].state, "quarantined");
         assert!(rows[0].detail.as_deref().is_some_and(|d| d.starts_with("oversized")), "{rows:?}");
+    }
+
+    #[tokio::test]
+    async fn a_reply_stored_in_the_same_batch_as_its_statement_follows_it() {
+        // Issue 14: a batch is stored at once and read with several messages in flight; the
+        // outcomes are recorded in order, so the reply finds the statement recorded before it.
+        let d = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&d.path().join("b.db"), Duration::from_secs(1)).expect("open");
+        let ingestor = Ingestor::new(Db::new(store), Limits::default(), Some(test_reader()));
+        let statement = "From: TSB <tsbsg13@itu.int>\r\nTo: liaison@example.org\r\nSubject: LS on network slicing\r\n\
+            Message-ID: <ls7@itu.int>\r\n\r\nTitle: LS on network slicing\r\nFrom: ITU-T Study Group 13\r\n\
+            To: IETF TEAS WG\r\nPurpose: For action\r\nDeadline: 2027-03-01\r\n\r\nPlease comment.\r\n";
+        let reply = "From: someone@example.com\r\nSubject: Re: LS on network slicing\r\nMessage-ID: <r7@example.com>\r\n\
+            In-Reply-To: <ls7@itu.int>\r\n\r\nThanks\r\n";
+        let mut received = Vec::new();
+        for raw in [statement, reply] {
+            received.push(ingestor.receive(raw.as_bytes().to_vec(), Origin::stdin(), None).await);
+        }
+        let (accepted, to_read) = ingestor.store(received).await.expect("stored");
+        assert_eq!(to_read.len(), 2);
+        let outcomes = ingestor.read(to_read).await;
+        assert_eq!(outcomes, vec![Some(Outcome::Processed), Some(Outcome::Processed)]);
+        let store = ingestor.db();
+        let statements = store.call(|s| s.statements()).await.expect("statements");
+        assert_eq!(statements.len(), 1, "{statements:?}");
+        let reply_id = accepted[1].id;
+        let (class, _, linked) = store.call(move |s| s.message_class(reply_id)).await.expect("class");
+        assert_eq!((class, linked), (Some(Class::FollowUp), Some(statements[0].id)));
     }
 
     #[tokio::test]

@@ -167,6 +167,51 @@ async fn an_oversized_message_keeps_its_header_and_does_not_block_the_rest() {
     assert_eq!(count(&mut s, &mailbox).await, 0);
 }
 
+#[tokio::test]
+async fn a_large_message_is_fetched_in_parts_byte_for_byte() {
+    // Issue 14: a message of more than half a batch is fetched in parts of half a batch
+    // (BODY.PEEK[]<offset.length>), so that it is not in memory twice. One ends exactly at a
+    // part's end (the next part is empty), one in the middle of a part.
+    let tb = testbed();
+    let mailbox = unique_mailbox("in-parts");
+    let mut s = imap(tb).await;
+    create_mailbox(&mut s, &mailbox).await;
+    let part = 100_000;
+    let mut sent = Vec::new();
+    for (i, size) in [(0, 3 * part), (1, 3 * part + 12_345)] {
+        let mut m = sample_message(&mailbox, i);
+        let line = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n";
+        while m.len() + line.len() <= size - 2 {
+            m.extend_from_slice(line);
+        }
+        m.resize(size - 2, b'x');
+        m.extend_from_slice(b"\r\n");
+        append(&mut s, &mailbox, &m, None).await;
+        sent.push(m);
+    }
+    append(&mut s, &mailbox, &sample_message(&mailbox, 2), None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = imap_config(tb, dir.path(), &mailbox, Security::None, "move", "");
+    config.limits.fetch_batch_size = 2 * part as u64;
+    let report = run_once(config.clone()).await;
+    assert_eq!(report.stored, 3);
+    assert_stored_once(&config.database, &ids(&mailbox, 3));
+    let db = rusqlite::Connection::open(&config.database).expect("open");
+    for (i, m) in sent.iter().enumerate() {
+        let raw: Vec<u8> = db
+            .query_row(
+                "SELECT r.raw FROM message_raw r JOIN messages m ON m.id = r.message WHERE m.message_id = ?1",
+                [message_id_of(&mailbox, i)],
+                |r| r.get(0),
+            )
+            .expect("raw");
+        assert_eq!(raw.len(), m.len(), "message {i}");
+        assert!(raw == *m, "message {i} was not stored byte for byte");
+    }
+    assert!(stored(&config.database).iter().all(|m| m.state == "processed"));
+    assert_eq!(count(&mut s, &mailbox).await, 0, "all moved after the commit");
+}
+
 /// A proxy in front of the testbed's plain IMAP port that makes the server lie: every
 /// `RFC822.SIZE n` it answers becomes `RFC822.SIZE 1`. Returns its port.
 async fn size_lying_proxy(upstream: String) -> u16 {
