@@ -61,17 +61,13 @@ impl Parsed {
     /// Parses `raw` (mail-parser's one pass over it).
     pub fn new(raw: &[u8]) -> Parsed {
         let message = MessageParser::default().parse(raw);
-        Parsed {
-            message_id: message
-                .as_ref()
-                .and_then(|m| m.message_id())
-                .map(str::trim)
-                .filter(|m| !m.is_empty())
-                .map(str::to_string),
-            header: header(raw, message.as_ref()),
-            headers: Headers::of(message.as_ref()),
-            content: content::of(message.as_ref()),
-        }
+        let message_id =
+            message.as_ref().and_then(|m| m.message_id()).map(str::trim).filter(|m| !m.is_empty()).map(str::to_string);
+        let header = header(raw, message.as_ref());
+        let headers = Headers::of(message.as_ref());
+        // Last: it takes the attachments' bytes out of the message.
+        let content = content::of(message);
+        Parsed { message_id, header, headers, content }
     }
 }
 
