@@ -129,6 +129,14 @@ impl Request {
 /// The worker loop of `liaisond extract-text`: confines itself, then serves requests from
 /// stdin until it ends. Returns the process exit code.
 pub fn worker_main() -> u8 {
+    // A parser's panic is an expected event here (pdf-extract reports much of what it cannot
+    // read by panicking), caught and answered as such: the hook writes one line, never a
+    // backtrace, whatever the environment says (issue 14: symbolising a backtrace, reading the
+    // binary's debug information, cost more than the parse).
+    std::panic::set_hook(Box::new(|info| {
+        let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("liaisond extract-text: a parser panicked{place}");
+    }));
     // Before the first request, and so before any attachment byte is read.
     if let Err(e) = sandbox::confine() {
         eprintln!("liaisond extract-text: cannot confine itself, so it reads nothing: {e}");
