@@ -20,6 +20,7 @@ use liaisond_model::{Arrival, History, Origin, Outcome, Reading, Summary, Verdic
 use liaisond_store::{Accepted, MAX_PROCESSING_ATTEMPTS, StoreError};
 
 use crate::config::Limits;
+use crate::daemon::progress::Progress;
 use crate::daemon::service::Heartbeat;
 use crate::db::Db;
 use crate::reader::{Reader, ReaderHandle, ToJudge};
@@ -58,6 +59,8 @@ pub struct Ingestor {
     reader: Option<ReaderHandle>,
     /// Told when a message was recorded (it may have queued mail to send).
     outbox_waker: Option<Arc<tokio::sync::Notify>>,
+    /// Where the sources count a sync's progress.
+    progress: Progress,
     /// The heartbeat of the loop this clone works for (each source has its own clone): a
     /// message in the pipeline counts as a bounded wait.
     heartbeat: Heartbeat,
@@ -65,7 +68,24 @@ pub struct Ingestor {
 
 impl Ingestor {
     pub fn new(db: Db, limits: Limits, reader: Option<ReaderHandle>) -> Ingestor {
-        Ingestor { db, limits, reader, outbox_waker: None, heartbeat: Heartbeat::detached() }
+        Ingestor {
+            db,
+            limits,
+            reader,
+            outbox_waker: None,
+            progress: Progress::default(),
+            heartbeat: Heartbeat::detached(),
+        }
+    }
+
+    /// The sources count their syncs' progress in `progress`.
+    pub fn with_progress(mut self, progress: Progress) -> Ingestor {
+        self.progress = progress;
+        self
+    }
+
+    pub fn progress(&self) -> &Progress {
+        &self.progress
     }
 
     /// This clone beats `heartbeat` (its loop's) while it handles a message.

@@ -533,6 +533,36 @@ fn what_senders_wrote_reaches_no_terminal_as_escape_sequences() {
     assert!(std::fs::read(&written).expect("written").starts_with(b"\x1b[2Jbinary"));
 }
 
+#[test]
+fn run_once_on_a_terminal_shows_progress_instead_of_a_line_per_message() {
+    // Issue 14: a long first sync on a terminal shows a progress bar and one summary; a line
+    // per message is at debug there. Without a terminal, the lines are there and no bar.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "l.db", "");
+    let c = config.to_str().expect("utf8");
+    for i in 0..3 {
+        std::fs::write(dir.path().join(format!("maildir/new/{i}.M1P1.host")), sample_message("bar", i)).expect("write");
+    }
+    let (code, shown) = on_a_terminal(&["run", "--once", "--config", c]);
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("Recorded 3 new message(s)"), "{shown}");
+    assert!(!shown.contains("message recorded"), "a line per message on the terminal: {shown}");
+    for i in 3..6 {
+        std::fs::write(dir.path().join(format!("maildir/new/{i}.M1P1.host")), sample_message("bar", i)).expect("write");
+    }
+    // As the daemon logs by default (the tests' helper asks for warnings only).
+    let out = Command::new(common::BIN)
+        .args(["run", "--once", "--config", c])
+        .env_remove("LIAISOND_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run liaisond");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stderr).matches("message recorded").count(), 3, "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("messages/s"), "no bar without a terminal");
+    assert!(text(&out.stdout).contains("messages/s)"), "the summary: {}", text(&out.stdout));
+}
+
 /// Runs liaisond with its standard output and error on a pseudo-terminal; its exit code and
 /// what it wrote there.
 fn on_a_terminal(args: &[&str]) -> (Option<i32>, String) {
@@ -548,6 +578,7 @@ fn on_a_terminal(args: &[&str]) -> (Option<i32>, String) {
     let (controller, device) = unsafe { (std::fs::File::from_raw_fd(controller), std::fs::File::from_raw_fd(device)) };
     let status = Command::new(common::BIN)
         .args(args)
+        .env_remove("LIAISOND_LOG")
         .stdin(Stdio::null())
         .stdout(device.try_clone().expect("dup"))
         .stderr(device)

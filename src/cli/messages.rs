@@ -8,7 +8,7 @@
 //! A message keeps its tracking ID, and the outbox's unique (message, kind) index means no
 //! second acknowledgement or notification is queued for it.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
@@ -82,15 +82,31 @@ pub(super) fn reprocess(config: Config, id: Option<i64>, by: &str) -> anyhow::Re
     }
     let rt = runtime()?;
     let ingestor = Ingestor::new(Db::new(store), config.limits.clone(), Some(crate::reader::ReaderHandle::new(reader)));
+    // Many messages on a terminal: a progress bar while they are read again.
+    let bar = (ids.len() > 1 && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(ids.len() as u64);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} processed again, {per_sec}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar
+    });
     let results = rt.block_on(async {
         let mut results = Vec::new();
         for &id in &ids {
             let recorded = ingestor.process_stored(id, "reprocess").await.is_some();
             let summary = ingestor.db().call(move |s| s.message_summary(id)).await;
             results.push((id, recorded, summary));
+            if let Some(bar) = &bar {
+                bar.inc(1);
+            }
         }
         results
     });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     rt.shutdown_timeout(Duration::from_secs(2));
     let mut code = EX_OK;
     for (id, recorded, summary) in results {

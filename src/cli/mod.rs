@@ -262,6 +262,11 @@ pub fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
     let default_level = match cli.command {
+        // On a terminal, `run --once` draws a progress bar: a line per message is at debug
+        // (problems still show).
+        Command::Run { once: true, .. } if std::io::IsTerminal::is_terminal(&std::io::stderr()) => {
+            "info,liaisond::ingest=warn"
+        }
         Command::Run { .. } | Command::Ingest { .. } => "info",
         Command::ExtractText | Command::Generate { .. } => "off",
         _ => "warn",

@@ -35,6 +35,7 @@ use crate::sources::maildir::MaildirSource;
 use schedule::Scheduler;
 use service::{Liveness, Notifier};
 
+pub mod progress;
 pub mod reload;
 pub mod schedule;
 pub mod service;
@@ -55,6 +56,9 @@ pub struct RunOptions {
     /// Handle the signals ([`signals`]): SIGTERM and SIGINT cancel `shutdown`, SIGHUP reloads
     /// (not with `once`). The binary sets it; tests cancel `shutdown` themselves.
     pub signals: bool,
+    /// Where the sources count what they stored of a sync (for a progress bar); the daemon
+    /// makes its own for `STATUS=` when none is given.
+    pub progress: Option<progress::Progress>,
 }
 
 /// What a run did.
@@ -117,7 +121,9 @@ pub async fn run(config: Config, shutdown: CancellationToken, mut options: RunOp
     let liveness = Liveness::new(watchdog);
     let notifier = Notifier::new();
     let sender = transport(&config)?.map(|t| Sender::new(db.clone(), t, config.outbox.clone()));
-    let mut ingestor = Ingestor::new(db.clone(), config.limits.clone(), Some(readers.clone()));
+    let progress = options.progress.clone().unwrap_or_default();
+    let mut ingestor =
+        Ingestor::new(db.clone(), config.limits.clone(), Some(readers.clone())).with_progress(progress.clone());
     let current: crate::daemon::schedule::CurrentReader = {
         let readers = readers.clone();
         Arc::new(move || readers.current())
@@ -257,6 +263,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, mut options: RunOp
         tokio::spawn(crate::daemon::service::notify_loop(
             liveness.clone(),
             notifier.clone(),
+            progress.clone(),
             watchdog,
             shutdown.clone(),
         ));

@@ -355,6 +355,7 @@ pub fn watchdog_interval() -> Option<Duration> {
 pub async fn notify_loop(
     liveness: Liveness,
     notifier: Notifier,
+    progress: super::progress::Progress,
     watchdog: Option<Duration>,
     shutdown: CancellationToken,
 ) {
@@ -367,14 +368,14 @@ pub async fn notify_loop(
         if !notifier.is_ready() {
             let waiting = liveness.waiting_for_first_poll();
             if waiting.is_empty() {
-                let status = running_status(&liveness);
+                let status = running_status(&liveness, &progress);
                 notifier.ready(&status);
                 tracing::info!(status, "ready: every source has been polled once");
             } else {
-                notifier.status(&waiting_status(&waiting));
+                notifier.status(&with_progress(waiting_status(&waiting), &progress));
             }
         } else if stale.is_empty() {
-            notifier.status(&running_status(&liveness));
+            notifier.status(&running_status(&liveness, &progress));
         }
         if let (Some(every), Some(within)) = (ping_every, watchdog)
             && Instant::now() >= next_ping
@@ -426,13 +427,21 @@ fn waiting_status(waiting: &[(String, Option<String>)]) -> String {
     format!("waiting for the first poll of {}", parts.join("; "))
 }
 
-fn running_status(liveness: &Liveness) -> String {
+fn running_status(liveness: &Liveness, progress: &super::progress::Progress) -> String {
     let failing = liveness.failing_sources();
     if failing.is_empty() {
-        return "running".to_string();
+        return with_progress("running".to_string(), progress);
     }
     let parts: Vec<String> = failing.iter().map(|(name, e)| format!("{name}: {e}")).collect();
-    format!("running; retrying {}", parts.join("; "))
+    with_progress(format!("running; retrying {}", parts.join("; ")), progress)
+}
+
+/// A long first sync's progress after the status: "running; stored 1200 of 10000 from INBOX".
+fn with_progress(status: String, progress: &super::progress::Progress) -> String {
+    match progress.status_text() {
+        Some(p) => format!("{status}; {p}"),
+        None => status,
+    }
 }
 
 fn stale_status(stale: &[Stale]) -> String {
@@ -476,6 +485,19 @@ mod tests {
     }
 
     #[test]
+    fn the_status_shows_a_sync_in_progress() {
+        // Issue 14: a long first sync says how far it is in STATUS=.
+        let liveness = Liveness::new(None);
+        let progress = super::super::progress::Progress::default();
+        assert_eq!(running_status(&liveness, &progress), "running");
+        progress.start("imap 'main'", "INBOX", 10_000);
+        progress.stored("imap 'main'", 1200, 0);
+        assert_eq!(running_status(&liveness, &progress), "running; stored 1200 of 10000 from INBOX");
+        progress.finish("imap 'main'");
+        assert_eq!(running_status(&liveness, &progress), "running");
+    }
+
+    #[test]
     fn readiness_waits_for_every_source_and_shows_the_last_error() {
         let liveness = Liveness::new(None);
         let _sender = liveness.register("sender");
@@ -489,9 +511,9 @@ mod tests {
         maildir.polled(Ok(()));
         imap.polled(Ok(()));
         assert!(liveness.waiting_for_first_poll().is_empty());
-        assert_eq!(running_status(&liveness), "running");
+        assert_eq!(running_status(&liveness, &Default::default()), "running");
         imap.polled(Err("connection reset".into()));
-        assert_eq!(running_status(&liveness), "running; retrying imap 'main': connection reset");
+        assert_eq!(running_status(&liveness, &Default::default()), "running; retrying imap 'main': connection reset");
         assert!(liveness.waiting_for_first_poll().is_empty(), "once polled, a later error does not unready");
     }
 

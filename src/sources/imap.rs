@@ -205,14 +205,6 @@ fn release_free_memory() {
     }
 }
 
-fn count(report: &mut SourceReport, new: bool) {
-    if new {
-        report.stored += 1;
-    } else {
-        report.already_known += 1;
-    }
-}
-
 struct Fetched {
     committed: Vec<u32>,
     /// The lowest requested UID that is not stored but still on the server: the cursor must
@@ -237,6 +229,21 @@ impl ImapSource {
 
     fn name(&self) -> &str {
         &self.cfg.name
+    }
+
+    /// This source in the progress of a sync (`STATUS=`, the progress bar).
+    fn progress_name(&self) -> String {
+        format!("imap '{}'", self.cfg.name)
+    }
+
+    /// One more message of the sync stored (or found already stored).
+    fn counted(&self, report: &mut SourceReport, new: bool, bytes: u64) {
+        if new {
+            report.stored += 1;
+        } else {
+            report.already_known += 1;
+        }
+        self.ingestor.progress().stored(&self.progress_name(), 1, bytes);
     }
 
     /// [`step`], telling the heartbeat first that this may take up to `limit`.
@@ -426,11 +433,14 @@ impl ImapSource {
         // next batch is fetched; the task of one batch ends before the next starts, so messages
         // are recorded in UID order. Awaited at every exit: nothing is left half done.
         let mut reading: Option<Reading> = None;
+        let progress = self.ingestor.progress().clone();
+        progress.start(&self.progress_name(), &mailbox, todo.len());
         let result =
             self.fetch_batches(session, caps, uidvalidity, &batches, &sizes, shutdown, report, &mut reading).await;
         if let Some(previous) = reading.take() {
             self.finish_reading(previous).await;
         }
+        progress.finish(&self.progress_name());
         result?;
         if shutdown.is_cancelled() {
             return Ok(());
@@ -650,7 +660,7 @@ impl ImapSource {
                     );
                     let header = header_section(body, 1 << 20).to_vec();
                     let result = self.ingestor.ingest_oversized(header, size, origin, internal_date).await?;
-                    count(report, result.accepted.new);
+                    self.counted(report, result.accepted.new, size);
                     committed.insert(uid);
                 } else {
                     let raw = body.to_vec();
@@ -695,7 +705,7 @@ impl ImapSource {
         for (uid, task) in received {
             match task.await {
                 Ok(r) => {
-                    batch_uids.push(uid);
+                    batch_uids.push((uid, r.size() as u64));
                     batch.push(r);
                 }
                 // Parsing runs under catch_unwind; a panic here is the task's own.
@@ -705,8 +715,8 @@ impl ImapSource {
         self.hb.busy_for(self.ingestor.message_limit());
         let (accepted, to_read) = self.ingestor.store(batch).await?;
         self.hb.beat();
-        for (uid, a) in batch_uids.into_iter().zip(&accepted) {
-            count(report, a.new);
+        for ((uid, size), a) in batch_uids.into_iter().zip(&accepted) {
+            self.counted(report, a.new, size);
             committed.insert(uid);
         }
         // The previous batch is recorded before this one, so that records follow UID order.
@@ -779,7 +789,7 @@ impl ImapSource {
             let header = header_section(&raw, 1 << 20).to_vec();
             drop(raw);
             let result = self.ingestor.ingest_oversized(header, size, origin, internal_date).await?;
-            count(report, result.accepted.new);
+            self.counted(report, result.accepted.new, size);
             return Ok(Fetched::new(HashSet::from([uid]), None));
         }
         let ingestor = self.ingestor.clone();
@@ -814,6 +824,7 @@ impl ImapSource {
         if result.accepted.new {
             report.stored += 1;
         }
+        self.ingestor.progress().stored(&self.progress_name(), 1, size);
         Ok(Fetched::new(HashSet::from([uid]), None))
     }
 

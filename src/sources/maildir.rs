@@ -85,6 +85,21 @@ impl MaildirSource {
     }
 
     async fn scan(&self, shutdown: &CancellationToken, report: &mut SourceReport) -> Result<(), MaildirError> {
+        let progress = self.ingestor.progress().clone();
+        let label = format!("maildir '{}'", self.cfg.name);
+        progress.start(&label, &self.cfg.path.display().to_string(), 0);
+        let result = self.scan_files(shutdown, report, &label).await;
+        progress.finish(&label);
+        result
+    }
+
+    async fn scan_files(
+        &self,
+        shutdown: &CancellationToken,
+        report: &mut SourceReport,
+        label: &str,
+    ) -> Result<(), MaildirError> {
+        let progress = self.ingestor.progress();
         let mut first_error = None;
         for sub in ["new", "cur"] {
             let dir = self.cfg.path.join(sub);
@@ -99,6 +114,7 @@ impl MaildirSource {
                 Err(source) => return Err(MaildirError::Io { path: dir, source }),
             };
             names.sort();
+            progress.found(label, names.len());
             for name in names {
                 if shutdown.is_cancelled() {
                     return Ok(());
@@ -106,7 +122,9 @@ impl MaildirSource {
                 // Progress for the watchdog: a large Maildir of files already stored (left
                 // in place) takes a while to scan without storing anything.
                 self.ingestor.heartbeat().beat();
-                match self.one(&dir, &name, sub == "new", report).await {
+                let outcome = self.one(&dir, &name, sub == "new", report).await;
+                progress.stored(label, 1, 0);
+                match outcome {
                     Ok(()) => {}
                     // Without the database nothing can be stored: stop and retry later.
                     Err(e @ MaildirError::Store(_)) => return Err(e),
