@@ -165,7 +165,29 @@ impl Ingestor {
     /// Parses a complete message on the blocking pool under the stage limit, before it is
     /// stored (by [`Ingestor::store`]).
     pub async fn receive(&self, raw: Vec<u8>, origin: Origin, internal_date: Option<String>) -> Received {
-        let (arrival, parsed, spent) = self.parse(raw, origin, internal_date).await;
+        let receiving = self.start_receive(raw, origin, internal_date);
+        self.finish_receive(receiving).await
+    }
+
+    /// Starts parsing a message on the blocking pool at once (a source starts several while
+    /// the rest of a batch arrives); [`Ingestor::finish_receive`] waits for it.
+    pub fn start_receive(&self, raw: Vec<u8>, origin: Origin, internal_date: Option<String>) -> Receiving {
+        let raw = Arc::new(raw);
+        let shared = Arc::clone(&raw);
+        let task = start_bounded(move || (sha256_hex(&shared), Box::new(Parsed::new(&shared))));
+        Receiving { raw, origin, internal_date, started: Instant::now(), task }
+    }
+
+    /// Waits for a parse started by [`Ingestor::start_receive`], within the stage limit.
+    pub async fn finish_receive(&self, receiving: Receiving) -> Received {
+        let Receiving { raw, origin, internal_date, started, task } = receiving;
+        let limit = self.limits.stage_timeout;
+        let parsed = if limit.is_zero() {
+            Err(overrun(limit))
+        } else {
+            finish_bounded(task, limit, limit.saturating_sub(started.elapsed()).max(Duration::from_millis(1))).await
+        };
+        let (arrival, parsed, spent) = self.parsed_arrival(raw, origin, internal_date, parsed, started.elapsed()).await;
         Received { arrival, parsed, spent }
     }
 
@@ -240,22 +262,17 @@ impl Ingestor {
         self.record_all(decided, Some(reader)).await
     }
 
-    /// Parses a message before it is stored, on the blocking pool under the stage time limit:
-    /// the arrival to store (with its Message-ID), what was parsed or the decision that
-    /// quarantines it (a parser panic or overrun must not stop the message from being stored:
-    /// it would be fetched and fail again forever), and how long that took.
-    async fn parse(
+    /// The arrival to store (with its Message-ID) from a finished parse, and what was parsed
+    /// or the decision that quarantines it (a parser panic or overrun must not stop the message
+    /// from being stored: it would be fetched and fail again forever).
+    async fn parsed_arrival(
         &self,
-        raw: Vec<u8>,
+        raw: Arc<Vec<u8>>,
         origin: Origin,
         internal_date: Option<String>,
+        parsed: Result<(String, Box<Parsed>), Decision>,
+        spent: Duration,
     ) -> (Arrival, Result<Box<Parsed>, Decision>, Duration) {
-        let started = Instant::now();
-        let raw = Arc::new(raw);
-        let shared = Arc::clone(&raw);
-        let limit = self.limits.stage_timeout;
-        let parsed = bounded(limit, limit, move || (sha256_hex(&shared), Box::new(Parsed::new(&shared)))).await;
-        let spent = started.elapsed();
         // The blocking thread holds its copy only when it overran (it cannot be stopped).
         let raw = Arc::try_unwrap(raw).unwrap_or_else(|shared| shared.as_ref().clone());
         let (raw, sha256, message_id, parsed) = match parsed {
@@ -501,6 +518,15 @@ fn log_recorded(id: i64, seen: &Seen, outcome: &Outcome, tracking_id: Option<&st
     }
 }
 
+/// A message being parsed on the blocking pool ([`Ingestor::start_receive`]).
+pub struct Receiving {
+    raw: Arc<Vec<u8>>,
+    origin: Origin,
+    internal_date: Option<String>,
+    started: Instant,
+    task: Bounded<(String, Box<Parsed>)>,
+}
+
 /// A message received and parsed, not stored yet ([`Ingestor::receive`]).
 pub struct Received {
     arrival: Arrival,
@@ -601,11 +627,23 @@ async fn bounded<T: Send + 'static>(
     left: Duration,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Decision> {
-    let overrun = || quarantine(format!("pipeline took longer than {}", humantime::format_duration(limit)));
     if left.is_zero() {
-        return Err(overrun());
+        return Err(overrun(limit));
     }
-    let task = tokio::task::spawn_blocking(move || std::panic::catch_unwind(AssertUnwindSafe(work)));
+    finish_bounded(start_bounded(work), limit, left).await
+}
+
+/// Work started on the blocking pool under `catch_unwind` ([`start_bounded`]).
+type Bounded<T> = tokio::task::JoinHandle<std::thread::Result<T>>;
+
+/// Starts `work` on the blocking pool at once, catching panics; [`finish_bounded`] waits for it.
+fn start_bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Bounded<T> {
+    tokio::task::spawn_blocking(move || std::panic::catch_unwind(AssertUnwindSafe(work)))
+}
+
+/// Waits at most `left` (what remains of the message's `limit`) for started work. A panic or
+/// an overrun is the decision to quarantine the message.
+async fn finish_bounded<T>(task: Bounded<T>, limit: Duration, left: Duration) -> Result<T, Decision> {
     match tokio::time::timeout(left, task).await {
         Ok(Ok(Ok(value))) => Ok(value),
         Ok(Ok(Err(panic))) => Err(quarantine(format!("pipeline panicked: {}", panic_text(&panic)))),
@@ -616,8 +654,12 @@ async fn bounded<T: Send + 'static>(
         // its loops), and everything in it is linear in a capped input (issue 13: quadratic
         // paths kept a core busy for hours after the overrun). Parsing (mail-parser, linear
         // on every hostile shape tried for issue 13) is the one step that runs to its end.
-        Err(_) => Err(overrun()),
+        Err(_) => Err(overrun(limit)),
     }
+}
+
+fn overrun(limit: Duration) -> Decision {
+    quarantine(format!("pipeline took longer than {}", humantime::format_duration(limit)))
 }
 
 /// The Message-ID of a header section (an oversized message's, or one whose whole parse

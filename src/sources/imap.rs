@@ -10,7 +10,7 @@
 //! async-imap has no timeouts of its own: every network step here is wrapped in one, and any
 //! error drops the connection and reconnects with exponential backoff and jitter.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ use liaisond_store::{PostAction, StoreError};
 
 use crate::config::{AfterCommit, ImapConfig, TlsMode};
 use crate::daemon::service::Heartbeat;
-use crate::ingest::{Ingestor, Received};
+use crate::ingest::{Ingestor, Received, Receiving, ToRead};
 use crate::sources::SourceReport;
 use cursor::{Batch, SyncStart};
 
@@ -186,11 +186,22 @@ pub struct ImapSource {
     deferred_this_sync: bool,
 }
 
-/// What one FETCH stored.
-/// A batch being read and recorded by its own task, and how long that may take.
+/// A stored batch to read and record, and how long that may take (each message under the
+/// stage limit).
 struct Reading {
-    task: tokio::task::JoinHandle<()>,
+    to_read: ToRead,
     limit: Duration,
+}
+
+/// Reads and records a batch while the source fetches the next one (both futures of one task,
+/// `tokio::join!`): bounded by the batch's limit, and beating the heartbeat meanwhile, as a
+/// bounded wait may (`service`).
+async fn read_alongside(ingestor: Ingestor, heartbeat: Heartbeat, reading: Reading) {
+    tokio::select! {
+        _ = tokio::time::timeout(reading.limit, ingestor.read(reading.to_read)) => {}
+        never = heartbeat.keep_beating() => match never {},
+    }
+    release_free_memory();
 }
 
 /// Gives the memory freed by a batch back to the system. glibc keeps freed blocks of a few
@@ -205,6 +216,7 @@ fn release_free_memory() {
     }
 }
 
+/// What one FETCH stored.
 struct Fetched {
     committed: Vec<u32>,
     /// The lowest requested UID that is not stored but still on the server: the cursor must
@@ -429,16 +441,16 @@ impl ImapSource {
         );
         tracing::debug!(source = self.name(), new = todo.len(), batches = batches.len(), "fetching");
 
-        // Each batch is stored in one transaction, then read and recorded by a task while the
-        // next batch is fetched; the task of one batch ends before the next starts, so messages
-        // are recorded in UID order. Awaited at every exit: nothing is left half done.
+        // Each batch is stored in one transaction, then read and recorded while the next batch
+        // is fetched; one batch's reading ends before the next one's starts, so messages are
+        // recorded in UID order. Finished at every exit: nothing is left half done.
         let mut reading: Option<Reading> = None;
         let progress = self.ingestor.progress().clone();
         progress.start(&self.progress_name(), &mailbox, todo.len());
         let result =
             self.fetch_batches(session, caps, uidvalidity, &batches, &sizes, shutdown, report, &mut reading).await;
-        if let Some(previous) = reading.take() {
-            self.finish_reading(previous).await;
+        if let Some(last) = reading.take() {
+            self.read_now(last).await;
         }
         progress.finish(&self.progress_name());
         result?;
@@ -452,13 +464,10 @@ impl ImapSource {
         Ok(())
     }
 
-    /// Waits for a batch's reading task (bounded: each message under the stage limit).
-    async fn finish_reading(&self, reading: Reading) {
+    /// Reads and records a stored batch now (nothing fetched meanwhile).
+    async fn read_now(&self, reading: Reading) {
         self.hb.busy_for(reading.limit);
-        if let Err(e) = reading.task.await {
-            // A panic in reading is caught per message (`bounded`); this is the task's own.
-            tracing::error!(source = self.name(), error = %e, "reading a batch failed; its messages stay pending");
-        }
+        self.ingestor.read(reading.to_read).await;
         release_free_memory();
         self.hb.beat();
     }
@@ -492,24 +501,39 @@ impl ImapSource {
                 Batch::Oversized { .. } => false,
             };
             if large && let Some(previous) = reading.take() {
-                self.finish_reading(previous).await;
+                self.read_now(previous).await;
             }
             if shutdown.is_cancelled() {
                 // What is committed stays committed; the rest is fetched next time.
                 return Ok(());
             }
-            let fetched = match batch {
-                Batch::Bodies(batch_uids) if large && batch_uids.len() == 1 => {
-                    let uid = batch_uids[0];
-                    self.fetch_in_parts(session, uidvalidity, uid, report, reading).await?
-                }
-                Batch::Bodies(batch_uids) => {
-                    self.fetch_bodies(session, uidvalidity, batch_uids, sizes, shutdown, report, reading).await?
-                }
-                Batch::Oversized { uid, size } => {
-                    self.fetch_oversized(session, uidvalidity, *uid, *size, report).await?
+            let fetch = async {
+                match batch {
+                    Batch::Bodies(batch_uids) if large && batch_uids.len() == 1 => {
+                        self.fetch_in_parts(session, uidvalidity, batch_uids[0], report).await
+                    }
+                    Batch::Bodies(batch_uids) => {
+                        self.fetch_bodies(session, uidvalidity, batch_uids, sizes, shutdown, report).await
+                    }
+                    Batch::Oversized { uid, size } => self
+                        .fetch_oversized(session, uidvalidity, *uid, *size, report)
+                        .await
+                        .map(|f| (f, ToRead::default())),
                 }
             };
+            // The previous batch is read while this one is fetched and stored.
+            let fetched = match reading.take() {
+                Some(previous) => {
+                    let alongside = read_alongside(self.ingestor.clone(), self.hb.clone(), previous);
+                    tokio::join!(fetch, alongside).0
+                }
+                None => fetch.await,
+            };
+            let (fetched, to_read) = fetched?;
+            if !to_read.is_empty() {
+                let limit = self.ingestor.read_limit(to_read.len());
+                *reading = Some(Reading { to_read, limit });
+            }
             if let Some(first_missing) = fetched.stopped_at {
                 // The cursor stops just before the first message not stored (RFC 3501 §2.3.1.1:
                 // UIDs only grow, so everything below it is settled).
@@ -522,7 +546,7 @@ impl ImapSource {
                 )));
             }
             if large && let Some(current) = reading.take() {
-                self.finish_reading(current).await;
+                self.read_now(current).await;
             }
             self.post_action_or_defer(session, caps, uidvalidity, &fetched.committed).await?;
             self.advance(uidvalidity, batch.last_uid()).await?;
@@ -611,7 +635,6 @@ impl ImapSource {
     /// cores), then stores them all in one transaction, in UID order, and hands them to a
     /// reading task (after the previous batch's has ended). Stops receiving on shutdown: what
     /// arrived is stored, the rest is fetched next time.
-    #[allow(clippy::too_many_arguments)]
     async fn fetch_bodies(
         &self,
         session: &mut ImapSession,
@@ -620,16 +643,15 @@ impl ImapSource {
         sizes: &[(u32, u64)],
         shutdown: &CancellationToken,
         report: &mut SourceReport,
-        reading: &mut Option<Reading>,
-    ) -> Result<Fetched, ImapError> {
+    ) -> Result<(Fetched, ToRead), ImapError> {
         let wanted: HashSet<u32> = uids.iter().copied().collect();
         let largest = sizes.iter().filter(|(u, _)| wanted.contains(u)).map(|(_, s)| *s).max().unwrap_or(0);
         // Time for one message to arrive: the step limit plus its size at a slow link's rate.
         let per_message = self.cfg.timeout + Duration::from_secs(largest / SLOWEST_RATE_BYTES_PER_SEC);
         let mut committed: HashSet<u32> = HashSet::with_capacity(uids.len());
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let parsing = Arc::new(tokio::sync::Semaphore::new(parallel));
-        let mut received: Vec<(u32, tokio::task::JoinHandle<Received>)> = Vec::with_capacity(uids.len());
+        let mut parsing: VecDeque<(u32, Receiving)> = VecDeque::with_capacity(parallel);
+        let mut received: Vec<(u32, Received)> = Vec::with_capacity(uids.len());
         {
             let mut stream = self
                 .step(
@@ -665,52 +687,47 @@ impl ImapSource {
                 } else {
                     let raw = body.to_vec();
                     drop(fetch);
-                    let (ingestor, parsing) = (self.ingestor.clone(), parsing.clone());
-                    received.push((
-                        uid,
-                        tokio::spawn(async move {
-                            // Held while parsing: at most `parallel` messages parsed at once.
-                            let _permit = parsing.acquire_owned().await;
-                            ingestor.receive(raw, origin, internal_date).await
-                        }),
-                    ));
+                    // At most `parallel` parsed at once: the oldest is waited for first.
+                    if parsing.len() >= parallel
+                        && let Some((uid, oldest)) = parsing.pop_front()
+                    {
+                        received.push((uid, self.ingestor.finish_receive(oldest).await));
+                    }
+                    parsing.push_back((uid, self.ingestor.start_receive(raw, origin, internal_date)));
                 }
                 if shutdown.is_cancelled() {
                     break; // the connection is dropped with the rest of the answer unread
                 }
             }
         }
-        self.store_and_hand_over(received, &mut committed, report, reading).await?;
+        for (uid, receiving) in parsing {
+            received.push((uid, self.ingestor.finish_receive(receiving).await));
+        }
+        let to_read = self.store_received(received, &mut committed, report).await?;
         let missing: Vec<u32> = uids.iter().copied().filter(|u| !committed.contains(u)).collect();
         if shutdown.is_cancelled() {
-            return Ok(Fetched::new(committed, missing.first().copied()));
+            return Ok((Fetched::new(committed, missing.first().copied()), to_read));
         }
         let stopped_at = self.first_still_present(session, &missing).await?;
-        Ok(Fetched::new(committed, stopped_at))
+        Ok((Fetched::new(committed, stopped_at), to_read))
     }
 
-    /// Stores the received messages of a batch in one transaction and starts reading them.
-    async fn store_and_hand_over(
+    /// Stores the received messages of a batch in one transaction; returns the new ones, to
+    /// be read.
+    async fn store_received(
         &self,
-        received: Vec<(u32, tokio::task::JoinHandle<Received>)>,
+        received: Vec<(u32, Received)>,
         committed: &mut HashSet<u32>,
         report: &mut SourceReport,
-        reading: &mut Option<Reading>,
-    ) -> Result<(), ImapError> {
+    ) -> Result<ToRead, ImapError> {
         if received.is_empty() {
-            return Ok(());
+            return Ok(ToRead::default());
         }
         let mut batch_uids = Vec::with_capacity(received.len());
         let mut batch = Vec::with_capacity(received.len());
-        for (uid, task) in received {
-            match task.await {
-                Ok(r) => {
-                    batch_uids.push((uid, r.size() as u64));
-                    batch.push(r);
-                }
-                // Parsing runs under catch_unwind; a panic here is the task's own.
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
-            }
+        for (uid, r) in received {
+            batch_uids.push((uid, r.size() as u64));
+            batch.push(r);
         }
         self.hb.busy_for(self.ingestor.message_limit());
         let (accepted, to_read) = self.ingestor.store(batch).await?;
@@ -719,17 +736,7 @@ impl ImapSource {
             self.counted(report, a.new, size);
             committed.insert(uid);
         }
-        // The previous batch is recorded before this one, so that records follow UID order.
-        if let Some(previous) = reading.take() {
-            self.finish_reading(previous).await;
-        }
-        let limit = self.ingestor.read_limit(to_read.len());
-        let ingestor = self.ingestor.clone();
-        let task = tokio::spawn(async move {
-            ingestor.read(to_read).await;
-        });
-        *reading = Some(Reading { task, limit });
-        Ok(())
+        Ok(to_read)
     }
 
     /// Fetches one large message in parts of at most [`FETCH_PART`] bytes (RFC 3501 §6.4.5,
@@ -742,8 +749,7 @@ impl ImapSource {
         uidvalidity: u32,
         uid: u32,
         report: &mut SourceReport,
-        reading: &mut Option<Reading>,
-    ) -> Result<Fetched, ImapError> {
+    ) -> Result<(Fetched, ToRead), ImapError> {
         let max = self.ingestor.limits().max_message_size;
         // No part larger than half a batch: a part is what the client buffers at once.
         let part_size = usize::try_from(self.ingestor.limits().fetch_batch_size / 2)
@@ -768,7 +774,7 @@ impl ImapSource {
                 if offset == 0 {
                     // Expunged meanwhile, or not delivered: settled as for a whole fetch.
                     let stopped_at = self.first_still_present(session, &[uid]).await?;
-                    return Ok(Fetched::new(HashSet::new(), stopped_at));
+                    return Ok((Fetched::new(HashSet::new(), stopped_at), ToRead::default()));
                 }
                 break; // past the end (a server may answer nothing there)
             };
@@ -790,13 +796,12 @@ impl ImapSource {
             drop(raw);
             let result = self.ingestor.ingest_oversized(header, size, origin, internal_date).await?;
             self.counted(report, result.accepted.new, size);
-            return Ok(Fetched::new(HashSet::from([uid]), None));
+            return Ok((Fetched::new(HashSet::from([uid]), None), ToRead::default()));
         }
-        let ingestor = self.ingestor.clone();
-        let received = tokio::spawn(async move { ingestor.receive(raw, origin, internal_date).await });
+        let received = self.ingestor.receive(raw, origin, internal_date).await;
         let mut committed = HashSet::new();
-        self.store_and_hand_over(vec![(uid, received)], &mut committed, report, reading).await?;
-        Ok(Fetched::new(committed, None))
+        let to_read = self.store_received(vec![(uid, received)], &mut committed, report).await?;
+        Ok((Fetched::new(committed, None), to_read))
     }
 
     /// Keeps only the header section of an oversized message (R31): no body bytes are fetched.
