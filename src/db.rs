@@ -25,8 +25,13 @@ impl Db {
         let inner = self.inner.clone();
         let joined = tokio::task::spawn_blocking(move || {
             // A panic while holding the lock poisons it; the store's state is still the
-            // database's (every change is transactional), so it is safe to go on using it.
-            let mut guard = inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            // database's (every change is transactional, and one the panic left open is
+            // rolled back here), so it is safe to go on using it.
+            let mut guard = inner.lock().unwrap_or_else(|poisoned| {
+                let mut guard = poisoned.into_inner();
+                guard.roll_back_unfinished();
+                guard
+            });
             f(&mut guard)
         })
         .await;

@@ -8,6 +8,7 @@
 //! run on the blocking pool under one time limit and `catch_unwind`, so a message that makes a
 //! stage panic or hang is stored all the same, quarantined, and the next one goes on.
 
+use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +36,8 @@ const HEADER_LIMIT: usize = 1 << 20;
 
 /// How long a stored message may stay `pending` before the background sweep picks it up:
 /// normally the source that stored it processes it within milliseconds, but a slow one may
-/// take up to the stage limit, and must not be read a second time meanwhile.
+/// take up to the stage limit, and must not be read a second time meanwhile. (A message whose
+/// fetch batch is still being read is skipped however long that takes: `Ingestor::in_flight`.)
 pub fn pending_grace(limits: &Limits) -> Duration {
     (limits.stage_timeout * 2).max(Duration::from_secs(60))
 }
@@ -61,6 +63,9 @@ pub struct Ingestor {
     outbox_waker: Option<Arc<tokio::sync::Notify>>,
     /// Where the sources count a sync's progress.
     progress: Progress,
+    /// Messages stored and being read by a batch (shared by every clone): the pending sweep
+    /// leaves them alone, however long their batch takes.
+    in_flight: Arc<std::sync::Mutex<HashSet<i64>>>,
     /// The heartbeat of the loop this clone works for (each source has its own clone): a
     /// message in the pipeline counts as a bounded wait.
     heartbeat: Heartbeat,
@@ -74,6 +79,7 @@ impl Ingestor {
             reader,
             outbox_waker: None,
             progress: Progress::default(),
+            in_flight: Arc::default(),
             heartbeat: Heartbeat::detached(),
         }
     }
@@ -213,7 +219,8 @@ impl Ingestor {
         let mut unread = Vec::new();
         for ((a, seen), (parsed, spent)) in accepted.iter().zip(seen).zip(parsed) {
             if a.new {
-                unread.push(Unread { id: a.id, seen, parsed, spent });
+                let in_flight = InFlight::mark(&self.in_flight, a.id);
+                unread.push(Unread { id: a.id, seen, parsed, spent, in_flight });
             } else {
                 tracing::debug!(
                     id = a.id,
@@ -239,8 +246,18 @@ impl Ingestor {
         };
         let limit = self.limits.stage_timeout;
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
-        let decided: Vec<(i64, Seen, Decision)> = futures_util::stream::iter(to_read.unread)
-            .map(|Unread { id, seen, parsed, spent }| {
+        // Released once recorded, or when this reading is given up (dropped).
+        let mut in_flight = Vec::with_capacity(count);
+        let unread: Vec<_> = to_read
+            .unread
+            .into_iter()
+            .map(|u| {
+                in_flight.push(u.in_flight);
+                (u.id, u.seen, u.parsed, u.spent)
+            })
+            .collect();
+        let decided: Vec<(i64, Seen, Decision)> = futures_util::stream::iter(unread)
+            .map(|(id, seen, parsed, spent)| {
                 let r = reader.clone();
                 async move {
                     let decision = match parsed {
@@ -259,7 +276,9 @@ impl Ingestor {
             .buffered(parallel)
             .collect()
             .await;
-        self.record_all(decided, Some(reader)).await
+        let outcomes = self.record_all(decided, Some(reader)).await;
+        drop(in_flight);
+        outcomes
     }
 
     /// The arrival to store (with its Message-ID) from a finished parse, and what was parsed
@@ -417,7 +436,12 @@ impl Ingestor {
                 .checked_sub(jiff::SignedDuration::try_from(min_age).unwrap_or(jiff::SignedDuration::ZERO))
                 .unwrap_or(jiff::Timestamp::now()),
         );
-        let ids = self.db.call(move |s| s.pending_message_ids(Some(&cutoff))).await?;
+        let mut ids = self.db.call(move |s| s.pending_message_ids(Some(&cutoff))).await?;
+        // A batch still reading them records them itself.
+        {
+            let in_flight = self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            ids.retain(|id| !in_flight.contains(id));
+        }
         let mut done = 0;
         for id in ids {
             if self.process_stored(id, "recovery").await.is_some() {
@@ -562,6 +586,26 @@ struct Unread {
     seen: Seen,
     parsed: Result<Box<Parsed>, Decision>,
     spent: Duration,
+    in_flight: InFlight,
+}
+
+/// A stored message being read: in the ingestor's set until dropped.
+struct InFlight {
+    id: i64,
+    set: Arc<std::sync::Mutex<HashSet<i64>>>,
+}
+
+impl InFlight {
+    fn mark(set: &Arc<std::sync::Mutex<HashSet<i64>>>, id: i64) -> InFlight {
+        set.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(id);
+        InFlight { id, set: Arc::clone(set) }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.set.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&self.id);
+    }
 }
 
 /// Where a message was seen, for its log line.
@@ -772,6 +816,24 @@ mod tests {
         let reply_id = accepted[1].id;
         let (class, _, linked) = store.call(move |s| s.message_class(reply_id)).await.expect("class");
         assert_eq!((class, linked), (Some(Class::FollowUp), Some(statements[0].id)));
+    }
+
+    #[tokio::test]
+    async fn the_sweep_leaves_a_batch_being_read_alone() {
+        // Review of issue 14: a long batch's messages passed the sweep's grace while the batch
+        // still read them, and the sweep read them a second time.
+        let d = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&d.path().join("f.db"), Duration::from_secs(1)).expect("open");
+        let ingestor = Ingestor::new(Db::new(store), Limits::default(), Some(test_reader()));
+        let mut received = Vec::new();
+        for i in 0..2 {
+            let raw = format!("From: a@example.org\r\nMessage-ID: <f{i}@x>\r\nSubject: f\r\n\r\nbody\r\n");
+            received.push(ingestor.receive(raw.into_bytes(), Origin::stdin(), None).await);
+        }
+        let (_, to_read) = ingestor.store(received).await.expect("stored");
+        assert_eq!(ingestor.process_pending(Duration::ZERO).await.expect("sweep"), 0, "both are being read");
+        drop(to_read); // the reading given up (a shutdown): the sweep takes them
+        assert_eq!(ingestor.process_pending(Duration::ZERO).await.expect("sweep"), 2);
     }
 
     #[tokio::test]

@@ -193,8 +193,14 @@ async fn a_large_message_is_fetched_in_parts_byte_for_byte() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = imap_config(tb, dir.path(), &mailbox, Security::None, "move", "");
     config.limits.fetch_batch_size = 2 * part as u64;
+    let (port, commands) = recording_proxy(format!("{}:{}", tb.host, tb.imap_port)).await;
+    config.imap[0].port = port;
     let report = run_once(config.clone()).await;
     assert_eq!(report.stored, 3);
+    let commands = String::from_utf8_lossy(&commands.lock().expect("commands")).into_owned();
+    for range in ["BODY.PEEK[]<0.100000>", "BODY.PEEK[]<100000.100000>", "BODY.PEEK[]<300000.100000>"] {
+        assert!(commands.contains(range), "no {range} among the commands:\n{commands}");
+    }
     assert_stored_once(&config.database, &ids(&mailbox, 3));
     let db = rusqlite::Connection::open(&config.database).expect("open");
     for (i, m) in sent.iter().enumerate() {
@@ -210,6 +216,35 @@ async fn a_large_message_is_fetched_in_parts_byte_for_byte() {
     }
     assert!(stored(&config.database).iter().all(|m| m.state == "processed"));
     assert_eq!(count(&mut s, &mailbox).await, 0, "all moved after the commit");
+}
+
+/// A proxy in front of the testbed's plain IMAP port that keeps what the client sends. Returns
+/// its port and the bytes.
+async fn recording_proxy(upstream: String) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = sent.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else { return };
+            let kept = kept.clone();
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            tokio::spawn(async move { tokio::io::copy(&mut server_read, &mut client_write).await });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n @ 1..) = client_read.read(&mut buf).await {
+                    kept.lock().expect("kept").extend_from_slice(&buf[..n]);
+                    if server_write.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, sent)
 }
 
 /// A proxy in front of the testbed's plain IMAP port that makes the server lie: every

@@ -4,6 +4,9 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// A sync of this many messages or more shows in `STATUS=`.
+pub const LONG_SYNC: usize = 100;
+
 /// Shared by the sources (writers) and the status line or progress bar (readers). Cheap to
 /// clone.
 #[derive(Debug, Clone, Default)]
@@ -59,15 +62,16 @@ impl Progress {
         self.entries().clone()
     }
 
-    /// For `STATUS=`: "stored 1200 of 10000 from INBOX", one part per source in progress.
+    /// For `STATUS=`: "stored 1200 of 10000 from INBOX", one part per long sync in progress
+    /// (of at least [`LONG_SYNC`] messages: a few are done before the status would change).
     pub fn status_text(&self) -> Option<String> {
-        let entries = self.entries();
-        if entries.is_empty() {
-            return None;
-        }
-        let parts: Vec<String> =
-            entries.iter().map(|e| format!("stored {} of {} from {}", e.stored, e.total, e.mailbox)).collect();
-        Some(parts.join("; "))
+        let parts: Vec<String> = self
+            .entries()
+            .iter()
+            .filter(|e| e.total >= LONG_SYNC)
+            .map(|e| format!("stored {} of {} from {}", e.stored, e.total, e.mailbox))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 }
 
@@ -86,5 +90,7 @@ mod tests {
         assert_eq!(progress.snapshot()[0].bytes, 5 << 20);
         progress.finish("imap 'main'");
         assert_eq!(progress.status_text(), None);
+        progress.start("maildir 'local'", "/var/mail/l", LONG_SYNC - 1);
+        assert_eq!(progress.status_text(), None, "a short sync is not shown");
     }
 }

@@ -196,9 +196,11 @@ struct Reading {
 /// Reads and records a batch while the source fetches the next one (both futures of one task,
 /// `tokio::join!`): bounded by the batch's limit, and beating the heartbeat meanwhile, as a
 /// bounded wait may (`service`).
-async fn read_alongside(ingestor: Ingestor, heartbeat: Heartbeat, reading: Reading) {
+async fn read_alongside(ingestor: Ingestor, heartbeat: Heartbeat, reading: Reading, shutdown: CancellationToken) {
     tokio::select! {
         _ = tokio::time::timeout(reading.limit, ingestor.read(reading.to_read)) => {}
+        // What is not recorded yet stays pending and is read at the next start.
+        _ = shutdown.cancelled() => {}
         never = heartbeat.keep_beating() => match never {},
     }
     release_free_memory();
@@ -450,7 +452,7 @@ impl ImapSource {
         let result =
             self.fetch_batches(session, caps, uidvalidity, &batches, &sizes, shutdown, report, &mut reading).await;
         if let Some(last) = reading.take() {
-            self.read_now(last).await;
+            self.read_now(last, shutdown).await;
         }
         progress.finish(&self.progress_name());
         result?;
@@ -464,10 +466,16 @@ impl ImapSource {
         Ok(())
     }
 
-    /// Reads and records a stored batch now (nothing fetched meanwhile).
-    async fn read_now(&self, reading: Reading) {
+    /// Reads and records a stored batch now (nothing fetched meanwhile). On shutdown what is
+    /// not recorded yet stays pending, read at the next start: a batch may take minutes.
+    async fn read_now(&self, reading: Reading, shutdown: &CancellationToken) {
         self.hb.busy_for(reading.limit);
-        self.ingestor.read(reading.to_read).await;
+        tokio::select! {
+            _ = self.ingestor.read(reading.to_read) => {}
+            _ = shutdown.cancelled() => {
+                tracing::info!(source = self.name(), "stopping: the batch being read stays pending until the next start");
+            }
+        }
         release_free_memory();
         self.hb.beat();
     }
@@ -501,7 +509,7 @@ impl ImapSource {
                 Batch::Oversized { .. } => false,
             };
             if large && let Some(previous) = reading.take() {
-                self.read_now(previous).await;
+                self.read_now(previous, shutdown).await;
             }
             if shutdown.is_cancelled() {
                 // What is committed stays committed; the rest is fetched next time.
@@ -510,7 +518,9 @@ impl ImapSource {
             let fetch = async {
                 match batch {
                     Batch::Bodies(batch_uids) if large && batch_uids.len() == 1 => {
-                        self.fetch_in_parts(session, uidvalidity, batch_uids[0], report).await
+                        let uid = batch_uids[0];
+                        let size = sizes.iter().find(|(u, _)| *u == uid).map_or(0, |(_, s)| *s);
+                        self.fetch_in_parts(session, uidvalidity, uid, size, shutdown, report).await
                     }
                     Batch::Bodies(batch_uids) => {
                         self.fetch_bodies(session, uidvalidity, batch_uids, sizes, shutdown, report).await
@@ -524,7 +534,7 @@ impl ImapSource {
             // The previous batch is read while this one is fetched and stored.
             let fetched = match reading.take() {
                 Some(previous) => {
-                    let alongside = read_alongside(self.ingestor.clone(), self.hb.clone(), previous);
+                    let alongside = read_alongside(self.ingestor.clone(), self.hb.clone(), previous, shutdown.clone());
                     tokio::join!(fetch, alongside).0
                 }
                 None => fetch.await,
@@ -546,7 +556,7 @@ impl ImapSource {
                 )));
             }
             if large && let Some(current) = reading.take() {
-                self.read_now(current).await;
+                self.read_now(current, shutdown).await;
             }
             self.post_action_or_defer(session, caps, uidvalidity, &fetched.committed).await?;
             self.advance(uidvalidity, batch.last_uid()).await?;
@@ -691,6 +701,7 @@ impl ImapSource {
                     if parsing.len() >= parallel
                         && let Some((uid, oldest)) = parsing.pop_front()
                     {
+                        self.hb.busy_for(self.ingestor.message_limit());
                         received.push((uid, self.ingestor.finish_receive(oldest).await));
                     }
                     parsing.push_back((uid, self.ingestor.start_receive(raw, origin, internal_date)));
@@ -701,6 +712,8 @@ impl ImapSource {
             }
         }
         for (uid, receiving) in parsing {
+            // Each parse is bounded by the stage limit: a bounded wait for the watchdog.
+            self.hb.busy_for(self.ingestor.message_limit());
             received.push((uid, self.ingestor.finish_receive(receiving).await));
         }
         let to_read = self.store_received(received, &mut committed, report).await?;
@@ -748,6 +761,8 @@ impl ImapSource {
         session: &mut ImapSession,
         uidvalidity: u32,
         uid: u32,
+        size: u64,
+        shutdown: &CancellationToken,
         report: &mut SourceReport,
     ) -> Result<(Fetched, ToRead), ImapError> {
         let max = self.ingestor.limits().max_message_size;
@@ -782,10 +797,33 @@ impl ImapSource {
                 internal_date = fetch.internal_date().map(|d| d.to_rfc3339());
             }
             let part = fetch.body().unwrap_or_default();
+            if part.len() > part_size {
+                // It ignored the range: the parts would repeat the message.
+                return Err(ImapError::Server(format!(
+                    "the server answered {} bytes to a request for at most {part_size} (BODY.PEEK[]<{offset}.{part_size}>)",
+                    part.len()
+                )));
+            }
             raw.extend_from_slice(part);
             if part.len() < part_size || raw.len() as u64 > max {
                 break;
             }
+        }
+        if (raw.len() as u64) < size {
+            // Short of its RFC822.SIZE: expunged between two parts (Dovecot then answers
+            // nothing), or a server whose size is wrong. Never stored cut short: if it is still
+            // there, it is fetched whole, as any other message.
+            drop(raw);
+            if self.first_still_present(session, &[uid]).await?.is_none() {
+                return Ok((Fetched::new(HashSet::new(), None), ToRead::default()));
+            }
+            tracing::warn!(
+                source = self.name(),
+                uid,
+                size,
+                "a message fetched in parts came short of its size; fetching it whole"
+            );
+            return self.fetch_bodies(session, uidvalidity, &[uid], &[(uid, size)], shutdown, report).await;
         }
         let origin = self.origin(uidvalidity, uid);
         if raw.len() as u64 > max {
