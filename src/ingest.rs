@@ -730,6 +730,13 @@ mod tests {
     use liaisond_model::Class;
     use liaisond_store::Store;
 
+    /// An ingestor on a new database with the default limits and [`test_reader`].
+    fn test_ingestor() -> (tempfile::TempDir, Ingestor) {
+        let d = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&d.path().join("t.db"), Duration::from_secs(1)).expect("open");
+        (d, Ingestor::new(Db::new(store), Limits::default(), Some(test_reader())))
+    }
+
     /// A reader whose extraction program does not exist: these tests need no attachments.
     fn test_reader() -> ReaderHandle {
         let extractor = crate::isolate::Extractor::new(crate::isolate::Isolation::new("/nonexistent".into()));
@@ -794,9 +801,7 @@ mod tests {
     async fn a_reply_stored_in_the_same_batch_as_its_statement_follows_it() {
         // Issue 14: a batch is stored at once and read with several messages in flight; the
         // outcomes are recorded in order, so the reply finds the statement recorded before it.
-        let d = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&d.path().join("b.db"), Duration::from_secs(1)).expect("open");
-        let ingestor = Ingestor::new(Db::new(store), Limits::default(), Some(test_reader()));
+        let (_d, ingestor) = test_ingestor();
         let statement = "From: TSB <tsbsg13@itu.int>\r\nTo: liaison@example.org\r\nSubject: LS on network slicing\r\n\
             Message-ID: <ls7@itu.int>\r\n\r\nTitle: LS on network slicing\r\nFrom: ITU-T Study Group 13\r\n\
             To: IETF TEAS WG\r\nPurpose: For action\r\nDeadline: 2027-03-01\r\n\r\nPlease comment.\r\n";
@@ -822,9 +827,7 @@ mod tests {
     async fn the_sweep_leaves_a_batch_being_read_alone() {
         // Review of issue 14: a long batch's messages passed the sweep's grace while the batch
         // still read them, and the sweep read them a second time.
-        let d = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&d.path().join("f.db"), Duration::from_secs(1)).expect("open");
-        let ingestor = Ingestor::new(Db::new(store), Limits::default(), Some(test_reader()));
+        let (_d, ingestor) = test_ingestor();
         let mut received = Vec::new();
         for i in 0..2 {
             let raw = format!("From: a@example.org\r\nMessage-ID: <f{i}@x>\r\nSubject: f\r\n\r\nbody\r\n");
@@ -838,9 +841,7 @@ mod tests {
 
     #[tokio::test]
     async fn messages_are_classified_against_what_is_already_held() {
-        let d = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&d.path().join("c.db"), Duration::from_secs(1)).expect("open");
-        let ingestor = Ingestor::new(Db::new(store), Limits::default(), Some(test_reader()));
+        let (_d, ingestor) = test_ingestor();
         let statement = "From: TSB <tsbsg13@itu.int>\r\nTo: liaison@example.org\r\nSubject: LS on network slicing\r\n\
             Message-ID: <ls42@itu.int>\r\n{extra}\r\n\r\nTitle: LS on network slicing\r\nFrom: ITU-T Study Group 13\r\n\
             To: IETF TEAS WG\r\nPurpose: For action\r\nDeadline: 2027-03-01\r\n\r\nPlease comment.\r\n";
