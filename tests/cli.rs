@@ -817,3 +817,57 @@ fn sigterm_stops_the_daemon_gracefully() {
     std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("read");
     assert!(stderr.contains("SIGTERM"), "{stderr}");
 }
+
+/// The lines under `title` in a report of indented sections, with their spacing made single.
+fn report_section(shown: &str, title: &str) -> Vec<String> {
+    let lines: Vec<&str> = shown.lines().collect();
+    let start = lines.iter().position(|l| l.starts_with(title)).unwrap_or_else(|| panic!("no {title}:\n{shown}"));
+    lines[start + 1..]
+        .iter()
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn relationships_diff_reports_what_the_datatracker_records_differently() {
+    // Issue 15, part 7: the relationships data against saved datatracker API answers
+    // (fixtures/datatracker/README.md says what differs in them). It changes nothing.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "l.db", "");
+    let c = config.to_str().expect("utf8");
+    let fixture = |name: &str| format!("{}/fixtures/datatracker/{name}", env!("CARGO_MANIFEST_DIR"));
+    let (groups, managers) = (fixture("sdo-groups.json"), fixture("liaiman-roles.json"));
+    let out = liaisond(&["relationships", "diff", "--config", c, &groups, &managers], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    let section = |title: &str| report_section(&shown, title);
+    assert_eq!(section("Bodies the datatracker has"), ["onf Open Networking Foundation"], "{shown}");
+    assert_eq!(
+        section("Liaison managers the datatracker has"),
+        ["etsi erik.solberg@example.org", "mef lena.novak@example.org"],
+        "{shown}"
+    );
+    assert_eq!(section("Liaison managers the file has"), ["broadband-forum dolores.arriaga@example.org"], "{shown}");
+    assert_eq!(section("Organisations with no liaison manager"), ["GSMA"], "{shown}");
+    assert!(shown.contains("AD or a WG chair: not checked"), "{shown}");
+
+    let (wgs, busy) = (fixture("wg-groups.json"), fixture("ad-and-chair-roles.json"));
+    let out = liaisond(&["relationships", "diff", "--config", c, &groups, &managers, &wgs, &busy], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    let section = |title: &str| report_section(&shown, title);
+    assert_eq!(
+        section("Managers who are also an AD or a WG chair"),
+        ["ieee-802 gunnar.holmberg@example.org (chair of detnet)", "w3c chiara.bellucci@example.org (AD of rtg)"],
+        "{shown}"
+    );
+    assert!(!dir.path().join("l.db").exists(), "diff changes nothing, not even a database");
+
+    // Not an API answer: refused, naming the file.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "[1, 2]").expect("write");
+    let out = liaisond(&["relationships", "diff", "--config", c, bad.to_str().expect("utf8")], None);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("bad.json"), "{}", text(&out.stderr));
+}

@@ -1,4 +1,5 @@
-//! `liaisond relationships managers|check-in`: the yearly check-in with the liaison managers.
+//! `liaisond relationships managers|check-in|diff`: the yearly check-in with the liaison
+//! managers, and the relationships data against the datatracker's record.
 //! The relationships data records each relationship's `last_contact`; a check-in recorded
 //! here (in the database, with who recorded it) counts as well, and the digest lists the
 //! managers not heard from within `[digest] check_in_after`.
@@ -39,7 +40,22 @@ pub(super) enum RelationshipsCommand {
         #[arg(long, value_name = "NAME")]
         by: Option<String>,
     },
+    /// Compare the relationships data with the datatracker's, saved as JSON from its API:
+    /// `/api/v1/group/group/?type=sdo&limit=0` (the SDO groups) and
+    /// `/api/v1/group/role/?name=liaiman&limit=0` (the liaison managers); add the lists of
+    /// `?name=ad` and `?name=chair` roles (and of `?type=wg` groups) to find managers who are
+    /// also an AD or a chair without a backup. Prints what differs; changes nothing.
+    Diff {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The saved API answers (JSON lists).
+        #[arg(required = true, value_name = "FILE.json")]
+        files: Vec<std::path::PathBuf>,
+    },
 }
+
+/// A saved API answer larger than this is refused (the whole role list is a few MB).
+const MAX_EXPORT_BYTES: u64 = 64 << 20;
 
 pub(super) fn run(command: RelationshipsCommand) -> u8 {
     match command {
@@ -47,7 +63,76 @@ pub(super) fn run(command: RelationshipsCommand) -> u8 {
         RelationshipsCommand::CheckIn { config, address, date, note, by } => with_config(&config.config, |c| {
             check_in(c, &address, date.as_deref(), note.as_deref(), &operator(by.as_deref()))
         }),
+        RelationshipsCommand::Diff { config, files } => with_config(&config.config, |c| diff(c, &files)),
     }
+}
+
+fn diff(config: Config, files: &[std::path::PathBuf]) -> anyhow::Result<u8> {
+    use liaisond_core::datatracker::{Export, diff};
+    let rel = config.load_relationships()?;
+    let mut export = Export::default();
+    for file in files {
+        let size = std::fs::metadata(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?.len();
+        if size > MAX_EXPORT_BYTES {
+            return Err(
+                Refused::Usage(format!("{}: {size} bytes, more than a saved API answer", file.display())).into()
+            );
+        }
+        let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        export.add_list(&text).map_err(|e| Refused::Usage(format!("{}: {e}", file.display())))?;
+    }
+    let d = diff(&rel, &export);
+    let mut out = output::stdout();
+    writeln!(
+        out,
+        "{} against {} group(s) and {} role(s) of the datatracker:",
+        rel.path.display(),
+        export.groups.len(),
+        export.roles.len()
+    )?;
+    let section = |out: &mut dyn Write, title: &str, lines: Vec<String>| -> std::io::Result<()> {
+        writeln!(out, "\n{title}:")?;
+        if lines.is_empty() {
+            writeln!(out, "  none")?;
+        }
+        for line in lines {
+            writeln!(out, "  {line}")?;
+        }
+        Ok(())
+    };
+    section(
+        &mut out,
+        "Bodies the datatracker has and the file does not (active SDO groups)",
+        d.unknown_bodies.iter().map(|(a, n)| format!("{a:<24} {n}")).collect(),
+    )?;
+    section(
+        &mut out,
+        "Liaison managers the datatracker has and the file does not",
+        d.managers_added.iter().map(|(a, m)| format!("{a:<24} {m}")).collect(),
+    )?;
+    section(
+        &mut out,
+        "Liaison managers the file has and the datatracker does not",
+        d.managers_removed.iter().map(|(a, m)| format!("{a:<24} {m}")).collect(),
+    )?;
+    section(
+        &mut out,
+        "Organisations with no liaison manager, in the file or the datatracker",
+        d.without_manager.clone(),
+    )?;
+    if d.checked_busy {
+        section(
+            &mut out,
+            "Managers who are also an AD or a WG chair, without a backup",
+            d.busy_without_backup.iter().map(|(a, m, r)| format!("{a:<24} {m} ({r})")).collect(),
+        )?;
+    } else {
+        writeln!(
+            out,
+            "\nManagers who are also an AD or a WG chair: not checked (no `ad` or `chair` role among the files)."
+        )?;
+    }
+    Ok(EX_OK)
 }
 
 fn managers(config: Config, json: bool) -> anyhow::Result<u8> {

@@ -25,6 +25,7 @@ pub mod authres;
 pub mod budget;
 pub mod classify;
 pub mod content;
+pub mod datatracker;
 pub mod follow;
 pub mod judge;
 pub mod parse;

@@ -1,0 +1,311 @@
+//! The relationships data against the datatracker's own record of it (issue 15, part 7):
+//! its SDO groups (`/api/v1/group/group/?type=sdo`) and liaison-manager roles
+//! (`/api/v1/group/role/?name=liaiman`), as saved JSON. `liaisond relationships diff` prints
+//! what differs; nothing is changed.
+//!
+//! The API is tastypie's (the datatracker's `ietf/group/resources.py`): a list is
+//! `{"meta": {...}, "objects": [...]}`; a group object has `acronym`, `name`, `resource_uri`
+//! and its `state` and `type` as URIs (`/api/v1/name/groupstatename/active/`); a role object
+//! has `group`, `name`, `person` and `email` as URIs (`/api/v1/person/email/a@b.org/`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use liaisond_model::normalize_address;
+use serde::Deserialize;
+
+use crate::relationships::{Liaison, Relationships};
+
+/// What could not be read from a saved API answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExportError {
+    #[error("not a datatracker API list (JSON with \"objects\"): {0}")]
+    NotAList(String),
+    #[error("an object of {what} lacks {field}")]
+    Missing { what: &'static str, field: &'static str },
+}
+
+/// The datatracker's record, from one or more saved API lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Export {
+    /// Groups by their resource URI.
+    pub groups: BTreeMap<String, ExportGroup>,
+    pub roles: Vec<ExportRole>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportGroup {
+    pub acronym: String,
+    pub name: String,
+    /// `active`, `conclude`, ... (the last part of the state's URI).
+    pub state: String,
+    /// `sdo`, `wg`, `area`, ...
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportRole {
+    /// `liaiman`, `ad`, `chair`, ...
+    pub name: String,
+    pub group: String,
+    /// Normalised (lower case).
+    pub email: String,
+}
+
+#[derive(Deserialize)]
+struct List {
+    objects: Vec<serde_json::Value>,
+}
+
+/// The last path segment of an API URI: `/api/v1/name/rolename/liaiman/` → `liaiman`.
+fn last_segment(uri: &str) -> &str {
+    uri.trim_end_matches('/').rsplit('/').next().unwrap_or("")
+}
+
+/// The address in an email URI: `/api/v1/person/email/a%40b.org/` → `a@b.org`.
+fn email_of(uri: &str) -> Option<String> {
+    let raw = last_segment(uri);
+    let decoded = raw.replace("%40", "@").replace("%2B", "+").replace("%2b", "+");
+    normalize_address(&decoded)
+}
+
+impl Export {
+    /// Adds the objects of one saved API list (groups or roles, told apart by their
+    /// `resource_uri`).
+    pub fn add_list(&mut self, json: &str) -> Result<(), ExportError> {
+        let list: List = serde_json::from_str(json).map_err(|e| ExportError::NotAList(e.to_string()))?;
+        for object in list.objects {
+            let text = |field: &'static str| object.get(field).and_then(|v| v.as_str()).map(str::to_string);
+            let Some(uri) = text("resource_uri") else {
+                return Err(ExportError::Missing { what: "the list", field: "resource_uri" });
+            };
+            if uri.starts_with("/api/v1/group/role/") {
+                let missing = |field| ExportError::Missing { what: "a role", field };
+                let name = text("name").ok_or(missing("name"))?;
+                let group = text("group").ok_or(missing("group"))?;
+                // A role without a usable address names nobody who could be mailed.
+                let Some(email) = text("email").as_deref().and_then(email_of) else { continue };
+                self.roles.push(ExportRole { name: last_segment(&name).to_string(), group, email });
+            } else if uri.starts_with("/api/v1/group/group/") {
+                let missing = |field| ExportError::Missing { what: "a group", field };
+                let acronym = text("acronym").ok_or(missing("acronym"))?.to_ascii_lowercase();
+                let name = text("name").unwrap_or_default();
+                let state = text("state").map(|s| last_segment(&s).to_string()).unwrap_or_default();
+                let kind = text("type").map(|s| last_segment(&s).to_string()).unwrap_or_default();
+                self.groups.insert(uri, ExportGroup { acronym, name, state, kind });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What `relationships diff` reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Differences {
+    /// Active SDO groups of the datatracker that the file does not know: (acronym, name).
+    pub unknown_bodies: Vec<(String, String)>,
+    /// Managers the datatracker has and the file lacks: (relationship acronym, address).
+    pub managers_added: Vec<(String, String)>,
+    /// Managers the file has and the datatracker lacks.
+    pub managers_removed: Vec<(String, String)>,
+    /// Organisations of the file with no manager anywhere (nor on the datatracker).
+    pub without_manager: Vec<String>,
+    /// A primary manager who is also an AD or a WG chair, with no backup: (relationship,
+    /// address, roles).
+    pub busy_without_backup: Vec<(String, String, String)>,
+    /// Whether any AD or chair role was given (else the last check could not be made).
+    pub checked_busy: bool,
+}
+
+impl Differences {
+    pub fn is_empty(&self) -> bool {
+        self.unknown_bodies.is_empty()
+            && self.managers_added.is_empty()
+            && self.managers_removed.is_empty()
+            && self.without_manager.is_empty()
+            && self.busy_without_backup.is_empty()
+    }
+}
+
+/// The addresses of a relationship's managers.
+fn managers_of(liaison: &Liaison) -> BTreeSet<String> {
+    liaison.primary.iter().chain(liaison.backup.iter()).map(|m| m.email.clone()).collect()
+}
+
+/// Compares the relationships data with the datatracker's record.
+pub fn diff(rel: &Relationships, export: &Export) -> Differences {
+    let mut out = Differences::default();
+    // The file's relationships by datatracker acronym: each organisation, and each group that
+    // has a relationship of its own.
+    let mut file: BTreeMap<String, (String, &Liaison)> = BTreeMap::new();
+    let mut known: BTreeSet<String> = BTreeSet::new();
+    for org in rel.organizations() {
+        known.insert(org.acronym.to_ascii_lowercase());
+        file.insert(org.acronym.to_ascii_lowercase(), (org.name.clone(), &org.liaison));
+        for g in &org.groups {
+            known.insert(g.acronym.to_ascii_lowercase());
+            if let Some(l) = &g.liaison {
+                file.insert(g.acronym.to_ascii_lowercase(), (format!("{} / {}", org.name, g.name), l));
+            }
+        }
+    }
+    // The datatracker's liaison managers by group acronym.
+    let mut tracker: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut busy: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for role in &export.roles {
+        let Some(group) = export.groups.get(&role.group) else { continue };
+        match role.name.as_str() {
+            "liaiman" => {
+                tracker.entry(group.acronym.clone()).or_default().insert(role.email.clone());
+            }
+            "ad" | "chair" => {
+                out.checked_busy = true;
+                let what = if role.name == "ad" {
+                    format!("AD of {}", group.acronym)
+                } else {
+                    format!("chair of {}", group.acronym)
+                };
+                busy.entry(role.email.clone()).or_default().insert(what);
+            }
+            _ => {}
+        }
+    }
+    for group in export.groups.values() {
+        if group.kind == "sdo" && group.state == "active" && !known.contains(&group.acronym) {
+            out.unknown_bodies.push((group.acronym.clone(), group.name.clone()));
+        }
+    }
+    // Only relationships the export covers are compared: a group the export does not list
+    // says nothing about its managers.
+    let listed: BTreeSet<&str> = export.groups.values().map(|g| g.acronym.as_str()).collect();
+    for (acronym, (_, liaison)) in &file {
+        if !listed.contains(acronym.as_str()) {
+            continue;
+        }
+        let ours = managers_of(liaison);
+        let theirs = tracker.get(acronym).cloned().unwrap_or_default();
+        for added in theirs.difference(&ours) {
+            out.managers_added.push((acronym.clone(), added.clone()));
+        }
+        for removed in ours.difference(&theirs) {
+            out.managers_removed.push((acronym.clone(), removed.clone()));
+        }
+    }
+    for org in rel.organizations() {
+        let has_any = org.liaison.primary.is_some()
+            || org.groups.iter().any(|g| g.liaison.as_ref().is_some_and(|l| l.primary.is_some()));
+        let tracker_has = tracker.contains_key(&org.acronym.to_ascii_lowercase())
+            || org.groups.iter().any(|g| tracker.contains_key(&g.acronym.to_ascii_lowercase()));
+        if !has_any && !tracker_has {
+            out.without_manager.push(org.name.clone());
+        }
+    }
+    for (acronym, (_, liaison)) in &file {
+        if let (Some(primary), None) = (&liaison.primary, &liaison.backup)
+            && let Some(roles) = busy.get(&primary.email)
+        {
+            let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
+            out.busy_without_backup.push((acronym.clone(), primary.email.clone(), roles.join(", ")));
+        }
+    }
+    out.unknown_bodies.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn relationships() -> Relationships {
+        let text = r#"
+[ietf]
+coordinators = ["coord@iab.org"]
+
+[[organization]]
+name = "Broadband Forum"
+acronym = "broadband-forum"
+managers = [{ name = "Ann", email = "ann@example.org" }]
+
+[[organization]]
+name = "MEF"
+acronym = "mef"
+managers = [{ name = "Bo", email = "bo@example.org" }, { name = "Cy", email = "cy@example.org", role = "backup" }]
+
+[[organization]]
+name = "Lonely SDO"
+acronym = "lonely"
+"#;
+        Relationships::from_str_at(text, Path::new("test.toml")).expect("relationships")
+    }
+
+    fn group(id: u32, acronym: &str, name: &str, state: &str) -> String {
+        format!(
+            r#"{{"acronym": "{acronym}", "name": "{name}", "id": {id}, "resource_uri": "/api/v1/group/group/{id}/",
+               "state": "/api/v1/name/groupstatename/{state}/", "type": "/api/v1/name/grouptypename/sdo/"}}"#
+        )
+    }
+
+    fn role(id: u32, name: &str, group: u32, email: &str) -> String {
+        format!(
+            r#"{{"id": {id}, "resource_uri": "/api/v1/group/role/{id}/", "name": "/api/v1/name/rolename/{name}/",
+               "group": "/api/v1/group/group/{group}/", "person": "/api/v1/person/person/{id}/",
+               "email": "/api/v1/person/email/{email}/"}}"#
+        )
+    }
+
+    fn list(objects: &[String]) -> String {
+        format!(
+            r#"{{"meta": {{"limit": 0, "offset": 0, "total_count": {}}}, "objects": [{}]}}"#,
+            objects.len(),
+            objects.join(",")
+        )
+    }
+
+    #[test]
+    fn differences_between_the_file_and_the_datatracker() {
+        let mut export = Export::default();
+        export
+            .add_list(&list(&[
+                group(1, "broadband-forum", "Broadband Forum", "active"),
+                group(2, "mef", "MEF Forum", "active"),
+                group(3, "new-sdo", "A New SDO", "active"),
+                group(4, "old-sdo", "An Old SDO", "conclude"),
+            ]))
+            .expect("groups");
+        export
+            .add_list(&list(&[
+                role(10, "liaiman", 1, "ann@example.org"),
+                role(11, "liaiman", 2, "bo@example.org"),
+                role(12, "liaiman", 2, "dee%40example.org"),
+            ]))
+            .expect("liaison managers");
+        let d = diff(&relationships(), &export);
+        assert_eq!(d.unknown_bodies, vec![("new-sdo".to_string(), "A New SDO".to_string())]);
+        assert_eq!(d.managers_added, vec![("mef".to_string(), "dee@example.org".to_string())]);
+        assert_eq!(d.managers_removed, vec![("mef".to_string(), "cy@example.org".to_string())]);
+        assert_eq!(d.without_manager, vec!["Lonely SDO".to_string()]);
+        assert!(!d.checked_busy && d.busy_without_backup.is_empty());
+
+        // Ann chairs a working group and has no backup; Bo is an AD but has one.
+        let mut wg = group(20, "detnet", "Deterministic Networking", "active");
+        wg = wg.replace("grouptypename/sdo", "grouptypename/wg");
+        export.add_list(&list(&[wg])).expect("wg");
+        export
+            .add_list(&list(&[role(30, "chair", 20, "Ann@Example.org"), role(31, "ad", 20, "bo@example.org")]))
+            .expect("roles");
+        let d = diff(&relationships(), &export);
+        assert!(d.checked_busy);
+        assert_eq!(
+            d.busy_without_backup,
+            vec![("broadband-forum".to_string(), "ann@example.org".to_string(), "chair of detnet".to_string())]
+        );
+    }
+
+    #[test]
+    fn what_is_not_an_api_list_is_refused() {
+        let mut export = Export::default();
+        assert!(matches!(export.add_list("[]"), Err(ExportError::NotAList(_))));
+        assert!(matches!(export.add_list(r#"{"objects": [{"acronym": "x"}]}"#), Err(ExportError::Missing { .. })));
+        assert_eq!(email_of("/api/v1/person/email/a%2Bb%40x.org/").as_deref(), Some("a+b@x.org"));
+    }
+}
