@@ -9,6 +9,11 @@ use std::fmt::Write;
 
 use liaisond_store::StatusReport;
 
+/// Counts by state as samples with a `state` label.
+fn by_state(counts: &[(String, i64)]) -> Vec<(Vec<(&str, &str)>, f64)> {
+    counts.iter().map(|(state, n)| (vec![("state", state.as_str())], *n as f64)).collect()
+}
+
 /// The text of `status`, from a daemon that is (or is not) running.
 pub fn render(status: &StatusReport, daemon_running: bool) -> String {
     let mut out = String::new();
@@ -39,17 +44,13 @@ pub fn render(status: &StatusReport, daemon_running: bool) -> String {
         })
         .collect();
     family("messages", "Stored messages by state and class.", &messages);
-    let statements: Vec<(Vec<(&str, &str)>, f64)> =
-        status.statements.iter().map(|(state, n)| (vec![("state", state.as_str())], *n as f64)).collect();
-    family("statements", "Statements by state.", &statements);
+    family("statements", "Statements by state.", &by_state(&status.statements));
     family(
         "statements_overdue",
         "Open statements whose deadline has passed.",
         &[(vec![], status.statements_overdue as f64)],
     );
-    let outbox: Vec<(Vec<(&str, &str)>, f64)> =
-        status.outbox.iter().map(|(state, n)| (vec![("state", state.as_str())], *n as f64)).collect();
-    family("outbox", "Outgoing mail by state.", &outbox);
+    family("outbox", "Outgoing mail by state.", &by_state(&status.outbox));
     family(
         "server_actions_owed",
         "Moves or flags on a mail server not done yet.",
