@@ -63,6 +63,9 @@ pub struct Ingestor {
     outbox_waker: Option<Arc<tokio::sync::Notify>>,
     /// Where the sources count a sync's progress.
     progress: Progress,
+    /// How many messages are parsed or read at once: the cores (at most 4; std reads the
+    /// cgroup's quota for it, so once).
+    parallel: usize,
     /// Messages stored and being read by a batch (shared by every clone): the pending sweep
     /// leaves them alone, however long their batch takes.
     in_flight: Arc<std::sync::Mutex<HashSet<i64>>>,
@@ -79,6 +82,7 @@ impl Ingestor {
             reader,
             outbox_waker: None,
             progress: Progress::default(),
+            parallel: std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4),
             in_flight: Arc::default(),
             heartbeat: Heartbeat::detached(),
         }
@@ -92,6 +96,11 @@ impl Ingestor {
 
     pub fn progress(&self) -> &Progress {
         &self.progress
+    }
+
+    /// How many messages are parsed or read at once.
+    pub fn parallel(&self) -> usize {
+        self.parallel
     }
 
     /// This clone beats `heartbeat` (its loop's) while it handles a message.
@@ -120,8 +129,7 @@ impl Ingestor {
     /// The longest [`Ingestor::read`] of `messages` may take: each under the stage limit, as
     /// many at once as there are cores, plus the database work.
     pub fn read_limit(&self, messages: usize) -> Duration {
-        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
-        let rounds = messages.div_ceil(parallel).max(1) as u32;
+        let rounds = messages.div_ceil(self.parallel).max(1) as u32;
         self.limits.stage_timeout * rounds + DATABASE_ALLOWANCE
     }
 
@@ -245,7 +253,6 @@ impl Ingestor {
             return vec![None; count];
         };
         let limit = self.limits.stage_timeout;
-        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
         // Released once recorded, or when this reading is given up (dropped).
         let mut in_flight = Vec::with_capacity(count);
         let unread: Vec<_> = to_read
@@ -273,7 +280,7 @@ impl Ingestor {
                     (id, seen, decision)
                 }
             })
-            .buffered(parallel)
+            .buffered(self.parallel)
             .collect()
             .await;
         let outcomes = self.record_all(decided, Some(reader)).await;

@@ -659,7 +659,7 @@ impl ImapSource {
         // Time for one message to arrive: the step limit plus its size at a slow link's rate.
         let per_message = self.cfg.timeout + Duration::from_secs(largest / SLOWEST_RATE_BYTES_PER_SEC);
         let mut committed: HashSet<u32> = HashSet::with_capacity(uids.len());
-        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let parallel = self.ingestor.parallel();
         let mut parsing: VecDeque<(u32, Receiving)> = VecDeque::with_capacity(parallel);
         let mut received: Vec<(u32, Received)> = Vec::with_capacity(uids.len());
         {
