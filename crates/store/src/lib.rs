@@ -855,24 +855,7 @@ impl Store {
     /// Runs `f` in one transaction and commits it. An error rolls everything back and is
     /// reported with the database's path.
     fn in_transaction<T>(&mut self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
-        self.batch_still_open()?;
-        let Store { conn, path, in_batch } = self;
-        let wrap = |source| StoreError::Sqlite { path: path.clone(), source };
-        if *in_batch {
-            // Inside a batch ([`Store::batch`]): a savepoint, so that a failure undoes this
-            // part alone; the batch's COMMIT makes it durable.
-            let savepoint = conn.savepoint().map_err(wrap)?;
-            let value = f(&savepoint).map_err(wrap)?;
-            savepoint.commit().map_err(wrap)?;
-            return Ok(value);
-        }
-        // IMMEDIATE: take the write lock at the start. A deferred transaction that reads and
-        // then writes fails with SQLITE_BUSY at once (busy_timeout does not help) when another
-        // process wrote in between.
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(wrap)?;
-        let value = f(&tx).map_err(wrap)?;
-        tx.commit().map_err(wrap)?;
-        Ok(value)
+        self.immediately(|store| f(&store.conn))
     }
 
     /// Runs `f` in one transaction (IMMEDIATE), inside which every change the store makes is a
@@ -889,10 +872,7 @@ impl Store {
         impl Drop for Open<'_> {
             fn drop(&mut self) {
                 if self.0.in_batch {
-                    self.0.in_batch = false;
-                    if !self.0.conn.is_autocommit() {
-                        let _ = self.0.conn.execute_batch("ROLLBACK");
-                    }
+                    self.0.roll_back_unfinished();
                 }
             }
         }
@@ -1239,7 +1219,11 @@ impl Store {
                 }
             }
         }
-        // Inside a batch ([`Store::batch`]) a savepoint, else a transaction of its own.
+        // Inside a batch ([`Store::batch`]) a savepoint, so that a failure undoes this part
+        // alone and the batch's COMMIT makes it durable. Else a transaction of its own,
+        // IMMEDIATE: it takes the write lock at the start (a deferred transaction that reads
+        // and then writes fails with SQLITE_BUSY at once, busy_timeout or not, when another
+        // process wrote in between).
         self.batch_still_open()?;
         let (begin, end, undo) = if self.in_batch {
             ("SAVEPOINT step", "RELEASE step", "ROLLBACK TO step; RELEASE step")
@@ -1698,28 +1682,25 @@ impl Store {
             .map_err(e)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(e)?;
-        let rows = |sql: &str| -> Result<Vec<(String, Option<String>, i64)>, StoreError> {
-            let mut stmt = self.conn.prepare(sql).map_err(e)?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(e)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(e)
-        };
-        let by_state_and_class =
-            rows("SELECT state, class, count(*) FROM messages GROUP BY state, class ORDER BY state, class")?;
-        let statements = rows("SELECT state, NULL, count(*) FROM statements GROUP BY state ORDER BY state")?
-            .into_iter()
-            .map(|(state, _, n)| (state, n))
-            .collect();
+        let by_state_and_class = self.rows(
+            "SELECT state, class, count(*) FROM messages GROUP BY state, class ORDER BY state, class",
+            &[],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let statements =
+            self.rows("SELECT state, count(*) FROM statements GROUP BY state ORDER BY state", &[], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
         let count = |sql: &str| -> Result<i64, StoreError> { self.conn.query_row(sql, [], |r| r.get(0)).map_err(e) };
         let statements_overdue =
             count("SELECT count(*) FROM statements WHERE state = 'open' AND deadline < date('now')")?;
         let ack_pauses = count("SELECT count(*) FROM outbox WHERE kind = 'alert'")?;
-        let oldest_pending = rows(
-            "SELECT s.source, min(m.received_at), 0 FROM messages m JOIN message_sources s ON s.message = m.id
+        let oldest_pending = self.rows(
+            "SELECT s.source, min(m.received_at) FROM messages m JOIN message_sources s ON s.message = m.id
              WHERE m.state = 'pending' GROUP BY s.source ORDER BY s.source",
-        )?
-        .into_iter()
-        .filter_map(|(source, at, _)| at.map(|at| (source, at)))
-        .collect();
+            &[],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         Ok(StatusReport {
             schema_version: self.schema_version()?,
             messages,
@@ -1945,8 +1926,7 @@ mod tests {
                 if round % 2 == 0 {
                     conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(())).expect("wal");
                 }
-                conn.execute_batch(MIGRATIONS[0]).expect("v1 schema");
-                conn.pragma_update(None, "user_version", 1).expect("version");
+                write_version_1(&conn);
             }
             let start = std::sync::Arc::new(std::sync::Barrier::new(6));
             let openers: Vec<_> = (0..6)
@@ -1968,16 +1948,39 @@ mod tests {
         }
     }
 
+    /// The schema as the first release left it, at `path`.
+    fn version_1_database(path: &Path) -> Connection {
+        let conn = Connection::open(path).expect("open");
+        write_version_1(&conn);
+        conn
+    }
+
+    fn write_version_1(conn: &Connection) {
+        conn.execute_batch(MIGRATIONS[0]).expect("v1 schema");
+        conn.pragma_update(None, "user_version", 1).expect("version");
+    }
+
+    #[test]
+    fn a_batch_that_sqlite_rolled_back_stores_nothing_more() {
+        // SQLite rolls a transaction back by itself on some errors (a full disk, an I/O
+        // error); the steps after it must not commit on their own, outside the batch.
+        let (_d, mut s) = temp_store();
+        let result = s.batch(|s| {
+            s.accept(&incoming(b"Subject: a\r\n\r\na", Some("a@x"), 1, 1))?;
+            s.conn.execute_batch("ROLLBACK").expect("as SQLite would");
+            s.accept(&incoming(b"Subject: b\r\n\r\nb", Some("b@x"), 1, 2))
+        });
+        assert!(result.is_err(), "the step after the rollback fails");
+        assert!(s.conn.is_autocommit() && !s.in_batch);
+        assert!(s.pending_message_ids(None).expect("ids").is_empty(), "nothing stored");
+    }
+
     #[test]
     fn a_migration_is_preceded_by_a_backup_kept_until_the_next() {
         // Issue 16: a new binary migrated in place with no way back.
         let d = tempfile::tempdir().expect("tempdir");
         let path = d.path().join("b.db");
-        {
-            let conn = Connection::open(&path).expect("open");
-            conn.execute_batch(MIGRATIONS[0]).expect("v1 schema");
-            conn.pragma_update(None, "user_version", 1).expect("version");
-        }
+        drop(version_1_database(&path));
         let older = d.path().join("b.db.before-schema-1");
         std::fs::write(&older, b"an earlier backup").expect("older backup");
         assert_eq!(Store::schema_version_at(&path).expect("version"), Some(1));
@@ -1996,9 +1999,7 @@ mod tests {
         let d = tempfile::tempdir().expect("tempdir");
         let path = d.path().join("v1.db");
         {
-            let conn = Connection::open(&path).expect("open");
-            conn.execute_batch(MIGRATIONS[0]).expect("v1 schema");
-            conn.pragma_update(None, "user_version", 1).expect("version");
+            let conn = version_1_database(&path);
             conn.execute(
                 "INSERT INTO messages (sha256, size, received_at, state) VALUES ('ab', 4, '2026-01-01T00:00:00Z', 'processed')",
                 [],
