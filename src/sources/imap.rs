@@ -10,7 +10,7 @@
 //! async-imap has no timeouts of its own: every network step here is wrapped in one, and any
 //! error drops the connection and reconnects with exponential backoff and jitter.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -196,11 +196,14 @@ struct Reading {
 /// Reads and records a batch while the source fetches the next one (both futures of one task,
 /// `tokio::join!`): bounded by the batch's limit, and beating the heartbeat meanwhile, as a
 /// bounded wait may (`service`).
+/// On shutdown, or past the batch's limit, what is not recorded yet stays pending and is read
+/// at the next start (or by the sweep): a batch may take minutes.
 async fn read_alongside(ingestor: Ingestor, heartbeat: Heartbeat, reading: Reading, shutdown: CancellationToken) {
     tokio::select! {
         _ = tokio::time::timeout(reading.limit, ingestor.read(reading.to_read)) => {}
-        // What is not recorded yet stays pending and is read at the next start.
-        _ = shutdown.cancelled() => {}
+        _ = shutdown.cancelled() => {
+            tracing::info!("stopping: the batch being read stays pending until the next start");
+        }
         never = heartbeat.keep_beating() => match never {},
     }
     release_free_memory();
@@ -248,6 +251,22 @@ impl ImapSource {
     /// This source in the progress of a sync (`STATUS=`, the progress bar).
     fn progress_name(&self) -> String {
         format!("imap '{}'", self.cfg.name)
+    }
+
+    /// Stores only the header section of a message over `max_message_size` (R31), quarantined.
+    async fn keep_header_only(
+        &self,
+        uid: u32,
+        header: Vec<u8>,
+        size: u64,
+        origin: Origin,
+        internal_date: Option<String>,
+        report: &mut SourceReport,
+    ) -> Result<(), ImapError> {
+        tracing::warn!(source = self.name(), uid, size, "message over max_message_size; keeping its header only");
+        let result = self.ingestor.ingest_oversized(header, size, origin, internal_date).await?;
+        self.counted(report, result.accepted.new, size);
+        Ok(())
     }
 
     /// One more message of the sync stored (or found already stored).
@@ -466,17 +485,10 @@ impl ImapSource {
         Ok(())
     }
 
-    /// Reads and records a stored batch now (nothing fetched meanwhile). On shutdown what is
-    /// not recorded yet stays pending, read at the next start: a batch may take minutes.
+    /// Reads and records a stored batch now (nothing fetched meanwhile), as
+    /// [`read_alongside`] does.
     async fn read_now(&self, reading: Reading, shutdown: &CancellationToken) {
-        self.hb.busy_for(reading.limit);
-        tokio::select! {
-            _ = self.ingestor.read(reading.to_read) => {}
-            _ = shutdown.cancelled() => {
-                tracing::info!(source = self.name(), "stopping: the batch being read stays pending until the next start");
-            }
-        }
-        release_free_memory();
+        read_alongside(self.ingestor.clone(), self.hb.clone(), reading, shutdown.clone()).await;
         self.hb.beat();
     }
 
@@ -494,18 +506,15 @@ impl ImapSource {
         report: &mut SourceReport,
         reading: &mut Option<Reading>,
     ) -> Result<(), ImapError> {
-        let limits = self.ingestor.limits().clone();
+        let half_batch = self.ingestor.limits().fetch_batch_size / 2;
+        let size_of: HashMap<u32, u64> = sizes.iter().copied().collect();
         for batch in batches {
             // A batch holding a message of more than half a batch's bytes (a large one, alone
             // by `plan_batches`) is neither fetched while the previous batch is read nor read
             // while the next one is fetched: memory stays within the largest message plus a
             // little, not two large amounts at once.
             let large = match batch {
-                Batch::Bodies(batch_uids) => {
-                    let wanted: HashSet<u32> = batch_uids.iter().copied().collect();
-                    let bytes: u64 = sizes.iter().filter(|(u, _)| wanted.contains(u)).map(|(_, s)| *s).sum();
-                    bytes > limits.fetch_batch_size / 2
-                }
+                Batch::Bodies(batch_uids) => batch_uids.iter().filter_map(|u| size_of.get(u)).sum::<u64>() > half_batch,
                 Batch::Oversized { .. } => false,
             };
             if large && let Some(previous) = reading.take() {
@@ -519,7 +528,7 @@ impl ImapSource {
                 match batch {
                     Batch::Bodies(batch_uids) if large && batch_uids.len() == 1 => {
                         let uid = batch_uids[0];
-                        let size = sizes.iter().find(|(u, _)| *u == uid).map_or(0, |(_, s)| *s);
+                        let size = size_of.get(&uid).copied().unwrap_or(0);
                         self.fetch_in_parts(session, uidvalidity, uid, size, shutdown, report).await
                     }
                     Batch::Bodies(batch_uids) => {
@@ -683,16 +692,9 @@ impl ImapSource {
                 // The size asked before is the server's word, and a UID it gave none for was
                 // fetched whole: what arrived is checked again (R31).
                 if body.len() as u64 > max {
-                    let size = body.len() as u64;
-                    tracing::warn!(
-                        source = self.name(),
-                        uid,
-                        size,
-                        "message over max_message_size; keeping its header only"
-                    );
                     let header = header_section(body, 1 << 20).to_vec();
-                    let result = self.ingestor.ingest_oversized(header, size, origin, internal_date).await?;
-                    self.counted(report, result.accepted.new, size);
+                    let size = body.len() as u64;
+                    self.keep_header_only(uid, header, size, origin, internal_date, report).await?;
                     committed.insert(uid);
                 } else {
                     let raw = body.to_vec();
@@ -828,12 +830,10 @@ impl ImapSource {
         let origin = self.origin(uidvalidity, uid);
         if raw.len() as u64 > max {
             // Larger than RFC822.SIZE said (R31): only its header section is kept.
-            let size = raw.len() as u64;
-            tracing::warn!(source = self.name(), uid, size, "message over max_message_size; keeping its header only");
             let header = header_section(&raw, 1 << 20).to_vec();
+            let size = raw.len() as u64;
             drop(raw);
-            let result = self.ingestor.ingest_oversized(header, size, origin, internal_date).await?;
-            self.counted(report, result.accepted.new, size);
+            self.keep_header_only(uid, header, size, origin, internal_date, report).await?;
             return Ok((Fetched::new(HashSet::from([uid]), None), ToRead::default()));
         }
         let received = self.ingestor.receive(raw, origin, internal_date).await;
@@ -862,12 +862,7 @@ impl ImapSource {
         };
         let header = fetch.header().map(|h| header_section(h, 1 << 20).to_vec()).unwrap_or_default();
         let internal_date = fetch.internal_date().map(|d| d.to_rfc3339());
-        tracing::warn!(source = self.name(), uid, size, "message over max_message_size; keeping its header only");
-        let result = self.ingestor.ingest_oversized(header, size, self.origin(uidvalidity, uid), internal_date).await?;
-        if result.accepted.new {
-            report.stored += 1;
-        }
-        self.ingestor.progress().stored(&self.progress_name(), 1, size);
+        self.keep_header_only(uid, header, size, self.origin(uidvalidity, uid), internal_date, report).await?;
         Ok(Fetched::new(HashSet::from([uid]), None))
     }
 
