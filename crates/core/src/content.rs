@@ -75,13 +75,13 @@ fn take_contents(part: &mut MessagePart<'_>) -> Vec<u8> {
 
 fn walk(message: &mut Message<'_>, depth: usize, out: &mut Content) {
     for part in message.text_bodies() {
+        let contents = part.text_contents().unwrap_or_default();
+        // The same cap for a body in HTML as in plain text.
         let text = if part.is_text_html() {
-            extract::html::to_text(
-                part.text_contents().unwrap_or_default(),
-                extract::ExtractLimits::default().max_output_bytes,
-            )
+            liaisond_model::clip_bytes(&extract::html::to_text(contents, MAX_BODY_TEXT_BYTES), MAX_BODY_TEXT_BYTES)
+                .to_string()
         } else {
-            liaisond_model::clip_bytes(part.text_contents().unwrap_or_default(), MAX_BODY_TEXT_BYTES).to_string()
+            liaisond_model::clip_bytes(contents, MAX_BODY_TEXT_BYTES).to_string()
         };
         if !text.trim().is_empty() {
             // Mail line endings (CRLF) are not part of the text.
@@ -162,6 +162,11 @@ mod tests {
     #[test]
     fn a_long_body_text_is_kept_only_as_far_as_reading_can_use_it() {
         let mut raw = b"From: a@x.org\r\nSubject: long\r\n\r\n".to_vec();
+        raw.extend(std::iter::repeat_n(b'x', 3 * MAX_BODY_TEXT_BYTES));
+        let c = content(&raw);
+        assert_eq!(c.bodies[0].text.len(), MAX_BODY_TEXT_BYTES);
+        // In HTML too (it was capped at the extraction limit, 4 MiB).
+        let mut raw = b"From: a@x.org\r\nSubject: long\r\nContent-Type: text/html\r\n\r\n<p>".to_vec();
         raw.extend(std::iter::repeat_n(b'x', 3 * MAX_BODY_TEXT_BYTES));
         let c = content(&raw);
         assert_eq!(c.bodies[0].text.len(), MAX_BODY_TEXT_BYTES);

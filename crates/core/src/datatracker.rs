@@ -116,16 +116,6 @@ pub struct Differences {
     pub checked_busy: bool,
 }
 
-impl Differences {
-    pub fn is_empty(&self) -> bool {
-        self.unknown_bodies.is_empty()
-            && self.managers_added.is_empty()
-            && self.managers_removed.is_empty()
-            && self.without_manager.is_empty()
-            && self.busy_without_backup.is_empty()
-    }
-}
-
 /// The addresses of a relationship's managers.
 fn managers_of(liaison: &Liaison) -> BTreeSet<String> {
     liaison.primary.iter().chain(liaison.backup.iter()).map(|m| m.email.clone()).collect()
@@ -136,15 +126,15 @@ pub fn diff(rel: &Relationships, export: &Export) -> Differences {
     let mut out = Differences::default();
     // The file's relationships by datatracker acronym: each organisation, and each group that
     // has a relationship of its own.
-    let mut file: BTreeMap<String, (String, &Liaison)> = BTreeMap::new();
+    let mut file: BTreeMap<String, &Liaison> = BTreeMap::new();
     let mut known: BTreeSet<String> = BTreeSet::new();
     for org in rel.organizations() {
         known.insert(org.acronym.to_ascii_lowercase());
-        file.insert(org.acronym.to_ascii_lowercase(), (org.name.clone(), &org.liaison));
+        file.insert(org.acronym.to_ascii_lowercase(), &org.liaison);
         for g in &org.groups {
             known.insert(g.acronym.to_ascii_lowercase());
             if let Some(l) = &g.liaison {
-                file.insert(g.acronym.to_ascii_lowercase(), (format!("{} / {}", org.name, g.name), l));
+                file.insert(g.acronym.to_ascii_lowercase(), l);
             }
         }
     }
@@ -177,7 +167,7 @@ pub fn diff(rel: &Relationships, export: &Export) -> Differences {
     // Only relationships the export covers are compared: a group the export does not list
     // says nothing about its managers.
     let listed: BTreeSet<&str> = export.groups.values().map(|g| g.acronym.as_str()).collect();
-    for (acronym, (_, liaison)) in &file {
+    for (acronym, liaison) in &file {
         if !listed.contains(acronym.as_str()) {
             continue;
         }
@@ -199,7 +189,7 @@ pub fn diff(rel: &Relationships, export: &Export) -> Differences {
             out.without_manager.push(org.name.clone());
         }
     }
-    for (acronym, (_, liaison)) in &file {
+    for (acronym, liaison) in &file {
         if let (Some(primary), None) = (&liaison.primary, &liaison.backup)
             && let Some(roles) = busy.get(&primary.email)
         {
@@ -302,10 +292,33 @@ acronym = "lonely"
     }
 
     #[test]
+    fn only_what_the_export_lists_is_compared() {
+        // A partial export (Broadband Forum alone) says nothing about MEF's managers, and a role
+        // without an address names nobody.
+        let mut export = Export::default();
+        export.add_list(&list(&[group(1, "broadband-forum", "Broadband Forum", "active")])).expect("groups");
+        let mut no_address = role(10, "liaiman", 1, "x@example.org");
+        no_address = no_address.replace("\"/api/v1/person/email/x@example.org/\"", "null");
+        export.add_list(&list(&[no_address])).expect("roles");
+        assert!(export.roles.is_empty(), "{:?}", export.roles);
+        let d = diff(&relationships(), &export);
+        assert_eq!(d.managers_removed, vec![("broadband-forum".to_string(), "ann@example.org".to_string())]);
+        assert!(d.managers_added.is_empty());
+    }
+
+    #[test]
     fn what_is_not_an_api_list_is_refused() {
         let mut export = Export::default();
         assert!(matches!(export.add_list("[]"), Err(ExportError::NotAList(_))));
         assert!(matches!(export.add_list(r#"{"objects": [{"acronym": "x"}]}"#), Err(ExportError::Missing { .. })));
+        let group_without_acronym = r#"{"objects": [{"resource_uri": "/api/v1/group/group/1/", "name": "X"}]}"#;
+        assert_eq!(
+            export.add_list(group_without_acronym),
+            Err(ExportError::Missing { what: "a group", field: "acronym" })
+        );
+        let role_without_group =
+            r#"{"objects": [{"resource_uri": "/api/v1/group/role/1/", "name": "/api/v1/name/rolename/ad/"}]}"#;
+        assert_eq!(export.add_list(role_without_group), Err(ExportError::Missing { what: "a role", field: "group" }));
         assert_eq!(email_of("/api/v1/person/email/a%2Bb%40x.org/").as_deref(), Some("a+b@x.org"));
     }
 }
