@@ -697,7 +697,10 @@ fn start_bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -
 async fn finish_bounded<T>(task: Bounded<T>, limit: Duration, left: Duration) -> Result<T, Decision> {
     match tokio::time::timeout(left, task).await {
         Ok(Ok(Ok(value))) => Ok(value),
-        Ok(Ok(Err(panic))) => Err(quarantine(format!("pipeline panicked: {}", panic_text(&panic)))),
+        Ok(Ok(Err(panic))) => Err(quarantine(format!(
+            "pipeline panicked: {}",
+            liaisond_extract::panic_message(panic.as_ref()).unwrap_or_else(|| "(no message)".into())
+        ))),
         Ok(Err(join)) => Err(quarantine(format!("pipeline task failed: {join}"))),
         // The blocking thread cannot be stopped from here, and its result is dropped. The
         // attachment parsers, known to hang, run in a child process under their own budget;
@@ -718,16 +721,6 @@ fn overrun(limit: Duration) -> Decision {
 /// it is stored without one.
 fn message_id_safely(header: &[u8]) -> Option<String> {
     std::panic::catch_unwind(AssertUnwindSafe(|| Parsed::new(header).message_id)).unwrap_or(None)
-}
-
-fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(no message)".to_string()
-    }
 }
 
 #[cfg(test)]

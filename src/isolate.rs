@@ -163,7 +163,13 @@ pub fn worker_main() -> u8 {
         let (answer, exit) = match result {
             Ok(Ok(Extracted { text, warnings, format })) => (ChildOutput::Text { text, warnings, format }, false),
             Ok(Err(error)) => (ChildOutput::Error { error }, false),
-            Err(panic) => (ChildOutput::Panicked { panicked: panic_text(&panic) }, true),
+            Err(panic) => {
+                let panicked = match extract::panic_message(panic.as_ref()) {
+                    Some(message) => format!("the parser panicked: {message}"),
+                    None => "the parser panicked".to_string(),
+                };
+                (ChildOutput::Panicked { panicked }, true)
+            }
         };
         drop(bytes);
         if write_answer(&mut output, &answer).is_err() || exit {
@@ -275,16 +281,6 @@ fn write_answer(output: &mut impl Write, answer: &ChildOutput) -> std::io::Resul
     output.write_all(&(json.len() as u64).to_be_bytes())?;
     output.write_all(&json)?;
     output.flush()
-}
-
-fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        format!("the parser panicked: {s}")
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        format!("the parser panicked: {s}")
-    } else {
-        "the parser panicked".to_string()
-    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -325,10 +325,7 @@ impl Harness {
             Ok(()) => Outcome::Done,
             Err(payload) => {
                 let message = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_else(|| {
-                    payload
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                    liaisond_extract::panic_message(payload.as_ref())
                         .unwrap_or_else(|| "a panic without a message".into())
                 });
                 Outcome::Panicked(message)

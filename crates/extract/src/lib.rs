@@ -218,6 +218,12 @@ pub fn read_in_process(
     }
 }
 
+/// The message a panic was raised with (`panic!("...")`, `expect`), when it has one: what
+/// `catch_unwind` hands back, in every crate that catches a parser's panic.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<String> {
+    payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned())
+}
+
 /// Bytes of unknown encoding as text: UTF-8 when valid, else Windows-1252 (the usual
 /// mislabel; it maps every byte, so nothing is lost).
 pub fn decode_text(bytes: &[u8]) -> Cow<'_, str> {
@@ -236,11 +242,7 @@ fn pdf_text(bytes: &[u8]) -> Result<String, ExtractError> {
     // its own values, which it drops. A panic anywhere else is still the worker's `panicked`
     // answer, after which it ends.
     let text = std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem(bytes)).map_err(|panic| {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+        let message = panic_message(panic.as_ref()).unwrap_or_default();
         ExtractError::Malformed { kind: "PDF", detail: format!("the PDF reader gave up: {message}") }
     })?;
     text.map(|t| normalise_pdf_text(&t)).map_err(|e| ExtractError::Malformed { kind: "PDF", detail: e.to_string() })
