@@ -995,16 +995,14 @@ impl Validator<'_> {
                     continue;
                 }
             };
-            {
-                // One trailing newline is what `echo secret > file` writes; it is not part of it.
-                let value = text.strip_suffix('\n').unwrap_or(&text);
-                let value = value.strip_suffix('\r').unwrap_or(value);
-                if value.is_empty() {
-                    return Err(self.err(&at("password_file"), format!("{} is empty", path.display())));
-                }
-                self.secret_files.borrow_mut().push(path.clone());
-                return Ok(Some((Secret::new(value), format!("file {}", path.display()))));
+            // One trailing newline is what `echo secret > file` writes; it is not part of it.
+            let value = text.strip_suffix('\n').unwrap_or(&text);
+            let value = value.strip_suffix('\r').unwrap_or(value);
+            if value.is_empty() {
+                return Err(self.err(&at("password_file"), format!("{} is empty", path.display())));
             }
+            self.secret_files.borrow_mut().push(path.clone());
+            return Ok(Some((Secret::new(value), format!("file {}", path.display()))));
         }
         Err(self.err(&at("password_file"), format!("cannot read the password file ({})", tried.join("; "))))
     }
@@ -1244,7 +1242,7 @@ impl Validator<'_> {
                 20 * 1024 * 1024,
             )?,
             per_sender_per_day: match n.per_sender_per_day {
-                None => 20,
+                None => liaisond_core::respond::DEFAULT_NOTIFY_PER_SENDER_PER_DAY,
                 Some(n @ 1..) => n,
                 Some(0) => {
                     return Err(self.err(&[Key("notifications"), Key("per_sender_per_day")], "must be at least 1"));

@@ -125,6 +125,9 @@ pub const DEFAULT_NEVER_ACK: &[&str] = &[
     r"^(bounces?|owner-|.*-(request|bounces?|owner)@)",
 ];
 
+/// `[notifications] per_sender_per_day` when the configuration does not set it.
+pub const DEFAULT_NOTIFY_PER_SENDER_PER_DAY: u32 = 20;
+
 /// Everything the planner needs besides the message.
 #[derive(Debug, Clone)]
 pub struct Responder {
@@ -325,7 +328,7 @@ impl Responder {
         Responder {
             ack,
             notify_max_age,
-            notify_per_sender_per_day: 20,
+            notify_per_sender_per_day: DEFAULT_NOTIFY_PER_SENDER_PER_DAY,
             attach_max,
             templates,
             from,
@@ -334,8 +337,9 @@ impl Responder {
         }
     }
 
-    /// Decides what to send about `incoming`. `counts` is asked only when an acknowledgement
-    /// passed every other check (it queries the database).
+    /// Decides what to send about `incoming`. `counts` (it queries the database) is asked for
+    /// a notification about a known sender (the per-sender limit), and for an acknowledgement
+    /// only once it passed every other check.
     pub fn plan(
         &self,
         incoming: &RecordedMessage<'_>,
