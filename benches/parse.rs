@@ -129,19 +129,8 @@ fn measure(cmd: &mut Command, input: Option<&[u8]>) -> (Duration, u64, bool) {
     if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
         let _ = stdin.write_all(input);
     }
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain old data; all zeroes is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: valid pointers to locals; pid is our own child, waited for only here.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if r == pid || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            break;
-        }
-    }
-    drop(child);
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    // Writing ends with the standard input dropped: the reader sees its end.
+    let ok = child.wait().is_ok_and(|s| s.success());
     let wall = started.elapsed();
     (wall, watch.finish(), ok)
 }

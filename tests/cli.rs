@@ -2,6 +2,8 @@
 //! No mail server is needed here.
 
 mod common;
+#[path = "../benches/common/peak.rs"]
+mod peak;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -536,18 +538,22 @@ fn what_senders_wrote_reaches_no_terminal_as_escape_sequences() {
 #[test]
 fn run_once_on_a_terminal_shows_progress_instead_of_a_line_per_message() {
     // Issue 14: a long first sync on a terminal shows a progress bar and one summary; a line
-    // per message is at debug there. Without a terminal, the lines are there and no bar.
+    // per message is at debug there; above MAX_TABLE_ROWS the summary stands for the table.
+    // Without a terminal, the lines are there and no bar.
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), "l.db", "");
     let c = config.to_str().expect("utf8");
-    for i in 0..3 {
+    for i in 0..150 {
         std::fs::write(dir.path().join(format!("maildir/new/{i}.M1P1.host")), sample_message("bar", i)).expect("write");
     }
     let (code, shown) = on_a_terminal(&["run", "--once", "--config", c]);
     assert_eq!(code, Some(0), "{shown}");
-    assert!(shown.contains("Recorded 3 new message(s)"), "{shown}");
+    assert!(shown.contains("Recorded 150 new message(s)"), "{shown}");
+    assert!(shown.contains("stored from ") && shown.contains("/150"), "no progress bar: {shown}");
     assert!(!shown.contains("message recorded"), "a line per message on the terminal: {shown}");
-    for i in 3..6 {
+    assert!(shown.contains("0 quarantined; `liaisond statements list`"), "{shown}");
+    assert!(!shown.contains("OUTCOME"), "no table of 150 rows: {shown}");
+    for i in 150..153 {
         std::fs::write(dir.path().join(format!("maildir/new/{i}.M1P1.host")), sample_message("bar", i)).expect("write");
     }
     // As the daemon logs by default (the tests' helper asks for warnings only).
@@ -627,7 +633,8 @@ fn a_60_mb_single_line_body_stays_within_its_memory_and_disk_budget() {
 }
 
 /// Runs liaisond with `args` (and `input` on its standard input) to the end; its peak RSS in
-/// bytes. wait4 gives this child's own (other tests' children run in this process too).
+/// bytes: its own VmHWM, sampled (`benches/common/peak.rs` says why not wait4's ru_maxrss:
+/// this test process, holding the 60 MB message, would pass its own high-water mark on).
 fn peak_rss(args: &[&str], input: Option<Vec<u8>>) -> usize {
     let mut child = Command::new(common::BIN)
         .args(args)
@@ -636,23 +643,19 @@ fn peak_rss(args: &[&str], input: Option<Vec<u8>>) -> usize {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
+    let watch = peak::PeakWatch::start(child.id());
     let writer = child
         .stdin
         .take()
         .zip(input)
         .map(|(mut stdin, bytes)| std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &bytes)));
-    let mut status = 0;
-    // SAFETY: rusage is plain old data that wait4 fills.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: the pid is our unwaited child; status and usage point at live values.
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as libc::pid_t, "wait4");
+    let status = child.wait().expect("wait");
+    let peak = watch.finish();
     if let Some(w) = writer {
         w.join().expect("writer").expect("message written");
     }
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{args:?} failed: {status}");
-    drop(child);
-    usage.ru_maxrss as usize * 1024
+    assert!(status.success(), "{args:?} failed: {status}");
+    peak as usize
 }
 
 /// The database's size with its write-ahead log.
@@ -836,7 +839,7 @@ fn relationships_diff_reports_what_the_datatracker_records_differently() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), "l.db", "");
     let c = config.to_str().expect("utf8");
-    let fixture = |name: &str| format!("{}/fixtures/datatracker/{name}", env!("CARGO_MANIFEST_DIR"));
+    let fixture = |name: &str| repo_root().join("fixtures/datatracker").join(name).display().to_string();
     let (groups, managers) = (fixture("sdo-groups.json"), fixture("liaiman-roles.json"));
     let out = liaisond(&["relationships", "diff", "--config", c, &groups, &managers], None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -863,6 +866,13 @@ fn relationships_diff_reports_what_the_datatracker_records_differently() {
         "{shown}"
     );
     assert!(!dir.path().join("l.db").exists(), "diff changes nothing, not even a database");
+
+    // Larger than any saved answer (a sparse file): refused before it is read.
+    let huge = dir.path().join("huge.json");
+    std::fs::File::create(&huge).expect("create").set_len((64 << 20) + 1).expect("set_len");
+    let out = liaisond(&["relationships", "diff", "--config", c, huge.to_str().expect("utf8")], None);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("huge.json"), "{}", text(&out.stderr));
 
     // Not an API answer: refused, naming the file.
     let bad = dir.path().join("bad.json");

@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::{BIN, repo_root, sample_message, testbed, text, wait_until};
 
-/// systemd-analyze, which `scripts/testbed install` installs (package systemd). Missing is a
-/// failure, not a skip: the unit would go unchecked.
-/// `systemd-analyze` in `dir`, finding man pages in `dir/man` first: `verify` runs man(1) on
+/// `systemd-analyze` (which `scripts/testbed install` installs; missing is a failure, not a
+/// skip: the unit would go unchecked) in `dir`, finding man pages in `dir/man` first: `verify` runs man(1) on
 /// each `Documentation=man:` page, and the test writes liaisond's there (the package installs
 /// them; scripts/package-check verifies the installed unit).
 fn systemd_analyze(args: &[&str], dir: &Path) -> std::process::Output {

@@ -53,7 +53,8 @@ fn ingest_stdin(config: Config) -> anyhow::Result<String> {
         let store = Store::open(&config.database, config.busy_timeout)?;
         // Stored only, never read here: reading parses what senders wrote (and extracting
         // attachments starts workers), which belongs inside the daemon's sandbox, not in the
-        // MTA's pipe. The daemon's pending sweep reads the message within a minute or two.
+        // MTA's pipe. The daemon's pending sweep reads it, two to four minutes later at the
+        // default stage_timeout (`ingest::pending_grace`).
         let ingestor = Ingestor::new(Db::new(store), config.limits.clone(), None);
         let result = crate::sources::stdin::ingest(&ingestor, piped).await?;
         Ok(match (result.accepted.new, result.outcome) {

@@ -83,15 +83,8 @@ pub(super) fn reprocess(config: Config, id: Option<i64>, by: &str) -> anyhow::Re
     let rt = runtime()?;
     let ingestor = Ingestor::new(Db::new(store), config.limits.clone(), Some(crate::reader::ReaderHandle::new(reader)));
     // Many messages on a terminal: a progress bar while they are read again.
-    let bar = (ids.len() > 1 && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(ids.len() as u64);
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} processed again, {per_sec}")
-        {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        bar
-    });
+    let bar = (ids.len() > 1 && std::io::stderr().is_terminal())
+        .then(|| output::progress_bar(ids.len() as u64, "processed again, {per_sec}"));
     let results = rt.block_on(async {
         let mut results = Vec::new();
         for &id in &ids {

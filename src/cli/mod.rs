@@ -166,7 +166,7 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
         /// Print JSON instead of text (the same as `--format json`).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "format")]
         json: bool,
         /// `text`, `json`, or `openmetrics` (for monitoring).
         #[arg(long, value_enum, default_value_t = status::Format::Text)]
@@ -451,7 +451,8 @@ fn truncate(s: &str, max: usize) -> String {
     liaisond_core::respond::clip(s, max)
 }
 
-/// The database, which must exist (it is migrated when this binary's schema is newer).
+/// The database, which must exist, at this binary's schema (`Store::open_current`: another
+/// version is refused with a word on `liaisond migrate`).
 fn open_existing(config: &Config) -> anyhow::Result<Store> {
     if !config.database.exists() {
         anyhow::bail!("no database at {} yet (has liaisond run?)", config.database.display());

@@ -142,6 +142,16 @@ impl<W: std::io::Write> std::io::Write for Printable<W> {
     }
 }
 
+/// A progress bar on standard error, `of` steps long, its line ending in `msg` (the bar's
+/// own placeholders allowed: `{per_sec}`, `{msg}`). One look for every command that shows one.
+pub fn progress_bar(of: u64, msg: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(of);
+    let style = indicatif::ProgressStyle::with_template(&format!("{{spinner}} [{{bar:30}}] {{pos}}/{{len}} {msg}"))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style.progress_chars("=> "));
+    bar
+}
+
 /// Whether standard output is a terminal (a person reading) rather than a pipe or a file.
 pub fn to_terminal() -> bool {
     std::io::stdout().is_terminal()

@@ -126,10 +126,7 @@ impl ProgressBar {
         let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop = done.clone();
         let thread = std::thread::spawn(move || {
-            let bar = indicatif::ProgressBar::new(0);
-            let style = indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-            bar.set_style(style.progress_chars("=> "));
+            let bar = super::output::progress_bar(0, "{msg}");
             let started = std::time::Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 let entries = progress.snapshot();

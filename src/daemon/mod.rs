@@ -188,8 +188,8 @@ pub async fn run(config: Config, shutdown: CancellationToken, mut options: RunOp
         _ => None,
     };
     if !options.once {
-        // Messages that `liaisond ingest` stored but could not process (or that a source left
-        // pending after a write error) are picked up here.
+        // Messages that `liaisond ingest` stored (it does not read them), or that a source left
+        // pending after a write error or a shutdown, are read here.
         let ingestor = ingestor.clone().with_heartbeat(liveness.register("pending sweep"));
         let token = shutdown.child_token();
         let grace = pending_grace(&config.limits);
