@@ -816,6 +816,9 @@ fn sigterm_stops_the_daemon_gracefully() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(0));
+    // Stopped, it says so: a file left at 1 would tell the monitoring that it runs.
+    let written = std::fs::read_to_string(&metrics).expect("metrics");
+    assert!(written.contains("liaisond_daemon_running 0\n"), "{written}");
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("read");
     assert!(stderr.contains("SIGTERM"), "{stderr}");

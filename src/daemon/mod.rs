@@ -322,23 +322,25 @@ async fn write_metrics(
     token: CancellationToken,
 ) {
     loop {
-        let text = db.call(|store| store.status(0)).await.map(|status| crate::metrics::render(&status, true));
-        let written = match text {
-            Ok(text) => {
-                let temporary = path.with_extension("prom.tmp");
-                tokio::fs::write(&temporary, text)
-                    .await
-                    .and(tokio::fs::rename(&temporary, &path).await)
-                    .map_err(|e| e.to_string())
-            }
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(error) = written {
+        if let Err(error) = write_metrics_file(&path, &db, true).await {
             tracing::warn!(path = %path.display(), error, "cannot write the metrics file; trying again in a minute");
         }
         tokio::select! {
             _ = heartbeat.sleep(METRICS_EVERY) => {}
-            _ = token.cancelled() => return,
+            _ = token.cancelled() => break,
         }
     }
+    // Stopped: the file must not go on saying that the daemon runs.
+    if let Err(error) = write_metrics_file(&path, &db, false).await {
+        tracing::warn!(path = %path.display(), error, "cannot write the metrics file on stopping");
+    }
+}
+
+/// The metrics text, written to a temporary file and renamed over `path` (the collector never
+/// reads half a file).
+async fn write_metrics_file(path: &std::path::Path, db: &crate::db::Db, running: bool) -> Result<(), String> {
+    let status = db.call(|store| store.status(0)).await.map_err(|e| e.to_string())?;
+    let temporary = path.with_extension("prom.tmp");
+    tokio::fs::write(&temporary, crate::metrics::render(&status, running)).await.map_err(|e| e.to_string())?;
+    tokio::fs::rename(&temporary, path).await.map_err(|e| e.to_string())
 }
