@@ -77,7 +77,15 @@ struct RawConfig {
     #[serde(default)]
     digest: RawDigest,
     #[serde(default)]
+    datatracker: RawDatatracker,
+    #[serde(default)]
     metrics: RawMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatatracker {
+    record_within: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -283,6 +291,9 @@ pub struct FollowConfig {
     pub digest: liaisond_core::follow::DigestSchedule,
     /// The digest lists managers not heard from for longer than this.
     pub check_in_after: Duration,
+    /// A statement not recorded in the datatracker this long after it arrived gets one
+    /// reminder, a digest line, and a place in `statements list --unrecorded`.
+    pub record_within: Duration,
 }
 
 impl Default for FollowConfig {
@@ -296,6 +307,7 @@ impl Default for FollowConfig {
             digest_enabled: true,
             digest: liaisond_core::follow::DigestSchedule::default(),
             check_in_after: Duration::from_secs(365 * 24 * 3600),
+            record_within: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -539,9 +551,15 @@ impl Config {
     /// The templates: the operator's directory, else the built-in copies of `config/templates/`.
     pub fn load_templates(&self) -> Result<Templates, ConfigError> {
         Templates::from_texts(|name, builtin| match &self.templates {
-            // Added later (reminders and digest with schema 5, the receipt with 6): an
+            // Added later (reminders and digest with schema 5, the receipt with 6, the
+            // "not recorded" reminder and the confirmation with 7): an
             // operator's directory from before may not have them yet.
-            Some(dir) if matches!(name, "reminder.txt" | "digest.txt" | "receipt.txt") && !dir.join(name).exists() => {
+            Some(dir)
+                if matches!(
+                    name,
+                    "reminder.txt" | "digest.txt" | "receipt.txt" | "unrecorded.txt" | "confirmation.txt"
+                ) && !dir.join(name).exists() =>
+            {
                 Ok((builtin.to_string(), builtin_path(name)))
             }
             Some(dir) => {
@@ -1075,6 +1093,11 @@ impl Validator<'_> {
                 send_at: self.time_of_day(&at("send_at"), g.send_at.as_ref(), d.digest.send_at)?,
             },
             check_in_after: self.duration(&at("check_in_after"), g.check_in_after.as_ref(), d.check_in_after)?,
+            record_within: self.duration(
+                &[Key("datatracker"), Key("record_within")],
+                raw.datatracker.record_within.as_ref(),
+                d.record_within,
+            )?,
         })
     }
 

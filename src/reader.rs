@@ -144,6 +144,7 @@ impl Reader {
                 now: jiff::Timestamp::now(),
                 nonce: rand::random(),
                 size: ctx.size,
+                commands: ctx.commands,
             };
             responder.plan(&recorded, &self.relationships, ctx.counts)
         })

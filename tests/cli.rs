@@ -251,30 +251,31 @@ fn read_only_commands_need_no_password_and_never_migrate() {
     // An older schema: `status` says to migrate and leaves the version alone; `migrate` does it.
     let db = dir.path().join("state/l.db");
     {
-        // The database as schema 5 left it: what migration 6 adds, taken away. (When schema 7
-        // comes, this becomes "what 7 adds".)
-        assert_eq!(liaisond_store::SCHEMA_VERSION, 6, "rebuild the previous schema here");
+        // The database as schema 6 left it: what migration 7 adds to statements taken away
+        // (the outbox it rebuilds may keep its newer CHECK: migration 7 rebuilds it again).
+        // When schema 8 comes, this becomes "what 8 adds".
+        assert_eq!(liaisond_store::SCHEMA_VERSION, 7, "rebuild the previous schema here");
         let conn = rusqlite::Connection::open(&db).expect("open");
         conn.execute_batch(
-            "DROP INDEX outbox_ack_key; DROP INDEX outbox_ack_domain; DROP INDEX outbox_about_sender;
-             ALTER TABLE outbox DROP COLUMN ack_key; ALTER TABLE outbox DROP COLUMN ack_domain;
-             ALTER TABLE outbox DROP COLUMN ack_receipt; ALTER TABLE outbox DROP COLUMN about_sender;
-             PRAGMA user_version = 5;",
+            "ALTER TABLE statements DROP COLUMN datatracker_url; ALTER TABLE statements DROP COLUMN datatracker_number;
+             ALTER TABLE statements DROP COLUMN recorded_at; ALTER TABLE statements DROP COLUMN record_expected;
+             DROP INDEX outbox_by_statement;
+             PRAGMA user_version = 6;",
         )
-        .expect("schema 5");
+        .expect("schema 6");
     }
     // Neither a command that reads nor one that changes a statement migrates it.
     for args in [&["status", "--config", c][..], &["statements", "done", "1", "--config", c]] {
         let out = liaisond(args, None);
         assert_ne!(out.status.code(), Some(0), "{args:?}");
         assert!(text(&out.stderr).contains("liaisond migrate"), "{args:?}: {}", text(&out.stderr));
-        assert_eq!(liaisond_store::Store::schema_version_at(&db).expect("version"), Some(5), "{args:?}");
+        assert_eq!(liaisond_store::Store::schema_version_at(&db).expect("version"), Some(6), "{args:?}");
     }
     let out = liaisond(&["migrate", "--config", c], None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("migrated from schema 5"), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("migrated from schema 6"), "{}", text(&out.stdout));
     let backup = liaisond_store::migration_backup(&db, liaisond_store::SCHEMA_VERSION);
-    assert_eq!(liaisond_store::Store::schema_version_at(&backup).expect("backup"), Some(5));
+    assert_eq!(liaisond_store::Store::schema_version_at(&backup).expect("backup"), Some(6));
 }
 
 /// man(1)'s output to a pipe without its formatting: bold and underline come as overstrikes

@@ -31,7 +31,13 @@ struct Setup {
 }
 
 impl Setup {
+    /// The deadline ladder alone: the "not recorded in the datatracker" reminder never comes
+    /// (see `Setup::with` for it).
     fn new(time_zone: &str) -> Setup {
+        Setup::with(time_zone, "[datatracker]\nrecord_within = \"100years\"\n")
+    }
+
+    fn with(time_zone: &str, extra: &str) -> Setup {
         let dir = tempfile::tempdir().expect("tempdir");
         for sub in ["new", "cur", "tmp"] {
             std::fs::create_dir_all(dir.path().join("Maildir").join(sub)).expect("maildir");
@@ -61,7 +67,7 @@ after_commit = "leave"
 from = "liaison-coordination@iab.org"
 [routing]
 trusted_authserv_ids = ["mx.example.org"]
-"#
+{extra}"#
         );
         let path = dir.path().join("liaisond.toml");
         std::fs::write(&path, text).expect("write");
@@ -474,7 +480,9 @@ async fn reminders_go_out_by_mail_until_a_reply_is_seen() {
     let tb = common::testbed();
     let u = common::users(tb, 4).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = common::config(tb, dir.path(), &u, &common::submission(tb, &u), "");
+    // The deadline ladder alone, without the "not recorded in the datatracker" reminder.
+    let extra = "[datatracker]\nrecord_within = \"100years\"\n";
+    let config = common::config(tb, dir.path(), &u, &common::submission(tb, &u), extra);
     let deadline = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date().checked_add(30.days()).expect("date");
     let clock_secs = Arc::new(AtomicI64::new(Timestamp::now().as_second()));
     let clock = clock_secs.clone();
@@ -543,7 +551,7 @@ async fn reminders_go_out_by_mail_until_a_reply_is_seen() {
     clock_secs.store(at(deadline, -4, 10, 0, "UTC").as_second(), Ordering::SeqCst);
     token.cancel();
     daemon.await.expect("joins").expect("runs");
-    let config = common::config(tb, dir.path(), &u, &common::submission(tb, &u), "");
+    let config = common::config(tb, dir.path(), &u, &common::submission(tb, &u), extra);
     let clock = clock_secs.clone();
     let options = liaisond::RunOptions {
         clock: Some(Arc::new(move || Timestamp::from_second(clock.load(Ordering::SeqCst)).unwrap_or_default())),

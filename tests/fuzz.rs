@@ -61,7 +61,7 @@ use liaisond_core::parse::Parsed;
 use liaisond_core::read::Analysis;
 use liaisond_core::relationships::Relationships;
 use liaisond_core::respond::{AckPolicy, RecordedMessage, Responder, Templates, compose};
-use liaisond_core::{authres, content, parse, route, understand};
+use liaisond_core::{authres, command, content, parse, route, understand};
 use liaisond_extract::{ExtractLimits, Format, read_in_process, sniff};
 use liaisond_model::{
     AckCounts, NoHistory, address_domain, address_key, normalize_address, printable, printable_lines,
@@ -365,6 +365,7 @@ impl Harness {
             now: self.now,
             nonce: 1,
             size: raw.len() as u64,
+            commands: &[],
         };
         let plan = self.responder.plan(&incoming, &self.rel, &|_| AckCounts::default());
         for draft in &plan.drafts {
@@ -424,8 +425,14 @@ impl Harness {
         std::hint::black_box(understand::emails(&s));
     }
 
-    /// The extractors the daemon runs in process.
+    /// The extractors the daemon runs in process; and the commands read from a reply's text.
     fn text(&self, input: &[u8]) {
+        let requests = command::commands_in(&String::from_utf8_lossy(input));
+        assert!(requests.len() <= command::MAX_COMMANDS, "{} commands", requests.len());
+        for r in &requests {
+            assert!(r.line.chars().count() <= command::MAX_LINE_CHARS, "a command line of {} chars", r.line.len());
+            assert!(!r.line.chars().any(char::is_control), "a control character in {:?}", r.line);
+        }
         std::hint::black_box(sniff(None, "application/octet-stream", input));
         std::hint::black_box(sniff(Some("LS.html"), "text/html", input));
         for format in [Format::Text, Format::Html] {

@@ -166,6 +166,10 @@ const COLUMNS: &[&str] = &[
     "other_identifiers",
     "body",
     "attachments",
+    "datatracker_url",
+    "action_holder_contacts",
+    "related",
+    "statement_date",
 ];
 
 #[test]

@@ -64,6 +64,15 @@ pub(super) struct DatatrackerRow {
     pub body: String,
     /// Attachment file names.
     pub attachments: Vec<String>,
+    /// Its page in the datatracker, once recorded (empty: not yet, or not known).
+    pub datatracker_url: String,
+    /// Who answers for it: the assignee, else empty (the datatracker's action holder).
+    pub action_holder_contacts: Vec<String>,
+    /// The statement it responds to, as it says.
+    pub related: String,
+    /// The statement's own date: its message's `Date:` field as `YYYY-MM-DD` in the sender's
+    /// own offset.
+    pub statement_date: String,
 }
 
 /// The header line of the CSV, in the order of [`DatatrackerRow`].
@@ -83,6 +92,10 @@ const COLUMNS: &[&str] = &[
     "other_identifiers",
     "body",
     "attachments",
+    "datatracker_url",
+    "action_holder_contacts",
+    "related",
+    "statement_date",
 ];
 
 impl DatatrackerRow {
@@ -115,6 +128,10 @@ impl DatatrackerRow {
             other_identifiers: read.other_identifiers.clone(),
             body: read.body.clone(),
             attachments,
+            datatracker_url: r.datatracker_url.clone().unwrap_or_default(),
+            action_holder_contacts: r.assigned_to.iter().cloned().collect(),
+            related: read.related.clone().unwrap_or_default(),
+            statement_date: r.date_header.as_deref().map(date_written).unwrap_or_default(),
         }
     }
 
@@ -136,8 +153,26 @@ impl DatatrackerRow {
             list(&self.other_identifiers),
             self.body.clone(),
             list(&self.attachments),
+            self.datatracker_url.clone(),
+            list(&self.action_holder_contacts),
+            self.related.clone(),
+            self.statement_date.clone(),
         ]
     }
+}
+
+/// The day the sender wrote a statement, in the sender's own offset: the store keeps its
+/// `Date:` field as RFC 3339 with that offset (`2026-11-18T09:02:17+01:00`); an RFC 5322 date
+/// is read too. Kept as written when it is neither.
+fn date_written(date: &str) -> String {
+    let date = date.trim();
+    if date.parse::<jiff::Timestamp>().is_ok() {
+        return date.get(..10).unwrap_or(date).to_string();
+    }
+    jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_zoned(date)
+        .map(|z| z.date().to_string())
+        .unwrap_or_else(|_| liaisond_model::printable(date))
 }
 
 fn export(config: Config, filter: &Filter, format: Format) -> anyhow::Result<u8> {
@@ -245,6 +280,14 @@ mod tests {
     }
 
     #[test]
+    fn the_statement_date_is_the_day_its_sender_wrote() {
+        assert_eq!(date_written("Wed, 18 Nov 2026 09:02:17 +0100"), "2026-11-18");
+        assert_eq!(date_written("2026-11-18T00:30:00+13:00"), "2026-11-18", "as stored: the sender's offset");
+        assert_eq!(date_written("Wed, 18 Nov 2026 00:30:00 +1300"), "2026-11-18", "not moved to UTC");
+        assert_eq!(date_written("yesterday\n"), "yesterday", "kept as written when it is not a date");
+    }
+
+    #[test]
     fn a_row_uses_the_datatracker_names_and_values() {
         let r = StatementRecord {
             id: 1,
@@ -268,12 +311,16 @@ mod tests {
             candidates: vec![],
             no_ack: None,
             ack: None,
-            assigned_to: None,
+            assigned_to: Some("helper@example.org".into()),
             state: "open".into(),
             done_at: None,
             done_by: None,
             done_reason: None,
             done_message: None,
+            datatracker_url: Some("https://datatracker.ietf.org/liaison/2099/".into()),
+            recorded_at: None,
+            record_expected: true,
+            date_header: Some("2026-11-03T23:10:00-05:00".into()),
         };
         let read = Statement {
             from_groups: vec!["itu-t-sg-13".into()],
@@ -286,14 +333,24 @@ mod tests {
         assert_eq!(row.purpose, "info");
         assert_eq!(row.submitted_date, "2026-11-04", "UTC");
         assert_eq!(row.from_contact, "tsb@itu.int", "the sender when no contact is named");
-        assert_eq!(row.to_contacts, vec!["m1@example.org", "m2@example.org"]);
+        assert_eq!(row.to_contacts, vec!["helper@example.org"], "the assignee answers for it");
+        assert_eq!(row.action_holder_contacts, vec!["helper@example.org"]);
+        assert_eq!(row.datatracker_url, "https://datatracker.ietf.org/liaison/2099/");
+        assert_eq!(row.statement_date, "2026-11-03", "the day in the sender's own offset");
+        assert_eq!(row.related, "");
         let fields = row.csv_fields();
         assert_eq!(fields.len(), COLUMNS.len());
         assert_eq!(fields[5], "teas, ccamp");
         assert_eq!(fields[11], "", "no deadline");
         let line = csv(&[&fields.iter().map(String::as_str).collect::<Vec<_>>()]);
         assert!(line.starts_with("LS-2026-0001,\"LS on \"\"slicing\"\", part 2\",2026-11-04,"), "{line}");
-        assert!(line.contains(",\"Dear IETF,\nplease comment.\",LS42.docx\r\n"), "{line}");
+        assert!(
+            line.contains(
+                ",\"Dear IETF,\nplease comment.\",LS42.docx,https://datatracker.ietf.org/liaison/2099/,\
+                 helper@example.org,,2026-11-03\r\n"
+            ),
+            "{line}"
+        );
         let json = serde_json::to_value(&row).expect("json");
         let keys: Vec<&str> = json.as_object().expect("object").keys().map(String::as_str).collect();
         let mut columns = COLUMNS.to_vec();

@@ -30,6 +30,10 @@ pub(super) enum StatementsCommand {
         /// Only open statements whose deadline is before today (in the configured time_zone).
         #[arg(long)]
         overdue: bool,
+        /// Only statements (open or done) not recorded in the datatracker within
+        /// `[datatracker] record_within` of their arrival.
+        #[arg(long)]
+        unrecorded: bool,
         /// Only those from this organisation (its name as recorded or as written in the
         /// statement; any case).
         #[arg(long, value_name = "NAME")]
@@ -147,7 +151,7 @@ pub(super) enum Field {
 
 pub(super) fn run(command: StatementsCommand) -> u8 {
     match command {
-        StatementsCommand::List { config, open, done, overdue, org, purpose, since, limit, json } => {
+        StatementsCommand::List { config, open, done, overdue, unrecorded, org, purpose, since, limit, json } => {
             with_config(&config.config, |c| {
                 let state = match (open, done, overdue) {
                     (_, _, true) => Some(StateFilter::Overdue),
@@ -156,7 +160,16 @@ pub(super) fn run(command: StatementsCommand) -> u8 {
                     _ => None,
                 };
                 let since = since.as_deref().map(|s| parse_date("--since", s)).transpose()?;
-                let filter = Filter { state, org, purpose: purpose.map(|p| p.as_str().to_string()), since, limit };
+                let unrecorded_before =
+                    unrecorded.then(|| crate::daemon::schedule::record_cutoff(jiff::Timestamp::now(), &c.follow));
+                let filter = Filter {
+                    state,
+                    org,
+                    purpose: purpose.map(|p| p.as_str().to_string()),
+                    since,
+                    limit,
+                    unrecorded_before,
+                };
                 list(c, &filter, json)
             })
         }
@@ -195,6 +208,9 @@ pub(super) struct Filter {
     /// Received on or after (UTC).
     pub since: Option<Date>,
     pub limit: Option<usize>,
+    /// Only those owed a record in the datatracker, without one, recorded here before this
+    /// time (RFC 3339, UTC).
+    pub unrecorded_before: Option<String>,
 }
 
 impl Filter {
@@ -223,7 +239,11 @@ impl Filter {
         });
         let purpose = self.purpose.as_deref().is_none_or(|p| r.purpose.as_deref() == Some(p));
         let since = self.since.is_none_or(|since| date_of(&r.received_at) >= since.to_string());
-        state && org && purpose && since
+        let unrecorded = self
+            .unrecorded_before
+            .as_deref()
+            .is_none_or(|before| r.record_expected && r.datatracker_url.is_none() && r.created_at.as_str() < before);
+        state && org && purpose && since && unrecorded
     }
 }
 
@@ -357,6 +377,16 @@ fn show(config: Config, reference: &str, json: bool) -> anyhow::Result<u8> {
         line(&mut out, "Responds to:", related.clone())?;
     }
     line(&mut out, "Received:", format!("{} from {}", r.received_at, r.sender.clone().unwrap_or_else(none)))?;
+    if let Some(date) = &r.date_header {
+        line(&mut out, "Dated:", date.clone())?;
+    }
+    let recorded = match (&r.datatracker_url, &r.recorded_at) {
+        (Some(url), Some(at)) => format!("{url} (learnt {at})"),
+        (Some(url), None) => url.clone(),
+        (None, _) if r.record_expected => "not yet".into(),
+        (None, _) => "not known (held before liaisond followed the datatracker)".into(),
+    };
+    line(&mut out, "Datatracker:", recorded)?;
     let state = match r.state.as_str() {
         "done" => {
             let mut s = format!(
@@ -614,6 +644,10 @@ mod tests {
             done_by: None,
             done_reason: None,
             done_message: None,
+            datatracker_url: None,
+            recorded_at: None,
+            record_expected: true,
+            date_header: None,
         }
     }
 
@@ -658,6 +692,19 @@ mod tests {
             ..Filter::default()
         };
         assert_eq!(ids(&all), vec![4]);
+    }
+
+    #[test]
+    fn unrecorded_means_owed_a_record_without_one_and_late() {
+        let mut records = sample();
+        records[0].datatracker_url = Some("https://datatracker.ietf.org/liaison/1/".into());
+        records[1].record_expected = false;
+        let today: Date = "2026-11-23".parse().expect("date");
+        let filter = Filter { unrecorded_before: Some("2026-11-16T00:00:00.000Z".into()), ..Filter::default() };
+        // 1 is recorded, 2 was held before records were followed, 4 is not late yet; 3 (done)
+        // is listed: a closed statement still belongs in the datatracker.
+        let kept: Vec<i64> = filter.apply(records, today).iter().map(|r| r.id).collect();
+        assert_eq!(kept, vec![3]);
     }
 
     #[test]

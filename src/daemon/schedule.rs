@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use liaisond_core::follow::{self, DigestInput, Step};
 use liaisond_model::{FollowRow, timestamp_text};
-use liaisond_store::{ReminderToQueue, StoreError};
+use liaisond_store::{RECORD_STEP, ReminderToQueue, StoreError};
 
 use super::service::Heartbeat;
 use crate::config::FollowConfig;
@@ -162,6 +162,28 @@ impl Scheduler {
                         queued.push((s.tracking_id.clone(), key));
                     }
                 }
+                // The one reminder of a statement not recorded in the datatracker in time.
+                for s in store.statements_unrecorded(&record_cutoff(now, &cfg), true)? {
+                    if store.reminder_decided(s.id, "", RECORD_STEP)? {
+                        continue;
+                    }
+                    let draft = follow::record_reminder_draft(
+                        responder,
+                        reader.relationships(),
+                        &s,
+                        cfg.record_within,
+                        now,
+                        rand::random(),
+                    );
+                    if store.queue_record_reminder(s.id, &today.to_string(), &draft)? {
+                        tracing::info!(
+                            tracking_id = %s.tracking_id,
+                            to = %draft.to.join(", "),
+                            "reminder queued: not recorded in the datatracker"
+                        );
+                        queued.push((s.tracking_id.clone(), RECORD_STEP.to_string()));
+                    }
+                }
                 Ok(queued)
             })
             .await
@@ -214,6 +236,7 @@ impl Scheduler {
                 let quarantined = store.quarantined_since(&since)?;
                 let failed = store.outbox_problems_since(&since)?;
                 let check_ins = store.check_ins()?;
+                let unrecorded = store.statements_unrecorded(&record_cutoff(now, &cfg), true)?;
                 let today = now.to_zoned(cfg.time_zone.clone()).date();
                 let input = DigestInput {
                     since: &since,
@@ -225,6 +248,8 @@ impl Scheduler {
                     failed: &failed,
                     check_ins: &check_ins,
                     check_in_after: cfg.check_in_after,
+                    unrecorded: &unrecorded,
+                    record_within: cfg.record_within,
                 };
                 let draft = follow::digest_draft(responder, reader.relationships(), &input, now, rand::random());
                 let end = timestamp_text(now);
@@ -237,6 +262,12 @@ impl Scheduler {
             })
             .await
     }
+}
+
+/// Statements recorded here before this time and not in the datatracker are late.
+pub fn record_cutoff(now: Timestamp, cfg: &FollowConfig) -> String {
+    let within = jiff::SignedDuration::try_from(cfg.record_within).unwrap_or(jiff::SignedDuration::MAX);
+    timestamp_text(now.checked_sub(within).unwrap_or(Timestamp::MIN))
 }
 
 /// The statement's deadline and the reminder step current on `today` (`s` owes a reply: see

@@ -22,7 +22,7 @@
 
 use std::sync::LazyLock;
 
-use liaisond_model::{Class, History, KnownStatement, Purpose, Statement, normalize_address};
+use liaisond_model::{Class, DatatrackerRecord, History, KnownStatement, Purpose, Statement, normalize_address};
 use regex::Regex;
 use serde::Serialize;
 
@@ -42,6 +42,9 @@ pub struct Classification {
     /// A follow-up that is the datatracker's posting of a reply to its statement ("In
     /// Response", naming the statement as its referenced liaison).
     pub datatracker_reply: bool,
+    /// The statement's record in the datatracker, when this is its "New Liaison Statement"
+    /// notice.
+    pub datatracker_record: Option<DatatrackerRecord>,
 }
 
 /// Who we are, to recognise our own mail coming back (R41).
@@ -118,6 +121,7 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
         related: None,
         no_ack: None,
         datatracker_reply: false,
+        datatracker_record: None,
     };
     // Compared with our address and matched on its local part: normalised (lower case) here,
     // whatever form the caller has it in.
@@ -153,6 +157,7 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
     // 3. The datatracker's copy of a statement: a robot's mail, but a statement (or a copy of
     //    one already held).
     if rel.is_datatracker_sender(sender) && subject.to_ascii_lowercase().contains("new liaison statement") {
+        let record = crate::datatracker::record_in_notice(&input.statement.body);
         // A reply posted in the datatracker to a statement we hold: "In Response", naming it
         // as the referenced liaison (by its title, or by our tracking ID when the poster
         // wrote it in).
@@ -165,17 +170,21 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
                 related: Some(known),
                 no_ack: None,
                 datatracker_reply: true,
+                datatracker_record: None,
             };
         }
+        // The notice of a statement we hold (it was mailed to us first): its record there.
         if let (Some(title), Some(org)) = (input.statement.title.as_deref(), input.statement.from_org.as_deref())
             && let Some(known) = history.by_title_and_org(title, org)
         {
+            let recorded = record.as_ref().map_or(String::new(), |r| format!(", recorded as {}", r.url));
             return Classification {
                 class: Class::Duplicate,
-                reason: format!("the datatracker's copy of {} (same title, from {org})", known.tracking_id),
+                reason: format!("the datatracker's notice of {} (same title, from {org}){recorded}", known.tracking_id),
                 related: Some(known),
                 no_ack: None,
                 datatracker_reply: false,
+                datatracker_record: record,
             };
         }
         return Classification {
@@ -184,6 +193,7 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
             related: None,
             no_ack: Some("the datatracker already confirmed it to the submitter".into()),
             datatracker_reply: false,
+            datatracker_record: record,
         };
     }
 
@@ -213,6 +223,7 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
                 related: Some(known),
                 no_ack: None,
                 datatracker_reply: false,
+                datatracker_record: None,
             };
         }
     }
@@ -226,6 +237,7 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
                 related: Some(known),
                 no_ack: None,
                 datatracker_reply: false,
+                datatracker_record: None,
             };
         }
         if let Some(id) = thread.iter().find(|id| is_our_message_id(id, ours)) {
@@ -243,6 +255,7 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
             related: Some(known),
             no_ack: None,
             datatracker_reply: false,
+            datatracker_record: None,
         };
     }
 
@@ -250,6 +263,25 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
     let list = list_marker(h);
     let evidence = statement_evidence(input);
     let known_sender = rel.organization_by_sender(sender).is_some();
+    // The statement's own mail, after the datatracker's notice of it brought it first (the
+    // submitter's mail and the datatracker's notice arrive in either order).
+    if evidence.len() >= 2
+        && (list.is_none() || known_sender)
+        && let (Some(title), Some(org)) = (input.statement.title.as_deref(), input.statement.from_org.as_deref())
+        && let Some(known) = history.by_title_and_org(title, org).filter(|k| k.datatracker_url.is_some())
+    {
+        return Classification {
+            class: Class::Duplicate,
+            reason: format!(
+                "the statement recorded as {} (same title, from {org}, already in the datatracker)",
+                known.tracking_id
+            ),
+            related: Some(known),
+            no_ack: None,
+            datatracker_reply: false,
+            datatracker_record: None,
+        };
+    }
     match list {
         Some(marker) if known_sender && evidence.len() >= 2 => Classification {
             class: Class::Statement,
@@ -260,6 +292,7 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
             related: None,
             no_ack: Some(format!("sent through a mailing list ({marker})")),
             datatracker_reply: false,
+            datatracker_record: None,
         },
         Some(marker) => verdict(Class::List, format!("list or bulk mail ({marker})")),
         None if evidence.len() >= 2 => {

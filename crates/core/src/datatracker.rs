@@ -1,5 +1,6 @@
-//! The relationships data against the datatracker's own record of it (issue 15, part 7):
-//! its SDO groups (`/api/v1/group/group/?type=sdo`) and liaison-manager roles
+//! The datatracker: the address of a statement's record there (from its "New Liaison
+//! Statement" notice, or as a person writes it in a `Recorded:` command), and the
+//! relationships data against the datatracker's own record of it: its SDO groups (`/api/v1/group/group/?type=sdo`) and liaison-manager roles
 //! (`/api/v1/group/role/?name=liaiman`), as saved JSON. `liaisond relationships diff` prints
 //! what differs; nothing is changed.
 //!
@@ -10,10 +11,40 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use liaisond_model::normalize_address;
+use liaisond_model::{DatatrackerRecord, normalize_address};
 use serde::Deserialize;
 
 use crate::relationships::{Liaison, Relationships};
+
+/// The host whose liaison pages count as records.
+const HOST: &str = "datatracker.ietf.org";
+
+/// A statement's page in the datatracker, as written: `https://datatracker.ietf.org/liaison/2099/`
+/// (the trailing `/` optional, any case of scheme and host, trailing punctuation of the
+/// sentence around it ignored). Only that host and that path: a record is where people are
+/// sent to read the statement, so no other URL is taken for one.
+pub fn record_url(text: &str) -> Option<DatatrackerRecord> {
+    let text = text.trim().trim_start_matches('<').trim_end_matches(['>', '.', ',', ')', ';']);
+    let rest = text.get(..8).filter(|s| s.eq_ignore_ascii_case("https://")).map(|_| &text[8..])?;
+    let rest = rest.get(..HOST.len()).filter(|h| h.eq_ignore_ascii_case(HOST)).map(|_| &rest[HOST.len()..])?;
+    let digits = rest.strip_prefix("/liaison/")?.trim_end_matches('/');
+    if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let number: u32 = digits.parse().ok().filter(|n| *n > 0)?;
+    Some(DatatrackerRecord { url: format!("https://{HOST}/liaison/{number}/"), number })
+}
+
+/// The record a "New Liaison Statement" notice points to: its `URL of the IETF Web page:`
+/// line (the datatracker's `liaisons/messages/liaison_statement.txt`). Other URLs in the notice
+/// (a referenced liaison, attachments) are not the record.
+pub fn record_in_notice(body: &str) -> Option<DatatrackerRecord> {
+    const LABEL: &str = "url of the ietf web page:";
+    body.lines().take(40).find_map(|line| {
+        let line = line.trim();
+        line.get(..LABEL.len()).filter(|l| l.eq_ignore_ascii_case(LABEL)).and_then(|_| record_url(&line[LABEL.len()..]))
+    })
+}
 
 /// What could not be read from a saved API answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -203,6 +234,41 @@ pub fn diff(rel: &Relationships, export: &Export) -> Differences {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_record_is_a_datatracker_liaison_page_and_nothing_else() {
+        let r = record_url("https://datatracker.ietf.org/liaison/2099/").expect("record");
+        assert_eq!((r.url.as_str(), r.number), ("https://datatracker.ietf.org/liaison/2099/", 2099));
+        for same in [
+            "HTTPS://Datatracker.IETF.org/liaison/2099",
+            "<https://datatracker.ietf.org/liaison/2099/>.",
+            " https://datatracker.ietf.org/liaison/2099/) ",
+        ] {
+            assert_eq!(record_url(same).map(|r| r.number), Some(2099), "{same}");
+        }
+        for not in [
+            "http://datatracker.ietf.org/liaison/2099/",
+            "https://datatracker.ietf.org.evil.example/liaison/2099/",
+            "https://evil.example/liaison/2099/",
+            "https://datatracker.ietf.org/liaison/",
+            "https://datatracker.ietf.org/liaison/0/",
+            "https://datatracker.ietf.org/liaison/12a/",
+            "https://datatracker.ietf.org/liaison/2099/edit/",
+            "https://datatracker.ietf.org/liaison/99999999999/",
+            "",
+        ] {
+            assert_eq!(record_url(not), None, "{not}");
+        }
+    }
+
+    #[test]
+    fn a_notice_points_to_its_record_not_to_the_liaison_it_references() {
+        let body = "Title: Reply\nSubmission Date: 2026-11-04\n\
+                    Referenced liaison: LS on clocks (https://datatracker.ietf.org/liaison/9990/)\n\
+                    URL of the IETF Web page: https://datatracker.ietf.org/liaison/9999/\n";
+        assert_eq!(record_in_notice(body).map(|r| r.number), Some(9999));
+        assert_eq!(record_in_notice("Referenced liaison: x (https://datatracker.ietf.org/liaison/9990/)"), None);
+    }
+
     use super::*;
     use std::path::Path;
 

@@ -291,6 +291,54 @@ pub fn reminder_draft(
     d
 }
 
+/// "7 days", "1 day": a duration as whole days.
+pub fn days_text(d: Duration) -> String {
+    match d.as_secs() / 86_400 {
+        1 => "1 day".into(),
+        n => format!("{n} days"),
+    }
+}
+
+/// The one reminder that a statement is not yet recorded in the datatracker, `within` after it
+/// arrived: to whoever handles it, the coordinators in copy.
+pub fn record_reminder_draft(
+    responder: &Responder,
+    rel: &Relationships,
+    s: &FollowRow,
+    within: Duration,
+    now: Timestamp,
+    nonce: u64,
+) -> Draft {
+    let to = handlers(s, rel);
+    let coordinators = rel.coordinators().to_vec();
+    let cc: Vec<String> = coordinators.iter().filter(|c| !to.contains(c)).cloned().collect();
+    let mut v = Values::new();
+    v.insert("tracking_id", s.tracking_id.clone());
+    v.insert("title", s.title.as_deref().map_or_else(|| "(no title)".into(), |t| clip(t, 200)));
+    v.insert("organization", printable(s.organization.as_deref().unwrap_or("(not known)")));
+    v.insert("purpose", purpose_text(s.purpose.as_deref()).into());
+    if let Some(d) = &s.deadline {
+        v.insert("deadline", d.clone());
+    }
+    if let Ok(t) = s.received.parse::<Timestamp>() {
+        v.insert("received", format_time(t));
+    }
+    v.insert("within", days_text(within));
+    v.insert("to", to.join(", "));
+    v.insert("coordinators", coordinators.join(", "));
+    if s.assigned_to.is_some() {
+        v.insert("assigned", "yes".into());
+    }
+    let rendered = responder.templates.unrecorded.render(&v);
+    let addressing = Addressing { to, cc, reply_to: coordinators };
+    let about = format!("{}.record", s.tracking_id);
+    let mut d = responder.scheduled_draft(DraftKind::Reminder, &about, addressing, rendered, now, nonce);
+    if let Some(original) = &s.message_id {
+        d.references = vec![original.clone()];
+    }
+    d
+}
+
 /// What a digest reports on.
 pub struct DigestInput<'a> {
     /// The start of the period (RFC 3339).
@@ -306,6 +354,9 @@ pub struct DigestInput<'a> {
     /// Check-ins recorded with `liaisond relationships check-in` (address → date).
     pub check_ins: &'a HashMap<String, String>,
     pub check_in_after: Duration,
+    /// Open statements not recorded in the datatracker within `record_within`.
+    pub unrecorded: &'a [FollowRow],
+    pub record_within: Duration,
 }
 
 /// The digest to the coordinators, or `None` when there is nothing to report.
@@ -405,7 +456,17 @@ pub fn digest_draft(
         })
         .collect();
 
-    let sections = [&awaiting_lines, &received, &no_deadline, &no_manager, &quarantined, &failed, &check_ins];
+    let unrecorded: Vec<String> = input
+        .unrecorded
+        .iter()
+        .map(|s| {
+            let day = local_day(&s.received, input.time_zone);
+            format!("- {day}  {}\n    handled by {}", line(s), handlers(s, rel).join(", "))
+        })
+        .collect();
+
+    let sections =
+        [&awaiting_lines, &received, &no_deadline, &no_manager, &unrecorded, &quarantined, &failed, &check_ins];
     if sections.iter().all(|s| s.is_empty()) {
         return None;
     }
@@ -419,6 +480,7 @@ pub fn digest_draft(
         ("received", &received),
         ("no_deadline", &no_deadline),
         ("no_manager", &no_manager),
+        ("unrecorded", &unrecorded),
         ("quarantined", &quarantined),
         ("failed", &failed),
         ("check_ins", &check_ins),
@@ -433,6 +495,7 @@ pub fn digest_draft(
     if !received.is_empty() {
         v.insert("received_count", received.len().to_string());
     }
+    v.insert("record_within", days_text(input.record_within));
     let rendered = responder.templates.digest.render(&v);
     let about = format!("d{}", input.today.strftime("%Y%m%d"));
     let addressing = Addressing { to: coordinators.to_vec(), ..Addressing::default() };
@@ -596,6 +659,7 @@ mod tests {
             handlers: vec!["katrin.lindqvist@example.org".into()],
             organization: Some("3GPP".into()),
             other_side: vec!["3gppliaison@etsi.org".into(), "jane@example-operator.de".into()],
+            ..KnownStatement::default()
         }
     }
 

@@ -5,10 +5,11 @@
 //! transaction, `liaisond parse` with no history, and `liaisond route --dry-run` against the
 //! store's history without the statement itself, so the three cannot disagree.
 
-use liaisond_model::{Class, History, Purpose, Verdict};
+use liaisond_model::{Class, History, Purpose, Verdict, normalize_address};
 use serde::Serialize;
 
 use crate::classify::{self, Classification, Ours};
+use crate::command;
 use crate::follow;
 use crate::parse::Headers;
 use crate::read::Analysis;
@@ -52,6 +53,8 @@ pub struct Judgement {
     /// For a follow-up from the IETF side: `Ok(why)` when it answers its statement (which is
     /// then done), `Err(why not)` when it looked like an answer but cannot be trusted.
     pub answers: Option<Result<String, String>>,
+    /// For a reply to mail liaisond sent: the commands on its first lines, each decided.
+    pub commands: Vec<liaisond_model::Command>,
 }
 
 impl Judgement {
@@ -75,6 +78,8 @@ impl Judgement {
             route_reason: r.reason.clone(),
             candidates: r.candidates.clone(),
             answers: self.answers.clone(),
+            datatracker_record: c.datatracker_record.clone(),
+            commands: self.commands.clone(),
         }
     }
 }
@@ -129,7 +134,26 @@ pub fn judge(
         ),
         _ => None,
     };
-    Judgement { classification, route, answers }
+    // A reply to mail we sent (or naming a statement) whose first lines are commands. Its
+    // commands stand in for a reply to the statement: a manager's `Done:` to the
+    // coordinators is not an answer to the other body.
+    let requests = if classification.class == Class::FollowUp && !classification.datatracker_reply {
+        command::commands_in(&analysis.reply_text)
+    } else {
+        Vec::new()
+    };
+    let (commands, answers) = if requests.is_empty() {
+        (Vec::new(), answers)
+    } else {
+        let sender = analysis.sender.as_deref().and_then(normalize_address);
+        let who = command::Sender {
+            address: sender.as_deref(),
+            verified: route.sender_verified,
+            verification: &route.verification,
+        };
+        (command::decide(requests, classification.related.as_ref(), &who, rel, history), None)
+    };
+    Judgement { classification, route, answers, commands }
 }
 
 #[cfg(test)]
@@ -184,6 +208,7 @@ mod tests {
             now,
             nonce: 1,
             size: raw.len() as u64,
+            commands: &[],
         };
         responder.plan(&incoming, &rel, &|_| liaisond_model::AckCounts::default())
     }

@@ -24,6 +24,7 @@
 pub mod authres;
 pub mod budget;
 pub mod classify;
+pub mod command;
 pub mod content;
 pub mod datatracker;
 pub mod follow;

@@ -46,6 +46,23 @@ pub struct Analysis {
     pub statement: Statement,
     pub attachments: Vec<AttachmentRecord>,
     pub warnings: Vec<String>,
+    /// The start of the message's own first text body: where a reply's commands are.
+    pub reply_text: String,
+}
+
+/// How much of the first body a reply's commands are looked for in: commands are its first
+/// lines.
+pub const MAX_REPLY_TEXT_BYTES: usize = 8 * 1024;
+
+/// The start of the message's own first body (not a forwarded one's).
+fn reply_text(parsed: &Parsed) -> String {
+    parsed
+        .content
+        .bodies
+        .iter()
+        .find(|b| b.depth == 0)
+        .map(|b| clip_bytes(&b.text, MAX_REPLY_TEXT_BYTES).to_string())
+        .unwrap_or_default()
 }
 
 impl Analysis {
@@ -82,6 +99,7 @@ impl Analysis {
             statement: serde_json::from_str(&reading.statement_json).unwrap_or_default(),
             attachments: reading.attachments,
             warnings: serde_json::from_str(&reading.warnings_json).unwrap_or_default(),
+            reply_text: reply_text(parsed),
         }
     }
 
@@ -159,6 +177,7 @@ pub fn read(
         statement: understood.statement,
         attachments,
         warnings,
+        reply_text: reply_text(parsed),
     }
 }
 

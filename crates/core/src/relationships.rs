@@ -45,6 +45,8 @@ struct RawIetf {
     #[serde(default)]
     datatracker_senders: Vec<String>,
     #[serde(default)]
+    coordinator_members: Vec<String>,
+    #[serde(default)]
     group: Vec<RawIetfGroup>,
 }
 
@@ -118,6 +120,7 @@ pub struct Relationships {
     coordinators: Vec<String>,
     own_addresses: Vec<String>,
     datatracker_senders: Vec<String>,
+    coordinator_members: Vec<String>,
     organizations: Vec<Organization>,
     ietf_groups: Vec<IetfGroup>,
     index: Index,
@@ -431,6 +434,13 @@ impl Relationships {
     /// The IAB liaison coordinators' addresses.
     pub fn coordinators(&self) -> &[String] {
         &self.coordinators
+    }
+
+    /// Whether `address` (normalised) may act on any statement by mail: a coordinators'
+    /// address, or one of the people `ietf.coordinator_members` lists (the coordinators'
+    /// address is usually a list, and people reply from their own).
+    pub fn is_coordinator(&self, address: &str) -> bool {
+        self.coordinators.iter().chain(&self.coordinator_members).any(|c| c == address)
     }
 
     /// Our own receiving aliases, as listed in `ietf.own_addresses` (normalised).
@@ -858,6 +868,8 @@ impl Validator<'_> {
         let own_addresses = self.addresses(&ietf_at.key("own_addresses"), &raw.ietf.own_addresses, false)?;
         let datatracker_senders =
             self.addresses(&ietf_at.key("datatracker_senders"), &raw.ietf.datatracker_senders, false)?;
+        let coordinator_members =
+            self.addresses(&ietf_at.key("coordinator_members"), &raw.ietf.coordinator_members, false)?;
         b.index.own.extend(coordinators.iter().cloned());
         b.index.own.extend(own_addresses.iter().cloned());
         b.index.datatracker.extend(datatracker_senders.iter().cloned());
@@ -936,6 +948,7 @@ impl Validator<'_> {
             coordinators,
             own_addresses,
             datatracker_senders,
+            coordinator_members,
             organizations,
             ietf_groups,
             index,

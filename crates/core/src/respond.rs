@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use liaisond_model::{
-    AckCounts, Class, ConfigError, Draft, DraftKind, Plan, Purpose, Verdict, address_domain, address_key,
-    normalize_address, printable, printable_lines,
+    AckCounts, Class, CommandResult, ConfigError, Draft, DraftKind, Plan, Purpose, Verdict, address_domain,
+    address_key, normalize_address, printable, printable_lines,
 };
 use regex::RegexSet;
 
@@ -154,17 +154,21 @@ pub struct Templates {
     pub alert: Template,
     pub reminder: Template,
     pub digest: Template,
+    pub unrecorded: Template,
+    pub confirmation: Template,
 }
 
 /// The template files a directory holds, each with the names it may use and its built-in
 /// copy (`config/templates/`, compiled in).
-pub const TEMPLATE_FILES: [(&str, &[&str], &str); 6] = [
+pub const TEMPLATE_FILES: [(&str, &[&str], &str); 8] = [
     ("ack.txt", ACK_NAMES, include_str!("../../../config/templates/ack.txt")),
     ("receipt.txt", RECEIPT_NAMES, include_str!("../../../config/templates/receipt.txt")),
     ("notification.txt", NOTIFICATION_NAMES, include_str!("../../../config/templates/notification.txt")),
     ("alert.txt", ALERT_NAMES, include_str!("../../../config/templates/alert.txt")),
     ("reminder.txt", REMINDER_NAMES, include_str!("../../../config/templates/reminder.txt")),
     ("digest.txt", DIGEST_NAMES, include_str!("../../../config/templates/digest.txt")),
+    ("unrecorded.txt", UNRECORDED_NAMES, include_str!("../../../config/templates/unrecorded.txt")),
+    ("confirmation.txt", CONFIRMATION_NAMES, include_str!("../../../config/templates/confirmation.txt")),
 ];
 
 impl Templates {
@@ -185,6 +189,8 @@ impl Templates {
             alert: one(3)?,
             reminder: one(4)?,
             digest: one(5)?,
+            unrecorded: one(6)?,
+            confirmation: one(7)?,
         })
     }
 
@@ -285,8 +291,25 @@ pub const DIGEST_NAMES: &[&str] = &[
     "quarantined",
     "failed",
     "check_ins",
+    "unrecorded",
+    "record_within",
     "coordinators",
 ];
+pub const UNRECORDED_NAMES: &[&str] = &[
+    "tracking_id",
+    "title",
+    "organization",
+    "purpose",
+    "deadline",
+    "received",
+    "within",
+    "to",
+    "coordinators",
+    "assigned",
+];
+/// The answer to a reply's commands: what changed, what was refused and why.
+pub const CONFIRMATION_NAMES: &[&str] =
+    &["applied", "refused", "any_applied", "any_refused", "original_subject", "sender", "coordinators"];
 
 /// Who a scheduled mail goes to, and where replies go.
 #[derive(Debug, Clone, Default)]
@@ -313,6 +336,9 @@ pub struct RecordedMessage<'a> {
     pub nonce: u64,
     /// The size of the original message.
     pub size: u64,
+    /// What the message's commands did (a reply with commands gets a confirmation instead of
+    /// a notification).
+    pub commands: &'a [CommandResult],
 }
 
 impl Responder {
@@ -346,6 +372,9 @@ impl Responder {
         rel: &Relationships,
         counts: &dyn Fn(&str) -> AckCounts,
     ) -> Plan {
+        if !incoming.commands.is_empty() {
+            return self.answer_commands(incoming, rel);
+        }
         let (ack, counted) = match self.ack_decision(incoming, rel) {
             Ok(target) => {
                 let c = counts(&target.to);
@@ -409,6 +438,58 @@ impl Responder {
             drafts.push(self.draft(DraftKind::Alert, incoming, rel.coordinators().to_vec(), Vec::new(), Vec::new(), r));
         }
         Plan { drafts, ack, no_notification }
+    }
+
+    /// A reply whose first lines were commands: no acknowledgement and no notification (the
+    /// people notified are the ones acting), and to a verified sender only, the confirmation
+    /// of what changed and what was refused. A forged sender learns nothing.
+    fn answer_commands(&self, incoming: &RecordedMessage<'_>, rel: &Relationships) -> Plan {
+        let j = incoming.verdict;
+        let ack = Err("a reply with commands is answered with a confirmation, not acknowledged".to_string());
+        let no_notification = Some("a reply with commands: its sender is answered, nobody is notified".to_string());
+        let to = j.sender.as_deref().and_then(normalize_address).filter(|_| j.sender_verified);
+        let Some(to) = to.filter(|a| self.ack.never_to.matched(a).is_none() && !rel.is_own_address(a)) else {
+            return Plan { drafts: Vec::new(), ack, no_notification };
+        };
+        let mut applied = Vec::new();
+        let mut refused = Vec::new();
+        for c in incoming.commands {
+            match &c.outcome {
+                Ok(done) => applied.push(format!("- {done}\n    (you wrote: {})", c.line)),
+                Err(why) => refused.push(format!("- {}\n    {why}", c.line)),
+            }
+        }
+        let mut v = Values::new();
+        if !applied.is_empty() {
+            v.insert("any_applied", "yes".into());
+            v.insert("applied", applied.join("\n"));
+        }
+        if !refused.is_empty() {
+            v.insert("any_refused", "yes".into());
+            v.insert("refused", refused.join("\n"));
+        }
+        let subject = incoming.analysis.subject.as_deref().map(|s| clip(s, 200)).unwrap_or_default();
+        let subject = strip_reply_prefixes(&subject);
+        v.insert("original_subject", if subject.is_empty() { "your commands".into() } else { subject.to_string() });
+        v.insert("sender", to.clone());
+        v.insert("coordinators", rel.coordinators().join(", "));
+        let rendered = self.templates.confirmation.render(&v);
+        let mut d =
+            self.draft(DraftKind::Confirmation, incoming, vec![to], Vec::new(), rel.coordinators().to_vec(), rendered);
+        let original = incoming.analysis.message_id.clone();
+        let mut references = incoming.headers.message_ids("references");
+        if let Some(id) = &original
+            && !references.contains(id)
+        {
+            references.push(id.clone());
+        }
+        d.in_reply_to = original;
+        d.references = references;
+        // RFC 3834 §5: a response to a message, sent automatically; §4: with a null
+        // reverse-path, so nothing answers it.
+        d.auto_submitted = "auto-replied".into();
+        d.null_sender = true;
+        Plan { drafts: vec![d], ack, no_notification }
     }
 
     /// The notification to the people the message was routed to, or why there is none.
@@ -761,6 +842,18 @@ pub fn clip(text: &str, max: usize) -> String {
     }
 }
 
+/// A subject without its leading `Re:`/`AW:`/`Fwd:`-style prefixes.
+fn strip_reply_prefixes(subject: &str) -> &str {
+    let mut s = subject.trim();
+    loop {
+        let lower = s.to_ascii_lowercase();
+        match ["re:", "aw:", "sv:", "fwd:", "fw:", "wg:"].iter().find(|p| lower.starts_with(*p)) {
+            Some(p) => s = s[p.len()..].trim_start(),
+            None => return s,
+        }
+    }
+}
+
 /// The bytes with every line ending CRLF (a Maildir file has bare LFs).
 fn crlf(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len() + raw.len() / 40);
@@ -956,6 +1049,7 @@ ack = false
                 error: None,
             }],
             warnings: Vec::new(),
+            reply_text: String::new(),
         }
     }
 
@@ -999,6 +1093,7 @@ ack = false
             now,
             nonce: 7,
             size: c.size,
+            commands: &[],
         };
         r.plan(&incoming, &rel(), &|_| c.counts)
     }
@@ -1158,6 +1253,7 @@ ack = false
             now,
             nonce: 7,
             size: 10,
+            commands: &[],
         };
         let p = r.plan(&incoming, &rel(), &|_| AckCounts::default());
         let a = draft(&p, DraftKind::Ack);
@@ -1386,7 +1482,7 @@ ack = false
         assert_eq!(alert.to, coordinators());
         assert!(alert.cc.is_empty() && alert.reply_to.is_empty());
         assert_eq!(alert.subject, "liaisond: receipts to unverified senders paused (30 in the last hour)");
-        assert!(alert.body.contains("since 2026-03-01 11:00 UTC"), "{}", alert.body);
+        assert!(alert.body.contains("Since 2026-03-01 11:00 UTC"), "{}", alert.body);
         assert!(alert.body.contains("(this alert was raised by LS-2026-0001)"), "{}", alert.body);
         assert_eq!(alert.auto_submitted, "auto-generated");
         assert!(!alert.null_sender);
@@ -1491,6 +1587,7 @@ ack = false
             now,
             nonce: 7,
             size: 1,
+            commands: &[],
         };
         let set = responder().values(&incoming, &rel(), &Ok(AckTarget { to: "x@y.org".into(), receipt: false }));
         for key in set.keys() {

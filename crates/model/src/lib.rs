@@ -29,4 +29,6 @@ pub use statement::{
     clip_bytes,
 };
 pub use time::timestamp_text;
-pub use verdict::{Class, History, KnownStatement, NoHistory, Verdict};
+pub use verdict::{
+    Action, Class, Command, CommandResult, DatatrackerRecord, History, KnownStatement, NoHistory, Target, Verdict,
+};

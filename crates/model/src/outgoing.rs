@@ -17,6 +17,8 @@ pub struct OutgoingContext<'a> {
     pub size: u64,
     /// Earlier acknowledgements to an address (and in total).
     pub counts: &'a dyn Fn(&str) -> AckCounts,
+    /// What the message's commands did (a reply with commands is answered, not notified).
+    pub commands: &'a [crate::verdict::CommandResult],
 }
 
 /// The kinds of mail liaisond sends.
@@ -31,6 +33,8 @@ pub enum DraftKind {
     Reminder,
     /// The coordinators' periodic summary.
     Digest,
+    /// The answer to a reply that carried commands: what they changed, or why not.
+    Confirmation,
 }
 
 impl DraftKind {
@@ -41,6 +45,7 @@ impl DraftKind {
             DraftKind::Alert => "alert",
             DraftKind::Reminder => "reminder",
             DraftKind::Digest => "digest",
+            DraftKind::Confirmation => "confirmation",
         }
     }
 }

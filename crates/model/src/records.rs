@@ -45,6 +45,8 @@ pub struct FollowRow {
     pub message_id: Option<String>,
     /// Where a reply must go (from the statement).
     pub reply_to: Vec<String>,
+    /// Its page in the datatracker, once recorded.
+    pub datatracker_url: Option<String>,
 }
 
 /// A quarantined message, for the digest.

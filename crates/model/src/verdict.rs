@@ -25,6 +25,18 @@ pub struct Verdict {
     /// For a follow-up from the IETF side: `Ok(why)` when it answers its statement (which is
     /// then done), `Err(why not)` when it looked like an answer but cannot be trusted.
     pub answers: Option<Result<String, String>>,
+    /// The datatracker's record of the statement, from its "New Liaison Statement" notice.
+    pub datatracker_record: Option<DatatrackerRecord>,
+    /// The commands at the top of a reply, each decided (the store applies the allowed ones).
+    pub commands: Vec<Command>,
+}
+
+/// A statement's page in the datatracker: `https://datatracker.ietf.org/liaison/2099/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DatatrackerRecord {
+    pub url: String,
+    /// The number in the URL (the datatracker's liaison statement id).
+    pub number: u32,
 }
 
 impl Verdict {
@@ -47,6 +59,8 @@ impl Verdict {
             route_reason: String::new(),
             candidates: Vec::new(),
             answers: None,
+            datatracker_record: None,
+            commands: Vec::new(),
         }
     }
 }
@@ -108,6 +122,12 @@ pub struct KnownStatement {
     /// Its sender and the addresses a reply must go to (a reply to it goes to one of them, or
     /// to the organisation).
     pub other_side: Vec<String>,
+    /// Its page in the datatracker, once recorded there.
+    pub datatracker_url: Option<String>,
+    /// Whom it was routed to (its liaison manager, else the coordinators).
+    pub routed_to: Vec<String>,
+    /// The operator's (or a command's) assignment.
+    pub assignee: Option<String>,
 }
 
 /// Answers about earlier messages.
@@ -144,4 +164,51 @@ impl History for NoHistory {
     fn by_title_and_org(&self, _: &str, _: &str) -> Option<KnownStatement> {
         None
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands in replies: what a person asks by answering a mail liaisond sent (`Done: ...`), as
+// the judge decided it, and what the store made of it.
+
+/// What one command asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "command", content = "value")]
+pub enum Action {
+    /// Close the statement: answered (the reason says how).
+    Done(String),
+    /// Close the statement: no reply is intended (the reason says why).
+    NoReply(String),
+    /// Set the deadline (`YYYY-MM-DD`), or clear it.
+    Deadline(Option<String>),
+    /// Give the statement to someone (a bare address), or back to its route.
+    Assign(Option<String>),
+    /// Its record in the datatracker.
+    Recorded(DatatrackerRecord),
+    /// Open a done statement again.
+    Reopen,
+}
+
+/// The statement a command acts on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Target {
+    pub id: i64,
+    pub tracking_id: String,
+}
+
+/// One command line of a reply, as judged: the statement it names, and what to do or why
+/// nothing is done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Command {
+    /// The line as written (printable, clipped).
+    pub line: String,
+    pub target: Option<Target>,
+    pub action: Result<Action, String>,
+}
+
+/// What one command did: `Ok(what changed, or that it was so already)`, `Err(why not)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommandResult {
+    pub line: String,
+    pub tracking_id: Option<String>,
+    pub outcome: Result<String, String>,
 }

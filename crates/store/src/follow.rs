@@ -5,7 +5,7 @@
 //! that answered it (when a reply closed it). Closing cancels the reminders still waiting in
 //! the outbox, so none goes out after the statement is done.
 
-use liaisond_model::{Draft, FollowRow, QuarantinedRow};
+use liaisond_model::{DatatrackerRecord, Draft, FollowRow, QuarantinedRow};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Store, StoreError, now_utc};
@@ -53,6 +53,47 @@ pub(crate) fn cancel_pending_reminders(tx: &Connection, statement: i64, why: &st
          WHERE statement = ?1 AND kind = 'reminder' AND state = 'pending'",
         params![statement, why],
     )
+}
+
+/// The reminder that a statement is not yet recorded in the datatracker, as the reminders
+/// table knows it: no deadline, this step. One per statement, ever.
+pub const RECORD_STEP: &str = "record";
+
+/// Stores a statement's record in the datatracker (`how`: where it was learnt), with an event,
+/// and cancels its waiting "not recorded" reminder. Returns false, changing nothing, when it
+/// had that record already.
+pub(crate) fn record_in_datatracker(
+    tx: &Connection,
+    statement: i64,
+    record: &DatatrackerRecord,
+    how: &str,
+    now: &str,
+) -> rusqlite::Result<bool> {
+    let old: Option<Option<String>> = tx
+        .query_row("SELECT datatracker_url FROM statements WHERE id = ?1", params![statement], |r| r.get(0))
+        .optional()?;
+    let Some(old) = old else { return Ok(false) };
+    if old.as_deref() == Some(record.url.as_str()) {
+        return Ok(false);
+    }
+    tx.execute(
+        "UPDATE statements SET datatracker_url = ?2, datatracker_number = ?3, recorded_at = ?4 WHERE id = ?1",
+        params![statement, record.url, record.number, now],
+    )?;
+    tx.execute(
+        "DELETE FROM reminders WHERE statement = ?1 AND step = ?2 AND outbox IN
+         (SELECT id FROM outbox WHERE statement = ?1 AND kind = 'reminder' AND state = 'pending')",
+        params![statement, RECORD_STEP],
+    )?;
+    tx.execute(
+        "UPDATE outbox SET state = 'cancelled', last_error = 'the statement was recorded in the datatracker'
+         WHERE statement = ?1 AND kind = 'reminder' AND state = 'pending' AND id NOT IN
+         (SELECT outbox FROM reminders WHERE statement = ?1 AND outbox IS NOT NULL)",
+        params![statement],
+    )?;
+    let was = old.map(|u| format!(" (was {u})")).unwrap_or_default();
+    statement_event(tx, statement, "datatracker_recorded", &format!("{}{was}: {how}", record.url), now)?;
+    Ok(true)
 }
 
 /// Opens a done statement again (its reminders resume from the current step). Returns false
@@ -175,6 +216,48 @@ impl Store {
         )
     }
 
+    /// Statements owed a record in the datatracker and recorded here before `before` without
+    /// one yet, oldest first; with `open_only`, only open ones (the reminder and the digest:
+    /// a statement closed is not pressed for; `statements list --unrecorded` shows all).
+    pub fn statements_unrecorded(&self, before: &str, open_only: bool) -> Result<Vec<FollowRow>, StoreError> {
+        let open = if open_only { " AND s.state = 'open'" } else { "" };
+        self.follow_rows(
+            &format!("s.record_expected = 1 AND s.datatracker_url IS NULL AND s.created_at < ?1{open}"),
+            &[&before],
+        )
+    }
+
+    /// Queues the one "not recorded in the datatracker" reminder of a statement, unless it had
+    /// it already or is no longer open and unrecorded. Returns whether it was queued.
+    pub fn queue_record_reminder(&mut self, statement: i64, due_on: &str, draft: &Draft) -> Result<bool, StoreError> {
+        self.immediately(|s| {
+            let tx = &s.conn;
+            let now = now_utc();
+            let message: Option<i64> = tx
+                .query_row(
+                    "SELECT message FROM statements WHERE id = ?1 AND state = 'open' AND datatracker_url IS NULL",
+                    params![statement],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let Some(message) = message else { return Ok(false) };
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO reminders (statement, deadline, step, due_on, decided_at)
+                 VALUES (?1, '', ?2, ?3, ?4)",
+                params![statement, RECORD_STEP, due_on, now],
+            )?;
+            if n == 0 {
+                return Ok(false);
+            }
+            let outbox = super::outbox::insert_draft(tx, Some(message), Some(statement), draft, &now)?;
+            tx.execute(
+                "UPDATE reminders SET outbox = ?3 WHERE statement = ?1 AND deadline = '' AND step = ?2",
+                params![statement, RECORD_STEP, outbox],
+            )?;
+            Ok(true)
+        })
+    }
+
     /// Statements recorded at or after `since`, oldest first.
     pub fn statements_since(&self, since: &str) -> Result<Vec<FollowRow>, StoreError> {
         self.follow_rows("s.created_at >= ?1", &[&since])
@@ -184,7 +267,7 @@ impl Store {
         let sql = format!(
             "SELECT s.id, s.tracking_id, s.message, s.title, COALESCE(s.organization, s.from_org), s.purpose,
              s.deadline, COALESCE(m.internal_date, m.received_at), s.created_at, s.state, s.route_to,
-             s.assigned_to, m.message_id, json_extract(r.statement, '$.reply_to')
+             s.assigned_to, m.message_id, json_extract(r.statement, '$.reply_to'), s.datatracker_url
              FROM statements s JOIN messages m ON m.id = s.message LEFT JOIN readings r ON r.message = s.message
              WHERE {condition} ORDER BY s.id"
         );
@@ -206,6 +289,7 @@ impl Store {
                 assigned_to: r.get(11)?,
                 message_id: r.get(12)?,
                 reply_to: reply_to.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
+                datatracker_url: r.get(14)?,
             })
         })
     }

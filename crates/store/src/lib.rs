@@ -17,13 +17,14 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod commands;
 mod follow;
 pub mod health;
 mod operator;
 mod outbox;
 #[cfg(test)]
 mod testing;
-pub use follow::{Change, ReminderRecord, ReminderToQueue};
+pub use follow::{Change, RECORD_STEP, ReminderRecord, ReminderToQueue};
 pub use operator::{Edit, QuarantinedMessage, RelatedMessage, Requeue, StatementField, StatementRecord};
 pub use outbox::{OutboxItem, Planner, SendResult};
 
@@ -268,6 +269,63 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE outbox ADD COLUMN about_sender TEXT;
     CREATE INDEX outbox_about_sender ON outbox (about_sender, created_at) WHERE kind = 'notification';
     "#,
+    // 7: closing the loop by mail (issue 15). A statement's record in the datatracker: its
+    // page, its number there, and when liaisond learnt it. `record_expected`: whether it is
+    // owed a record (the reminder, the digest, `statements list --unrecorded`); statements held
+    // before this version are not, or the first digest would list years of them. The outbox
+    // gets the kind `confirmation` (what a reply's commands changed, or why not), once per
+    // message like the acknowledgement: SQLite cannot change a CHECK constraint, so the table
+    // is rebuilt (with foreign keys off, as its documentation says: see `Store::migrate`).
+    r#"
+    ALTER TABLE statements ADD COLUMN datatracker_url TEXT;
+    ALTER TABLE statements ADD COLUMN datatracker_number INTEGER;
+    ALTER TABLE statements ADD COLUMN recorded_at TEXT;
+    ALTER TABLE statements ADD COLUMN record_expected INTEGER NOT NULL DEFAULT 1;
+    UPDATE statements SET record_expected = 0;
+    CREATE TABLE outbox_new (
+        id              INTEGER PRIMARY KEY,
+        message         INTEGER REFERENCES messages (id),
+        statement       INTEGER REFERENCES statements (id),
+        kind            TEXT NOT NULL
+                        CHECK (kind IN ('ack', 'notification', 'alert', 'reminder', 'digest', 'confirmation')),
+        message_id      TEXT NOT NULL UNIQUE,
+        ack_to          TEXT,
+        recipients      TEXT NOT NULL,
+        subject         TEXT NOT NULL,
+        draft           TEXT NOT NULL,
+        state           TEXT NOT NULL DEFAULT 'pending'
+                        CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'uncertain', 'cancelled')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        created_at      TEXT NOT NULL,
+        queued_at       TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        claimed_at      TEXT,
+        data_at         TEXT,
+        sent_at         TEXT,
+        last_error      TEXT,
+        smtp_reply      TEXT,
+        ack_key         TEXT,
+        ack_domain      TEXT,
+        ack_receipt     INTEGER NOT NULL DEFAULT 0,
+        about_sender    TEXT
+    );
+    INSERT INTO outbox_new (id, message, statement, kind, message_id, ack_to, recipients, subject, draft, state,
+        attempts, created_at, queued_at, next_attempt_at, claimed_at, data_at, sent_at, last_error, smtp_reply,
+        ack_key, ack_domain, ack_receipt, about_sender)
+    SELECT id, message, statement, kind, message_id, ack_to, recipients, subject, draft, state,
+        attempts, created_at, queued_at, next_attempt_at, claimed_at, data_at, sent_at, last_error, smtp_reply,
+        ack_key, ack_domain, ack_receipt, about_sender FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_new RENAME TO outbox;
+    CREATE UNIQUE INDEX outbox_once ON outbox (message, kind) WHERE kind IN ('ack', 'notification', 'confirmation');
+    CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
+    CREATE INDEX outbox_recent ON outbox (kind, created_at);
+    CREATE INDEX outbox_by_message ON outbox (message);
+    CREATE INDEX outbox_by_statement ON outbox (statement);
+    CREATE INDEX outbox_ack_key ON outbox (ack_key, created_at) WHERE kind = 'ack';
+    CREATE INDEX outbox_ack_domain ON outbox (ack_domain, created_at) WHERE kind = 'ack';
+    CREATE INDEX outbox_about_sender ON outbox (about_sender, created_at) WHERE kind = 'notification';
+    "#,
 ];
 
 /// Where the copy taken before migrating `database` to schema `version` goes.
@@ -424,6 +482,8 @@ pub struct StatementRow {
     pub reply_to: Vec<String>,
     /// The operator's assignment.
     pub assigned_to: Option<String>,
+    /// Its page in the datatracker, once recorded.
+    pub datatracker_url: Option<String>,
 }
 
 /// The history a message is judged against: what the store holds, except the statement that
@@ -471,6 +531,9 @@ impl History for NotItself<'_> {
     }
     /// The statement one of these Message-IDs belongs to: the message that brought it, or a
     /// follow-up or duplicate of it.
+    ///
+    /// Or mail liaisond sent about it (a reply to a reminder or a confirmation whose subject
+    /// lost the tracking ID).
     fn by_thread(&self, message_ids: &[String]) -> Option<KnownStatement> {
         message_ids.iter().find_map(|mid| {
             self.find(
@@ -478,6 +541,7 @@ impl History for NotItself<'_> {
                  ORDER BY m.id LIMIT 1)",
                 &[mid],
             )
+            .or_else(|| self.find("s.id = (SELECT o.statement FROM outbox o WHERE o.message_id = ?1)", &[mid]))
         })
     }
     fn by_message_id(&self, message_id: &str) -> Option<KnownStatement> {
@@ -507,9 +571,12 @@ fn known(found: Result<Option<StatementRow>, StoreError>) -> Option<KnownStateme
                 id: r.id,
                 tracking_id: r.tracking_id,
                 // Whoever answers for it now: the operator's assignment, else its route.
-                handlers: r.assigned_to.map_or(r.route_to, |a| vec![a]),
+                handlers: r.assigned_to.clone().map_or_else(|| r.route_to.clone(), |a| vec![a]),
+                routed_to: r.route_to,
+                assignee: r.assigned_to,
                 organization: r.organization,
                 other_side,
+                datatracker_url: r.datatracker_url,
             }
         }),
         Err(e) => {
@@ -527,7 +594,7 @@ fn write_judged(
     j: &Verdict,
     reading: Option<&Reading>,
     now: &str,
-) -> rusqlite::Result<(Option<i64>, Option<String>)> {
+) -> rusqlite::Result<Judged> {
     let mut statement = j.related_statement;
     let mut tracking_id = None;
     if j.class == Class::Statement {
@@ -585,6 +652,26 @@ fn write_judged(
         statement = Some(sid);
         tracking_id = Some(tid);
     }
+    // The datatracker's notice: the statement's record there (the statement it brought, or
+    // the one it is a notice of). Believed only from a verified sender: a record stops the
+    // "not recorded" reminder.
+    if let (Some(sid), Some(record)) = (statement, &j.datatracker_record) {
+        if j.sender_verified {
+            follow::record_in_datatracker(
+                tx,
+                sid,
+                record,
+                &format!("from the datatracker's notice, message {id}"),
+                now,
+            )?;
+        } else {
+            let detail = format!(
+                "message {id} names {} as its record, but its sender is not verified ({})",
+                record.url, j.verification
+            );
+            follow::statement_event(tx, sid, "datatracker_record_not_trusted", &detail, now)?;
+        }
+    }
     if j.class != Class::Statement {
         // Processed again (`messages reprocess`) and no longer read as a statement: the
         // statement it once brought is closed, so it gets no more reminders or digest lines.
@@ -611,7 +698,21 @@ fn write_judged(
             }
         }
     }
-    Ok((statement, tracking_id))
+    // The commands of a reply, in order (each sees what the one before it did).
+    let by = format!("{} (by mail, message {id})", j.sender.as_deref().unwrap_or("(no sender)"));
+    let mut commands = Vec::with_capacity(j.commands.len());
+    for c in &j.commands {
+        commands.push(commands::apply(tx, c, &by, now)?);
+    }
+    Ok(Judged { statement, tracking_id, commands })
+}
+
+/// What recording a verdict did.
+struct Judged {
+    statement: Option<i64>,
+    tracking_id: Option<String>,
+    /// What the message's commands did.
+    commands: Vec<liaisond_model::CommandResult>,
 }
 
 /// Replaces what was read from message `id` (reprocessing reads it again).
@@ -963,7 +1064,11 @@ impl Store {
                 other => other?,
             }
         }
-        self.in_transaction(|tx| {
+        // Rebuilding a table (SQLite's "making other kinds of table schema changes", which a
+        // CHECK constraint needs) must run with foreign keys off, and that pragma does nothing
+        // inside a transaction; the transaction checks them itself before it commits.
+        self.conn.pragma_update(None, "foreign_keys", false).map_err(|e| self.err(e))?;
+        let migrated = self.in_transaction(|tx| {
             // Read again under the write lock: a daemon and `liaisond ingest` starting together
             // both saw the old version above, and the second must not apply the migrations twice.
             let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -974,12 +1079,22 @@ impl Store {
                 tx.execute_batch(sql)?;
                 tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             }
+            let broken: Option<String> =
+                tx.query_row("SELECT \"table\" FROM pragma_foreign_key_check LIMIT 1", [], |r| r.get(0)).optional()?;
+            if let Some(table) = broken {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
+                    Some(format!("the migration left a row of {table} pointing at nothing")),
+                ));
+            }
             tx.execute(
                 "INSERT INTO events (at, kind, detail) VALUES (?1, 'schema_migrated', ?2)",
                 params![now_utc(), format!("from version {found} to {SCHEMA_VERSION}")],
             )?;
             Ok(())
-        })?;
+        });
+        self.conn.pragma_update(None, "foreign_keys", true).map_err(|e| self.err(e))?;
+        migrated?;
         if let Some(keep) = &backup {
             remove_older_backups(&self.path, keep);
         }
@@ -1171,7 +1286,7 @@ impl Store {
             let Some(judged) = judge.map(|j| j(&NotItself { store, message: id, older_only: false })) else {
                 return Ok(Some(Some(Recorded { tracking_id: None, judged: None })));
             };
-            let (statement, tracking_id) = write_judged(tx, id, &judged, reading, &now)?;
+            let Judged { statement, tracking_id, commands } = write_judged(tx, id, &judged, reading, &now)?;
             if let Some(plan) = planner {
                 let (received, size) = outbox::arrival(tx, id)?;
                 let counts = |to: &str| {
@@ -1195,6 +1310,7 @@ impl Store {
                     received,
                     size,
                     counts: &counts,
+                    commands: &commands,
                 };
                 outbox::write_plan(tx, id, statement, judged.class == Class::Statement, &plan(&ctx), &now)?;
             }
@@ -1282,7 +1398,8 @@ impl Store {
     ) -> Result<Vec<StatementRow>, StoreError> {
         let sql = format!(
             "SELECT s.id, s.tracking_id, s.message, s.title, s.from_org, s.route_to, s.state, s.sender,
-             s.route_reason, s.organization, json_extract(rd.statement, '$.reply_to'), s.assigned_to
+             s.route_reason, s.organization, json_extract(rd.statement, '$.reply_to'), s.assigned_to,
+             s.datatracker_url
              FROM statements s LEFT JOIN readings rd ON rd.message = s.message WHERE {condition} ORDER BY s.id"
         );
         self.rows(&sql, args, |r| {
@@ -1302,6 +1419,7 @@ impl Store {
                 organization: r.get(9)?,
                 reply_to: reply_to.iter().filter_map(|a| normalize_address(a)).collect(),
                 assigned_to: r.get(11)?,
+                datatracker_url: r.get(12)?,
             })
         })
     }
@@ -2030,6 +2148,53 @@ mod tests {
         };
         assert!(s.record_outcome(a.id, &Outcome::Processed, &Summary::default(), Some(&reading)).expect("record"));
         assert_eq!(s.reading(a.id).expect("reading"), Some(reading));
+    }
+
+    #[test]
+    fn a_version_6_database_keeps_its_outbox_and_reminders_through_the_rebuild() {
+        // Schema 7 rebuilds the outbox (a CHECK constraint cannot be altered) while reminders
+        // and digests point at its rows: nothing may be lost or left pointing at nothing.
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("v6.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            for sql in &MIGRATIONS[..6] {
+                conn.execute_batch(sql).expect("schema");
+            }
+            conn.execute_batch(
+                "PRAGMA user_version = 6;
+                 INSERT INTO messages (id, sha256, size, received_at, state) VALUES (1, 'ab', 4, '2026-01-01T00:00:00Z', 'processed');
+                 INSERT INTO statements (id, tracking_id, message, created_at, sender_verified, verification, route_to, route_cc,
+                     route_reason, candidates) VALUES (1, 'LS-2026-0001', 1, '2026-01-01T00:00:00Z', 0, '', '[]', '[]', '', '[]');
+                 INSERT INTO outbox (id, message, statement, kind, message_id, recipients, subject, draft, created_at, queued_at,
+                     next_attempt_at, state) VALUES (5, 1, 1, 'reminder', 'm5@x', '[]', 's', '{}', 't', 't', 't', 'sent');
+                 INSERT INTO reminders (statement, deadline, step, due_on, outbox, decided_at)
+                     VALUES (1, '2026-02-01', 'before-7', '2026-01-25', 5, 't');",
+            )
+            .expect("rows");
+        }
+        let s = Store::open(&path, Duration::from_secs(1)).expect("upgrade");
+        assert_eq!(s.schema_version().expect("version"), SCHEMA_VERSION);
+        let kept: (i64, String, String) = s
+            .conn
+            .query_row("SELECT id, kind, message_id FROM outbox", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("outbox row");
+        assert_eq!(kept, (5, "reminder".into(), "m5@x".into()));
+        assert_eq!(s.reminders_of(1).expect("reminders")[0].outbox, Some(5));
+        let broken: i64 =
+            s.conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).expect("check");
+        assert_eq!(broken, 0);
+        let on: i64 = s.conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).expect("pragma");
+        assert_eq!(on, 1, "foreign keys are on again after the migration");
+        // A statement held before is not owed a record (the digest would list years of them).
+        let expected: i64 =
+            s.conn.query_row("SELECT record_expected FROM statements WHERE id = 1", [], |r| r.get(0)).expect("col");
+        assert_eq!(expected, 0);
+        // The new kind is accepted, once per message.
+        let insert = "INSERT INTO outbox (message, kind, message_id, recipients, subject, draft, created_at, queued_at,
+                      next_attempt_at) VALUES (1, 'confirmation', ?1, '[]', 's', '{}', 't', 't', 't')";
+        s.conn.execute(insert, ["c1@x"]).expect("a confirmation");
+        assert!(s.conn.execute(insert, ["c2@x"]).is_err(), "a second confirmation for the same message");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! every read is one statement in autocommit mode, so no transaction stays open while output is
 //! written.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::follow::statement_event;
 use liaisond_model::{Class, OutboxRow, normalize_address};
@@ -51,6 +51,13 @@ pub struct StatementRecord {
     pub done_reason: Option<String>,
     /// The message that answered it, when a reply closed it.
     pub done_message: Option<i64>,
+    /// Its page in the datatracker, and when liaisond learnt it.
+    pub datatracker_url: Option<String>,
+    pub recorded_at: Option<String>,
+    /// Whether it is owed a record there (statements held before schema 7 are not).
+    pub record_expected: bool,
+    /// The `Date:` field of the message that brought it, as written: the statement's own date.
+    pub date_header: Option<String>,
 }
 
 /// A message that is, or belongs to, a statement (the original, follow-ups, duplicates).
@@ -130,11 +137,65 @@ pub enum Requeue {
     NotFound,
 }
 
+/// Assigns statement `id` to `to` (`None`: to nobody) in transaction `tx`: an event, and its
+/// waiting reminders cancelled (they were addressed to the previous handler).
+pub(crate) fn assign(tx: &Connection, id: i64, to: Option<&str>, by: &str, now: &str) -> rusqlite::Result<Edit> {
+    let old: Option<Option<String>> =
+        tx.query_row("SELECT assigned_to FROM statements WHERE id = ?1", params![id], |r| r.get(0)).optional()?;
+    let Some(old) = old else { return Ok(Edit::NotFound) };
+    let to = to.map(|a| normalize_address(a).unwrap_or_else(|| a.to_string()));
+    let to = to.as_deref();
+    if old.as_deref() == to {
+        return Ok(Edit::Unchanged);
+    }
+    tx.execute("UPDATE statements SET assigned_to = ?2 WHERE id = ?1", params![id, to])?;
+    super::follow::cancel_pending_reminders(tx, id, "the statement was assigned to someone else")?;
+    let was = old.as_deref().unwrap_or("nobody");
+    let (kind, detail) = match to {
+        Some(to) => ("statement_assigned", format!("by {by}: to {to} (was {was})")),
+        None => ("statement_unassigned", format!("by {by} (was {was})")),
+    };
+    statement_event(tx, id, kind, &detail, now)?;
+    Ok(Edit::Changed { old })
+}
+
+/// Sets one headline field of statement `id` in transaction `tx` (see
+/// [`Store::set_statement_field`]).
+pub(crate) fn set_field(
+    tx: &Connection,
+    id: i64,
+    field: StatementField,
+    value: Option<&str>,
+    by: &str,
+    now: &str,
+) -> rusqlite::Result<Edit> {
+    // The column name comes from the closed enum, never from the user.
+    let column = field.as_str();
+    let old: Option<Option<String>> = tx
+        .query_row(&format!("SELECT {column} FROM statements WHERE id = ?1"), params![id], |r| r.get(0))
+        .optional()?;
+    let Some(old) = old else { return Ok(Edit::NotFound) };
+    if old.as_deref() == value {
+        return Ok(Edit::Unchanged);
+    }
+    tx.execute(&format!("UPDATE statements SET {column} = ?2 WHERE id = ?1"), params![id, value])?;
+    // A waiting reminder would say the old deadline, or remind of a statement that no longer
+    // owes a reply.
+    if matches!(field, StatementField::Deadline | StatementField::Purpose) {
+        super::follow::cancel_pending_reminders(tx, id, &format!("the statement's {column} changed"))?;
+    }
+    let shown = |v: Option<&str>| v.map_or("none".to_string(), |v| format!("{v:?}"));
+    let detail = format!("by {by}: {column} {} -> {}", shown(old.as_deref()), shown(value));
+    statement_event(tx, id, "statement_changed", &detail, now)?;
+    Ok(Edit::Changed { old })
+}
+
 /// The columns of [`StatementRecord`], in its order.
 const RECORD_COLUMNS: &str = "s.id, s.tracking_id, s.message, COALESCE(m.internal_date, m.received_at), s.created_at,
     s.title, s.purpose, s.deadline, s.from_org, s.sender, s.sender_verified, s.verification, s.relationship,
     s.organization, s.route_rule, s.route_to, s.route_cc, s.route_reason, s.candidates, s.no_ack, s.ack,
-    s.assigned_to, s.state, s.done_at, s.done_by, s.done_reason, s.done_message";
+    s.assigned_to, s.state, s.done_at, s.done_by, s.done_reason, s.done_message, s.datatracker_url, s.recorded_at,
+    s.record_expected, m.date_header";
 
 fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<StatementRecord> {
     // JSON lists written by `write_judged`; an unreadable one (edited by hand) reads as empty.
@@ -169,6 +230,10 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<StatementRecord> {
         done_by: r.get(24)?,
         done_reason: r.get(25)?,
         done_message: r.get(26)?,
+        datatracker_url: r.get(27)?,
+        recorded_at: r.get(28)?,
+        record_expected: r.get(29)?,
+        date_header: r.get(30)?,
     })
 }
 
@@ -255,28 +320,7 @@ impl Store {
     /// Assigns a statement to an address (`None`: to nobody), recording who did it and what it
     /// was before.
     pub fn assign_statement(&mut self, id: i64, to: Option<&str>, by: &str) -> Result<Edit, StoreError> {
-        self.immediately(|s| {
-            let old: Option<Option<String>> = s
-                .conn
-                .query_row("SELECT assigned_to FROM statements WHERE id = ?1", params![id], |r| r.get(0))
-                .optional()?;
-            let Some(old) = old else { return Ok(Edit::NotFound) };
-            let to = to.map(|a| normalize_address(a).unwrap_or_else(|| a.to_string()));
-            let to = to.as_deref();
-            if old.as_deref() == to {
-                return Ok(Edit::Unchanged);
-            }
-            s.conn.execute("UPDATE statements SET assigned_to = ?2 WHERE id = ?1", params![id, to])?;
-            // Reminders waiting in the outbox were addressed to the previous handler.
-            super::follow::cancel_pending_reminders(&s.conn, id, "the statement was assigned to someone else")?;
-            let was = old.as_deref().unwrap_or("nobody");
-            let (kind, detail) = match to {
-                Some(to) => ("statement_assigned", format!("by {by}: to {to} (was {was})")),
-                None => ("statement_unassigned", format!("by {by} (was {was})")),
-            };
-            statement_event(&s.conn, id, kind, &detail, &now_utc())?;
-            Ok(Edit::Changed { old })
-        })
+        self.immediately(|s| assign(&s.conn, id, to, by, &now_utc()))
     }
 
     /// Sets one headline field of a statement (`None` clears it), recording the old and the
@@ -289,28 +333,7 @@ impl Store {
         value: Option<&str>,
         by: &str,
     ) -> Result<Edit, StoreError> {
-        // The column name comes from the closed enum, never from the user.
-        let column = field.as_str();
-        self.immediately(|s| {
-            let old: Option<Option<String>> = s
-                .conn
-                .query_row(&format!("SELECT {column} FROM statements WHERE id = ?1"), params![id], |r| r.get(0))
-                .optional()?;
-            let Some(old) = old else { return Ok(Edit::NotFound) };
-            if old.as_deref() == value {
-                return Ok(Edit::Unchanged);
-            }
-            s.conn.execute(&format!("UPDATE statements SET {column} = ?2 WHERE id = ?1"), params![id, value])?;
-            // A waiting reminder would say the old deadline, or remind of a statement that no
-            // longer owes a reply.
-            if matches!(field, StatementField::Deadline | StatementField::Purpose) {
-                super::follow::cancel_pending_reminders(&s.conn, id, &format!("the statement's {column} changed"))?;
-            }
-            let shown = |v: Option<&str>| v.map_or("none".to_string(), |v| format!("{v:?}"));
-            let detail = format!("by {by}: {column} {} -> {}", shown(old.as_deref()), shown(value));
-            statement_event(&s.conn, id, "statement_changed", &detail, &now_utc())?;
-            Ok(Edit::Changed { old })
-        })
+        self.immediately(|s| set_field(&s.conn, id, field, value, by, &now_utc()))
     }
 
     /// Quarantined messages, oldest first.
