@@ -191,7 +191,7 @@ async fn the_datatracker_record_its_reminder_and_the_digest() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     };
-    assert!(reminder.contains(&two.tracking_id), "{reminder}");
+    assert!(reminder.contains(&format!("X-Liaison-Tracking-ID: {}", two.tracking_id)), "{reminder}");
     assert!(reminder.contains("X-Liaisond-Loop"), "{reminder}");
     assert!(reminder.contains("Recorded: https://datatracker.ietf.org/liaison/"), "it says how to answer: {reminder}");
     let digest = {
@@ -250,6 +250,7 @@ async fn commands_in_replies_act_for_verified_people_only() {
     let notification = texts(&common::wait_inbox(tb, &u.manager, 1, "the notification").await).remove(0);
     assert!(notification.contains("Done: <how it was answered>"), "it says what a reply can do: {notification}");
     let st = record_of(dir.path(), "commands by mail");
+    assert!(notification.contains(&format!("X-Liaison-Tracking-ID: {}", st.tracking_id)), "{notification}");
     let notification_id = notification
         .lines()
         .find_map(|l| l.strip_prefix("Message-ID: "))
@@ -302,6 +303,7 @@ async fn commands_in_replies_act_for_verified_people_only() {
     let confirmation = texts(&answers).into_iter().find(|m| m.contains("Done, as you asked")).expect("a confirmation");
     assert!(confirmation.contains(&format!("{} is done (answered at the interim)", st.tracking_id)), "{confirmation}");
     assert!(confirmation.contains("Auto-Submitted: auto-replied"), "{confirmation}");
+    assert!(confirmation.contains(&format!("X-Liaison-Tracking-ID: {}", st.tracking_id)), "{confirmation}");
     let done = record_of(dir.path(), "commands by mail");
     assert_eq!(done.state, "done", "{done:?}");
     assert!(done.done_by.as_deref().is_some_and(|b| b.starts_with(&u.manager)), "{done:?}");

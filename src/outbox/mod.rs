@@ -325,6 +325,7 @@ mod tests {
             null_sender: false,
             receipt: false,
             about_sender: None,
+            tracking_id: None,
         };
         let plan = |_: &OutgoingContext<'_>| Plan {
             drafts: vec![draft.clone()],

@@ -59,6 +59,9 @@ pub struct Ours {
 /// The header liaisond puts on everything it sends (its value is the kind of mail; only its
 /// presence is checked).
 pub const LOOP_HEADER: &str = "X-Liaisond-Loop";
+/// The header naming the statement a mail liaisond sent is about (`LS-2026-0042`), for the
+/// reader's mail filters.
+pub const TRACKING_HEADER: &str = "X-Liaison-Tracking-ID";
 /// The local-part prefix of our Message-IDs.
 pub const MESSAGE_ID_PREFIX: &str = "liaisond.";
 

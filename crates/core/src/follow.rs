@@ -276,6 +276,9 @@ pub fn reminder_draft(
     if s.assigned_to.is_some() {
         v.insert("assigned", "yes".into());
     }
+    if let Some(url) = &s.datatracker_url {
+        v.insert("datatracker_url", url.clone());
+    }
     if let Step::Overdue(k) = step
         && k + ladder.overdue_every.max(1) > ladder.overdue_for
     {
@@ -284,6 +287,7 @@ pub fn reminder_draft(
     let rendered = responder.templates.reminder.render(&v);
     let addressing = Addressing { to, cc, reply_to: coordinators };
     let mut d = responder.scheduled_draft(DraftKind::Reminder, &s.tracking_id, addressing, rendered, now, nonce);
+    d.tracking_id = Some(s.tracking_id.clone());
     if let Some(original) = &s.message_id {
         // Threads with the statement in the recipients' mail clients.
         d.references = vec![original.clone()];
@@ -333,6 +337,7 @@ pub fn record_reminder_draft(
     let addressing = Addressing { to, cc, reply_to: coordinators };
     let about = format!("{}.record", s.tracking_id);
     let mut d = responder.scheduled_draft(DraftKind::Reminder, &about, addressing, rendered, now, nonce);
+    d.tracking_id = Some(s.tracking_id.clone());
     if let Some(original) = &s.message_id {
         d.references = vec![original.clone()];
     }
@@ -376,6 +381,8 @@ pub fn digest_draft(
         )
     };
     let deadline_of = |s: &FollowRow| s.deadline.as_deref().and_then(|d| d.parse::<Date>().ok());
+    // Its record, on a line of its own (a URL is not wrapped).
+    let record = |s: &FollowRow| s.datatracker_url.as_deref().map(|u| format!("\n    {u}")).unwrap_or_default();
 
     let mut awaiting: Vec<(&FollowRow, Date)> = input
         .open
@@ -393,7 +400,7 @@ pub fn digest_draft(
             } else {
                 format!("due {d} ({})", relative_days(left))
             };
-            format!("- {when}  {}\n    handled by {}", line(s), handlers(s, rel).join(", "))
+            format!("- {when}  {}\n    handled by {}{}", line(s), handlers(s, rel).join(", "), record(s))
         })
         .collect();
     let received: Vec<String> = input

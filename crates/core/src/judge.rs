@@ -79,6 +79,11 @@ impl Judgement {
             candidates: r.candidates.clone(),
             answers: self.answers.clone(),
             datatracker_record: c.datatracker_record.clone(),
+            datatracker_url: c
+                .datatracker_record
+                .as_ref()
+                .map(|r| r.url.clone())
+                .or_else(|| c.related.as_ref().and_then(|k| k.datatracker_url.clone())),
             commands: self.commands.clone(),
         }
     }

@@ -36,6 +36,7 @@ pub mod respond;
 pub mod route;
 pub mod template;
 pub mod understand;
+pub mod wrap;
 
 #[cfg(test)]
 mod testing;

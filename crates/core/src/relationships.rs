@@ -299,6 +299,15 @@ impl<'a> GroupRef<'a> {
         }
     }
 
+    /// Its full name.
+    pub fn name(&self) -> &'a str {
+        match self {
+            GroupRef::Organization(o) => &o.name,
+            GroupRef::Group(_, g) => &g.name,
+            GroupRef::Ietf(g) => &g.name,
+        }
+    }
+
     /// The organisation it belongs to (`None` for the IETF's own groups).
     pub fn organization(&self) -> Option<&'a Organization> {
         match self {
@@ -434,6 +443,16 @@ impl Relationships {
     /// The IAB liaison coordinators' addresses.
     pub fn coordinators(&self) -> &[String] {
         &self.coordinators
+    }
+
+    /// A group as mail names it: "Deterministic Networking (detnet)" when the data knows it
+    /// (`org`: the organisation the statement came from, for its short names), else as written.
+    pub fn group_label(&self, org: Option<&str>, name: &str) -> String {
+        match self.resolve_group(org, name) {
+            Some(g) if g.name().eq_ignore_ascii_case(g.acronym()) => g.name().to_string(),
+            Some(g) => format!("{} ({})", g.name(), g.acronym()),
+            None => name.to_string(),
+        }
     }
 
     /// Whether `address` (normalised) may act on any statement by mail: a coordinators'

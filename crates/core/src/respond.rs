@@ -17,7 +17,7 @@ use liaisond_model::{
 };
 use regex::RegexSet;
 
-use crate::classify::{LOOP_HEADER, MESSAGE_ID_PREFIX};
+use crate::classify::{LOOP_HEADER, MESSAGE_ID_PREFIX, TRACKING_HEADER};
 use crate::parse::Headers;
 use crate::read::Analysis;
 use crate::relationships::Relationships;
@@ -238,6 +238,7 @@ pub const NOTIFICATION_NAMES: &[&str] = &[
     "reply_to",
     "document_numbers",
     "related",
+    "datatracker_url",
     "received",
     "original_subject",
     "attachments",
@@ -278,6 +279,7 @@ pub const REMINDER_NAMES: &[&str] = &[
     "coordinators",
     "assigned",
     "final",
+    "datatracker_url",
 ];
 pub const DIGEST_NAMES: &[&str] = &[
     "since",
@@ -485,6 +487,12 @@ impl Responder {
         }
         d.in_reply_to = original;
         d.references = references;
+        let mut named = incoming.commands.iter().filter_map(|c| c.tracking_id.as_deref());
+        if let Some(first) = named.next()
+            && named.all(|t| t == first)
+        {
+            d.tracking_id = Some(first.to_string());
+        }
         // RFC 3834 §5: a response to a message, sent automatically; §4: with a null
         // reverse-path, so nothing answers it.
         d.auto_submitted = "auto-replied".into();
@@ -526,7 +534,8 @@ impl Responder {
             values.insert(
                 "original_not_attached",
                 format!(
-                    "The original ({} bytes) is too large to attach; `liaisond messages show {}` shows it.",
+                    "The original ({} bytes) is too large to attach; it is kept as message {}, and the \
+                     operator can send it to you.",
                     incoming.size, incoming.message
                 ),
             );
@@ -555,7 +564,10 @@ impl Responder {
             Some(t) => t.to_string(),
             None => format!("m{}", incoming.message),
         };
-        self.scheduled_draft(kind, &about, Addressing { to, cc, reply_to }, rendered, incoming.now, incoming.nonce)
+        let mut d =
+            self.scheduled_draft(kind, &about, Addressing { to, cc, reply_to }, rendered, incoming.now, incoming.nonce);
+        d.tracking_id = incoming.tracking_id.map(str::to_string);
+        d
     }
 
     /// Deny by default: an acknowledgement goes out only when every check passes; the first
@@ -680,11 +692,12 @@ impl Responder {
             in_reply_to: None,
             references: Vec::new(),
             auto_submitted: "auto-generated".into(),
-            body: rendered.body,
+            body: crate::wrap::body(&rendered.body),
             attach_original: false,
             null_sender: false,
             receipt: false,
             about_sender: None,
+            tracking_id: None,
         }
     }
 
@@ -715,8 +728,15 @@ impl Responder {
             (matches!(s.purpose, Some(Purpose::Action | Purpose::Comment)) && s.deadline.is_none())
                 .then(|| "yes".into()),
         );
-        put("to_groups", Some(s.to_groups.join(", ")));
-        put("from_groups", Some(s.from_groups.join(", ")));
+        // Groups by name and acronym ("Deterministic Networking (detnet)"): the acronym is
+        // how the datatracker and the people in the IETF know them, the name how others do.
+        let org = s.from_org.as_deref();
+        let groups = |names: &[String], org: Option<&str>| {
+            names.iter().map(|g| rel.group_label(org, g)).collect::<Vec<_>>().join(", ")
+        };
+        put("to_groups", Some(groups(&s.to_groups, None)));
+        put("from_groups", Some(groups(&s.from_groups, org)));
+        put("datatracker_url", j.datatracker_url.clone());
         put(
             "contacts",
             Some(s.from_contacts.iter().chain(&s.technical_contacts).cloned().collect::<Vec<_>>().join(", ")),
@@ -926,6 +946,11 @@ fn compose_with(
         // Exchange: do not answer this with an out-of-office or a read receipt.
         .raw_header(header("X-Auto-Response-Suppress", "All".into()))
         .raw_header(header(LOOP_HEADER, draft.kind.as_str().to_string()));
+    if let Some(id) = &draft.tracking_id {
+        // The statement this mail is about, for the reader's mail filters and for liaisond
+        // itself when a reply keeps it (the subject may not).
+        b = b.raw_header(header(TRACKING_HEADER, id.clone()));
+    }
     let text = SinglePart::plain(draft.body.clone());
     let message = match original {
         None => b.singlepart(text),
@@ -1106,6 +1131,11 @@ ack = false
         p.drafts.iter().map(|d| d.kind).collect()
     }
 
+    /// A body as one line: the mail is wrapped at 72 columns, so a phrase may span two.
+    fn flat(body: &str) -> String {
+        body.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
     fn draft(p: &Plan, kind: DraftKind) -> &Draft {
         p.drafts.iter().find(|d| d.kind == kind).unwrap_or_else(|| panic!("no {kind:?} in {p:?}"))
     }
@@ -1158,9 +1188,9 @@ ack = false
         assert_eq!(a.references, ["a@x.org", "b@x.org", "ls-1@itu.int"]);
         assert!(a.subject.starts_with("[LS-2026-0001] Receipt of \""), "{}", a.subject);
         assert!(a.subject.contains("LS on packet clocks"), "{}", a.subject);
-        assert!(a.body.contains("no official position"), "{}", a.body);
-        assert!(a.body.contains(&format!("- LS.docx (1234 bytes, SHA-256 {SHA})")), "{}", a.body);
-        assert!(a.body.contains("received on 2026-03-01 11:00 UTC"), "{}", a.body);
+        assert!(flat(&a.body).contains("no official position"), "{}", a.body);
+        assert!(flat(&a.body).contains(&format!("- LS.docx (1234 bytes, SHA-256 {SHA})")), "{}", a.body);
+        assert!(flat(&a.body).contains("received on 2026-03-01 11:00 UTC"), "{}", a.body);
         let id = regex::Regex::new(r"^liaisond\.ack\.LS-2026-0001\.[0-9a-f]{16}@iab\.org$").expect("regex");
         assert!(id.is_match(&a.message_id), "{}", a.message_id);
         assert!(n.message_id.starts_with("liaisond.notification.LS-2026-0001."), "{}", n.message_id);
@@ -1502,8 +1532,12 @@ ack = false
         let p = plan(&c);
         let n = draft(&p, DraftKind::Notification);
         assert!(!n.attach_original);
-        assert!(n.body.contains("`liaisond messages show 42`"), "{}", n.body);
-        assert!(n.body.contains(&format!("The original ({} bytes) is too large to attach", c.size)), "{}", n.body);
+        assert!(flat(&n.body).contains("kept as message 42"), "{}", n.body);
+        assert!(
+            flat(&n.body).contains(&format!("The original ({} bytes) is too large to attach", c.size)),
+            "{}",
+            n.body
+        );
         assert!(!n.body.contains("The original message is attached."), "{}", n.body);
     }
 
@@ -1533,7 +1567,7 @@ ack = false
         assert_eq!(m.subject(), Some(a.subject.as_str()));
         assert_eq!(m.attachment_count(), 0);
         let body = m.body_text(0).expect("text");
-        assert!(body.contains("no official position"), "{body}");
+        assert!(flat(&body).contains("no official position"), "{body}");
         let to: Vec<&str> = m.to().expect("to").iter().filter_map(|x| x.address()).collect();
         assert_eq!(to, ["jane.doe@itu.int"]);
         let cc: Vec<&str> = m.cc().expect("cc").iter().filter_map(|x| x.address()).collect();

@@ -82,6 +82,9 @@ pub struct Draft {
     /// [`address_key`](crate::address_key) (the per-sender notification limit counts by it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub about_sender: Option<String>,
+    /// The statement it is about (`X-Liaison-Tracking-ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_id: Option<String>,
 }
 
 impl Draft {

@@ -27,6 +27,9 @@ pub struct Verdict {
     pub answers: Option<Result<String, String>>,
     /// The datatracker's record of the statement, from its "New Liaison Statement" notice.
     pub datatracker_record: Option<DatatrackerRecord>,
+    /// The statement's page in the datatracker when known: from this notice, or the record of
+    /// the statement a follow-up belongs to (mail about it links there).
+    pub datatracker_url: Option<String>,
     /// The commands at the top of a reply, each decided (the store applies the allowed ones).
     pub commands: Vec<Command>,
 }
@@ -60,6 +63,7 @@ impl Verdict {
             candidates: Vec::new(),
             answers: None,
             datatracker_record: None,
+            datatracker_url: None,
             commands: Vec::new(),
         }
     }

@@ -553,6 +553,7 @@ mod tests {
                 null_sender: false,
                 receipt: false,
                 about_sender: None,
+                tracking_id: None,
             };
             let r = crate::ReminderToQueue { statement: id, deadline, step, due_on: deadline, draft: &draft };
             s.queue_reminder(&r).expect("queue")

@@ -450,6 +450,7 @@ mod tests {
             null_sender: kind == DraftKind::Ack,
             receipt: false,
             about_sender: None,
+            tracking_id: None,
         }
     }
 
