@@ -319,3 +319,101 @@ async fn commands_in_replies_act_for_verified_people_only() {
         no_shell_commands(mails);
     }
 }
+
+/// The datatracker's notice of a statement the IETF sends (OPSAWG to the Broadband Forum).
+fn outgoing_notice(alias: &str, deadline: jiff::civil::Date) -> String {
+    format!(
+        "Authentication-Results: mx.example.org; dkim=pass header.d=ietf.org; dmarc=pass header.from=ietf.org\r\n\
+         From: Liaison Statement Management Tool <statements@ietf.org>\r\nTo: liaisons@broadband-forum.org\r\n\
+         Cc: opsawg-chairs@ietf.org, {alias}\r\n\
+         Subject: New Liaison Statement, \"LS on YANG data models for access networks\"\r\nDate: {date}\r\n\
+         Message-ID: <notice-3001-{pid}@datatracker.ietf.org>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         Title: LS on YANG data models for access networks\r\nSubmission Date: 2026-12-07\r\n\
+         URL of the IETF Web page: https://datatracker.ietf.org/liaison/3001/\r\nPlease reply by {deadline}\r\n\r\n\
+         From: Operations and Management Area Working Group <opsawg@ietf.org>\r\n\
+         To: Broadband Forum <liaisons@broadband-forum.org>\r\n\
+         Cc: OPSAWG Chairs <opsawg-chairs@ietf.org>, {alias}\r\nResponse Contacts: opsawg-chairs@ietf.org\r\n\
+         Purpose: For action\r\n\r\n\
+         Body: The IETF OPSAWG asks the Broadband Forum to comment on its access network models.\r\n\
+         Attachments:\r\n\r\n    No document has been attached\r\n",
+        date = date(),
+        pid = std::process::id()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outgoing_statement_waits_for_the_other_bodys_answer() {
+    let tb = common::testbed();
+    let u = common::users(tb, 7).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::config(tb, dir.path(), &u, &common::submission(tb, &u), "");
+    // The Broadband Forum's manager is this test's manager.
+    let rel = std::fs::read_to_string(dir.path().join("rel.toml")).expect("rel");
+    assert!(rel.contains("dolores.arriaga@example.org"), "config/relationships.toml changed; adapt this test");
+    std::fs::write(dir.path().join("rel.toml"), rel.replace("dolores.arriaga@example.org", &u.manager)).expect("rel");
+    let config = liaisond::config::Config::load(&dir.path().join("liaisond.toml")).expect("config");
+    let daemon = Daemon::start(config.clone());
+    let pid = std::process::id();
+    let deadline = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date().checked_add(5.days()).expect("date");
+
+    // The notice of OPSAWG's statement to the Broadband Forum: outgoing, not acknowledged,
+    // and the Forum's manager is told.
+    common::mail(tb, "statements@ietf.org", &u.alias, outgoing_notice(&u.alias, deadline).as_bytes()).await;
+    let told = texts(&common::wait_inbox(tb, &u.manager, 1, "the manager's notification").await).remove(0);
+    assert!(told.contains("an outgoing statement to Broadband Forum"), "{told}");
+    let sent = record_of(dir.path(), "LS on YANG data models for access networks");
+    assert_eq!(sent.direction, "outgoing", "{sent:?}");
+    assert_eq!(sent.datatracker_url.as_deref(), Some("https://datatracker.ietf.org/liaison/3001/"));
+    assert_eq!(sent.ack.as_deref(), Some("not sent: an outgoing statement: the IETF sent it"), "{sent:?}");
+
+    // Past its deadline: no reminder to anyone on the IETF side; the digest awaits their answer.
+    daemon.set_clock(Timestamp::now() + jiff::SignedDuration::from_hours(8 * 24));
+    let digest = {
+        let start = std::time::Instant::now();
+        loop {
+            let mails = texts(&common::inbox_of(tb, &u.coord).await);
+            if let Some(d) = mails.into_iter().find(|m| m.contains("Subject: liaisond digest")) {
+                break d;
+            }
+            assert!(start.elapsed() < Duration::from_secs(90), "no digest reached the coordinators");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    let theirs = digest.split("Awaiting their answer").nth(1).expect("the section").split("\r\n\r\n").next();
+    let theirs = theirs.unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(theirs.contains(&format!("OVERDUE since {deadline}")) && theirs.contains(&sent.tracking_id), "{digest}");
+    assert!(!digest.contains("Awaiting a reply (overdue first)"), "not a reply the IETF owes: {digest}");
+    assert!(store(dir.path()).reminders_of(sent.id).expect("reminders").is_empty());
+
+    // The Forum's reply statement marks it answered.
+    let reply = format!(
+        "Authentication-Results: mx.example.org; dmarc=pass header.from=broadband-forum.org\r\n\
+         From: BBF Liaisons <liaisons@broadband-forum.org>\r\nTo: {alias}\r\n\
+         Subject: Reply LS on YANG data models for access networks\r\nDate: {date}\r\n\
+         Message-ID: <bbf-reply-{pid}@broadband-forum.org>\r\n\r\n\
+         Liaison statement\r\nTitle: Reply LS on YANG data models for access networks\r\n\
+         From: Broadband Forum Technical Committee\r\nTo: IETF OPSAWG\r\nPurpose: For information\r\n\
+         Response to: LS on YANG data models for access networks (https://datatracker.ietf.org/liaison/3001/)\r\n\
+         Contact: BBF Liaisons <liaisons@broadband-forum.org>\r\n\r\n\
+         The Broadband Forum thanks the IETF OPSAWG and has no comments on the models.\r\n",
+        alias = u.alias,
+        date = date(),
+    );
+    common::mail(tb, "liaisons@broadband-forum.org", &u.alias, reply.as_bytes()).await;
+    wait_processed(dir.path(), 2, "the Forum's reply").await;
+    daemon.stop().await;
+    let answered = record_of(dir.path(), "LS on YANG data models for access networks");
+    assert_eq!(answered.state, "done", "{answered:?}");
+    let theirs = record_of(dir.path(), "Reply LS on YANG data models for access networks");
+    assert_eq!(theirs.direction, "incoming");
+    assert!(
+        answered.done_reason.as_deref().is_some_and(|r| r.contains(&format!("answered by {}", theirs.tracking_id))),
+        "{answered:?}"
+    );
+    // No acknowledgement of the outgoing notice; one of the Forum's reply.
+    let outbox = store(dir.path()).statement_outbox(sent.id).expect("outbox");
+    assert!(outbox.iter().all(|o| o.kind != "ack" && o.kind != "reminder"), "{outbox:?}");
+    for mails in [&common::inbox_of(tb, &u.manager).await, &common::inbox_of(tb, &u.coord).await] {
+        no_shell_commands(mails);
+    }
+}

@@ -143,6 +143,7 @@ fn follow_row(n: i64, title: &str, purpose: &str, deadline: Option<&str>, url: O
         message_id: Some(format!("ls-{n}@itu.int")),
         reply_to: vec!["tsbsg15@itu.int".into()],
         datatracker_url: url.map(str::to_string),
+        outgoing: false,
     }
 }
 
@@ -298,6 +299,18 @@ fn digest() {
         ),
         follow_row(42, "LS on network slicing terminology", "action", None, None),
     ];
+    let mut open = open;
+    open.push(FollowRow {
+        organization: Some("Broadband Forum".into()),
+        outgoing: true,
+        ..follow_row(
+            39,
+            "LS on YANG data models for access networks",
+            "action",
+            Some("2026-11-21"),
+            Some("https://datatracker.ietf.org/liaison/3001/"),
+        )
+    });
     let received = vec![open[2].clone()];
     let quarantined = vec![QuarantinedRow {
         id: 77,

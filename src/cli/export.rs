@@ -321,6 +321,7 @@ mod tests {
             recorded_at: None,
             record_expected: true,
             date_header: Some("2026-11-03T23:10:00-05:00".into()),
+            direction: "incoming".into(),
         };
         let read = Statement {
             from_groups: vec!["itu-t-sg-13".into()],

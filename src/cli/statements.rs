@@ -34,6 +34,10 @@ pub(super) enum StatementsCommand {
         /// `[datatracker] record_within` of their arrival.
         #[arg(long)]
         unrecorded: bool,
+        /// Only statements the IETF sent to another body (with --open: those still awaiting
+        /// the other body's answer).
+        #[arg(long)]
+        outgoing: bool,
         /// Only those from this organisation (its name as recorded or as written in the
         /// statement; any case).
         #[arg(long, value_name = "NAME")]
@@ -151,28 +155,39 @@ pub(super) enum Field {
 
 pub(super) fn run(command: StatementsCommand) -> u8 {
     match command {
-        StatementsCommand::List { config, open, done, overdue, unrecorded, org, purpose, since, limit, json } => {
-            with_config(&config.config, |c| {
-                let state = match (open, done, overdue) {
-                    (_, _, true) => Some(StateFilter::Overdue),
-                    (true, _, _) => Some(StateFilter::Open),
-                    (_, true, _) => Some(StateFilter::Done),
-                    _ => None,
-                };
-                let since = since.as_deref().map(|s| parse_date("--since", s)).transpose()?;
-                let unrecorded_before =
-                    unrecorded.then(|| crate::daemon::schedule::record_cutoff(jiff::Timestamp::now(), &c.follow));
-                let filter = Filter {
-                    state,
-                    org,
-                    purpose: purpose.map(|p| p.as_str().to_string()),
-                    since,
-                    limit,
-                    unrecorded_before,
-                };
-                list(c, &filter, json)
-            })
-        }
+        StatementsCommand::List {
+            config,
+            open,
+            done,
+            overdue,
+            unrecorded,
+            outgoing,
+            org,
+            purpose,
+            since,
+            limit,
+            json,
+        } => with_config(&config.config, |c| {
+            let state = match (open, done, overdue) {
+                (_, _, true) => Some(StateFilter::Overdue),
+                (true, _, _) => Some(StateFilter::Open),
+                (_, true, _) => Some(StateFilter::Done),
+                _ => None,
+            };
+            let since = since.as_deref().map(|s| parse_date("--since", s)).transpose()?;
+            let unrecorded_before =
+                unrecorded.then(|| crate::daemon::schedule::record_cutoff(jiff::Timestamp::now(), &c.follow));
+            let filter = Filter {
+                state,
+                org,
+                purpose: purpose.map(|p| p.as_str().to_string()),
+                since,
+                limit,
+                unrecorded_before,
+                outgoing,
+            };
+            list(c, &filter, json)
+        }),
         StatementsCommand::Show { config, id, json } => with_config(&config.config, |c| show(c, &id, json)),
         StatementsCommand::Done { config, id, reason, by } => {
             with_config(&config.config, |c| done(c, &id, reason.as_deref(), &operator(by.by.as_deref())))
@@ -211,6 +226,8 @@ pub(super) struct Filter {
     /// Only those owed a record in the datatracker, without one, recorded here before this
     /// time (RFC 3339, UTC).
     pub unrecorded_before: Option<String>,
+    /// Only those the IETF sent.
+    pub outgoing: bool,
 }
 
 impl Filter {
@@ -243,7 +260,8 @@ impl Filter {
             .unrecorded_before
             .as_deref()
             .is_none_or(|before| r.record_expected && r.datatracker_url.is_none() && r.created_at.as_str() < before);
-        state && org && purpose && since && unrecorded
+        let direction = !self.outgoing || r.direction == "outgoing";
+        state && org && purpose && since && unrecorded && direction
     }
 }
 
@@ -363,6 +381,9 @@ fn show(config: Config, reference: &str, json: bool) -> anyhow::Result<u8> {
         (None, _) => none(),
     };
     line(&mut out, "Deadline:", deadline)?;
+    if r.direction == "outgoing" {
+        line(&mut out, "Direction:", "outgoing: sent by the IETF; the other body's answer is awaited".into())?;
+    }
     line(
         &mut out,
         "From:",
@@ -648,6 +669,7 @@ mod tests {
             recorded_at: None,
             record_expected: true,
             date_header: None,
+            direction: "incoming".into(),
         }
     }
 
@@ -705,6 +727,16 @@ mod tests {
         // is listed: a closed statement still belongs in the datatracker.
         let kept: Vec<i64> = filter.apply(records, today).iter().map(|r| r.id).collect();
         assert_eq!(kept, vec![3]);
+    }
+
+    #[test]
+    fn outgoing_means_sent_by_the_ietf() {
+        let mut records = sample();
+        records[1].direction = "outgoing".into();
+        let today: Date = "2026-11-23".parse().expect("date");
+        let filter = Filter { outgoing: true, state: Some(StateFilter::Open), ..Filter::default() };
+        let kept: Vec<i64> = filter.apply(records, today).iter().map(|r| r.id).collect();
+        assert_eq!(kept, vec![2]);
     }
 
     #[test]

@@ -26,6 +26,7 @@ use liaisond_model::{Class, DatatrackerRecord, History, KnownStatement, Purpose,
 use regex::Regex;
 use serde::Serialize;
 
+use crate::direction::{self, Outgoing};
 use crate::parse::Headers;
 use crate::relationships::Relationships;
 
@@ -45,6 +46,10 @@ pub struct Classification {
     /// The statement's record in the datatracker, when this is its "New Liaison Statement"
     /// notice.
     pub datatracker_record: Option<DatatrackerRecord>,
+    /// For a `statement`: one the IETF sends to another body, not one it received.
+    pub outgoing: Option<Outgoing>,
+    /// For an incoming `statement`: the open outgoing statement it answers.
+    pub answers_outgoing: Option<KnownStatement>,
 }
 
 /// Who we are, to recognise our own mail coming back (R41).
@@ -115,8 +120,25 @@ pub struct Input<'a> {
     pub has_document: bool,
 }
 
-/// Classifies one message.
+/// Classifies one message; a statement's direction too: one the IETF sends (outgoing: not
+/// acknowledged, and the other body's answer is awaited), or one received that answers an
+/// outgoing statement.
 pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &dyn History) -> Classification {
+    let mut c = classify_message(input, rel, ours, history);
+    if c.class == Class::Statement {
+        match direction::outgoing(&input.statement.body, rel) {
+            Some(o) => {
+                c.reason = format!("{}; an outgoing statement, from {} to {}", c.reason, o.from, o.to);
+                c.no_ack = Some("an outgoing statement: the IETF sent it".into());
+                c.outgoing = Some(o);
+            }
+            None => c.answers_outgoing = direction::answered_outgoing(input.statement, history),
+        }
+    }
+    c
+}
+
+fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &dyn History) -> Classification {
     let h = input.headers;
     let verdict = |class: Class, reason: String| Classification {
         class,
@@ -125,6 +147,8 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
         no_ack: None,
         datatracker_reply: false,
         datatracker_record: None,
+        outgoing: None,
+        answers_outgoing: None,
     };
     // Compared with our address and matched on its local part: normalised (lower case) here,
     // whatever form the caller has it in.
@@ -164,8 +188,9 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
         // A reply posted in the datatracker to a statement we hold: "In Response", naming it
         // as the referenced liaison (by its title, or by our tracking ID when the poster
         // wrote it in).
+        // (A reply to a statement the IETF sent is a statement of its own: see `classify`.)
         if input.statement.purpose == Some(Purpose::Response)
-            && let Some(known) = referenced_statement(input.statement, history)
+            && let Some(known) = referenced_statement(input.statement, history).filter(|k| !k.outgoing)
         {
             return Classification {
                 class: Class::FollowUp,
@@ -174,6 +199,8 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
                 no_ack: None,
                 datatracker_reply: true,
                 datatracker_record: None,
+                outgoing: None,
+                answers_outgoing: None,
             };
         }
         // The notice of a statement we hold (it was mailed to us first): its record there.
@@ -188,6 +215,8 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
                 no_ack: None,
                 datatracker_reply: false,
                 datatracker_record: record,
+                outgoing: None,
+                answers_outgoing: None,
             };
         }
         return Classification {
@@ -197,6 +226,8 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
             no_ack: Some("the datatracker already confirmed it to the submitter".into()),
             datatracker_reply: false,
             datatracker_record: record,
+            outgoing: None,
+            answers_outgoing: None,
         };
     }
 
@@ -227,6 +258,8 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
                 no_ack: None,
                 datatracker_reply: false,
                 datatracker_record: None,
+                outgoing: None,
+                answers_outgoing: None,
             };
         }
     }
@@ -241,6 +274,8 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
                 no_ack: None,
                 datatracker_reply: false,
                 datatracker_record: None,
+                outgoing: None,
+                answers_outgoing: None,
             };
         }
         if let Some(id) = thread.iter().find(|id| is_our_message_id(id, ours)) {
@@ -259,6 +294,8 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
             no_ack: None,
             datatracker_reply: false,
             datatracker_record: None,
+            outgoing: None,
+            answers_outgoing: None,
         };
     }
 
@@ -283,6 +320,8 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
             no_ack: None,
             datatracker_reply: false,
             datatracker_record: None,
+            outgoing: None,
+            answers_outgoing: None,
         };
     }
     match list {
@@ -296,6 +335,8 @@ pub fn classify(input: &Input<'_>, rel: &Relationships, ours: &Ours, history: &d
             no_ack: Some(format!("sent through a mailing list ({marker})")),
             datatracker_reply: false,
             datatracker_record: None,
+            outgoing: None,
+            answers_outgoing: None,
         },
         Some(marker) => verdict(Class::List, format!("list or bulk mail ({marker})")),
         None if evidence.len() >= 2 => {

@@ -384,9 +384,10 @@ pub fn digest_draft(
     // Its record, on a line of its own (a URL is not wrapped).
     let record = |s: &FollowRow| s.datatracker_url.as_deref().map(|u| format!("\n    {u}")).unwrap_or_default();
 
-    let mut awaiting: Vec<(&FollowRow, Date)> = input
-        .open
+    let (outgoing, incoming): (Vec<&FollowRow>, Vec<&FollowRow>) = input.open.iter().partition(|s| s.outgoing);
+    let mut awaiting: Vec<(&FollowRow, Date)> = incoming
         .iter()
+        .copied()
         .filter(|s| awaits_reply(s.purpose.as_deref()))
         .filter_map(|s| deadline_of(s).map(|d| (s, d)))
         .collect();
@@ -403,24 +404,44 @@ pub fn digest_draft(
             format!("- {when}  {}\n    handled by {}{}", line(s), handlers(s, rel).join(", "), record(s))
         })
         .collect();
+    // Statements the IETF sent, by their deadline (none last): the other body's answer.
+    let mut theirs: Vec<(&FollowRow, Option<Date>)> =
+        outgoing.iter().filter(|s| awaits_reply(s.purpose.as_deref())).map(|s| (*s, deadline_of(s))).collect();
+    theirs.sort_by_key(|(s, d)| (d.is_none(), *d, s.id));
+    let theirs: Vec<String> = theirs
+        .iter()
+        .map(|(s, d)| {
+            let when = match d {
+                Some(d) if days_between(input.today, *d) < 0 => {
+                    format!("OVERDUE since {d} ({})", relative_days(days_between(input.today, *d)))
+                }
+                Some(d) => format!("due {d} ({})", relative_days(days_between(input.today, *d))),
+                None => "no deadline".to_string(),
+            };
+            format!("- {when}  {}{}", line(s), record(s))
+        })
+        .collect();
     let received: Vec<String> = input
         .received
         .iter()
         .map(|s| {
             let day = local_day(&s.received, input.time_zone);
-            let state = if s.state == "done" { ", done" } else { "" };
+            let state = match (s.outgoing, s.state.as_str()) {
+                (true, "done") => ", sent by the IETF, answered",
+                (true, _) => ", sent by the IETF",
+                (false, "done") => ", done",
+                _ => "",
+            };
             format!("- {day}  {}  ({}{state})", line(s), purpose_text(s.purpose.as_deref()))
         })
         .collect();
-    let no_deadline: Vec<String> = input
-        .open
+    let no_deadline: Vec<String> = incoming
         .iter()
         .filter(|s| matches!(s.purpose.as_deref(), Some("action" | "comment")) && deadline_of(s).is_none())
         .map(|s| format!("- {}", line(s)))
         .collect();
     let coordinators = rel.coordinators();
-    let no_manager: Vec<String> = input
-        .open
+    let no_manager: Vec<String> = incoming
         .iter()
         .filter(|s| s.assigned_to.is_none() && s.route_to.iter().all(|a| coordinators.contains(a)))
         .map(|s| format!("- {}", line(s)))
@@ -472,8 +493,17 @@ pub fn digest_draft(
         })
         .collect();
 
-    let sections =
-        [&awaiting_lines, &received, &no_deadline, &no_manager, &unrecorded, &quarantined, &failed, &check_ins];
+    let sections = [
+        &awaiting_lines,
+        &theirs,
+        &received,
+        &no_deadline,
+        &no_manager,
+        &unrecorded,
+        &quarantined,
+        &failed,
+        &check_ins,
+    ];
     if sections.iter().all(|s| s.is_empty()) {
         return None;
     }
@@ -484,6 +514,7 @@ pub fn digest_draft(
     v.insert("coordinators", coordinators.join(", "));
     for (name, lines) in [
         ("awaiting", &awaiting_lines),
+        ("theirs", &theirs),
         ("received", &received),
         ("no_deadline", &no_deadline),
         ("no_manager", &no_manager),

@@ -85,6 +85,11 @@ impl Judgement {
                 .map(|r| r.url.clone())
                 .or_else(|| c.related.as_ref().and_then(|k| k.datatracker_url.clone())),
             commands: self.commands.clone(),
+            outgoing: c.outgoing.is_some(),
+            answers_outgoing: c
+                .answers_outgoing
+                .as_ref()
+                .map(|k| liaisond_model::Target { id: k.id, tracking_id: k.tracking_id.clone() }),
         }
     }
 }
@@ -125,6 +130,10 @@ pub fn judge(
         },
         rel,
     );
+    let route = match &classification.outgoing {
+        Some(o) => outgoing_route(route, o, rel),
+        None => route,
+    };
     let answers = match &classification.related {
         Some(known) if classification.class == Class::FollowUp => follow::answers(
             &follow::Reply {
@@ -159,6 +168,34 @@ pub fn judge(
         (command::decide(requests, classification.related.as_ref(), &who, rel, history), None)
     };
     Judgement { classification, route, answers, commands }
+}
+
+/// An outgoing statement goes to the addressed body's liaison manager, who should know what
+/// the IETF asked of the body they follow, the coordinators in copy; to the coordinators only
+/// when the sender is not verified (anyone can write a statement's header block).
+fn outgoing_route(mut route: Route, o: &crate::direction::Outgoing, rel: &Relationships) -> Route {
+    let coordinators = rel.coordinators().to_vec();
+    let org = rel.organization(&o.to);
+    let managers: Vec<String> =
+        org.map(|g| g.liaison.recipients().into_iter().map(str::to_string).collect()).unwrap_or_default();
+    route.organization = Some(o.to.clone());
+    route.relationship = org.map(|g| g.acronym.clone());
+    route.rule = Some("outgoing");
+    route.candidates = Vec::new();
+    if route.sender_verified && !managers.is_empty() {
+        route.cc = coordinators.into_iter().filter(|c| !managers.contains(c)).collect();
+        route.reason = format!("an outgoing statement to {}: its liaison manager is told", o.to);
+        route.to = managers;
+    } else {
+        route.reason = if managers.is_empty() {
+            format!("an outgoing statement to {}, which has no liaison manager: to the coordinators", o.to)
+        } else {
+            format!("an outgoing statement to {}, but the sender is not verified: to the coordinators", o.to)
+        };
+        route.to = coordinators;
+        route.cc = Vec::new();
+    }
+    route
 }
 
 #[cfg(test)]

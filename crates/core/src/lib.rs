@@ -27,6 +27,7 @@ pub mod classify;
 pub mod command;
 pub mod content;
 pub mod datatracker;
+pub mod direction;
 pub mod follow;
 pub mod judge;
 pub mod parse;

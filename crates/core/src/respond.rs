@@ -288,6 +288,7 @@ pub const DIGEST_NAMES: &[&str] = &[
     "received_count",
     "awaiting",
     "awaiting_count",
+    "theirs",
     "no_deadline",
     "no_manager",
     "quarantined",

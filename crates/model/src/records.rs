@@ -47,6 +47,8 @@ pub struct FollowRow {
     pub reply_to: Vec<String>,
     /// Its page in the datatracker, once recorded.
     pub datatracker_url: Option<String>,
+    /// Sent by the IETF: the other body's answer is awaited.
+    pub outgoing: bool,
 }
 
 /// A quarantined message, for the digest.

@@ -32,6 +32,10 @@ pub struct Verdict {
     pub datatracker_url: Option<String>,
     /// The commands at the top of a reply, each decided (the store applies the allowed ones).
     pub commands: Vec<Command>,
+    /// A statement the IETF sends to another body (`direction = outgoing`).
+    pub outgoing: bool,
+    /// For an incoming statement: the open outgoing statement it answers (then done).
+    pub answers_outgoing: Option<Target>,
 }
 
 /// A statement's page in the datatracker: `https://datatracker.ietf.org/liaison/2099/`.
@@ -65,6 +69,8 @@ impl Verdict {
             datatracker_record: None,
             datatracker_url: None,
             commands: Vec::new(),
+            outgoing: false,
+            answers_outgoing: None,
         }
     }
 }
@@ -132,6 +138,8 @@ pub struct KnownStatement {
     pub routed_to: Vec<String>,
     /// The operator's (or a command's) assignment.
     pub assignee: Option<String>,
+    /// A statement the IETF sent (the other body's answer is awaited), not one it received.
+    pub outgoing: bool,
 }
 
 /// Answers about earlier messages.
@@ -148,6 +156,14 @@ pub trait History {
     /// The latest statement with this title, from anyone (a datatracker reply names the
     /// statement it answers by its title).
     fn by_title(&self, _title: &str) -> Option<KnownStatement> {
+        None
+    }
+    /// The open outgoing statement with this title, when only one has it.
+    fn outgoing_by_title(&self, _title: &str) -> Option<KnownStatement> {
+        None
+    }
+    /// The statement recorded in the datatracker at this URL.
+    fn by_record(&self, _url: &str) -> Option<KnownStatement> {
         None
     }
 }

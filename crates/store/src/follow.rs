@@ -206,12 +206,14 @@ impl Store {
         self.follow_rows("s.state = 'open'", &[])
     }
 
-    /// Open statements that owe a reply by a deadline (a purpose other than information or
-    /// response, and a deadline): the ones reminders are for. The scheduler asks every minute,
+    /// Open incoming statements that owe a reply by a deadline (a purpose other than
+    /// information or response, and a deadline): the ones reminders are for. An outgoing
+    /// statement's deadline is the other body's: nobody here is reminded of it. The scheduler asks every minute,
     /// so the filter is in SQL, on the `(state, deadline)` index.
     pub fn statements_owing_reply(&self) -> Result<Vec<FollowRow>, StoreError> {
         self.follow_rows(
-            "s.state = 'open' AND s.deadline IS NOT NULL AND COALESCE(s.purpose, '') NOT IN ('information', 'response')",
+            "s.state = 'open' AND s.direction = 'incoming' AND s.deadline IS NOT NULL
+             AND COALESCE(s.purpose, '') NOT IN ('information', 'response')",
             &[],
         )
     }
@@ -267,7 +269,7 @@ impl Store {
         let sql = format!(
             "SELECT s.id, s.tracking_id, s.message, s.title, COALESCE(s.organization, s.from_org), s.purpose,
              s.deadline, COALESCE(m.internal_date, m.received_at), s.created_at, s.state, s.route_to,
-             s.assigned_to, m.message_id, json_extract(r.statement, '$.reply_to'), s.datatracker_url
+             s.assigned_to, m.message_id, json_extract(r.statement, '$.reply_to'), s.datatracker_url, s.direction
              FROM statements s JOIN messages m ON m.id = s.message LEFT JOIN readings r ON r.message = s.message
              WHERE {condition} ORDER BY s.id"
         );
@@ -290,6 +292,7 @@ impl Store {
                 message_id: r.get(12)?,
                 reply_to: reply_to.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
                 datatracker_url: r.get(14)?,
+                outgoing: r.get::<_, String>(15)? == "outgoing",
             })
         })
     }

@@ -270,7 +270,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_about_sender ON outbox (about_sender, created_at) WHERE kind = 'notification';
     "#,
     // 7: closing the loop by mail (issue 15). A statement's record in the datatracker: its
-    // page, its number there, and when liaisond learnt it. `record_expected`: whether it is
+    // page, its number there, and when liaisond learnt it. Its direction: `outgoing` for one
+    // the IETF sent (the other body's answer is awaited; no acknowledgement, no reminders). `record_expected`: whether it is
     // owed a record (the reminder, the digest, `statements list --unrecorded`); statements held
     // before this version are not, or the first digest would list years of them. The outbox
     // gets the kind `confirmation` (what a reply's commands changed, or why not), once per
@@ -282,6 +283,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE statements ADD COLUMN recorded_at TEXT;
     ALTER TABLE statements ADD COLUMN record_expected INTEGER NOT NULL DEFAULT 1;
     UPDATE statements SET record_expected = 0;
+    ALTER TABLE statements ADD COLUMN direction TEXT NOT NULL DEFAULT 'incoming'
+        CHECK (direction IN ('incoming', 'outgoing'));
     CREATE TABLE outbox_new (
         id              INTEGER PRIMARY KEY,
         message         INTEGER REFERENCES messages (id),
@@ -484,6 +487,8 @@ pub struct StatementRow {
     pub assigned_to: Option<String>,
     /// Its page in the datatracker, once recorded.
     pub datatracker_url: Option<String>,
+    /// Sent by the IETF, not received.
+    pub outgoing: bool,
 }
 
 /// The history a message is judged against: what the store holds, except the statement that
@@ -553,6 +558,17 @@ impl History for NotItself<'_> {
     fn by_title_and_org(&self, title: &str, from_org: &str) -> Option<KnownStatement> {
         self.find("s.from_org = ?2 AND s.title = ?1 COLLATE NOCASE", &[&title.trim(), &from_org])
     }
+    fn outgoing_by_title(&self, title: &str) -> Option<KnownStatement> {
+        let condition = format!(
+            "s.state = 'open' AND s.direction = 'outgoing' AND s.title = ?1 COLLATE NOCASE AND s.message {} ?2",
+            self.other()
+        );
+        let found = self.store.statements_where(&condition, &[&title.trim(), &self.message]);
+        known(found.map(|rows| if rows.len() == 1 { rows.into_iter().next() } else { None }))
+    }
+    fn by_record(&self, url: &str) -> Option<KnownStatement> {
+        self.find("s.datatracker_url = ?1", &[&url])
+    }
     /// Only an open statement, and only when no other open one has the same title: a generic
     /// title ("LS on work plan") must not close another organisation's statement.
     fn by_title(&self, title: &str) -> Option<KnownStatement> {
@@ -577,6 +593,7 @@ fn known(found: Result<Option<StatementRow>, StoreError>) -> Option<KnownStateme
                 organization: r.organization,
                 other_side,
                 datatracker_url: r.datatracker_url,
+                outgoing: r.outgoing,
             }
         }),
         Err(e) => {
@@ -618,8 +635,8 @@ fn write_judged(
                 tx.execute(
                     "INSERT INTO statements (tracking_id, message, created_at, title, purpose, deadline, from_org,
                      sender, sender_verified, verification, relationship, organization, route_rule, route_to,
-                     route_cc, route_reason, candidates, no_ack)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                     route_cc, route_reason, candidates, no_ack, direction)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
                     params![
                         tid,
                         id,
@@ -638,7 +655,8 @@ fn write_judged(
                         json(&j.cc),
                         j.route_reason,
                         json(&j.candidates),
-                        j.no_ack
+                        j.no_ack,
+                        if j.outgoing { "outgoing" } else { "incoming" }
                     ],
                 )?;
                 let sid = tx.last_insert_rowid();
@@ -651,6 +669,12 @@ fn write_judged(
         };
         statement = Some(sid);
         tracking_id = Some(tid);
+    }
+    // An incoming statement that answers one the IETF sent: that one is done.
+    if let (Some(target), Some(tid)) = (&j.answers_outgoing, &tracking_id) {
+        let by = j.sender.as_deref().unwrap_or("(no sender)");
+        let why = format!("answered by {tid} (message {id})");
+        follow::close(tx, target.id, by, &why, Some(id), now)?;
     }
     // The datatracker's notice: the statement's record there (the statement it brought, or
     // the one it is a notice of). Believed only from a verified sender: a record stops the
@@ -770,7 +794,7 @@ pub struct StatusReport {
     pub by_state_and_class: Vec<(String, Option<String>, i64)>,
     /// Statements per state (`open`, `done`).
     pub statements: Vec<(String, i64)>,
-    /// Open statements whose deadline (UTC date) has passed.
+    /// Open incoming statements whose deadline (UTC date) has passed (the IETF is late).
     pub statements_overdue: i64,
     /// Per source: when its oldest message still `pending` arrived (RFC 3339).
     pub oldest_pending: Vec<(String, String)>,
@@ -1399,7 +1423,7 @@ impl Store {
         let sql = format!(
             "SELECT s.id, s.tracking_id, s.message, s.title, s.from_org, s.route_to, s.state, s.sender,
              s.route_reason, s.organization, json_extract(rd.statement, '$.reply_to'), s.assigned_to,
-             s.datatracker_url
+             s.datatracker_url, s.direction
              FROM statements s LEFT JOIN readings rd ON rd.message = s.message WHERE {condition} ORDER BY s.id"
         );
         self.rows(&sql, args, |r| {
@@ -1420,6 +1444,7 @@ impl Store {
                 reply_to: reply_to.iter().filter_map(|a| normalize_address(a)).collect(),
                 assigned_to: r.get(11)?,
                 datatracker_url: r.get(12)?,
+                outgoing: r.get::<_, String>(13)? == "outgoing",
             })
         })
     }
@@ -1810,8 +1835,9 @@ impl Store {
                 Ok((r.get(0)?, r.get(1)?))
             })?;
         let count = |sql: &str| -> Result<i64, StoreError> { self.conn.query_row(sql, [], |r| r.get(0)).map_err(e) };
-        let statements_overdue =
-            count("SELECT count(*) FROM statements WHERE state = 'open' AND deadline < date('now')")?;
+        let statements_overdue = count(
+            "SELECT count(*) FROM statements WHERE state = 'open' AND direction = 'incoming' AND deadline < date('now')",
+        )?;
         let ack_pauses = count("SELECT count(*) FROM outbox WHERE kind = 'alert'")?;
         let oldest_pending = self.rows(
             "SELECT s.source, min(m.received_at) FROM messages m JOIN message_sources s ON s.message = m.id

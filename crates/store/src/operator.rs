@@ -56,8 +56,12 @@ pub struct StatementRecord {
     pub recorded_at: Option<String>,
     /// Whether it is owed a record there (statements held before schema 7 are not).
     pub record_expected: bool,
-    /// The `Date:` field of the message that brought it, as written: the statement's own date.
+    /// The `Date:` field of the message that brought it (RFC 3339, the sender's offset): the
+    /// statement's own date.
     pub date_header: Option<String>,
+    /// `incoming` (sent to the IETF) or `outgoing` (sent by it: the other body's answer is
+    /// awaited).
+    pub direction: String,
 }
 
 /// A message that is, or belongs to, a statement (the original, follow-ups, duplicates).
@@ -195,7 +199,7 @@ const RECORD_COLUMNS: &str = "s.id, s.tracking_id, s.message, COALESCE(m.interna
     s.title, s.purpose, s.deadline, s.from_org, s.sender, s.sender_verified, s.verification, s.relationship,
     s.organization, s.route_rule, s.route_to, s.route_cc, s.route_reason, s.candidates, s.no_ack, s.ack,
     s.assigned_to, s.state, s.done_at, s.done_by, s.done_reason, s.done_message, s.datatracker_url, s.recorded_at,
-    s.record_expected, m.date_header";
+    s.record_expected, m.date_header, s.direction";
 
 fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<StatementRecord> {
     // JSON lists written by `write_judged`; an unreadable one (edited by hand) reads as empty.
@@ -234,6 +238,7 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<StatementRecord> {
         recorded_at: r.get(28)?,
         record_expected: r.get(29)?,
         date_header: r.get(30)?,
+        direction: r.get(31)?,
     })
 }
 

@@ -1,0 +1,225 @@
+//! Which way a statement goes: sent *to* the IETF (incoming, the usual case), or sent *by* the
+//! IETF to another body (outgoing: the datatracker copies the coordinators on those since
+//! 2025, and chairs copy the mailbox), and which outgoing statement an incoming one answers.
+//!
+//! **Architecture invariant: pure, no I/O.**
+//!
+//! An outgoing statement is one whose own `From:` line (the datatracker's notice writes it
+//! `From: <group name> <address>`, as a statement's header block does) names the IETF side (an
+//! IETF group, the IAB, the IESG, or an address in an IETF domain) and whose `To:` line names a
+//! body the relationships data knows. The mail's own sender does not decide: a manager who
+//! forwards an incoming statement is on the IETF side too.
+
+use liaisond_model::{History, KnownStatement, Statement, normalize_address};
+
+use crate::classify::tracking_ids_in;
+use crate::relationships::Relationships;
+
+/// An outgoing statement: who sent it and to whom.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Outgoing {
+    /// The IETF side, as named ("Operations and Management Area Working Group (opsawg)").
+    pub from: String,
+    /// The addressed organisation's canonical name (`Broadband Forum`).
+    pub to: String,
+}
+
+/// How many lines from the top of a text the `From:`/`To:` block is looked for in.
+const HEADER_LINES: usize = 60;
+
+/// The value of the first `label:` line among the first lines of `text`.
+fn labelled<'a>(text: &'a str, label: &str) -> Option<&'a str> {
+    text.lines().take(HEADER_LINES).find_map(|line| {
+        let line = line.trim();
+        let name = line.get(..label.len())?;
+        let value = line.get(label.len()..)?.strip_prefix(':')?;
+        name.eq_ignore_ascii_case(label).then(|| value.trim())
+    })
+}
+
+/// `Name <address>, Other <b@x>` → [(name, address)], at most 16.
+fn entries(value: &str) -> Vec<(String, Option<String>)> {
+    value
+        .split(',')
+        .take(16)
+        .map(|part| {
+            let part = part.trim();
+            match (part.find('<'), part.rfind('>')) {
+                (Some(open), Some(close)) if open < close => {
+                    (part[..open].trim().trim_matches('"').to_string(), normalize_address(&part[open + 1..close]))
+                }
+                _ if part.contains('@') && !part.contains(' ') => (String::new(), normalize_address(part)),
+                _ => (part.to_string(), None),
+            }
+        })
+        .collect()
+}
+
+/// The IETF group or body an entry names, labelled "Name (acronym)", or by its IETF address.
+fn ietf_side(rel: &Relationships, name: &str, address: Option<&str>) -> Option<String> {
+    let name = name.trim_start_matches("IETF ").trim_start_matches("the ");
+    if !name.is_empty()
+        && let Some(g) = rel.ietf_group(name)
+    {
+        return Some(format!("{} ({})", g.name, g.acronym));
+    }
+    let address = address?;
+    // A group's list or role address: opsawg@ietf.org, opsawg-chairs@ietf.org, iab@iab.org.
+    let local = address.split('@').next().unwrap_or_default();
+    let acronym = local.strip_suffix("-chairs").or_else(|| local.strip_suffix("-ads")).unwrap_or(local);
+    if let Some(g) = rel.ietf_group(acronym).filter(|_| rel.is_ietf_side(address)) {
+        return Some(format!("{} ({})", g.name, g.acronym));
+    }
+    (rel.is_ietf_side(address) && !rel.is_datatracker_sender(address) && !rel.is_manager(address))
+        .then(|| address.to_string())
+}
+
+/// The organisation an entry names: by name, group name, or address.
+fn organization(rel: &Relationships, name: &str, address: Option<&str>) -> Option<String> {
+    if !name.is_empty() {
+        if let Some(o) = rel.organization(name) {
+            return Some(o.name.clone());
+        }
+        if let Some(o) = rel.resolve_group(None, name).and_then(|g| g.organization()) {
+            return Some(o.name.clone());
+        }
+    }
+    address.and_then(|a| rel.organization_by_sender(a)).map(|m| m.organization.name.clone())
+}
+
+/// Whether `text` (the statement's own text: the datatracker's notice, or the mail body that
+/// carries the statement's header block) is a statement the IETF side sends to another body.
+pub fn outgoing(text: &str, rel: &Relationships) -> Option<Outgoing> {
+    let from = entries(labelled(text, "from")?).into_iter().next()?;
+    let from = ietf_side(rel, &from.0, from.1.as_deref())?;
+    let to = entries(labelled(text, "to")?)
+        .into_iter()
+        .find_map(|(name, address)| organization(rel, &name, address.as_deref()))?;
+    Some(Outgoing { from, to })
+}
+
+/// Title prefixes of a reply to a statement ("Reply LS on X" answers "LS on X").
+const REPLY_PREFIXES: [&str; 6] =
+    ["reply ls on ", "reply ls to ", "reply to ls on ", "reply to ", "response to ", "ls reply on "];
+
+/// The open outgoing statement an incoming one answers: the one its `related` field names (a
+/// datatracker URL, a tracking ID, or a title), or whose title its own "Reply LS on ..."
+/// title repeats.
+pub fn answered_outgoing(st: &Statement, history: &dyn History) -> Option<KnownStatement> {
+    let outgoing = |k: KnownStatement| k.outgoing.then_some(k);
+    if let Some(related) = st.related.as_deref() {
+        for word in related.split_whitespace() {
+            if let Some(record) = crate::datatracker::record_url(word)
+                && let Some(k) = history.by_record(&record.url).and_then(outgoing)
+            {
+                return Some(k);
+            }
+        }
+        if let Some(k) = tracking_ids_in(related).iter().find_map(|id| history.by_tracking_id(id).and_then(outgoing)) {
+            return Some(k);
+        }
+        let title = related.split(" (http").next().unwrap_or(related).trim().trim_matches('"');
+        if let Some(k) = history.outgoing_by_title(title) {
+            return Some(k);
+        }
+    }
+    let title = st.title.as_deref()?.trim();
+    let lower = title.to_ascii_lowercase();
+    let prefix = REPLY_PREFIXES.iter().find(|p| lower.starts_with(*p))?;
+    let rest = title[prefix.len()..].trim().trim_matches('"');
+    // "Reply LS on X" answers "LS on X" (3GPP's form); "Reply to X" answers "X".
+    let candidates = if prefix.contains("ls on") || prefix.ends_with("on ") {
+        vec![format!("LS on {rest}"), rest.to_string()]
+    } else {
+        vec![rest.to_string()]
+    };
+    candidates.iter().find_map(|t| history.outgoing_by_title(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use liaisond_model::NoHistory;
+
+    fn rel() -> Relationships {
+        Relationships::builtin()
+    }
+
+    #[test]
+    fn a_datatracker_notice_of_an_outgoing_statement() {
+        let text = "Title: LS on YANG data models\nURL of the IETF Web page: https://datatracker.ietf.org/liaison/3001/\n\n\
+                    From: Operations and Management Area Working Group <opsawg@ietf.org>\n\
+                    To: Broadband Forum <liaisons@broadband-forum.org>\nPurpose: For action\n";
+        let o = outgoing(text, &rel()).expect("outgoing");
+        assert_eq!(o.to, "Broadband Forum");
+        assert!(o.from.contains("(opsawg)"), "{o:?}");
+    }
+
+    #[test]
+    fn the_iab_and_a_chairs_address_are_the_ietf_side() {
+        let iab = outgoing("From: Internet Architecture Board\nTo: ITU-T SG15\n", &rel()).expect("outgoing");
+        assert_eq!(iab.to, "ITU-T");
+        let chairs = outgoing("From: OPSAWG Chairs <opsawg-chairs@ietf.org>\nTo: 3GPP SA5\n", &rel()).expect("chairs");
+        assert_eq!(chairs.to, "3GPP");
+    }
+
+    #[test]
+    fn a_multibyte_character_where_the_colon_would_be_is_no_label() {
+        // Found by the fuzzer: the label's length fell inside a character.
+        assert_eq!(labelled("fromé: x\nto\u{e9}x\nFrom: y", "from"), Some("y"));
+        assert_eq!(labelled("Fro\u{e9}", "from"), None);
+    }
+
+    #[test]
+    fn incoming_statements_are_not_outgoing() {
+        let r = rel();
+        assert_eq!(outgoing("From: ITU-T SG15\nTo: IETF CCAMP\nPurpose: For action\n", &r), None);
+        assert_eq!(outgoing("From: Jane Doe <jane@example-operator.de>\nTo: TEAS <teas@ietf.org>\n", &r), None);
+        // From the IETF side but to nobody outside it: not a liaison statement going out.
+        assert_eq!(outgoing("From: OPSAWG <opsawg@ietf.org>\nTo: IESG <iesg@ietf.org>\n", &r), None);
+        assert_eq!(outgoing("no header block at all", &r), None);
+    }
+
+    #[test]
+    fn reply_titles_name_the_statement_they_answer() {
+        struct One(KnownStatement);
+        impl History for One {
+            fn by_tracking_id(&self, _: &str) -> Option<KnownStatement> {
+                None
+            }
+            fn by_thread(&self, _: &[String]) -> Option<KnownStatement> {
+                None
+            }
+            fn by_message_id(&self, _: &str) -> Option<KnownStatement> {
+                None
+            }
+            fn by_title_and_org(&self, _: &str, _: &str) -> Option<KnownStatement> {
+                None
+            }
+            fn outgoing_by_title(&self, title: &str) -> Option<KnownStatement> {
+                title.eq_ignore_ascii_case("LS on YANG data models").then(|| self.0.clone())
+            }
+            fn by_record(&self, url: &str) -> Option<KnownStatement> {
+                (url == "https://datatracker.ietf.org/liaison/3001/").then(|| self.0.clone())
+            }
+        }
+        let known = KnownStatement { id: 3, tracking_id: "LS-2026-0003".into(), outgoing: true, ..Default::default() };
+        let h = One(known);
+        let st = |title: &str, related: Option<&str>| Statement {
+            title: Some(title.into()),
+            related: related.map(str::to_string),
+            ..Statement::default()
+        };
+        for (title, related) in [
+            ("Reply LS on YANG data models", None),
+            ("Reply to LS on YANG data models", None),
+            ("Response to LS on YANG data models", None),
+            ("Something else", Some("LS on YANG data models (https://datatracker.ietf.org/liaison/3001/)")),
+            ("Something else", Some("https://datatracker.ietf.org/liaison/3001/")),
+        ] {
+            assert_eq!(answered_outgoing(&st(title, related), &h).map(|k| k.id), Some(3), "{title} / {related:?}");
+        }
+        assert_eq!(answered_outgoing(&st("LS on YANG data models", None), &h), None, "not a reply");
+        assert_eq!(answered_outgoing(&st("Reply LS on YANG data models", None), &NoHistory), None);
+    }
+}
