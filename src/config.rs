@@ -79,7 +79,15 @@ struct RawConfig {
     #[serde(default)]
     datatracker: RawDatatracker,
     #[serde(default)]
+    check_in: RawCheckIn,
+    #[serde(default)]
     metrics: RawMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheckIn {
+    requests: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -294,6 +302,8 @@ pub struct FollowConfig {
     /// A statement not recorded in the datatracker this long after it arrived gets one
     /// reminder, a digest line, and a place in `statements list --unrecorded`.
     pub record_within: Duration,
+    /// Mail each liaison manager whose yearly check-in is due (`[check_in] requests`).
+    pub check_in_requests: bool,
 }
 
 impl Default for FollowConfig {
@@ -308,6 +318,7 @@ impl Default for FollowConfig {
             digest: liaisond_core::follow::DigestSchedule::default(),
             check_in_after: Duration::from_secs(365 * 24 * 3600),
             record_within: Duration::from_secs(7 * 24 * 3600),
+            check_in_requests: true,
         }
     }
 }
@@ -552,12 +563,17 @@ impl Config {
     pub fn load_templates(&self) -> Result<Templates, ConfigError> {
         Templates::from_texts(|name, builtin| match &self.templates {
             // Added later (reminders and digest with schema 5, the receipt with 6, the
-            // "not recorded" reminder and the confirmation with 7): an
+            // "not recorded" reminder, the confirmation and the check-in with 7): an
             // operator's directory from before may not have them yet.
             Some(dir)
                 if matches!(
                     name,
-                    "reminder.txt" | "digest.txt" | "receipt.txt" | "unrecorded.txt" | "confirmation.txt"
+                    "reminder.txt"
+                        | "digest.txt"
+                        | "receipt.txt"
+                        | "unrecorded.txt"
+                        | "confirmation.txt"
+                        | "check-in.txt"
                 ) && !dir.join(name).exists() =>
             {
                 Ok((builtin.to_string(), builtin_path(name)))
@@ -1098,6 +1114,7 @@ impl Validator<'_> {
                 raw.datatracker.record_within.as_ref(),
                 d.record_within,
             )?,
+            check_in_requests: raw.check_in.requests.unwrap_or(d.check_in_requests),
         })
     }
 

@@ -417,3 +417,77 @@ async fn an_outgoing_statement_waits_for_the_other_bodys_answer() {
         no_shell_commands(mails);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_due_for_check_in_is_asked_once_and_the_answer_is_recorded() {
+    let tb = common::testbed();
+    let u = common::users(tb, 8).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Example SDO's manager (manager8) has no check-in on file: due at once.
+    let config = common::config(tb, dir.path(), &u, &common::submission(tb, &u), "[check_in]\nrequests = true\n");
+    let daemon = Daemon::start(config.clone());
+    let request = {
+        let start = std::time::Instant::now();
+        loop {
+            let mails = texts(&common::inbox_of(tb, &u.manager).await);
+            if let Some(m) = mails.into_iter().find(|m| m.contains("Subject: Yearly liaison check-in: Example SDO")) {
+                break m;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "no check-in request reached the manager");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    };
+    assert!(request.contains(&format!("Cc: {}", u.coord)), "{request}");
+    assert!(request.contains("Statements received:"), "the twelve months' summary: {request}");
+    let request_id =
+        request.lines().find_map(|l| l.strip_prefix("Message-ID: ")).expect("its Message-ID").trim().to_string();
+
+    // A restart does not ask again.
+    daemon.stop().await;
+    liaisond::run(config.clone(), CancellationToken::new(), common::run_options(true)).await.expect("a second run");
+    let asked = texts(&common::inbox_of(tb, &u.manager).await)
+        .iter()
+        .filter(|m| m.contains("Subject: Yearly liaison check-in"))
+        .count();
+    assert_eq!(asked, 1, "exactly one request");
+
+    let answer = |verified: bool, n: u32| {
+        let auth = if verified {
+            "Authentication-Results: mx.example.org; dmarc=pass header.from=example.org\r\n"
+        } else {
+            ""
+        };
+        format!(
+            "{auth}From: Manager <{manager}>\r\nTo: {alias}\r\nSubject: Re: Yearly liaison check-in: Example SDO\r\n\
+             Date: {date}\r\nMessage-ID: <check-in-answer-{n}-{pid}@example.org>\r\nIn-Reply-To: {request_id}\r\n\
+             References: {request_id}\r\n\r\n\
+             All is well: two statements under way, a joint workshop in March.\r\n\r\n\
+             On Monday the liaison coordination wrote:\r\n> The IAB liaison coordinators check in once a year\r\n",
+            manager = u.manager,
+            alias = u.alias,
+            date = date(),
+            pid = std::process::id()
+        )
+    };
+    let daemon = Daemon::start(config);
+    // A forged answer is not recorded.
+    common::mail(tb, &u.manager, &u.alias, answer(false, 1).as_bytes()).await;
+    wait_processed(dir.path(), 1, "the forged answer").await;
+    let notes = |dir: &Path| -> Vec<(String, Option<String>)> {
+        let conn = rusqlite::Connection::open(dir.join("liaisond.db")).expect("open");
+        let mut q = conn.prepare("SELECT manager, note FROM check_ins ORDER BY id").expect("prepare");
+        q.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).expect("query").collect::<Result<_, _>>().expect("rows")
+    };
+    assert!(notes(dir.path()).is_empty(), "a forged answer recorded");
+    // The manager's verified answer is the check-in; its text, not what it quotes, the report.
+    common::mail(tb, &u.manager, &u.alias, answer(true, 2).as_bytes()).await;
+    wait_processed(dir.path(), 2, "the answer").await;
+    daemon.stop().await;
+    let recorded = notes(dir.path());
+    assert_eq!(
+        recorded,
+        [(u.manager.clone(), Some("All is well: two statements under way, a joint workshop in March.".to_string()))]
+    );
+    assert!(!store(dir.path()).check_ins_asked().expect("asked").contains_key(&u.manager), "answered");
+    no_shell_commands(&common::inbox_of(tb, &u.manager).await);
+}

@@ -259,7 +259,7 @@ fn read_only_commands_need_no_password_and_never_migrate() {
         conn.execute_batch(
             "ALTER TABLE statements DROP COLUMN datatracker_url; ALTER TABLE statements DROP COLUMN datatracker_number;
              ALTER TABLE statements DROP COLUMN recorded_at; ALTER TABLE statements DROP COLUMN record_expected;
-             ALTER TABLE statements DROP COLUMN direction;
+             ALTER TABLE statements DROP COLUMN direction; DROP TABLE check_in_requests;
              DROP INDEX outbox_by_statement;
              PRAGMA user_version = 6;",
         )

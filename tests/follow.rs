@@ -34,7 +34,7 @@ impl Setup {
     /// The deadline ladder alone: the "not recorded in the datatracker" reminder never comes
     /// (see `Setup::with` for it).
     fn new(time_zone: &str) -> Setup {
-        Setup::with(time_zone, "[datatracker]\nrecord_within = \"100years\"\n")
+        Setup::with(time_zone, "[datatracker]\nrecord_within = \"100years\"\n[check_in]\nrequests = false\n")
     }
 
     fn with(time_zone: &str, extra: &str) -> Setup {
@@ -343,6 +343,8 @@ fn scheduler(config: &Config, store: Store, now: Timestamp) -> liaisond::daemon:
     );
     let mut follow = config.follow.clone();
     follow.digest_enabled = true;
+    // The digest alone: no yearly check-in requests to the demo's managers.
+    follow.check_in_requests = false;
     liaisond::daemon::schedule::Scheduler::new(
         liaisond::db::Db::new(store),
         follow,

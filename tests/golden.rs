@@ -144,6 +144,7 @@ fn follow_row(n: i64, title: &str, purpose: &str, deadline: Option<&str>, url: O
         reply_to: vec!["tsbsg15@itu.int".into()],
         datatracker_url: url.map(str::to_string),
         outgoing: false,
+        done_at: None,
     }
 }
 
@@ -321,6 +322,7 @@ fn digest() {
     }];
     let failed: Vec<OutboxRow> = Vec::new();
     let check_ins = HashMap::new();
+    let check_ins_asked = HashMap::from([(MANAGER.to_string(), "2026-11-09".to_string())]);
     let unrecorded = vec![open[1].clone()];
     let input = DigestInput {
         since: "2026-11-16T08:00:00Z",
@@ -331,6 +333,7 @@ fn digest() {
         quarantined: &quarantined,
         failed: &failed,
         check_ins: &check_ins,
+        check_ins_asked: &check_ins_asked,
         check_in_after: Duration::from_secs(365 * 24 * 3600),
         unrecorded: &unrecorded,
         record_within: Duration::from_secs(7 * 24 * 3600),
@@ -360,4 +363,29 @@ fn confirmation() {
     assert_eq!(d.to, [MANAGER]);
     assert_eq!(d.in_reply_to.as_deref(), Some("sg15-ls123@itu.int"));
     golden("confirmation", &d);
+}
+
+#[test]
+fn check_in_request() {
+    let rel = Relationships::builtin();
+    let today: Date = "2026-11-23".parse().expect("date");
+    let c = follow::check_ins(&rel, &HashMap::new(), today, Duration::from_secs(365 * 24 * 3600))
+        .into_iter()
+        .find(|c| c.email == MANAGER)
+        .expect("the ITU-T manager");
+    let mut answered = follow_row(40, "LS on packet timing", "action", Some("2026-03-01"), None);
+    answered.created_at = "2026-02-01T10:00:00.000Z".into();
+    answered.state = "done".into();
+    answered.done_at = Some("2026-02-15T10:00:00.000Z".into());
+    let rows = vec![
+        answered,
+        follow_row(41, "LS on YANG models", "action", Some("2026-11-01"), None),
+        FollowRow { outgoing: true, ..follow_row(42, "LS on clocks", "action", None, None) },
+    ];
+    let summary = follow::relationship_summary(&rows, today);
+    assert_eq!((summary.incoming, summary.outgoing, summary.open, summary.overdue), (2, 1, 2, 1));
+    assert_eq!(summary.median_days_to_answer, Some(14));
+    let d = follow::check_in_draft(&responder(), &rel, &c, &summary, now(), 1);
+    assert_eq!(d.kind, DraftKind::CheckIn);
+    golden("check-in", &d);
 }

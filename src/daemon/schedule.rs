@@ -47,6 +47,8 @@ pub struct PassReport {
     pub reminders: Vec<(String, String)>,
     /// The digest slot decided in this pass, and whether it had anything to report.
     pub digest: Option<(String, bool)>,
+    /// The managers asked for their yearly check-in in this pass.
+    pub check_ins: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -83,7 +85,9 @@ impl Scheduler {
             self.heartbeat.busy_for(PASS_LIMIT);
             match self.pass().await {
                 Ok(report) => {
-                    if (!report.reminders.is_empty() || report.digest.as_ref().is_some_and(|d| d.1))
+                    if (!report.reminders.is_empty()
+                        || !report.check_ins.is_empty()
+                        || report.digest.as_ref().is_some_and(|d| d.1))
                         && let Some(w) = &self.sender
                     {
                         w.notify_one();
@@ -112,6 +116,9 @@ impl Scheduler {
         }
         if self.config.reminders_enabled {
             report.reminders = self.reminders(now, reader.clone()).await?;
+        }
+        if self.config.check_in_requests {
+            report.check_ins = self.check_ins(now, reader.clone()).await?;
         }
         if self.config.digest_enabled {
             report.digest = self.digest(now, reader).await?;
@@ -189,6 +196,38 @@ impl Scheduler {
             .await
     }
 
+    /// The yearly check-in requests due: one per manager whose check-in is due and who was
+    /// not asked within the year, from the send time of the reminders' day.
+    async fn check_ins(&self, now: Timestamp, reader: Arc<Reader>) -> Result<Vec<String>, StoreError> {
+        let cfg = self.config.clone();
+        self.db
+            .call(move |store| {
+                let Some(responder) = reader.responder() else { return Ok(Vec::new()) };
+                let rel = reader.relationships();
+                let today = follow::schedule_day(now, &cfg.time_zone, cfg.reminders_at);
+                let recorded = store.check_ins()?;
+                let asked = store.check_ins_asked()?;
+                let year_ago = timestamp_text(now - jiff::SignedDuration::from_hours(365 * 24));
+                let a_year_before = today.checked_sub(jiff::ToSpan::years(1)).unwrap_or(today).to_string();
+                let mut queued = Vec::new();
+                for c in follow::check_ins(rel, &recorded, today, cfg.check_in_after) {
+                    // Asked within the year and not answered: the digest says so; no second mail.
+                    if !c.check_in_due || asked.get(&c.email).is_some_and(|on| *on > a_year_before) {
+                        continue;
+                    }
+                    let rows = store.statements_of_relationships(&c.acronyms, &year_ago)?;
+                    let summary = follow::relationship_summary(&rows, today);
+                    let draft = follow::check_in_draft(responder, rel, &c, &summary, now, rand::random());
+                    if store.queue_check_in(&c.email, &today.to_string(), &draft)? {
+                        tracing::info!(manager = %c.email, "yearly check-in request queued");
+                        queued.push(c.email.clone());
+                    }
+                }
+                Ok(queued)
+            })
+            .await
+    }
+
     async fn digest(&self, now: Timestamp, reader: Arc<Reader>) -> Result<Option<(String, bool)>, StoreError> {
         let cfg = self.config.clone();
         self.db
@@ -236,6 +275,7 @@ impl Scheduler {
                 let quarantined = store.quarantined_since(&since)?;
                 let failed = store.outbox_problems_since(&since)?;
                 let check_ins = store.check_ins()?;
+                let check_ins_asked = store.check_ins_asked()?;
                 let unrecorded = store.statements_unrecorded(&record_cutoff(now, &cfg), true)?;
                 let today = now.to_zoned(cfg.time_zone.clone()).date();
                 let input = DigestInput {
@@ -247,6 +287,7 @@ impl Scheduler {
                     quarantined: &quarantined,
                     failed: &failed,
                     check_ins: &check_ins,
+                    check_ins_asked: &check_ins_asked,
                     check_in_after: cfg.check_in_after,
                     unrecorded: &unrecorded,
                     record_within: cfg.record_within,

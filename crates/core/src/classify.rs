@@ -22,11 +22,14 @@
 
 use std::sync::LazyLock;
 
-use liaisond_model::{Class, DatatrackerRecord, History, KnownStatement, Purpose, Statement, normalize_address};
+use liaisond_model::{
+    CheckInRequest, Class, DatatrackerRecord, History, KnownStatement, Purpose, Statement, normalize_address,
+};
 use regex::Regex;
 use serde::Serialize;
 
 use crate::direction::{self, Outgoing};
+pub use crate::tracking::{MAX_TRACKING_IDS, tracking_ids_in};
 use crate::parse::Headers;
 use crate::relationships::Relationships;
 
@@ -50,6 +53,8 @@ pub struct Classification {
     pub outgoing: Option<Outgoing>,
     /// For an incoming `statement`: the open outgoing statement it answers.
     pub answers_outgoing: Option<KnownStatement>,
+    /// For a `follow_up`: the yearly check-in request it answers.
+    pub check_in: Option<CheckInRequest>,
 }
 
 /// Who we are, to recognise our own mail coming back (R41).
@@ -70,8 +75,6 @@ pub const TRACKING_HEADER: &str = "X-Liaison-Tracking-ID";
 /// The local-part prefix of our Message-IDs.
 pub const MESSAGE_ID_PREFIX: &str = "liaisond.";
 
-static TRACKING_ID: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)\bLS-(\d{4})-(\d{4,6})\b").expect("static regex"));
 
 /// The held statement a reply names: a tracking ID in its `related` field or its
 /// `Referenced liaison:` line, else the title written on that line (`Referenced liaison:
@@ -87,26 +90,6 @@ fn referenced_statement(st: &Statement, history: &dyn History) -> Option<KnownSt
     }
     let title = line?.split(" (http").next()?.trim();
     (!title.is_empty() && !title.starts_with("http")).then(|| history.by_title(title)).flatten()
-}
-
-/// At most this many tracking IDs are taken from one text: each is a database lookup, and a
-/// real reply names one or two (a digest answered in full, a dozen).
-pub const MAX_TRACKING_IDS: usize = 16;
-
-/// The distinct tracking IDs written in a text (`LS-2026-0042`), upper-cased, in order, at
-/// most [`MAX_TRACKING_IDS`].
-pub fn tracking_ids_in(text: &str) -> Vec<String> {
-    let mut ids: Vec<String> = Vec::new();
-    for c in TRACKING_ID.captures_iter(text) {
-        let id = format!("LS-{}-{}", &c[1], &c[2]);
-        if !ids.contains(&id) {
-            ids.push(id);
-            if ids.len() == MAX_TRACKING_IDS {
-                break;
-            }
-        }
-    }
-    ids
 }
 
 /// Everything classification looks at.
@@ -149,6 +132,7 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
         datatracker_record: None,
         outgoing: None,
         answers_outgoing: None,
+        check_in: None,
     };
     // Compared with our address and matched on its local part: normalised (lower case) here,
     // whatever form the caller has it in.
@@ -201,6 +185,7 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
                 datatracker_record: None,
                 outgoing: None,
                 answers_outgoing: None,
+                check_in: None,
             };
         }
         // The notice of a statement we hold (it was mailed to us first): its record there.
@@ -217,6 +202,7 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
                 datatracker_record: record,
                 outgoing: None,
                 answers_outgoing: None,
+                check_in: None,
             };
         }
         return Classification {
@@ -228,6 +214,7 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
             datatracker_record: record,
             outgoing: None,
             answers_outgoing: None,
+            check_in: None,
         };
     }
 
@@ -260,6 +247,7 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
                 datatracker_record: None,
                 outgoing: None,
                 answers_outgoing: None,
+                check_in: None,
             };
         }
     }
@@ -276,6 +264,14 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
                 datatracker_record: None,
                 outgoing: None,
                 answers_outgoing: None,
+                check_in: None,
+            };
+        }
+        if let Some(request) = history.check_in_request(&thread) {
+            return Classification {
+                reason: format!("it answers the yearly check-in request to {}", request.manager),
+                check_in: Some(request),
+                ..verdict(Class::FollowUp, String::new())
             };
         }
         if let Some(id) = thread.iter().find(|id| is_our_message_id(id, ours)) {
@@ -296,6 +292,7 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
             datatracker_record: None,
             outgoing: None,
             answers_outgoing: None,
+            check_in: None,
         };
     }
 
@@ -322,6 +319,7 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
             datatracker_record: None,
             outgoing: None,
             answers_outgoing: None,
+            check_in: None,
         };
     }
     match list {
@@ -337,6 +335,7 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
             datatracker_record: None,
             outgoing: None,
             answers_outgoing: None,
+            check_in: None,
         },
         Some(marker) => verdict(Class::List, format!("list or bulk mail ({marker})")),
         None if evidence.len() >= 2 => {

@@ -19,7 +19,7 @@
 use jiff::civil::Date;
 use liaisond_model::{Action, Command, History, KnownStatement, Target, normalize_address, printable};
 
-use crate::classify::tracking_ids_in;
+use crate::tracking::tracking_ids_in;
 use crate::relationships::Relationships;
 
 /// At most this many command lines are taken from one reply (a digest answered line by line

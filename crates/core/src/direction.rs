@@ -12,7 +12,7 @@
 
 use liaisond_model::{History, KnownStatement, Statement, normalize_address};
 
-use crate::classify::tracking_ids_in;
+use crate::tracking::tracking_ids_in;
 use crate::relationships::Relationships;
 
 /// An outgoing statement: who sent it and to whom.

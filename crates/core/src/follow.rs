@@ -356,8 +356,10 @@ pub struct DigestInput<'a> {
     pub received: &'a [FollowRow],
     pub quarantined: &'a [QuarantinedRow],
     pub failed: &'a [OutboxRow],
-    /// Check-ins recorded with `liaisond relationships check-in` (address → date).
+    /// Check-ins recorded (by mail, or with `liaisond relationships check-in`): address → date.
     pub check_ins: &'a HashMap<String, String>,
+    /// Check-in requests sent and not answered yet: address → the day it was sent.
+    pub check_ins_asked: &'a HashMap<String, String>,
     pub check_in_after: Duration,
     /// Open statements not recorded in the datatracker within `record_within`.
     pub unrecorded: &'a [FollowRow],
@@ -480,7 +482,8 @@ pub fn digest_draft(
         .filter(|c| c.check_in_due)
         .map(|c| {
             let when = c.last_contact.map_or_else(|| "no contact recorded".into(), |d| format!("last contact {d}"));
-            format!("- {} <{}> ({}): {when}", c.name, c.email, c.relationships.join("; "))
+            let asked = input.check_ins_asked.get(&c.email).map(|d| format!("; asked on {d}, no answer yet"));
+            format!("- {} <{}> ({}): {when}{}", c.name, c.email, c.relationships.join("; "), asked.unwrap_or_default())
         })
         .collect();
 
@@ -552,10 +555,107 @@ pub struct CheckIn {
     pub name: String,
     pub email: String,
     pub relationships: Vec<String>,
+    /// The relationships' datatracker acronyms (as statements record them).
+    pub acronyms: Vec<String>,
     #[serde(serialize_with = "date_text")]
     pub last_contact: Option<Date>,
     /// Never in contact, or not for `after`.
     pub check_in_due: bool,
+}
+
+/// A relationship's last twelve months, for its manager's check-in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelationshipSummary {
+    pub incoming: usize,
+    pub outgoing: usize,
+    /// Still open, of either direction.
+    pub open: usize,
+    /// Incoming, open, owing a reply, and past their deadline.
+    pub overdue: usize,
+    /// Over the incoming statements owing a reply that were done: the median of the days from
+    /// arrival to done.
+    pub median_days_to_answer: Option<i64>,
+    pub answered: usize,
+}
+
+/// The summary of `rows` (a relationship's statements of the last twelve months) on `today`.
+pub fn relationship_summary(rows: &[FollowRow], today: Date) -> RelationshipSummary {
+    let day = |t: &str| t.parse::<Timestamp>().ok().map(|t| local_date(t, &TimeZone::UTC));
+    let mut days: Vec<i64> = rows
+        .iter()
+        .filter(|s| !s.outgoing && s.state == "done" && awaits_reply(s.purpose.as_deref()))
+        .filter_map(|s| Some(days_between(day(&s.created_at)?, day(s.done_at.as_deref()?)?)))
+        .collect();
+    days.sort_unstable();
+    RelationshipSummary {
+        incoming: rows.iter().filter(|s| !s.outgoing).count(),
+        outgoing: rows.iter().filter(|s| s.outgoing).count(),
+        open: rows.iter().filter(|s| s.state == "open").count(),
+        overdue: rows
+            .iter()
+            .filter(|s| !s.outgoing && s.state == "open" && awaits_reply(s.purpose.as_deref()))
+            .filter(|s| s.deadline.as_deref().and_then(|d| d.parse::<Date>().ok()).is_some_and(|d| d < today))
+            .count(),
+        median_days_to_answer: days.get(days.len() / 2).copied().filter(|_| !days.is_empty()),
+        answered: days.len(),
+    }
+}
+
+/// What a reply says, without what it quotes: its lines up to the first quoted one (`>`), the
+/// attribution before a quote (`On ... wrote:`) or a forwarded original, at most 4,000
+/// characters.
+pub fn report_text(reply: &str) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    for line in reply.lines() {
+        let t = line.trim();
+        if t.starts_with('>') || t.starts_with("-----Original Message") || t.starts_with("________________") {
+            break;
+        }
+        kept.push(line.trim_end());
+    }
+    while kept.last().is_some_and(|l| l.trim().is_empty() || l.trim_end().ends_with("wrote:")) {
+        kept.pop();
+    }
+    let text = kept.join("\n");
+    let text = text.trim();
+    match text.char_indices().nth(4000) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// The yearly check-in request to a manager: the last twelve months of their relationships,
+/// and how to answer; to the manager, the coordinators in copy.
+pub fn check_in_draft(
+    responder: &Responder,
+    rel: &Relationships,
+    c: &CheckIn,
+    summary: &RelationshipSummary,
+    now: Timestamp,
+    nonce: u64,
+) -> Draft {
+    let coordinators = rel.coordinators().to_vec();
+    let mut v = Values::new();
+    v.insert("name", printable(&c.name));
+    v.insert("relationships", printable(&c.relationships.join("; ")));
+    v.insert("last_contact", c.last_contact.map_or_else(|| "none recorded".to_string(), |d| d.to_string()));
+    v.insert("incoming", summary.incoming.to_string());
+    v.insert("outgoing", summary.outgoing.to_string());
+    v.insert("open", summary.open.to_string());
+    v.insert("overdue", summary.overdue.to_string());
+    v.insert("answered", summary.answered.to_string());
+    if let Some(m) = summary.median_days_to_answer {
+        v.insert("median_days", m.to_string());
+    }
+    v.insert("coordinators", coordinators.join(", "));
+    let rendered = responder.templates.check_in.render(&v);
+    let addressing = Addressing {
+        to: vec![c.email.clone()],
+        cc: coordinators.iter().filter(|a| **a != c.email).cloned().collect(),
+        reply_to: coordinators,
+    };
+    let about = format!("checkin.{}", c.email.split('@').next().unwrap_or("manager"));
+    responder.scheduled_draft(DraftKind::CheckIn, &about, addressing, rendered, now, nonce)
 }
 
 /// `YYYY-MM-DD` or null.
@@ -581,6 +681,7 @@ pub fn check_ins(
                     name: m.name.to_string(),
                     email: m.email.to_string(),
                     relationships: Vec::new(),
+                    acronyms: Vec::new(),
                     last_contact: recorded,
                     check_in_due: false,
                 });
@@ -589,6 +690,7 @@ pub fn check_ins(
         };
         let c = &mut all[at];
         c.relationships.push(m.relationship);
+        c.acronyms.push(m.acronym.to_string());
         c.last_contact = c.last_contact.max(m.last_contact);
     }
     for c in &mut all {

@@ -55,6 +55,8 @@ pub struct Judgement {
     pub answers: Option<Result<String, String>>,
     /// For a reply to mail liaisond sent: the commands on its first lines, each decided.
     pub commands: Vec<liaisond_model::Command>,
+    /// For a reply to a yearly check-in request: recorded, or why not.
+    pub check_in_answer: Option<Result<liaisond_model::CheckInAnswer, String>>,
 }
 
 impl Judgement {
@@ -90,6 +92,7 @@ impl Judgement {
                 .answers_outgoing
                 .as_ref()
                 .map(|k| liaisond_model::Target { id: k.id, tracking_id: k.tracking_id.clone() }),
+            check_in_answer: self.check_in_answer.clone(),
         }
     }
 }
@@ -151,7 +154,30 @@ pub fn judge(
     // A reply to mail we sent (or naming a statement) whose first lines are commands. Its
     // commands stand in for a reply to the statement: a manager's `Done:` to the
     // coordinators is not an answer to the other body.
-    let requests = if classification.class == Class::FollowUp && !classification.datatracker_reply {
+    // A manager's answer to the yearly check-in request: recorded as the check-in when the
+    // manager asked sent it, verified (a From: header is only a claim).
+    let check_in_answer = classification.check_in.as_ref().map(|request| {
+        let sender = analysis.sender.as_deref().and_then(normalize_address);
+        match sender {
+            Some(s) if s == request.manager && route.sender_verified => Ok(liaisond_model::CheckInAnswer {
+                request: request.id,
+                manager: s,
+                report: follow::report_text(&analysis.reply_text),
+            }),
+            Some(s) if s == request.manager => {
+                Err(format!("{s} answered the check-in, but the sender is not verified ({})", route.verification))
+            }
+            other => Err(format!(
+                "an answer to the check-in request to {} from {}",
+                request.manager,
+                other.as_deref().unwrap_or("(no sender)")
+            )),
+        }
+    });
+    let requests = if classification.class == Class::FollowUp
+        && !classification.datatracker_reply
+        && classification.check_in.is_none()
+    {
         command::commands_in(&analysis.reply_text)
     } else {
         Vec::new()
@@ -167,7 +193,7 @@ pub fn judge(
         };
         (command::decide(requests, classification.related.as_ref(), &who, rel, history), None)
     };
-    Judgement { classification, route, answers, commands }
+    Judgement { classification, route, answers, commands, check_in_answer }
 }
 
 /// An outgoing statement goes to the addressed body's liaison manager, who should know what

@@ -36,6 +36,7 @@ pub mod relationships;
 pub mod respond;
 pub mod route;
 pub mod template;
+pub mod tracking;
 pub mod understand;
 pub mod wrap;
 

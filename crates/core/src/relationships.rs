@@ -191,6 +191,8 @@ pub struct ManagerEntry<'a> {
     /// Normalised (lower case).
     pub email: &'a str,
     pub relationship: String,
+    /// The relationship's datatracker acronym (the organisation's, or its group's).
+    pub acronym: &'a str,
     /// The last check-in recorded in the relationships data.
     pub last_contact: Option<Date>,
 }
@@ -637,15 +639,18 @@ impl Relationships {
     pub fn managers(&self) -> Vec<ManagerEntry<'_>> {
         let mut all = Vec::new();
         for org in &self.organizations {
-            let liaisons = std::iter::once((org.name.clone(), &org.liaison)).chain(
-                org.groups.iter().filter_map(|g| g.liaison.as_ref().map(|l| (format!("{} / {}", org.name, g.name), l))),
+            let liaisons = std::iter::once((org.name.clone(), org.acronym.as_str(), &org.liaison)).chain(
+                org.groups.iter().filter_map(|g| {
+                    g.liaison.as_ref().map(|l| (format!("{} / {}", org.name, g.name), g.acronym.as_str(), l))
+                }),
             );
-            for (relationship, liaison) in liaisons {
+            for (relationship, acronym, liaison) in liaisons {
                 for m in liaison.primary.iter().chain(liaison.backup.iter()) {
                     all.push(ManagerEntry {
                         name: &m.name,
                         email: &m.email,
                         relationship: relationship.clone(),
+                        acronym,
                         last_contact: liaison.last_contact,
                     });
                 }

@@ -156,11 +156,12 @@ pub struct Templates {
     pub digest: Template,
     pub unrecorded: Template,
     pub confirmation: Template,
+    pub check_in: Template,
 }
 
 /// The template files a directory holds, each with the names it may use and its built-in
 /// copy (`config/templates/`, compiled in).
-pub const TEMPLATE_FILES: [(&str, &[&str], &str); 8] = [
+pub const TEMPLATE_FILES: [(&str, &[&str], &str); 9] = [
     ("ack.txt", ACK_NAMES, include_str!("../../../config/templates/ack.txt")),
     ("receipt.txt", RECEIPT_NAMES, include_str!("../../../config/templates/receipt.txt")),
     ("notification.txt", NOTIFICATION_NAMES, include_str!("../../../config/templates/notification.txt")),
@@ -169,6 +170,7 @@ pub const TEMPLATE_FILES: [(&str, &[&str], &str); 8] = [
     ("digest.txt", DIGEST_NAMES, include_str!("../../../config/templates/digest.txt")),
     ("unrecorded.txt", UNRECORDED_NAMES, include_str!("../../../config/templates/unrecorded.txt")),
     ("confirmation.txt", CONFIRMATION_NAMES, include_str!("../../../config/templates/confirmation.txt")),
+    ("check-in.txt", CHECK_IN_NAMES, include_str!("../../../config/templates/check-in.txt")),
 ];
 
 impl Templates {
@@ -191,6 +193,7 @@ impl Templates {
             digest: one(5)?,
             unrecorded: one(6)?,
             confirmation: one(7)?,
+            check_in: one(8)?,
         })
     }
 
@@ -309,6 +312,19 @@ pub const UNRECORDED_NAMES: &[&str] = &[
     "to",
     "coordinators",
     "assigned",
+];
+/// The yearly check-in request to a liaison manager.
+pub const CHECK_IN_NAMES: &[&str] = &[
+    "name",
+    "relationships",
+    "last_contact",
+    "incoming",
+    "outgoing",
+    "open",
+    "overdue",
+    "answered",
+    "median_days",
+    "coordinators",
 ];
 /// The answer to a reply's commands: what changed, what was refused and why.
 pub const CONFIRMATION_NAMES: &[&str] =

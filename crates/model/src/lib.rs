@@ -30,5 +30,6 @@ pub use statement::{
 };
 pub use time::timestamp_text;
 pub use verdict::{
-    Action, Class, Command, CommandResult, DatatrackerRecord, History, KnownStatement, NoHistory, Target, Verdict,
+    Action, CheckInAnswer, CheckInRequest, Class, Command, CommandResult, DatatrackerRecord, History, KnownStatement,
+    NoHistory, Target, Verdict,
 };

@@ -35,6 +35,8 @@ pub enum DraftKind {
     Digest,
     /// The answer to a reply that carried commands: what they changed, or why not.
     Confirmation,
+    /// The yearly check-in request to a liaison manager.
+    CheckIn,
 }
 
 impl DraftKind {
@@ -46,6 +48,7 @@ impl DraftKind {
             DraftKind::Reminder => "reminder",
             DraftKind::Digest => "digest",
             DraftKind::Confirmation => "confirmation",
+            DraftKind::CheckIn => "check_in",
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct FollowRow {
     pub datatracker_url: Option<String>,
     /// Sent by the IETF: the other body's answer is awaited.
     pub outgoing: bool,
+    /// When it was marked done (RFC 3339).
+    pub done_at: Option<String>,
 }
 
 /// A quarantined message, for the digest.

@@ -36,6 +36,26 @@ pub struct Verdict {
     pub outgoing: bool,
     /// For an incoming statement: the open outgoing statement it answers (then done).
     pub answers_outgoing: Option<Target>,
+    /// For a reply to a yearly check-in request: `Ok` (recorded as the check-in, its text as
+    /// the report) when the manager asked sent it, verified; else why not.
+    pub check_in_answer: Option<Result<CheckInAnswer, String>>,
+}
+
+/// A yearly check-in request liaisond sent, as the history knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckInRequest {
+    pub id: i64,
+    /// The manager asked (normalised).
+    pub manager: String,
+}
+
+/// A manager's answer to a check-in request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckInAnswer {
+    pub request: i64,
+    pub manager: String,
+    /// Their text (without what it quotes), kept as the check-in's report.
+    pub report: String,
 }
 
 /// A statement's page in the datatracker: `https://datatracker.ietf.org/liaison/2099/`.
@@ -71,6 +91,7 @@ impl Verdict {
             commands: Vec::new(),
             outgoing: false,
             answers_outgoing: None,
+            check_in_answer: None,
         }
     }
 }
@@ -164,6 +185,10 @@ pub trait History {
     }
     /// The statement recorded in the datatracker at this URL.
     fn by_record(&self, _url: &str) -> Option<KnownStatement> {
+        None
+    }
+    /// The check-in request one of these Message-IDs is (a reply to it threads to it).
+    fn check_in_request(&self, _message_ids: &[String]) -> Option<CheckInRequest> {
         None
     }
 }

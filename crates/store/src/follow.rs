@@ -127,6 +127,34 @@ pub(crate) fn statement_event(
     Ok(())
 }
 
+/// Records a manager's answer to a check-in request (message `message`) as the check-in of
+/// `on_date`, the answer's text its note, and marks the request answered. Returns false,
+/// changing nothing, when that request was answered already (a second reply is a follow-up).
+pub(crate) fn record_check_in_answer(
+    tx: &Connection,
+    answer: &liaisond_model::CheckInAnswer,
+    message: i64,
+    on_date: &str,
+    now: &str,
+) -> rusqlite::Result<bool> {
+    let n = tx.execute(
+        "UPDATE check_in_requests SET answered_at = ?2, answer_message = ?3 WHERE id = ?1 AND answered_at IS NULL",
+        params![answer.request, now, message],
+    )?;
+    if n == 0 {
+        return Ok(false);
+    }
+    tx.execute(
+        "INSERT INTO check_ins (manager, on_date, recorded_at, note) VALUES (?1, ?2, ?3, ?4)",
+        params![answer.manager, on_date, now, answer.report],
+    )?;
+    tx.execute(
+        "INSERT INTO events (at, message, kind, detail) VALUES (?1, ?2, 'check_in', ?3)",
+        params![now, message, format!("{} on {on_date}, by mail (message {message})", answer.manager)],
+    )?;
+    Ok(true)
+}
+
 /// How changing a statement's state went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -260,6 +288,51 @@ impl Store {
         })
     }
 
+    /// The statements of these relationships (datatracker acronyms) recorded at or after
+    /// `since`, oldest first: a manager's check-in summary.
+    pub fn statements_of_relationships(&self, acronyms: &[String], since: &str) -> Result<Vec<FollowRow>, StoreError> {
+        let list = serde_json::to_string(acronyms).unwrap_or_else(|_| "[]".into());
+        self.follow_rows("s.relationship IN (SELECT value FROM json_each(?1)) AND s.created_at >= ?2", &[&list, &since])
+    }
+
+    /// Queues the yearly check-in request to `manager` (sent on `today`, `YYYY-MM-DD`), unless
+    /// one went out within a year before `today`. One IMMEDIATE transaction: the request, the
+    /// outbox item and an event. Returns whether it was queued.
+    pub fn queue_check_in(&mut self, manager: &str, today: &str, draft: &Draft) -> Result<bool, StoreError> {
+        self.immediately(|s| {
+            let tx = &s.conn;
+            let recent = tx
+                .prepare_cached("SELECT 1 FROM check_in_requests WHERE manager = ?1 AND sent_on > date(?2, '-1 year')")?
+                .exists(params![manager, today])?;
+            if recent {
+                return Ok(false);
+            }
+            let now = now_utc();
+            let Some(outbox) = super::outbox::insert_draft(tx, None, None, draft, &now)? else { return Ok(false) };
+            tx.execute(
+                "INSERT INTO check_in_requests (manager, sent_on, outbox, decided_at) VALUES (?1, ?2, ?3, ?4)",
+                params![manager, today, outbox, now],
+            )?;
+            tx.execute(
+                "INSERT INTO events (at, message, kind, detail) VALUES (?1, NULL, 'check_in_requested', ?2)",
+                params![now, format!("{manager}: the yearly check-in request queued (outbox {outbox})")],
+            )?;
+            Ok(true)
+        })
+    }
+
+    /// Check-in requests not answered yet, the latest per manager: address → the day sent.
+    pub fn check_ins_asked(&self) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT manager, MAX(sent_on) FROM check_in_requests WHERE answered_at IS NULL GROUP BY manager",
+                &[],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .into_iter()
+            .collect())
+    }
+
     /// Statements recorded at or after `since`, oldest first.
     pub fn statements_since(&self, since: &str) -> Result<Vec<FollowRow>, StoreError> {
         self.follow_rows("s.created_at >= ?1", &[&since])
@@ -269,7 +342,8 @@ impl Store {
         let sql = format!(
             "SELECT s.id, s.tracking_id, s.message, s.title, COALESCE(s.organization, s.from_org), s.purpose,
              s.deadline, COALESCE(m.internal_date, m.received_at), s.created_at, s.state, s.route_to,
-             s.assigned_to, m.message_id, json_extract(r.statement, '$.reply_to'), s.datatracker_url, s.direction
+             s.assigned_to, m.message_id, json_extract(r.statement, '$.reply_to'), s.datatracker_url, s.direction,
+             s.done_at
              FROM statements s JOIN messages m ON m.id = s.message LEFT JOIN readings r ON r.message = s.message
              WHERE {condition} ORDER BY s.id"
         );
@@ -293,6 +367,7 @@ impl Store {
                 reply_to: reply_to.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
                 datatracker_url: r.get(14)?,
                 outgoing: r.get::<_, String>(15)? == "outgoing",
+                done_at: r.get(16)?,
             })
         })
     }

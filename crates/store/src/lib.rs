@@ -275,7 +275,8 @@ const MIGRATIONS: &[&str] = &[
     // owed a record (the reminder, the digest, `statements list --unrecorded`); statements held
     // before this version are not, or the first digest would list years of them. The outbox
     // gets the kind `confirmation` (what a reply's commands changed, or why not), once per
-    // message like the acknowledgement: SQLite cannot change a CHECK constraint, so the table
+    // message like the acknowledgement, and `check_in` (the yearly request to a manager, one
+    // a year: `check_in_requests`, answered by the manager's reply): SQLite cannot change a CHECK constraint, so the table
     // is rebuilt (with foreign keys off, as its documentation says: see `Store::migrate`).
     r#"
     ALTER TABLE statements ADD COLUMN datatracker_url TEXT;
@@ -290,7 +291,8 @@ const MIGRATIONS: &[&str] = &[
         message         INTEGER REFERENCES messages (id),
         statement       INTEGER REFERENCES statements (id),
         kind            TEXT NOT NULL
-                        CHECK (kind IN ('ack', 'notification', 'alert', 'reminder', 'digest', 'confirmation')),
+                        CHECK (kind IN ('ack', 'notification', 'alert', 'reminder', 'digest', 'confirmation',
+                                        'check_in')),
         message_id      TEXT NOT NULL UNIQUE,
         ack_to          TEXT,
         recipients      TEXT NOT NULL,
@@ -328,6 +330,17 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_ack_key ON outbox (ack_key, created_at) WHERE kind = 'ack';
     CREATE INDEX outbox_ack_domain ON outbox (ack_domain, created_at) WHERE kind = 'ack';
     CREATE INDEX outbox_about_sender ON outbox (about_sender, created_at) WHERE kind = 'notification';
+    CREATE TABLE check_in_requests (
+        id             INTEGER PRIMARY KEY,
+        manager        TEXT NOT NULL,
+        sent_on        TEXT NOT NULL,
+        outbox         INTEGER REFERENCES outbox (id),
+        decided_at     TEXT NOT NULL,
+        answered_at    TEXT,
+        answer_message INTEGER REFERENCES messages (id)
+    );
+    CREATE INDEX check_in_requests_by_manager ON check_in_requests (manager, sent_on);
+    CREATE INDEX check_in_requests_by_outbox ON check_in_requests (outbox);
     "#,
 ];
 
@@ -569,6 +582,23 @@ impl History for NotItself<'_> {
     fn by_record(&self, url: &str) -> Option<KnownStatement> {
         self.find("s.datatracker_url = ?1", &[&url])
     }
+    fn check_in_request(&self, message_ids: &[String]) -> Option<liaisond_model::CheckInRequest> {
+        message_ids.iter().find_map(|mid| {
+            let found = self.store.conn.query_row(
+                "SELECT r.id, r.manager FROM check_in_requests r JOIN outbox o ON o.id = r.outbox
+                 WHERE o.message_id = ?1",
+                params![mid],
+                |r| Ok(liaisond_model::CheckInRequest { id: r.get(0)?, manager: r.get(1)? }),
+            );
+            match found.optional() {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(error = %e, "looking up check-in requests failed; judging the message on its own");
+                    None
+                }
+            }
+        })
+    }
     /// Only an open statement, and only when no other open one has the same title: a generic
     /// title ("LS on work plan") must not close another organisation's statement.
     fn by_title(&self, title: &str) -> Option<KnownStatement> {
@@ -721,6 +751,20 @@ fn write_judged(
                 follow::statement_event(tx, sid, "reply_not_trusted", &format!("message {id}: {reason}"), now)?
             }
         }
+    }
+    // A manager's answer to the yearly check-in request.
+    match &j.check_in_answer {
+        Some(Ok(answer)) => {
+            let on_date = now.get(..10).unwrap_or(now);
+            follow::record_check_in_answer(tx, answer, id, on_date, now)?;
+        }
+        Some(Err(why)) => {
+            tx.execute(
+                "INSERT INTO events (at, message, kind, detail) VALUES (?1, ?2, 'check_in_not_trusted', ?3)",
+                params![now, id, why],
+            )?;
+        }
+        None => {}
     }
     // The commands of a reply, in order (each sees what the one before it did).
     let by = format!("{} (by mail, message {id})", j.sender.as_deref().unwrap_or("(no sender)"));
