@@ -51,6 +51,8 @@ impl fmt::Debug for Secret {
 struct RawConfig {
     /// The relationships data file; default: the built-in copy of config/relationships.toml.
     relationships: Option<String>,
+    /// The IETF groups' chairs and ADs; default: the built-in copy of config/ietf-experts.toml.
+    experts: Option<String>,
     store: RawStore,
     #[serde(default)]
     limits: RawLimits,
@@ -258,6 +260,8 @@ pub struct Config {
     pub path: PathBuf,
     /// The relationships data file, when not the built-in one.
     pub relationships: Option<PathBuf>,
+    /// `experts`: the IETF groups' chairs and ADs (None: the built-in sample data).
+    pub experts: Option<PathBuf>,
     pub database: PathBuf,
     pub busy_timeout: Duration,
     pub limits: Limits,
@@ -559,6 +563,18 @@ impl Config {
         }
     }
 
+    /// The IETF groups' chairs and ADs: the `experts` file, else the built-in copy.
+    pub fn load_experts(&self) -> Result<liaisond_core::experts::Experts, ConfigError> {
+        match &self.experts {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::whole_file(path, format!("cannot read the experts file: {e}")))?;
+                liaisond_core::experts::Experts::from_str_at(&text, path)
+            }
+            None => Ok(liaisond_core::experts::Experts::builtin()),
+        }
+    }
+
     /// The templates: the operator's directory, else the built-in copies of `config/templates/`.
     pub fn load_templates(&self) -> Result<Templates, ConfigError> {
         Templates::from_texts(|name, builtin| match &self.templates {
@@ -619,6 +635,7 @@ impl Config {
             identity.ours.message_id_domain,
         );
         responder.notify_per_sender_per_day = self.notifications.per_sender_per_day;
+        responder.experts = self.load_experts()?;
         Ok(responder)
     }
 
@@ -871,6 +888,16 @@ impl Validator<'_> {
             }
             None => None,
         };
+        let experts = match &raw.experts {
+            Some(p) => {
+                let p = self.resolve(p);
+                if !p.is_file() {
+                    return Err(self.err(&[Key("experts")], format!("{} is not a readable file", p.display())));
+                }
+                Some(p)
+            }
+            None => None,
+        };
         let mail = match &raw.mail {
             None => None,
             Some(m) => {
@@ -934,6 +961,7 @@ impl Validator<'_> {
             templates,
             path: self.path.to_path_buf(),
             relationships,
+            experts,
             database,
             busy_timeout,
             limits,

@@ -885,4 +885,19 @@ fn relationships_diff_reports_what_the_datatracker_records_differently() {
     let out = liaisond(&["relationships", "diff", "--config", c, bad.to_str().expect("utf8")], None);
     assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("bad.json"), "{}", text(&out.stderr));
+
+    // The experts data from saved API answers, as `scripts/ietf-experts --from DIR` makes it:
+    // the built-in file is exactly that output for the fixtures.
+    let experts = |name: &str| repo_root().join("fixtures/datatracker/experts").join(name).display().to_string();
+    let source = "fixtures/datatracker/experts/*.json: SAMPLE DATA (invented people, real group acronyms)";
+    let files = [experts("groups.json"), experts("roles.json"), experts("people.json")];
+    let mut args = vec!["relationships", "experts", "--source", source];
+    args.extend(files.iter().map(String::as_str));
+    let out = liaisond(&args, None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let built_in = std::fs::read_to_string(repo_root().join("config/ietf-experts.toml")).expect("read");
+    assert_eq!(text(&out.stdout), built_in);
+    let out = liaisond(&["relationships", "experts", bad.to_str().expect("utf8")], None);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("bad.json"), "{}", text(&out.stderr));
 }

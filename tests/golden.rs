@@ -59,7 +59,7 @@ fn statement(purpose: Purpose, deadline: Option<&str>) -> Statement {
         deadline: deadline.map(str::to_string),
         from_org: Some("ITU-T".into()),
         from_groups: vec!["SG15".into()],
-        to_groups: vec!["detnet".into(), "teas".into(), "an unknown group".into()],
+        to_groups: vec!["detnet".into(), "teas".into(), "nmrg".into(), "an unknown group".into()],
         from_contacts: vec!["Hiroshi Tanaka <hiroshi.tanaka@example-telecom.com>".into()],
         reply_to: vec!["tsbsg15@itu.int".into()],
         technical_contacts: vec!["Anna Lindqvist <anna.lindqvist@example-networks.se>".into()],

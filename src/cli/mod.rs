@@ -413,24 +413,29 @@ fn load_then(
             eprintln!("liaisond: invalid configuration: {e}");
             EX_CONFIG
         }
-        Ok(config) => match f(config) {
-            Ok(code) => code,
-            // A closed pipe (`| head`) is the reader's choice, not a failure: end quietly.
-            Err(e) if pipe_closed_is_ok && output::is_broken_pipe(&e) => EX_OK,
-            Err(e) if output::refusal_code(&e).is_some() => {
-                eprintln!("liaisond: {e:#}");
-                output::refusal_code(&e).unwrap_or(EX_FAILURE)
-            }
-            // The relationships data is configuration too, read later than the file itself.
-            Err(e) if e.chain().any(|c| c.is::<liaisond_model::ConfigError>()) => {
-                eprintln!("liaisond: invalid configuration: {e:#}");
-                EX_CONFIG
-            }
-            Err(e) => {
-                eprintln!("liaisond: {e:#}");
-                EX_FAILURE
-            }
-        },
+        Ok(config) => exit_code(f(config), pipe_closed_is_ok),
+    }
+}
+
+/// A command's result as its exit code, its error said on standard error.
+fn exit_code(result: anyhow::Result<u8>, pipe_closed_is_ok: bool) -> u8 {
+    match result {
+        Ok(code) => code,
+        // A closed pipe (`| head`) is the reader's choice, not a failure: end quietly.
+        Err(e) if pipe_closed_is_ok && output::is_broken_pipe(&e) => EX_OK,
+        Err(e) if output::refusal_code(&e).is_some() => {
+            eprintln!("liaisond: {e:#}");
+            output::refusal_code(&e).unwrap_or(EX_FAILURE)
+        }
+        // The relationships data is configuration too, read later than the file itself.
+        Err(e) if e.chain().any(|c| c.is::<liaisond_model::ConfigError>()) => {
+            eprintln!("liaisond: invalid configuration: {e:#}");
+            EX_CONFIG
+        }
+        Err(e) => {
+            eprintln!("liaisond: {e:#}");
+            EX_FAILURE
+        }
     }
 }
 

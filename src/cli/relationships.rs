@@ -52,6 +52,19 @@ pub(super) enum RelationshipsCommand {
         #[arg(required = true, value_name = "FILE.json")]
         files: Vec<std::path::PathBuf>,
     },
+    /// Print the experts data (`config/ietf-experts.toml`: each IETF group's chairs and
+    /// responsible AD, named in notifications) made from saved datatracker API answers: the
+    /// groups (`/api/v1/group/group/?type__in=wg,rg,area`), the chair and AD roles
+    /// (`/api/v1/group/role/?name__in=chair,ad`) and, for names, the people
+    /// (`/api/v1/person/person/`). `scripts/ietf-experts` fetches them and runs this.
+    Experts {
+        /// The saved API answers (JSON lists).
+        #[arg(required = true, value_name = "FILE.json")]
+        files: Vec<std::path::PathBuf>,
+        /// Where they came from, for the file's head (default: the file names).
+        #[arg(long, value_name = "TEXT")]
+        source: Option<String>,
+    },
 }
 
 /// A saved API answer larger than this is refused (the whole role list is a few MB).
@@ -64,13 +77,13 @@ pub(super) fn run(command: RelationshipsCommand) -> u8 {
             check_in(c, &address, date.as_deref(), note.as_deref(), &operator(by.as_deref()))
         }),
         RelationshipsCommand::Diff { config, files } => with_config(&config.config, |c| diff(c, &files)),
+        RelationshipsCommand::Experts { files, source } => super::exit_code(experts(&files, source.as_deref()), true),
     }
 }
 
-fn diff(config: Config, files: &[std::path::PathBuf]) -> anyhow::Result<u8> {
-    use liaisond_core::datatracker::{Export, diff};
-    let rel = config.load_relationships()?;
-    let mut export = Export::default();
+/// The saved API answers in `files`, read into one export (each file size-checked).
+fn read_export(files: &[std::path::PathBuf]) -> anyhow::Result<liaisond_core::datatracker::Export> {
+    let mut export = liaisond_core::datatracker::Export::default();
     for file in files {
         let size = std::fs::metadata(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?.len();
         if size > MAX_EXPORT_BYTES {
@@ -81,6 +94,22 @@ fn diff(config: Config, files: &[std::path::PathBuf]) -> anyhow::Result<u8> {
         let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
         export.add_list(&text).map_err(|e| Refused::Usage(format!("{}: {e}", file.display())))?;
     }
+    Ok(export)
+}
+
+fn experts(files: &[std::path::PathBuf], source: Option<&str>) -> anyhow::Result<u8> {
+    let export = read_export(files)?;
+    let names = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
+    let text = liaisond_core::experts::toml_from_export(&export, source.unwrap_or(&names));
+    let mut out = output::stdout();
+    out.write_all(text.as_bytes())?;
+    Ok(EX_OK)
+}
+
+fn diff(config: Config, files: &[std::path::PathBuf]) -> anyhow::Result<u8> {
+    use liaisond_core::datatracker::diff;
+    let rel = config.load_relationships()?;
+    let export = read_export(files)?;
     let d = diff(&rel, &export);
     let mut out = output::stdout();
     writeln!(

@@ -29,9 +29,9 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::direction::{self, Outgoing};
-pub use crate::tracking::{MAX_TRACKING_IDS, tracking_ids_in};
 use crate::parse::Headers;
 use crate::relationships::Relationships;
+pub use crate::tracking::{MAX_TRACKING_IDS, tracking_ids_in};
 
 /// The verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -74,7 +74,6 @@ pub const LOOP_HEADER: &str = "X-Liaisond-Loop";
 pub const TRACKING_HEADER: &str = "X-Liaison-Tracking-ID";
 /// The local-part prefix of our Message-IDs.
 pub const MESSAGE_ID_PREFIX: &str = "liaisond.";
-
 
 /// The held statement a reply names: a tracking ID in its `related` field or its
 /// `Referenced liaison:` line, else the title written on that line (`Referenced liaison:

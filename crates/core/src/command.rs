@@ -19,8 +19,8 @@
 use jiff::civil::Date;
 use liaisond_model::{Action, Command, History, KnownStatement, Target, normalize_address, printable};
 
-use crate::tracking::tracking_ids_in;
 use crate::relationships::Relationships;
+use crate::tracking::tracking_ids_in;
 
 /// At most this many command lines are taken from one reply (a digest answered line by line
 /// names a dozen statements).

@@ -61,6 +61,8 @@ pub struct Export {
     /// Groups by their resource URI.
     pub groups: BTreeMap<String, ExportGroup>,
     pub roles: Vec<ExportRole>,
+    /// People's names by their resource URI (`/api/v1/person/person/?id__in=...`), when saved.
+    pub people: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +73,8 @@ pub struct ExportGroup {
     pub state: String,
     /// `sdo`, `wg`, `area`, ...
     pub kind: String,
+    /// Its parent group's resource URI (a working group's area).
+    pub parent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +84,8 @@ pub struct ExportRole {
     pub group: String,
     /// Normalised (lower case).
     pub email: String,
+    /// The person's resource URI.
+    pub person: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -115,14 +121,20 @@ impl Export {
                 let group = text("group").ok_or(missing("group"))?;
                 // A role without a usable address names nobody who could be mailed.
                 let Some(email) = text("email").as_deref().and_then(email_of) else { continue };
-                self.roles.push(ExportRole { name: last_segment(&name).to_string(), group, email });
+                let person = text("person");
+                self.roles.push(ExportRole { name: last_segment(&name).to_string(), group, email, person });
             } else if uri.starts_with("/api/v1/group/group/") {
                 let missing = |field| ExportError::Missing { what: "a group", field };
                 let acronym = text("acronym").ok_or(missing("acronym"))?.to_ascii_lowercase();
                 let name = text("name").unwrap_or_default();
                 let state = text("state").map(|s| last_segment(&s).to_string()).unwrap_or_default();
                 let kind = text("type").map(|s| last_segment(&s).to_string()).unwrap_or_default();
-                self.groups.insert(uri, ExportGroup { acronym, name, state, kind });
+                let parent = text("parent");
+                self.groups.insert(uri, ExportGroup { acronym, name, state, kind, parent });
+            } else if uri.starts_with("/api/v1/person/person/")
+                && let Some(name) = text("name").filter(|n| !n.trim().is_empty())
+            {
+                self.people.insert(uri, name);
             }
         }
         Ok(())

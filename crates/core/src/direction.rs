@@ -12,8 +12,8 @@
 
 use liaisond_model::{History, KnownStatement, Statement, normalize_address};
 
-use crate::tracking::tracking_ids_in;
 use crate::relationships::Relationships;
+use crate::tracking::tracking_ids_in;
 
 /// An outgoing statement: who sent it and to whom.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -28,6 +28,7 @@ pub mod command;
 pub mod content;
 pub mod datatracker;
 pub mod direction;
+pub mod experts;
 pub mod follow;
 pub mod judge;
 pub mod parse;

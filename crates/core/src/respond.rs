@@ -144,6 +144,8 @@ pub struct Responder {
     pub from: String,
     pub from_address: String,
     pub message_id_domain: String,
+    /// The IETF groups' chairs and ADs, named in notifications.
+    pub experts: crate::experts::Experts,
 }
 
 #[derive(Debug, Clone)]
@@ -242,6 +244,8 @@ pub const NOTIFICATION_NAMES: &[&str] = &[
     "document_numbers",
     "related",
     "datatracker_url",
+    "experts",
+    "misaddressed",
     "received",
     "original_subject",
     "attachments",
@@ -379,6 +383,7 @@ impl Responder {
             from,
             from_address,
             message_id_domain,
+            experts: crate::experts::Experts::builtin(),
         }
     }
 
@@ -718,6 +723,40 @@ impl Responder {
         }
     }
 
+    /// For each group a statement addresses: an IETF group's chairs and responsible AD (from
+    /// the experts data), or why it is no IETF group (an IRTF research group, a list, a name
+    /// nobody knows): the statement is then misaddressed.
+    fn expert_hints(&self, groups: &[String], rel: &Relationships) -> (Vec<String>, Vec<String>) {
+        use crate::relationships::{GroupRef, IetfGroupKind};
+        let (mut experts, mut misaddressed) = (Vec::new(), Vec::new());
+        for name in groups.iter().take(16) {
+            let label = rel.group_label(None, name);
+            match rel.resolve_group(None, name) {
+                Some(GroupRef::Ietf(g)) if matches!(g.kind, IetfGroupKind::ResearchGroup | IetfGroupKind::Irtf) => {
+                    misaddressed.push(format!("- {label}: an IRTF research group, not an IETF group"));
+                }
+                Some(GroupRef::Ietf(g)) => {
+                    // One person a line: a name is not split by the wrapping.
+                    let mut lines = vec![format!("- {label}")];
+                    match self.experts.of(&g.acronym) {
+                        Some(e) => {
+                            lines.extend(e.chairs.iter().map(|p| format!("    chair: {p}")));
+                            lines.extend(e.ads.iter().map(|p| format!("    AD:    {p}")));
+                        }
+                        None => lines.push("    no chairs or AD on file".into()),
+                    }
+                    experts.push(lines.join("\n"));
+                }
+                Some(other) => misaddressed.push(format!(
+                    "- {label}: a group of {}, not of the IETF",
+                    other.organization().map_or("another body", |o| o.name.as_str())
+                )),
+                None => misaddressed.push(format!("- {}: not an IETF group liaisond knows (a list?)", printable(name))),
+            }
+        }
+        (experts, misaddressed)
+    }
+
     /// The values the templates draw on.
     fn values(&self, incoming: &RecordedMessage<'_>, rel: &Relationships, ack: &Result<AckTarget, String>) -> Values {
         let s = &incoming.analysis.statement;
@@ -726,7 +765,7 @@ impl Responder {
         // Every value is made printable: most come from the sender (a title, a zip entry's
         // name), and must not add a line that reads as ours. The two lists of lines are
         // made printable item by item, then joined.
-        let lines = ["attachments", "warnings"];
+        let lines = ["attachments", "warnings", "experts", "misaddressed"];
         let mut put = |k: &'static str, value: Option<String>| {
             let value = value.map(|x| if lines.contains(&k) { printable_lines(&x) } else { printable(&x) });
             if let Some(value) = value.filter(|x| !x.trim().is_empty()) {
@@ -754,6 +793,9 @@ impl Responder {
         put("to_groups", Some(groups(&s.to_groups, None)));
         put("from_groups", Some(groups(&s.from_groups, org)));
         put("datatracker_url", j.datatracker_url.clone());
+        let (experts, misaddressed) = self.expert_hints(&s.to_groups, rel);
+        put("experts", Some(experts.join("\n")));
+        put("misaddressed", Some(misaddressed.join("\n")));
         put(
             "contacts",
             Some(s.from_contacts.iter().chain(&s.technical_contacts).cloned().collect::<Vec<_>>().join(", ")),

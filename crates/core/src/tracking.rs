@@ -26,4 +26,3 @@ pub fn tracking_ids_in(text: &str) -> Vec<String> {
     }
     ids
 }
-
