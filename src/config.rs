@@ -260,7 +260,7 @@ pub struct Config {
     pub path: PathBuf,
     /// The relationships data file, when not the built-in one.
     pub relationships: Option<PathBuf>,
-    /// `experts`: the IETF groups' chairs and ADs (None: the built-in sample data).
+    /// `experts`: the IETF groups' chairs and ADs (None: none are named).
     pub experts: Option<PathBuf>,
     pub database: PathBuf,
     pub busy_timeout: Duration,
@@ -563,7 +563,8 @@ impl Config {
         }
     }
 
-    /// The IETF groups' chairs and ADs: the `experts` file, else the built-in copy.
+    /// The IETF groups' chairs and ADs: the `experts` file, else none (the built-in copy is
+    /// sample data: a notification must not name invented people as chairs).
     pub fn load_experts(&self) -> Result<liaisond_core::experts::Experts, ConfigError> {
         match &self.experts {
             Some(path) => {
@@ -571,7 +572,7 @@ impl Config {
                     .map_err(|e| ConfigError::whole_file(path, format!("cannot read the experts file: {e}")))?;
                 liaisond_core::experts::Experts::from_str_at(&text, path)
             }
-            None => Ok(liaisond_core::experts::Experts::builtin()),
+            None => Ok(liaisond_core::experts::Experts::default()),
         }
     }
 

@@ -22,9 +22,20 @@ struct Daemon {
     task: tokio::task::JoinHandle<anyhow::Result<liaisond::RunReport>>,
 }
 
+/// Noon (UTC) `days` from today: mail not tied to a deadline's day goes out from the send
+/// time (09:00), so the tests do not depend on the hour CI runs them at.
+fn noon(days: i64) -> Timestamp {
+    let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    today.checked_add(days.days()).expect("date").at(12, 0, 0, 0).in_tz("UTC").expect("zoned").timestamp()
+}
+
 impl Daemon {
     fn start(config: liaisond::config::Config) -> Daemon {
-        let clock = Arc::new(AtomicI64::new(Timestamp::now().as_second()));
+        Daemon::start_at(config, Timestamp::now())
+    }
+
+    fn start_at(config: liaisond::config::Config, at: Timestamp) -> Daemon {
+        let clock = Arc::new(AtomicI64::new(at.as_second()));
         let read = clock.clone();
         let options = liaisond::RunOptions {
             clock: Some(Arc::new(move || Timestamp::from_second(read.load(Ordering::SeqCst)).unwrap_or_default())),
@@ -106,11 +117,25 @@ fn record_of(dir: &Path, title: &str) -> StatementRecord {
     s.statement_record(id).expect("record").expect("there")
 }
 
-/// A mail a person acts on never tells them to run a command on a server they have no shell on.
+/// A mail a person acts on never tells them to run a command on a server they have no shell on:
+/// no line starts with `liaisond ` (indented or not), and none quotes one in backticks.
 fn no_shell_commands(mails: &[Vec<u8>]) {
     for raw in mails {
         let text = String::from_utf8_lossy(raw);
-        assert!(!text.lines().any(|l| l.starts_with("liaisond ")), "a line starts with `liaisond `:\n{text}");
+        let shell = |l: &str| l.trim_start().starts_with("liaisond ") || l.contains("`liaisond ");
+        assert!(!text.lines().any(shell), "a shell command:\n{text}");
+    }
+}
+
+/// Waits until a mail in `user`'s INBOX contains `wanted`; returns it.
+async fn wait_for_mail(tb: &common::Testbed, user: &str, wanted: &str) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(m) = texts(&common::inbox_of(tb, user).await).into_iter().find(|m| m.contains(wanted)) {
+            return m;
+        }
+        assert!(start.elapsed() < Duration::from_secs(90), "no mail with {wanted:?} reached {user}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
@@ -179,7 +204,7 @@ async fn the_datatracker_record_its_reminder_and_the_digest() {
     // 4. Eight days on: exactly one reminder, for the statement nobody recorded, to its
     // manager; and the digest lists it.
     let manager_before = common::inbox_of(tb, &u.manager).await.len();
-    daemon.set_clock(Timestamp::now() + jiff::SignedDuration::from_hours(8 * 24));
+    daemon.set_clock(noon(8));
     let reminder = {
         let start = std::time::Instant::now();
         loop {
@@ -212,7 +237,7 @@ async fn the_datatracker_record_its_reminder_and_the_digest() {
 
     // A restart a day later sends no second reminder.
     daemon.stop().await;
-    let later = Timestamp::now() + jiff::SignedDuration::from_hours(9 * 24);
+    let later = noon(9);
     let options = liaisond::RunOptions { clock: Some(Arc::new(move || later)), ..common::run_options(true) };
     liaisond::run(config, CancellationToken::new(), options).await.expect("a second run");
     let reminders = store(dir.path()).reminders_of(two.id).expect("reminders");
@@ -247,7 +272,7 @@ async fn commands_in_replies_act_for_verified_people_only() {
         statement(&u.sender, &u.alias, &format!("cmd-{pid}@x"), "commands by mail").as_bytes(),
     )
     .await;
-    let notification = texts(&common::wait_inbox(tb, &u.manager, 1, "the notification").await).remove(0);
+    let notification = wait_for_mail(tb, &u.manager, "New liaison statement").await;
     assert!(notification.contains("Done: <how it was answered>"), "it says what a reply can do: {notification}");
     let st = record_of(dir.path(), "commands by mail");
     assert!(notification.contains(&format!("X-Liaison-Tracking-ID: {}", st.tracking_id)), "{notification}");
@@ -275,9 +300,12 @@ async fn commands_in_replies_act_for_verified_people_only() {
         )
     };
 
-    // A forged sender: nothing changes, nobody answers.
+    // A forged sender: nothing changes, nobody answers it; the handlers see a follow-up whose
+    // sender is not verified, as any other.
     common::mail(tb, &u.manager, &u.alias, reply(false, 1, "Done: answered at the interim").as_bytes()).await;
     wait_processed(dir.path(), 2, "the forged reply").await;
+    let follow_up = wait_for_mail(tb, &u.manager, &format!("A message about {} arrived", st.tracking_id)).await;
+    assert!(follow_up.contains("NOT verified"), "{follow_up}");
     let after_forged = record_of(dir.path(), "commands by mail");
     assert_eq!(after_forged.state, "open", "{after_forged:?}");
     let events = store(dir.path()).statement_events(st.id).expect("events");
@@ -290,8 +318,7 @@ async fn commands_in_replies_act_for_verified_people_only() {
 
     // An unknown command from the verified manager: an answer saying why, nothing changed.
     common::mail(tb, &u.manager, &u.alias, reply(true, 2, "Frobnicate: now").as_bytes()).await;
-    let answers = common::wait_inbox(tb, &u.manager, 2, "the answer to the unknown command").await;
-    let refusal = texts(&answers).into_iter().find(|m| m.contains("`Frobnicate` is not a command")).expect("refusal");
+    let refusal = wait_for_mail(tb, &u.manager, "`Frobnicate` is not a command").await;
     assert!(refusal.contains("Not done, and nothing changed"), "{refusal}");
     assert!(refusal.contains(&format!("In-Reply-To: <reply-2-{pid}@example.org>")), "{refusal}");
     let unchanged = record_of(dir.path(), "commands by mail");
@@ -299,8 +326,7 @@ async fn commands_in_replies_act_for_verified_people_only() {
 
     // The verified manager's `Done:`: the statement is done, by them, and they are told.
     common::mail(tb, &u.manager, &u.alias, reply(true, 3, "Done: answered at the interim").as_bytes()).await;
-    let answers = common::wait_inbox(tb, &u.manager, 3, "the confirmation").await;
-    let confirmation = texts(&answers).into_iter().find(|m| m.contains("Done, as you asked")).expect("a confirmation");
+    let confirmation = wait_for_mail(tb, &u.manager, "Done, as you asked").await;
     assert!(confirmation.contains(&format!("{} is done (answered at the interim)", st.tracking_id)), "{confirmation}");
     assert!(confirmation.contains("Auto-Submitted: auto-replied"), "{confirmation}");
     assert!(confirmation.contains(&format!("X-Liaison-Tracking-ID: {}", st.tracking_id)), "{confirmation}");
@@ -359,7 +385,7 @@ async fn an_outgoing_statement_waits_for_the_other_bodys_answer() {
     // The notice of OPSAWG's statement to the Broadband Forum: outgoing, not acknowledged,
     // and the Forum's manager is told.
     common::mail(tb, "statements@ietf.org", &u.alias, outgoing_notice(&u.alias, deadline).as_bytes()).await;
-    let told = texts(&common::wait_inbox(tb, &u.manager, 1, "the manager's notification").await).remove(0);
+    let told = wait_for_mail(tb, &u.manager, "New liaison statement").await;
     assert!(told.contains("an outgoing statement to Broadband Forum"), "{told}");
     let sent = record_of(dir.path(), "LS on YANG data models for access networks");
     assert_eq!(sent.direction, "outgoing", "{sent:?}");
@@ -367,7 +393,7 @@ async fn an_outgoing_statement_waits_for_the_other_bodys_answer() {
     assert_eq!(sent.ack.as_deref(), Some("not sent: an outgoing statement: the IETF sent it"), "{sent:?}");
 
     // Past its deadline: no reminder to anyone on the IETF side; the digest awaits their answer.
-    daemon.set_clock(Timestamp::now() + jiff::SignedDuration::from_hours(8 * 24));
+    daemon.set_clock(noon(8));
     let digest = {
         let start = std::time::Instant::now();
         loop {
@@ -425,7 +451,7 @@ async fn a_manager_due_for_check_in_is_asked_once_and_the_answer_is_recorded() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Example SDO's manager (manager8) has no check-in on file: due at once.
     let config = common::config(tb, dir.path(), &u, &common::submission(tb, &u), "[check_in]\nrequests = true\n");
-    let daemon = Daemon::start(config.clone());
+    let daemon = Daemon::start_at(config.clone(), noon(0));
     let request = {
         let start = std::time::Instant::now();
         loop {
@@ -445,11 +471,11 @@ async fn a_manager_due_for_check_in_is_asked_once_and_the_answer_is_recorded() {
     // A restart does not ask again.
     daemon.stop().await;
     liaisond::run(config.clone(), CancellationToken::new(), common::run_options(true)).await.expect("a second run");
-    let asked = texts(&common::inbox_of(tb, &u.manager).await)
-        .iter()
-        .filter(|m| m.contains("Subject: Yearly liaison check-in"))
-        .count();
-    assert_eq!(asked, 1, "exactly one request");
+    let requests: i64 = rusqlite::Connection::open(dir.path().join("liaisond.db"))
+        .expect("open")
+        .query_row("SELECT count(*) FROM check_in_requests WHERE manager = ?1", [&u.manager], |r| r.get(0))
+        .expect("count");
+    assert_eq!(requests, 1, "exactly one request");
 
     let answer = |verified: bool, n: u32| {
         let auth = if verified {
@@ -469,7 +495,7 @@ async fn a_manager_due_for_check_in_is_asked_once_and_the_answer_is_recorded() {
             pid = std::process::id()
         )
     };
-    let daemon = Daemon::start(config);
+    let daemon = Daemon::start_at(config, noon(0));
     // A forged answer is not recorded.
     common::mail(tb, &u.manager, &u.alias, answer(false, 1).as_bytes()).await;
     wait_processed(dir.path(), 1, "the forged answer").await;

@@ -684,7 +684,11 @@ fn the_demo_records_the_sample_statements() {
     let demo = demo
         .replace("../demo-state/liaisond.db", &dir.path().join("demo.db").display().to_string())
         .replace("../fixtures/demo-maildir", &repo_root().join("fixtures/demo-maildir").display().to_string())
-        .replace("../demo-state/outbox", &dir.path().join("outbox").display().to_string());
+        .replace("../demo-state/outbox", &dir.path().join("outbox").display().to_string())
+        .replace(
+            "\"ietf-experts.toml\"",
+            &format!("{:?}", repo_root().join("config/ietf-experts.toml").display().to_string()),
+        );
     let config = dir.path().join("demo.toml");
     std::fs::write(&config, demo).expect("write");
     let out = liaisond(&["run", "--once", "--config", config.to_str().expect("utf8")], None);

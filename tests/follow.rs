@@ -330,7 +330,11 @@ fn demo_setup(extra: &str) -> (tempfile::TempDir, Config) {
     let demo = demo
         .replace("../demo-state/liaisond.db", &dir.path().join("demo.db").display().to_string())
         .replace("../fixtures/demo-maildir", &common::repo_root().join("fixtures/demo-maildir").display().to_string())
-        .replace("[outbox]\ndirectory = \"../demo-state/outbox\"", "");
+        .replace("[outbox]\ndirectory = \"../demo-state/outbox\"", "")
+        .replace(
+            "\"ietf-experts.toml\"",
+            &format!("{:?}", common::repo_root().join("config/ietf-experts.toml").display().to_string()),
+        );
     let path = dir.path().join("demo.toml");
     std::fs::write(&path, format!("{demo}\n{extra}")).expect("write");
     let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));

@@ -37,7 +37,7 @@ fn now() -> Timestamp {
 }
 
 fn responder() -> Responder {
-    Responder::new(
+    let mut r = Responder::new(
         AckPolicy::default(),
         Duration::from_secs(30 * 24 * 3600),
         20 * 1024 * 1024,
@@ -45,7 +45,10 @@ fn responder() -> Responder {
         "IAB Liaison Coordination <liaison-coordination@iab.org>".into(),
         COORDINATORS.into(),
         "iab.org".into(),
-    )
+    );
+    // The sample experts data, as `experts = ".../ietf-experts.toml"` would load it.
+    r.experts = liaisond_core::experts::Experts::builtin();
+    r
 }
 
 /// The message the statement came in.
@@ -173,7 +176,8 @@ fn golden(name: &str, d: &Draft) {
     for line in d.body.lines() {
         let long = line.chars().count() > WIDTH;
         assert!(!long || !line.trim().contains(' '), "{name}: a line over {WIDTH} columns:\n{line}");
-        assert!(!line.starts_with("liaisond "), "{name}: a shell command:\n{line}");
+        let shell = line.trim_start().starts_with("liaisond ") || line.contains("`liaisond ");
+        assert!(!shell, "{name}: a shell command:\n{line}");
     }
     let text = shown(d);
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.txt"));
@@ -358,6 +362,7 @@ fn confirmation() {
     ];
     let mut v = verdict(Class::FollowUp);
     v.sender = Some(MANAGER.into());
+    v.command_reply = true;
     let a = analysis(Statement::default(), "Re: [LS-2026-0042] New liaison statement from ITU-T", "Done: x");
     let d = one(plan(&v, &a, "LS-2026-0042", &results), DraftKind::Confirmation);
     assert_eq!(d.to, [MANAGER]);

@@ -265,10 +265,12 @@ impl Filter {
     }
 }
 
-/// Open, owing a reply (see `follow::awaits_reply`), and its deadline is before today. A
-/// deadline that is not a date never is.
+/// Open, incoming, owing a reply (see `follow::awaits_reply`), and its deadline is before
+/// today. A deadline that is not a date never is.
 pub(super) fn overdue(r: &StatementRecord, today: Date) -> bool {
+    // An outgoing statement's deadline is the other body's: the IETF is not late (as `status`).
     r.state == "open"
+        && r.direction == "incoming"
         && liaisond_core::follow::awaits_reply(r.purpose.as_deref())
         && r.deadline.as_deref().and_then(|d| d.parse::<Date>().ok()).is_some_and(|d| d < today)
 }

@@ -169,8 +169,14 @@ impl Scheduler {
                         queued.push((s.tracking_id.clone(), key));
                     }
                 }
-                // The one reminder of a statement not recorded in the datatracker in time.
-                for s in store.statements_unrecorded(&record_cutoff(now, &cfg), true)? {
+                // The one reminder of a statement not recorded in the datatracker in time, from
+                // the day's send time like the others.
+                let unrecorded = if sending_hours(now, &cfg) {
+                    store.statements_unrecorded(&record_cutoff(now, &cfg), true)?
+                } else {
+                    Vec::new()
+                };
+                for s in unrecorded {
                     if store.reminder_decided(s.id, "", RECORD_STEP)? {
                         continue;
                     }
@@ -203,6 +209,9 @@ impl Scheduler {
         self.db
             .call(move |store| {
                 let Some(responder) = reader.responder() else { return Ok(Vec::new()) };
+                if !sending_hours(now, &cfg) {
+                    return Ok(Vec::new());
+                }
                 let rel = reader.relationships();
                 let today = follow::schedule_day(now, &cfg.time_zone, cfg.reminders_at);
                 let recorded = store.check_ins()?;
@@ -303,6 +312,13 @@ impl Scheduler {
             })
             .await
     }
+}
+
+/// Whether mail that is not tied to a deadline's day (the "not recorded" reminder, check-in
+/// requests) may go out now: from the reminders' send time to the end of the local day, not
+/// at three in the morning after a restart.
+fn sending_hours(now: Timestamp, cfg: &FollowConfig) -> bool {
+    now.to_zoned(cfg.time_zone.clone()).time() >= cfg.reminders_at
 }
 
 /// Statements recorded here before this time and not in the datatracker are late.

@@ -55,6 +55,9 @@ pub struct Classification {
     pub answers_outgoing: Option<KnownStatement>,
     /// For a `follow_up`: the yearly check-in request it answers.
     pub check_in: Option<CheckInRequest>,
+    /// `related` was found by a tracking ID in the body only (a quoted digest names many): a
+    /// command without its own tracking ID does not act on it.
+    pub related_in_body: bool,
 }
 
 /// Who we are, to recognise our own mail coming back (R41).
@@ -132,6 +135,7 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
         outgoing: None,
         answers_outgoing: None,
         check_in: None,
+        related_in_body: false,
     };
     // Compared with our address and matched on its local part: normalised (lower case) here,
     // whatever form the caller has it in.
@@ -185,11 +189,12 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
                 outgoing: None,
                 answers_outgoing: None,
                 check_in: None,
+                related_in_body: false,
             };
         }
         // The notice of a statement we hold (it was mailed to us first): its record there.
         if let (Some(title), Some(org)) = (input.statement.title.as_deref(), input.statement.from_org.as_deref())
-            && let Some(known) = history.by_title_and_org(title, org)
+            && let Some(known) = history.by_notice(title, org, record.as_ref().map(|r| r.url.as_str()))
         {
             let recorded = record.as_ref().map_or(String::new(), |r| format!(", recorded as {}", r.url));
             return Classification {
@@ -202,6 +207,7 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
                 outgoing: None,
                 answers_outgoing: None,
                 check_in: None,
+                related_in_body: false,
             };
         }
         return Classification {
@@ -214,6 +220,7 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
             outgoing: None,
             answers_outgoing: None,
             check_in: None,
+            related_in_body: false,
         };
     }
 
@@ -225,9 +232,20 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
         return verdict(Class::Bounce, "an empty Return-Path (null sender): a mail system's message".into());
     }
 
-    // 5. Follow-ups: a tracking ID we know, or threading to mail we know.
+    // 5. Follow-ups: a tracking ID we know, or threading to mail we know. A reply to the
+    //    yearly check-in request first: the manager's report may name statements.
+    let mut thread = h.message_ids("in-reply-to");
+    thread.extend(h.message_ids("references"));
+    if let Some(request) = (!thread.is_empty()).then(|| history.check_in_request(&thread)).flatten() {
+        return Classification {
+            reason: format!("it answers the yearly check-in request to {}", request.manager),
+            check_in: Some(request),
+            ..verdict(Class::FollowUp, String::new())
+        };
+    }
     // The IETF side may name the statement in the body of its reply rather than the subject.
-    let mut named = tracking_ids_in(subject);
+    let in_subject = tracking_ids_in(subject);
+    let mut named = in_subject.clone();
     if rel.is_ietf_side(sender) {
         for id in tracking_ids_in(&input.statement.body) {
             if named.len() < MAX_TRACKING_IDS && !named.contains(&id) {
@@ -238,38 +256,18 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
     for id in named {
         if let Some(known) = history.by_tracking_id(&id) {
             return Classification {
-                class: Class::FollowUp,
                 reason: format!("it names {id}"),
                 related: Some(known),
-                no_ack: None,
-                datatracker_reply: false,
-                datatracker_record: None,
-                outgoing: None,
-                answers_outgoing: None,
-                check_in: None,
+                related_in_body: !in_subject.contains(&id),
+                ..verdict(Class::FollowUp, String::new())
             };
         }
     }
-    let mut thread = h.message_ids("in-reply-to");
-    thread.extend(h.message_ids("references"));
     if !thread.is_empty() {
         if let Some(known) = history.by_thread(&thread) {
             return Classification {
-                class: Class::FollowUp,
                 reason: format!("it replies to mail about {}", known.tracking_id),
                 related: Some(known),
-                no_ack: None,
-                datatracker_reply: false,
-                datatracker_record: None,
-                outgoing: None,
-                answers_outgoing: None,
-                check_in: None,
-            };
-        }
-        if let Some(request) = history.check_in_request(&thread) {
-            return Classification {
-                reason: format!("it answers the yearly check-in request to {}", request.manager),
-                check_in: Some(request),
                 ..verdict(Class::FollowUp, String::new())
             };
         }
@@ -292,6 +290,7 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
             outgoing: None,
             answers_outgoing: None,
             check_in: None,
+            related_in_body: false,
         };
     }
 
@@ -304,7 +303,7 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
     if evidence.len() >= 2
         && (list.is_none() || known_sender)
         && let (Some(title), Some(org)) = (input.statement.title.as_deref(), input.statement.from_org.as_deref())
-        && let Some(known) = history.by_title_and_org(title, org).filter(|k| k.datatracker_url.is_some())
+        && let Some(known) = history.recorded_recently(title, org)
     {
         return Classification {
             class: Class::Duplicate,
@@ -319,6 +318,7 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
             outgoing: None,
             answers_outgoing: None,
             check_in: None,
+            related_in_body: false,
         };
     }
     match list {
@@ -335,6 +335,7 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
             outgoing: None,
             answers_outgoing: None,
             check_in: None,
+            related_in_body: false,
         },
         Some(marker) => verdict(Class::List, format!("list or bulk mail ({marker})")),
         None if evidence.len() >= 2 => {

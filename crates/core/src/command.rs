@@ -86,7 +86,7 @@ fn request(line: &str) -> Option<Request> {
         ("done", Some(reason)) => Ok(Action::Done(reason_or(reason, "answered"))),
         ("done", None) => Ok(Action::Done("answered".into())),
         ("no reply", Some(reason)) if !reason.is_empty() => Ok(Action::NoReply(reason.to_string())),
-        ("no reply", _) => Err("No reply: needs the reason no reply is intended (the sender is told it)".into()),
+        ("no reply", _) => Err("No reply: needs the reason no reply is intended (it goes into the record)".into()),
         ("deadline", Some(v)) => deadline(v),
         ("assign", Some(v)) => assign(v),
         ("recorded", Some(v)) => crate::datatracker::record_url(v).map(Action::Recorded).ok_or_else(|| {
@@ -144,6 +144,17 @@ pub struct Sender<'a> {
     pub verification: &'a str,
 }
 
+/// The commands of a reply, decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decided {
+    pub commands: Vec<Command>,
+    /// Whether the sender may act on a statement the reply names: only then is it a reply with
+    /// commands (answered with a confirmation, not notified). Otherwise its first lines only
+    /// looked like commands ("Note: ...", a forged `Done:`): it is a follow-up as any other,
+    /// and the refusals are events only.
+    pub acting: bool,
+}
+
 /// The statement each request acts on (its own tracking ID, else the one the reply is about),
 /// and whether the sender may: a verified sender who is a coordinator, or that statement's
 /// manager (whom it was routed to) or assignee.
@@ -153,8 +164,9 @@ pub fn decide(
     sender: &Sender<'_>,
     rel: &Relationships,
     history: &dyn History,
-) -> Vec<Command> {
-    requests
+) -> Decided {
+    let mut acting = false;
+    let commands = requests
         .into_iter()
         .map(|r| {
             let known = match &r.tracking_id {
@@ -162,19 +174,20 @@ pub fn decide(
                 None => about.cloned(),
             };
             let target = known.as_ref().map(|k| Target { id: k.id, tracking_id: k.tracking_id.clone() });
-            let action = r.action.and_then(|action| {
-                let Some(known) = &known else {
-                    return Err(match &r.tracking_id {
-                        Some(id) => format!("there is no statement {id}"),
-                        None => "no statement is named: write its tracking ID first (LS-2026-0042 Done: ...)".into(),
-                    });
-                };
-                allowed(known, sender, rel)?;
-                Ok(action)
+            let may = known.as_ref().map(|k| allowed(k, sender, rel));
+            acting |= matches!(may, Some(Ok(())));
+            let action = r.action.and_then(|action| match may {
+                None => Err(match &r.tracking_id {
+                    Some(id) => format!("there is no statement {id}"),
+                    None => "no statement is named: write its tracking ID first (LS-2026-0042 Done: ...)".into(),
+                }),
+                Some(Err(why)) => Err(why),
+                Some(Ok(())) => Ok(action),
             });
             Command { line: r.line, target, action }
         })
-        .collect()
+        .collect();
+    Decided { commands, acting }
 }
 
 /// Whether `sender` may act on `known`, or why not.
@@ -284,7 +297,7 @@ mod tests {
         };
         let run = |address: &str, verified: bool| {
             let sender = Sender { address: Some(address), verified, verification: "dmarc=pass" };
-            decide(commands_in("Done: answered"), Some(&known), &sender, &rel, &NoHistory).remove(0)
+            decide(commands_in("Done: answered"), Some(&known), &sender, &rel, &NoHistory).commands.remove(0)
         };
         for who in [coordinator.as_str(), "manager@example.org", "helper@example.org"] {
             let c = run(who, true);
@@ -292,10 +305,17 @@ mod tests {
             assert_eq!(c.target.map(|t| t.id), Some(7));
         }
         assert!(run("manager@example.org", false).action.is_err_and(|e| e.contains("not verified")));
+        let forged = Sender { address: Some("manager@example.org"), verified: false, verification: "none" };
+        assert!(!decide(commands_in("Done: x"), Some(&known), &forged, &rel, &NoHistory).acting);
+        let manager = Sender { address: Some("manager@example.org"), verified: true, verification: "" };
+        let unknown = decide(commands_in("Frobnicate: x"), Some(&known), &manager, &rel, &NoHistory);
+        assert!(unknown.acting, "an allowed sender's unknown command is answered");
         assert!(run("someone@example.org", true).action.is_err_and(|e| e.contains("not a liaison coordinator")));
         // A digest line naming a statement the history does not hold.
         let sender = Sender { address: Some("manager@example.org"), verified: true, verification: "" };
-        let c = decide(commands_in("LS-2026-0999 Done: x"), Some(&known), &sender, &rel, &NoHistory).remove(0);
+        let d = decide(commands_in("LS-2026-0999 Done: x"), Some(&known), &sender, &rel, &NoHistory);
+        assert!(!d.acting, "no statement it may act on");
+        let c = d.commands[0].clone();
         assert!(c.action.is_err_and(|e| e.contains("there is no statement LS-2026-0999")));
         assert_eq!(c.target, None);
     }

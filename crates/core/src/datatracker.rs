@@ -51,6 +51,8 @@ pub fn record_in_notice(body: &str) -> Option<DatatrackerRecord> {
 pub enum ExportError {
     #[error("not a datatracker API list (JSON with \"objects\"): {0}")]
     NotAList(String),
+    #[error("only {got} of {total} objects: one page of the answer (save it with limit=0)")]
+    Partial { got: usize, total: u64 },
     #[error("an object of {what} lacks {field}")]
     Missing { what: &'static str, field: &'static str },
 }
@@ -90,7 +92,14 @@ pub struct ExportRole {
 
 #[derive(Deserialize)]
 struct List {
+    #[serde(default)]
+    meta: Option<Meta>,
     objects: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Meta {
+    total_count: Option<u64>,
 }
 
 /// The last path segment of an API URI: `/api/v1/name/rolename/liaiman/` → `liaiman`.
@@ -110,6 +119,13 @@ impl Export {
     /// `resource_uri`).
     pub fn add_list(&mut self, json: &str) -> Result<(), ExportError> {
         let list: List = serde_json::from_str(json).map_err(|e| ExportError::NotAList(e.to_string()))?;
+        // A page of a longer answer (tastypie pages by 20 unless `limit=0`) would silently lack
+        // groups or roles.
+        if let Some(total) = list.meta.and_then(|m| m.total_count)
+            && total > list.objects.len() as u64
+        {
+            return Err(ExportError::Partial { got: list.objects.len(), total });
+        }
         for object in list.objects {
             let text = |field: &'static str| object.get(field).and_then(|v| v.as_str()).map(str::to_string);
             let Some(uri) = text("resource_uri") else {

@@ -22,6 +22,8 @@ pub struct Outgoing {
     pub from: String,
     /// The addressed organisation's canonical name (`Broadband Forum`).
     pub to: String,
+    /// The addressed group of it, when one is named (its acronym): it may have its own manager.
+    pub to_group: Option<String>,
 }
 
 /// How many lines from the top of a text the `From:`/`To:` block is looked for in.
@@ -37,20 +39,43 @@ fn labelled<'a>(text: &'a str, label: &str) -> Option<&'a str> {
     })
 }
 
-/// `Name <address>, Other <b@x>` → [(name, address)], at most 16.
+/// The entries of a `From:`/`To:` value, at most 16, each as (name, address): the datatracker
+/// writes `IETF OPSAWG (Joe Clarke <joe@example.com>)` and `Broadband Forum (liaisons@bbf.org)`
+/// (its `liaisons/liaison_mail.txt`), a statement's own block `Name <address>`. Commas inside
+/// parentheses or angle brackets do not split.
 fn entries(value: &str) -> Vec<(String, Option<String>)> {
-    value
-        .split(',')
-        .take(16)
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, c) in value.char_indices() {
+        match c {
+            '(' | '<' => depth += 1,
+            ')' | '>' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        if parts.len() == 16 {
+            break;
+        }
+    }
+    if parts.len() < 16 {
+        parts.push(&value[start..]);
+    }
+    parts
+        .into_iter()
         .map(|part| {
             let part = part.trim();
-            match (part.find('<'), part.rfind('>')) {
-                (Some(open), Some(close)) if open < close => {
-                    (part[..open].trim().trim_matches('"').to_string(), normalize_address(&part[open + 1..close]))
-                }
-                _ if part.contains('@') && !part.contains(' ') => (String::new(), normalize_address(part)),
-                _ => (part.to_string(), None),
+            // The name is what comes before a `(` or a `<`; the address, the first one inside.
+            let cut = part.find(['(', '<']).unwrap_or(part.len());
+            let name = part[..cut].trim().trim_matches('"').to_string();
+            let address =
+                crate::understand::emails(&part[cut..]).into_iter().next().and_then(|a| normalize_address(&a));
+            if cut == part.len() && part.contains('@') && !part.contains(' ') {
+                return (String::new(), normalize_address(part));
             }
+            (name, address)
         })
         .collect()
 }
@@ -74,17 +99,21 @@ fn ietf_side(rel: &Relationships, name: &str, address: Option<&str>) -> Option<S
         .then(|| address.to_string())
 }
 
-/// The organisation an entry names: by name, group name, or address.
-fn organization(rel: &Relationships, name: &str, address: Option<&str>) -> Option<String> {
+/// The organisation an entry names (by name, group name, or address), and the group when a
+/// group is named.
+fn organization(rel: &Relationships, name: &str, address: Option<&str>) -> Option<(String, Option<String>)> {
     if !name.is_empty() {
         if let Some(o) = rel.organization(name) {
-            return Some(o.name.clone());
+            return Some((o.name.clone(), None));
         }
-        if let Some(o) = rel.resolve_group(None, name).and_then(|g| g.organization()) {
-            return Some(o.name.clone());
+        if let Some(g) = rel.resolve_group(None, name)
+            && let Some(o) = g.organization()
+        {
+            let group = (g.acronym() != o.acronym).then(|| g.acronym().to_string());
+            return Some((o.name.clone(), group));
         }
     }
-    address.and_then(|a| rel.organization_by_sender(a)).map(|m| m.organization.name.clone())
+    address.and_then(|a| rel.organization_by_sender(a)).map(|m| (m.organization.name.clone(), None))
 }
 
 /// Whether `text` (the statement's own text: the datatracker's notice, or the mail body that
@@ -92,10 +121,10 @@ fn organization(rel: &Relationships, name: &str, address: Option<&str>) -> Optio
 pub fn outgoing(text: &str, rel: &Relationships) -> Option<Outgoing> {
     let from = entries(labelled(text, "from")?).into_iter().next()?;
     let from = ietf_side(rel, &from.0, from.1.as_deref())?;
-    let to = entries(labelled(text, "to")?)
+    let (to, to_group) = entries(labelled(text, "to")?)
         .into_iter()
         .find_map(|(name, address)| organization(rel, &name, address.as_deref()))?;
-    Some(Outgoing { from, to })
+    Some(Outgoing { from, to, to_group })
 }
 
 /// Title prefixes of a reply to a statement ("Reply LS on X" answers "LS on X").
@@ -123,6 +152,10 @@ pub fn answered_outgoing(st: &Statement, history: &dyn History) -> Option<KnownS
             return Some(k);
         }
     }
+    // The datatracker's notice of the answer: `Referenced liaison: <title> (<URL>)`.
+    if let Some(k) = referenced_title(&st.body).and_then(|t| history.outgoing_by_title(t)) {
+        return Some(k);
+    }
     let title = st.title.as_deref()?.trim();
     let lower = title.to_ascii_lowercase();
     let prefix = REPLY_PREFIXES.iter().find(|p| lower.starts_with(*p))?;
@@ -134,6 +167,13 @@ pub fn answered_outgoing(st: &Statement, history: &dyn History) -> Option<KnownS
         vec![rest.to_string()]
     };
     candidates.iter().find_map(|t| history.outgoing_by_title(t))
+}
+
+/// The title on a `Referenced liaison: <title> (<URL>)` line.
+fn referenced_title(body: &str) -> Option<&str> {
+    let value = labelled(body, "referenced liaison")?;
+    let title = value.split(" (http").next().unwrap_or(value).trim();
+    (!title.is_empty() && !title.starts_with("http")).then_some(title)
 }
 
 #[cfg(test)]
@@ -153,6 +193,27 @@ mod tests {
         let o = outgoing(text, &rel()).expect("outgoing");
         assert_eq!(o.to, "Broadband Forum");
         assert!(o.from.contains("(opsawg)"), "{o:?}");
+    }
+
+    #[test]
+    fn the_datatracker_template_form() {
+        // ietf/templates/liaisons/liaison_mail.txt: `From: <from_name> (<person> <address>)`,
+        // `To: <to_name> (<to_contact>)`.
+        let text = "From: IETF OPSAWG (Joe Clarke <jclarke@example.com>)\n\
+                    To: Broadband Forum (liaisons@broadband-forum.org, other@broadband-forum.org)\n";
+        let o = outgoing(text, &rel()).expect("outgoing");
+        assert_eq!((o.to.as_str(), o.to_group.as_deref()), ("Broadband Forum", None));
+        assert!(o.from.contains("(opsawg)"), "{o:?}");
+        // An incoming one in the same form.
+        assert_eq!(
+            outgoing("From: ITU-T SG15 (Jane Doe <tsbsg15@itu.int>)\nTo: IETF CCAMP (ccamp@ietf.org)\n", &rel()),
+            None
+        );
+        // A group of the addressed body is kept: it may have its own manager.
+        let g = outgoing("From: IETF DetNet (x <detnet-chairs@ietf.org>)\nTo: IEEE 802.1 (y@ieee.org)\n", &rel())
+            .expect("out");
+        assert_eq!(g.to, "IEEE 802");
+        assert!(g.to_group.is_some(), "{g:?}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Who knows an IETF group: its chairs and its responsible Area Director, from
-//! `config/ietf-experts.toml` (derived from the datatracker's public API by
-//! `scripts/ietf-experts`; replaceable like the relationships data). A notification names
-//! them for each group a statement addresses, so a manager knows whom to ask.
+//! Who knows an IETF group: its chairs and its responsible Area Director, from the `experts`
+//! file (derived from the datatracker's public API by `scripts/ietf-experts`; replaceable like
+//! the relationships data; `config/ietf-experts.toml` is sample data in its format). A
+//! notification names them for each group a statement addresses, so a manager knows whom to
+//! ask.
 //!
 //! **Architecture invariant: pure, no I/O.** The caller reads the file.
 
@@ -149,8 +150,10 @@ pub fn toml_from_export(export: &Export, source: &str) -> String {
         if chairs.is_empty() && ads.is_empty() {
             continue;
         }
-        let list = |v: &[String]| v.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ");
-        out.push_str(&format!("\n[[group]]\nacronym = {:?}\n", g.acronym));
+        // TOML's own quoting (Rust's `{:?}` writes escapes TOML does not have).
+        let quoted = |t: &str| toml::Value::String(t.to_string()).to_string();
+        let list = |v: &[String]| v.iter().map(|p| quoted(p)).collect::<Vec<_>>().join(", ");
+        out.push_str(&format!("\n[[group]]\nacronym = {}\n", quoted(&g.acronym)));
         if !chairs.is_empty() {
             out.push_str(&format!("chairs = [{}]\n", list(&chairs)));
         }
@@ -170,6 +173,21 @@ mod tests {
         let e = Experts::from_str_at(BUILTIN, Path::new("ietf-experts.toml")).expect("built-in");
         assert!(!e.is_empty());
         assert!(e.of("DetNet").is_some_and(|g| !g.chairs.is_empty() && !g.ads.is_empty()));
+    }
+
+    #[test]
+    fn names_that_need_escaping_are_written_as_toml() {
+        let mut export = Export::default();
+        export
+            .add_list(
+                r#"{"objects": [{"resource_uri": "/api/v1/group/group/1/", "acronym": "wg", "state": "/api/v1/name/groupstatename/active/", "type": "/api/v1/name/grouptypename/wg/"},
+                {"resource_uri": "/api/v1/group/role/1/", "name": "/api/v1/name/rolename/chair/", "group": "/api/v1/group/group/1/", "email": "/api/v1/person/email/a@example.org/", "person": "/api/v1/person/person/1/"},
+                {"resource_uri": "/api/v1/person/person/1/", "name": "Jose\u0301 \"Pepe\" Mu\u00f1oz\\"}]}"#,
+            )
+            .expect("a list");
+        let text = toml_from_export(&export, "a test");
+        let e = Experts::from_str_at(&text, Path::new("generated.toml")).expect("valid TOML");
+        assert_eq!(e.of("wg").expect("wg").chairs, ["Jose\u{301} \"Pepe\" Mu\u{f1}oz\\ <a@example.org>"]);
     }
 
     #[test]

@@ -55,8 +55,13 @@ pub struct Judgement {
     pub answers: Option<Result<String, String>>,
     /// For a reply to mail liaisond sent: the commands on its first lines, each decided.
     pub commands: Vec<liaisond_model::Command>,
+    /// Whether it is a reply with commands (its sender may act on a statement it names).
+    pub command_reply: bool,
     /// For a reply to a yearly check-in request: recorded, or why not.
     pub check_in_answer: Option<Result<liaisond_model::CheckInAnswer, String>>,
+    /// For an incoming statement: the outgoing one it answers, when its sender is verified and
+    /// of the body that outgoing statement was sent to (a forged "Reply LS" closes nothing).
+    pub answers_outgoing: Option<liaisond_model::KnownStatement>,
 }
 
 impl Judgement {
@@ -87,8 +92,9 @@ impl Judgement {
                 .map(|r| r.url.clone())
                 .or_else(|| c.related.as_ref().and_then(|k| k.datatracker_url.clone())),
             commands: self.commands.clone(),
+            command_reply: self.command_reply,
             outgoing: c.outgoing.is_some(),
-            answers_outgoing: c
+            answers_outgoing: self
                 .answers_outgoing
                 .as_ref()
                 .map(|k| liaisond_model::Target { id: k.id, tracking_id: k.tracking_id.clone() }),
@@ -134,7 +140,7 @@ pub fn judge(
         rel,
     );
     let route = match &classification.outgoing {
-        Some(o) => outgoing_route(route, o, rel),
+        Some(o) => outgoing_route(route, o, analysis.sender.as_deref(), rel),
         None => route,
     };
     let answers = match &classification.related {
@@ -182,8 +188,8 @@ pub fn judge(
     } else {
         Vec::new()
     };
-    let (commands, answers) = if requests.is_empty() {
-        (Vec::new(), answers)
+    let decided = if requests.is_empty() {
+        command::Decided::default()
     } else {
         let sender = analysis.sender.as_deref().and_then(normalize_address);
         let who = command::Sender {
@@ -191,24 +197,44 @@ pub fn judge(
             verified: route.sender_verified,
             verification: &route.verification,
         };
-        (command::decide(requests, classification.related.as_ref(), &who, rel, history), None)
+        // A tracking ID found only in the body (a quoted digest) names no statement for a
+        // command without its own.
+        let about = classification.related.as_ref().filter(|_| !classification.related_in_body);
+        command::decide(requests, about, &who, rel, history)
     };
-    Judgement { classification, route, answers, commands, check_in_answer }
+    let command_reply = decided.acting;
+    let answers = if command_reply { None } else { answers };
+    let commands = decided.commands;
+    let answers_outgoing = classification
+        .answers_outgoing
+        .clone()
+        .filter(|k| route.sender_verified && route.organization.is_some() && route.organization == k.organization);
+    Judgement { classification, route, answers, commands, command_reply, check_in_answer, answers_outgoing }
 }
 
-/// An outgoing statement goes to the addressed body's liaison manager, who should know what
-/// the IETF asked of the body they follow, the coordinators in copy; to the coordinators only
-/// when the sender is not verified (anyone can write a statement's header block).
-fn outgoing_route(mut route: Route, o: &crate::direction::Outgoing, rel: &Relationships) -> Route {
+/// An outgoing statement goes to the addressed body's liaison manager (its group's, when the
+/// group has its own), who should know what the IETF asked of the body they follow, the
+/// coordinators in copy; to the coordinators only when the sender is not a verified sender of
+/// the IETF side (anyone can write a statement's header block).
+fn outgoing_route(
+    mut route: Route,
+    o: &crate::direction::Outgoing,
+    sender: Option<&str>,
+    rel: &Relationships,
+) -> Route {
     let coordinators = rel.coordinators().to_vec();
     let org = rel.organization(&o.to);
+    let liaison = org.map(|g| g.liaison_for(o.to_group.as_deref()));
     let managers: Vec<String> =
-        org.map(|g| g.liaison.recipients().into_iter().map(str::to_string).collect()).unwrap_or_default();
+        liaison.map(|l| l.recipients().into_iter().map(str::to_string).collect()).unwrap_or_default();
+    // The relationship whose manager it is: the group's own, else the organisation's.
+    let own_group = o.to_group.as_ref().filter(|_| org.zip(liaison).is_some_and(|(g, l)| !std::ptr::eq(l, &g.liaison)));
     route.organization = Some(o.to.clone());
-    route.relationship = org.map(|g| g.acronym.clone());
+    route.relationship = own_group.cloned().or_else(|| org.map(|g| g.acronym.clone()));
     route.rule = Some("outgoing");
     route.candidates = Vec::new();
-    if route.sender_verified && !managers.is_empty() {
+    let ours = sender.and_then(normalize_address).is_some_and(|s| rel.is_ietf_side(&s));
+    if route.sender_verified && ours && !managers.is_empty() {
         route.cc = coordinators.into_iter().filter(|c| !managers.contains(c)).collect();
         route.reason = format!("an outgoing statement to {}: its liaison manager is told", o.to);
         route.to = managers;
@@ -216,7 +242,7 @@ fn outgoing_route(mut route: Route, o: &crate::direction::Outgoing, rel: &Relati
         route.reason = if managers.is_empty() {
             format!("an outgoing statement to {}, which has no liaison manager: to the coordinators", o.to)
         } else {
-            format!("an outgoing statement to {}, but the sender is not verified: to the coordinators", o.to)
+            format!("an outgoing statement to {}, but not from a verified IETF sender: to the coordinators", o.to)
         };
         route.to = coordinators;
         route.cc = Vec::new();

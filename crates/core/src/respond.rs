@@ -383,7 +383,7 @@ impl Responder {
             from,
             from_address,
             message_id_domain,
-            experts: crate::experts::Experts::builtin(),
+            experts: crate::experts::Experts::default(),
         }
     }
 
@@ -396,7 +396,7 @@ impl Responder {
         rel: &Relationships,
         counts: &dyn Fn(&str) -> AckCounts,
     ) -> Plan {
-        if !incoming.commands.is_empty() {
+        if incoming.verdict.command_reply {
             return self.answer_commands(incoming, rel);
         }
         let (ack, counted) = match self.ack_decision(incoming, rel) {
@@ -735,7 +735,8 @@ impl Responder {
                 Some(GroupRef::Ietf(g)) if matches!(g.kind, IetfGroupKind::ResearchGroup | IetfGroupKind::Irtf) => {
                     misaddressed.push(format!("- {label}: an IRTF research group, not an IETF group"));
                 }
-                Some(GroupRef::Ietf(g)) => {
+                // Without experts data (none configured) nothing is said of the IETF's groups.
+                Some(GroupRef::Ietf(g)) if !self.experts.is_empty() => {
                     // One person a line: a name is not split by the wrapping.
                     let mut lines = vec![format!("- {label}")];
                     match self.experts.of(&g.acronym) {
@@ -747,11 +748,13 @@ impl Responder {
                     }
                     experts.push(lines.join("\n"));
                 }
-                Some(other) => misaddressed.push(format!(
-                    "- {label}: a group of {}, not of the IETF",
-                    other.organization().map_or("another body", |o| o.name.as_str())
+                // A group of the sending body among the addressees (copied): not misaddressed.
+                Some(_) => {}
+                None if self.experts.of(name.trim()).is_some() => {}
+                None => misaddressed.push(format!(
+                    "- {}: no IETF group in the relationships data (a list? a group it lacks?)",
+                    printable(name)
                 )),
-                None => misaddressed.push(format!("- {}: not an IETF group liaisond knows (a list?)", printable(name))),
             }
         }
         (experts, misaddressed)
@@ -1006,8 +1009,7 @@ fn compose_with(
         .raw_header(header("X-Auto-Response-Suppress", "All".into()))
         .raw_header(header(LOOP_HEADER, draft.kind.as_str().to_string()));
     if let Some(id) = &draft.tracking_id {
-        // The statement this mail is about, for the reader's mail filters and for liaisond
-        // itself when a reply keeps it (the subject may not).
+        // The statement this mail is about, for the reader's mail filters.
         b = b.raw_header(header(TRACKING_HEADER, id.clone()));
     }
     let text = SinglePart::plain(draft.body.clone());

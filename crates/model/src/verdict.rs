@@ -32,6 +32,9 @@ pub struct Verdict {
     pub datatracker_url: Option<String>,
     /// The commands at the top of a reply, each decided (the store applies the allowed ones).
     pub commands: Vec<Command>,
+    /// A reply with commands from someone who may act: answered with a confirmation, not
+    /// notified. Otherwise the commands' refusals are only events.
+    pub command_reply: bool,
     /// A statement the IETF sends to another body (`direction = outgoing`).
     pub outgoing: bool,
     /// For an incoming statement: the open outgoing statement it answers (then done).
@@ -89,6 +92,7 @@ impl Verdict {
             datatracker_record: None,
             datatracker_url: None,
             commands: Vec::new(),
+            command_reply: false,
             outgoing: false,
             answers_outgoing: None,
             check_in_answer: None,
@@ -178,6 +182,17 @@ pub trait History {
     /// statement it answers by its title).
     fn by_title(&self, _title: &str) -> Option<KnownStatement> {
         None
+    }
+    /// The statement a datatracker notice is of: with this title from this organisation, and
+    /// without a record or with this one (a notice never takes over another statement's
+    /// record), recorded in the last year.
+    fn by_notice(&self, title: &str, from_org: &str, _url: Option<&str>) -> Option<KnownStatement> {
+        self.by_title_and_org(title, from_org)
+    }
+    /// An open statement with this title from this organisation, recorded in the datatracker
+    /// and here in the last 30 days: the one whose own mail arrives after its notice.
+    fn recorded_recently(&self, title: &str, from_org: &str) -> Option<KnownStatement> {
+        self.by_title_and_org(title, from_org).filter(|k| k.datatracker_url.is_some())
     }
     /// The open outgoing statement with this title, when only one has it.
     fn outgoing_by_title(&self, _title: &str) -> Option<KnownStatement> {

@@ -5,12 +5,18 @@
 use liaisond_model::{Action, Command, CommandResult};
 use rusqlite::{Connection, params};
 
-use crate::follow::{close, record_in_datatracker, reopen, statement_event};
+use crate::follow::{Replace, close, record_in_datatracker, reopen, statement_event};
 use crate::operator::{self, Edit, StatementField};
 
 /// Applies one command of a reply (`by`: who, and in which message) in transaction `tx`, and
 /// says what it did. A refused command changes nothing and is an event.
-pub(crate) fn apply(tx: &Connection, command: &Command, by: &str, now: &str) -> rusqlite::Result<CommandResult> {
+pub(crate) fn apply(
+    tx: &Connection,
+    command: &Command,
+    message: i64,
+    by: &str,
+    now: &str,
+) -> rusqlite::Result<CommandResult> {
     let tracking_id = command.target.as_ref().map(|t| t.tracking_id.clone());
     let result = |outcome| CommandResult { line: command.line.clone(), tracking_id: tracking_id.clone(), outcome };
     let (target, action) = match (&command.target, &command.action) {
@@ -25,8 +31,8 @@ pub(crate) fn apply(tx: &Connection, command: &Command, by: &str, now: &str) -> 
                 Some(t) => statement_event(tx, t.id, "command_refused", &detail, now)?,
                 None => {
                     tx.execute(
-                        "INSERT INTO events (at, message, kind, detail) VALUES (?1, NULL, 'command_refused', ?2)",
-                        params![now, detail],
+                        "INSERT INTO events (at, message, kind, detail) VALUES (?1, ?2, 'command_refused', ?3)",
+                        params![now, message, detail],
                     )?;
                 }
             }
@@ -67,11 +73,13 @@ pub(crate) fn apply(tx: &Connection, command: &Command, by: &str, now: &str) -> 
             let edit = operator::assign(tx, sid, to.as_deref(), by, now)?;
             changed(edit, format!("{tid} is assigned to {shown}"), format!("{tid} was assigned to {shown} already"))
         }
-        Action::Recorded(record) => Ok(if record_in_datatracker(tx, sid, record, &format!("by {by}"), now)? {
-            format!("{tid} is recorded as {}", record.url)
-        } else {
-            format!("{tid} was recorded as {} already", record.url)
-        }),
+        Action::Recorded(record) => {
+            Ok(if record_in_datatracker(tx, sid, record, &format!("by {by}"), Replace::Always, now)? {
+                format!("{tid} is recorded as {}", record.url)
+            } else {
+                format!("{tid} was recorded as {} already", record.url)
+            })
+        }
         Action::Reopen => Ok(if reopen(tx, sid, by, now)? {
             format!("{tid} is open again")
         } else {

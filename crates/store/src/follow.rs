@@ -59,14 +59,25 @@ pub(crate) fn cancel_pending_reminders(tx: &Connection, statement: i64, why: &st
 /// table knows it: no deadline, this step. One per statement, ever.
 pub const RECORD_STEP: &str = "record";
 
+/// Whether a record may replace another one a statement has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replace {
+    /// A person's `Recorded:` says which one is right.
+    Always,
+    /// A notice matched by title may be of another statement with the same title: it records
+    /// only a statement without a record, and the difference is an event.
+    Never,
+}
+
 /// Stores a statement's record in the datatracker (`how`: where it was learnt), with an event,
 /// and cancels its waiting "not recorded" reminder. Returns false, changing nothing, when it
-/// had that record already.
+/// had that record already (or another, with [`Replace::Never`]).
 pub(crate) fn record_in_datatracker(
     tx: &Connection,
     statement: i64,
     record: &DatatrackerRecord,
     how: &str,
+    replace: Replace,
     now: &str,
 ) -> rusqlite::Result<bool> {
     let old: Option<Option<String>> = tx
@@ -74,6 +85,11 @@ pub(crate) fn record_in_datatracker(
         .optional()?;
     let Some(old) = old else { return Ok(false) };
     if old.as_deref() == Some(record.url.as_str()) {
+        return Ok(false);
+    }
+    if let (Some(old), Replace::Never) = (&old, replace) {
+        let detail = format!("{} {how}, but it is recorded as {old} already: kept", record.url);
+        statement_event(tx, statement, "datatracker_record_differs", &detail, now)?;
         return Ok(false);
     }
     tx.execute(

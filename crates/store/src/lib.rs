@@ -571,6 +571,20 @@ impl History for NotItself<'_> {
     fn by_title_and_org(&self, title: &str, from_org: &str) -> Option<KnownStatement> {
         self.find("s.from_org = ?2 AND s.title = ?1 COLLATE NOCASE", &[&title.trim(), &from_org])
     }
+    fn by_notice(&self, title: &str, from_org: &str, url: Option<&str>) -> Option<KnownStatement> {
+        self.find(
+            "s.from_org = ?2 AND s.title = ?1 COLLATE NOCASE AND (s.datatracker_url IS NULL OR s.datatracker_url = ?3)
+             AND s.created_at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 year')",
+            &[&title.trim(), &from_org, &url],
+        )
+    }
+    fn recorded_recently(&self, title: &str, from_org: &str) -> Option<KnownStatement> {
+        self.find(
+            "s.from_org = ?2 AND s.title = ?1 COLLATE NOCASE AND s.state = 'open' AND s.datatracker_url IS NOT NULL
+             AND s.created_at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-30 days')",
+            &[&title.trim(), &from_org],
+        )
+    }
     fn outgoing_by_title(&self, title: &str) -> Option<KnownStatement> {
         let condition = format!(
             "s.state = 'open' AND s.direction = 'outgoing' AND s.title = ?1 COLLATE NOCASE AND s.message {} ?2",
@@ -665,8 +679,8 @@ fn write_judged(
                 tx.execute(
                     "INSERT INTO statements (tracking_id, message, created_at, title, purpose, deadline, from_org,
                      sender, sender_verified, verification, relationship, organization, route_rule, route_to,
-                     route_cc, route_reason, candidates, no_ack, direction)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                     route_cc, route_reason, candidates, no_ack, direction, record_expected)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
                     params![
                         tid,
                         id,
@@ -686,7 +700,10 @@ fn write_judged(
                         j.route_reason,
                         json(&j.candidates),
                         j.no_ack,
-                        if j.outgoing { "outgoing" } else { "incoming" }
+                        if j.outgoing { "outgoing" } else { "incoming" },
+                        // The IETF side records what it sends itself (the datatracker's notice
+                        // of it is that record): no "not recorded" reminder for it.
+                        !j.outgoing
                     ],
                 )?;
                 let sid = tx.last_insert_rowid();
@@ -716,6 +733,7 @@ fn write_judged(
                 sid,
                 record,
                 &format!("from the datatracker's notice, message {id}"),
+                follow::Replace::Never,
                 now,
             )?;
         } else {
@@ -766,11 +784,28 @@ fn write_judged(
         }
         None => {}
     }
-    // The commands of a reply, in order (each sees what the one before it did).
+    // The commands of a reply, in order (each sees what the one before it did); once: a
+    // message processed again (`messages reprocess`) does not replay them over later changes.
     let by = format!("{} (by mail, message {id})", j.sender.as_deref().unwrap_or("(no sender)"));
     let mut commands = Vec::with_capacity(j.commands.len());
-    for c in &j.commands {
-        commands.push(commands::apply(tx, c, &by, now)?);
+    if !j.commands.is_empty() {
+        let applied = tx
+            .prepare_cached("SELECT 1 FROM events WHERE message = ?1 AND kind = 'commands_read'")?
+            .exists(params![id])?;
+        if applied {
+            tx.execute(
+                "INSERT INTO events (at, message, kind, detail) VALUES (?1, ?2, 'commands_not_replayed', ?3)",
+                params![now, id, "processed again: its commands were applied the first time, not again"],
+            )?;
+        } else {
+            tx.execute(
+                "INSERT INTO events (at, message, kind, detail) VALUES (?1, ?2, 'commands_read', ?3)",
+                params![now, id, format!("{} command line(s) from {by}", j.commands.len())],
+            )?;
+            for c in &j.commands {
+                commands.push(commands::apply(tx, c, id, &by, now)?);
+            }
+        }
     }
     Ok(Judged { statement, tracking_id, commands })
 }

@@ -483,6 +483,95 @@ mod tests {
     }
 
     #[test]
+    fn a_replys_commands_are_applied_once_even_when_it_is_processed_again() {
+        use liaisond_model::{Action, Command, Target};
+        let (_d, mut s) = temp_store();
+        let (sid, _, _) = statement_with_follow_up(&mut s);
+        let tracking_id = s.statement_record(sid).expect("read").expect("found").tracking_id;
+        let reply = accept(&mut s, "Subject: Re: [LS] x\r\n\r\nDone: answered");
+        let mut j = judged(Class::FollowUp, Some(sid));
+        j.sender_verified = true;
+        j.command_reply = true;
+        j.commands = vec![
+            Command {
+                line: "Done: answered".into(),
+                target: Some(Target { id: sid, tracking_id: tracking_id.clone() }),
+                action: Ok(Action::Done("answered".into())),
+            },
+            Command { line: "Frob: x".into(), target: None, action: Err("`Frob` is not a command".into()) },
+        ];
+        let recorded = s
+            .record_judged(reply, &Outcome::Processed, &Summary::default(), None, Some(&|_| j.clone()), None)
+            .expect("record")
+            .expect("recorded");
+        assert!(recorded.judged.is_some());
+        let r = s.statement_record(sid).expect("read").expect("found");
+        assert_eq!((r.state.as_str(), r.done_reason.as_deref()), ("done", Some("answered")));
+        assert!(r.done_by.as_deref().is_some_and(|b| b.contains(&format!("by mail, message {reply}"))), "{r:?}");
+        // The refusal without a statement is an event on the reply itself.
+        let refused =
+            s.rows("SELECT count(*) FROM events WHERE message = ?1 AND kind = 'command_refused'", &[&reply], |r| {
+                r.get::<_, i64>(0)
+            });
+        assert_eq!(refused.expect("count"), [1]);
+        // An operator opens it again; the reply processed again does not close it again.
+        assert_eq!(s.reopen(sid, "ana").expect("reopen"), crate::Change::Changed);
+        assert!(matches!(s.requeue_message(reply, "ana").expect("requeue"), Requeue::Requeued { .. }));
+        s.record_judged(reply, &Outcome::Processed, &Summary::default(), None, Some(&|_| j.clone()), None)
+            .expect("record again");
+        assert_eq!(s.statement_record(sid).expect("read").expect("found").state, "open");
+        let kinds: Vec<String> =
+            s.rows("SELECT kind FROM events WHERE message = ?1 ORDER BY id", &[&reply], |r| r.get(0)).expect("kinds");
+        assert!(kinds.contains(&"commands_not_replayed".to_string()), "{kinds:?}");
+    }
+
+    #[test]
+    fn a_notice_never_replaces_a_record_a_command_may() {
+        use liaisond_model::DatatrackerRecord;
+        let (_d, mut s) = temp_store();
+        let (sid, _, _) = statement_with_follow_up(&mut s);
+        let record =
+            |n: u32| DatatrackerRecord { url: format!("https://datatracker.ietf.org/liaison/{n}/"), number: n };
+        let url = |s: &Store| s.statement_record(sid).expect("read").expect("found").datatracker_url;
+        s.immediately(|st| {
+            crate::follow::record_in_datatracker(
+                &st.conn,
+                sid,
+                &record(1),
+                "a notice",
+                crate::follow::Replace::Never,
+                "t",
+            )
+        })
+        .expect("record");
+        assert_eq!(url(&s).as_deref(), Some("https://datatracker.ietf.org/liaison/1/"));
+        s.immediately(|st| {
+            crate::follow::record_in_datatracker(
+                &st.conn,
+                sid,
+                &record(2),
+                "a notice",
+                crate::follow::Replace::Never,
+                "t",
+            )
+        })
+        .expect("kept");
+        assert_eq!(url(&s).as_deref(), Some("https://datatracker.ietf.org/liaison/1/"), "a notice replaced it");
+        s.immediately(|st| {
+            crate::follow::record_in_datatracker(
+                &st.conn,
+                sid,
+                &record(2),
+                "Recorded:",
+                crate::follow::Replace::Always,
+                "t",
+            )
+        })
+        .expect("replaced");
+        assert_eq!(url(&s).as_deref(), Some("https://datatracker.ietf.org/liaison/2/"));
+    }
+
+    #[test]
     fn edits_record_the_old_and_new_value() {
         let (_d, mut s) = temp_store();
         let (sid, _, _) = statement_with_follow_up(&mut s);
