@@ -879,26 +879,21 @@ impl Validator<'_> {
             }
         }
 
-        let relationships = match &raw.relationships {
+        // A data file named at the top level (read later, by `load_relationships` and
+        // `load_experts`): it must be there now.
+        let data_file = |key: &'static str, path: &Option<String>| match path {
             Some(p) => {
                 let p = self.resolve(p);
-                if !p.is_file() {
-                    return Err(self.err(&[Key("relationships")], format!("{} is not a readable file", p.display())));
+                if p.is_file() {
+                    Ok(Some(p))
+                } else {
+                    Err(self.err(&[Key(key)], format!("{} is not a readable file", p.display())))
                 }
-                Some(p)
             }
-            None => None,
+            None => Ok(None),
         };
-        let experts = match &raw.experts {
-            Some(p) => {
-                let p = self.resolve(p);
-                if !p.is_file() {
-                    return Err(self.err(&[Key("experts")], format!("{} is not a readable file", p.display())));
-                }
-                Some(p)
-            }
-            None => None,
-        };
+        let relationships = data_file("relationships", &raw.relationships)?;
+        let experts = data_file("experts", &raw.experts)?;
         let mail = match &raw.mail {
             None => None,
             Some(m) => {

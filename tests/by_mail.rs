@@ -205,31 +205,11 @@ async fn the_datatracker_record_its_reminder_and_the_digest() {
     // manager; and the digest lists it.
     let manager_before = common::inbox_of(tb, &u.manager).await.len();
     daemon.set_clock(noon(8));
-    let reminder = {
-        let start = std::time::Instant::now();
-        loop {
-            let mails = texts(&common::inbox_of(tb, &u.manager).await);
-            if let Some(m) = mails.iter().find(|m| m.contains("Not yet recorded in the datatracker")) {
-                break m.clone();
-            }
-            assert!(start.elapsed() < Duration::from_secs(90), "no reminder reached the manager: {mails:?}");
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    };
+    let reminder = wait_for_mail(tb, &u.manager, "Not yet recorded in the datatracker").await;
     assert!(reminder.contains(&format!("X-Liaison-Tracking-ID: {}", two.tracking_id)), "{reminder}");
     assert!(reminder.contains("X-Liaisond-Loop"), "{reminder}");
     assert!(reminder.contains("Recorded: https://datatracker.ietf.org/liaison/"), "it says how to answer: {reminder}");
-    let digest = {
-        let start = std::time::Instant::now();
-        loop {
-            let mails = texts(&common::inbox_of(tb, &u.coord).await);
-            if let Some(d) = mails.into_iter().find(|m| m.contains("Subject: liaisond digest")) {
-                break d;
-            }
-            assert!(start.elapsed() < Duration::from_secs(90), "no digest reached the coordinators");
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    };
+    let digest = wait_for_mail(tb, &u.coord, "Subject: liaisond digest").await;
     let section = digest.split("Not recorded in the datatracker").nth(1).expect("the digest's section").to_string();
     let section = section.split("\r\n\r\n").next().unwrap_or_default();
     assert!(section.contains(&two.tracking_id), "{digest}");
@@ -394,17 +374,7 @@ async fn an_outgoing_statement_waits_for_the_other_bodys_answer() {
 
     // Past its deadline: no reminder to anyone on the IETF side; the digest awaits their answer.
     daemon.set_clock(noon(8));
-    let digest = {
-        let start = std::time::Instant::now();
-        loop {
-            let mails = texts(&common::inbox_of(tb, &u.coord).await);
-            if let Some(d) = mails.into_iter().find(|m| m.contains("Subject: liaisond digest")) {
-                break d;
-            }
-            assert!(start.elapsed() < Duration::from_secs(90), "no digest reached the coordinators");
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    };
+    let digest = wait_for_mail(tb, &u.coord, "Subject: liaisond digest").await;
     let theirs = digest.split("Awaiting their answer").nth(1).expect("the section").split("\r\n\r\n").next();
     let theirs = theirs.unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(theirs.contains(&format!("OVERDUE since {deadline}")) && theirs.contains(&sent.tracking_id), "{digest}");
@@ -452,17 +422,7 @@ async fn a_manager_due_for_check_in_is_asked_once_and_the_answer_is_recorded() {
     // Example SDO's manager (manager8) has no check-in on file: due at once.
     let config = common::config(tb, dir.path(), &u, &common::submission(tb, &u), "[check_in]\nrequests = true\n");
     let daemon = Daemon::start_at(config.clone(), noon(0));
-    let request = {
-        let start = std::time::Instant::now();
-        loop {
-            let mails = texts(&common::inbox_of(tb, &u.manager).await);
-            if let Some(m) = mails.into_iter().find(|m| m.contains("Subject: Yearly liaison check-in: Example SDO")) {
-                break m;
-            }
-            assert!(start.elapsed() < Duration::from_secs(60), "no check-in request reached the manager");
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    };
+    let request = wait_for_mail(tb, &u.manager, "Subject: Yearly liaison check-in: Example SDO").await;
     assert!(request.contains(&format!("Cc: {}", u.coord)), "{request}");
     assert!(request.contains("Statements received:"), "the twelve months' summary: {request}");
     let request_id =

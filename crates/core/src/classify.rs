@@ -137,6 +137,11 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
         check_in: None,
         related_in_body: false,
     };
+    // About a statement held (its reason, naming it, is written before it moves in).
+    let about = |class: Class, reason: String, known: KnownStatement| Classification {
+        related: Some(known),
+        ..verdict(class, reason)
+    };
     // Compared with our address and matched on its local part: normalised (lower case) here,
     // whatever form the caller has it in.
     let sender = input.sender.and_then(normalize_address).unwrap_or_default();
@@ -180,16 +185,8 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
             && let Some(known) = referenced_statement(input.statement, history).filter(|k| !k.outgoing)
         {
             return Classification {
-                class: Class::FollowUp,
-                reason: format!("the datatracker's notice of a reply to {}", known.tracking_id),
-                related: Some(known),
-                no_ack: None,
                 datatracker_reply: true,
-                datatracker_record: None,
-                outgoing: None,
-                answers_outgoing: None,
-                check_in: None,
-                related_in_body: false,
+                ..about(Class::FollowUp, format!("the datatracker's notice of a reply to {}", known.tracking_id), known)
             };
         }
         // The notice of a statement we hold (it was mailed to us first): its record there.
@@ -198,29 +195,21 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
         {
             let recorded = record.as_ref().map_or(String::new(), |r| format!(", recorded as {}", r.url));
             return Classification {
-                class: Class::Duplicate,
-                reason: format!("the datatracker's notice of {} (same title, from {org}){recorded}", known.tracking_id),
-                related: Some(known),
-                no_ack: None,
-                datatracker_reply: false,
                 datatracker_record: record,
-                outgoing: None,
-                answers_outgoing: None,
-                check_in: None,
-                related_in_body: false,
+                ..about(
+                    Class::Duplicate,
+                    format!("the datatracker's notice of {} (same title, from {org}){recorded}", known.tracking_id),
+                    known,
+                )
             };
         }
         return Classification {
-            class: Class::Statement,
-            reason: "the datatracker's \"New Liaison Statement\" notice of a statement we do not hold yet".into(),
-            related: None,
             no_ack: Some("the datatracker already confirmed it to the submitter".into()),
-            datatracker_reply: false,
             datatracker_record: record,
-            outgoing: None,
-            answers_outgoing: None,
-            check_in: None,
-            related_in_body: false,
+            ..verdict(
+                Class::Statement,
+                "the datatracker's \"New Liaison Statement\" notice of a statement we do not hold yet".into(),
+            )
         };
     }
 
@@ -256,20 +245,14 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
     for id in named {
         if let Some(known) = history.by_tracking_id(&id) {
             return Classification {
-                reason: format!("it names {id}"),
-                related: Some(known),
                 related_in_body: !in_subject.contains(&id),
-                ..verdict(Class::FollowUp, String::new())
+                ..about(Class::FollowUp, format!("it names {id}"), known)
             };
         }
     }
     if !thread.is_empty() {
         if let Some(known) = history.by_thread(&thread) {
-            return Classification {
-                reason: format!("it replies to mail about {}", known.tracking_id),
-                related: Some(known),
-                ..verdict(Class::FollowUp, String::new())
-            };
+            return about(Class::FollowUp, format!("it replies to mail about {}", known.tracking_id), known);
         }
         if let Some(id) = thread.iter().find(|id| is_our_message_id(id, ours)) {
             return verdict(Class::FollowUp, format!("it replies to our message <{id}>, whose statement is not known"));
@@ -280,18 +263,11 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
     if let Some(id) = h.message_ids("message-id").first()
         && let Some(known) = history.by_message_id(id)
     {
-        return Classification {
-            class: Class::Duplicate,
-            reason: format!("the same Message-ID as {} (delivered again, through another address)", known.tracking_id),
-            related: Some(known),
-            no_ack: None,
-            datatracker_reply: false,
-            datatracker_record: None,
-            outgoing: None,
-            answers_outgoing: None,
-            check_in: None,
-            related_in_body: false,
-        };
+        return about(
+            Class::Duplicate,
+            format!("the same Message-ID as {} (delivered again, through another address)", known.tracking_id),
+            known,
+        );
     }
 
     // 7 and 8. Lists, statements, the rest.
@@ -305,37 +281,22 @@ fn classify_message(input: &Input<'_>, rel: &Relationships, ours: &Ours, history
         && let (Some(title), Some(org)) = (input.statement.title.as_deref(), input.statement.from_org.as_deref())
         && let Some(known) = history.recorded_recently(title, org)
     {
-        return Classification {
-            class: Class::Duplicate,
-            reason: format!(
+        return about(
+            Class::Duplicate,
+            format!(
                 "the statement recorded as {} (same title, from {org}, already in the datatracker)",
                 known.tracking_id
             ),
-            related: Some(known),
-            no_ack: None,
-            datatracker_reply: false,
-            datatracker_record: None,
-            outgoing: None,
-            answers_outgoing: None,
-            check_in: None,
-            related_in_body: false,
-        };
+            known,
+        );
     }
     match list {
         Some(marker) if known_sender && evidence.len() >= 2 => Classification {
-            class: Class::Statement,
-            reason: format!(
-                "reads like a statement ({}) from a known organisation, through a list",
-                evidence.join(", ")
-            ),
-            related: None,
             no_ack: Some(format!("sent through a mailing list ({marker})")),
-            datatracker_reply: false,
-            datatracker_record: None,
-            outgoing: None,
-            answers_outgoing: None,
-            check_in: None,
-            related_in_body: false,
+            ..verdict(
+                Class::Statement,
+                format!("reads like a statement ({}) from a known organisation, through a list", evidence.join(", ")),
+            )
         },
         Some(marker) => verdict(Class::List, format!("list or bulk mail ({marker})")),
         None if evidence.len() >= 2 => {

@@ -252,30 +252,14 @@ pub fn reminder_draft(
     now: Timestamp,
     nonce: u64,
 ) -> Draft {
-    let to = handlers(s, rel);
-    let coordinators = rel.coordinators().to_vec();
-    let cc: Vec<String> = coordinators.iter().filter(|c| !to.contains(c)).cloned().collect();
+    let (mut v, addressing) = reminder_values(s, rel);
     let left = days_between(today, deadline);
-    let mut v = Values::new();
-    v.insert("tracking_id", s.tracking_id.clone());
-    // The title goes into the subject: clipped, control characters removed.
-    v.insert("title", s.title.as_deref().map_or_else(|| "(no title)".into(), |t| clip(t, 200)));
-    v.insert("organization", printable(s.organization.as_deref().unwrap_or("(not known)")));
-    v.insert("purpose", purpose_text(s.purpose.as_deref()).into());
     v.insert("deadline", deadline.to_string());
     v.insert("due", relative_days(left));
     if left < 0 {
         v.insert("overdue", "yes".into());
     }
-    if let Ok(t) = s.received.parse::<Timestamp>() {
-        v.insert("received", format_time(t));
-    }
     v.insert("reply_to", if s.reply_to.is_empty() { "(not stated)".into() } else { printable(&s.reply_to.join(", ")) });
-    v.insert("to", to.join(", "));
-    v.insert("coordinators", coordinators.join(", "));
-    if s.assigned_to.is_some() {
-        v.insert("assigned", "yes".into());
-    }
     if let Some(url) = &s.datatracker_url {
         v.insert("datatracker_url", url.clone());
     }
@@ -285,11 +269,46 @@ pub fn reminder_draft(
         v.insert("final", "yes".into());
     }
     let rendered = responder.templates.reminder.render(&v);
-    let addressing = Addressing { to, cc, reply_to: coordinators };
-    let mut d = responder.scheduled_draft(DraftKind::Reminder, &s.tracking_id, addressing, rendered, now, nonce);
+    reminder_of(responder, s, &s.tracking_id, addressing, rendered, now, nonce)
+}
+
+/// What every reminder of a statement says of it, and whom it goes to: whoever handles it,
+/// the coordinators in copy, replies to the coordinators.
+fn reminder_values(s: &FollowRow, rel: &Relationships) -> (Values, Addressing) {
+    let to = handlers(s, rel);
+    let coordinators = rel.coordinators().to_vec();
+    let cc: Vec<String> = coordinators.iter().filter(|c| !to.contains(c)).cloned().collect();
+    let mut v = Values::new();
+    v.insert("tracking_id", s.tracking_id.clone());
+    // The title goes into the subject: clipped, control characters removed.
+    v.insert("title", s.title.as_deref().map_or_else(|| "(no title)".into(), |t| clip(t, 200)));
+    v.insert("organization", printable(s.organization.as_deref().unwrap_or("(not known)")));
+    v.insert("purpose", purpose_text(s.purpose.as_deref()).into());
+    if let Ok(t) = s.received.parse::<Timestamp>() {
+        v.insert("received", format_time(t));
+    }
+    v.insert("to", to.join(", "));
+    v.insert("coordinators", coordinators.join(", "));
+    if s.assigned_to.is_some() {
+        v.insert("assigned", "yes".into());
+    }
+    (v, Addressing { to, cc, reply_to: coordinators })
+}
+
+/// A reminder's draft: about the statement (its tracking header), threaded with it in the
+/// recipients' mail clients.
+fn reminder_of(
+    responder: &Responder,
+    s: &FollowRow,
+    about: &str,
+    addressing: Addressing,
+    rendered: crate::template::Rendered,
+    now: Timestamp,
+    nonce: u64,
+) -> Draft {
+    let mut d = responder.scheduled_draft(DraftKind::Reminder, about, addressing, rendered, now, nonce);
     d.tracking_id = Some(s.tracking_id.clone());
     if let Some(original) = &s.message_id {
-        // Threads with the statement in the recipients' mail clients.
         d.references = vec![original.clone()];
     }
     d
@@ -313,35 +332,13 @@ pub fn record_reminder_draft(
     now: Timestamp,
     nonce: u64,
 ) -> Draft {
-    let to = handlers(s, rel);
-    let coordinators = rel.coordinators().to_vec();
-    let cc: Vec<String> = coordinators.iter().filter(|c| !to.contains(c)).cloned().collect();
-    let mut v = Values::new();
-    v.insert("tracking_id", s.tracking_id.clone());
-    v.insert("title", s.title.as_deref().map_or_else(|| "(no title)".into(), |t| clip(t, 200)));
-    v.insert("organization", printable(s.organization.as_deref().unwrap_or("(not known)")));
-    v.insert("purpose", purpose_text(s.purpose.as_deref()).into());
+    let (mut v, addressing) = reminder_values(s, rel);
     if let Some(d) = &s.deadline {
         v.insert("deadline", d.clone());
     }
-    if let Ok(t) = s.received.parse::<Timestamp>() {
-        v.insert("received", format_time(t));
-    }
     v.insert("within", days_text(within));
-    v.insert("to", to.join(", "));
-    v.insert("coordinators", coordinators.join(", "));
-    if s.assigned_to.is_some() {
-        v.insert("assigned", "yes".into());
-    }
     let rendered = responder.templates.unrecorded.render(&v);
-    let addressing = Addressing { to, cc, reply_to: coordinators };
-    let about = format!("{}.record", s.tracking_id);
-    let mut d = responder.scheduled_draft(DraftKind::Reminder, &about, addressing, rendered, now, nonce);
-    d.tracking_id = Some(s.tracking_id.clone());
-    if let Some(original) = &s.message_id {
-        d.references = vec![original.clone()];
-    }
-    d
+    reminder_of(responder, s, &format!("{}.record", s.tracking_id), addressing, rendered, now, nonce)
 }
 
 /// What a digest reports on.
@@ -383,6 +380,15 @@ pub fn digest_draft(
         )
     };
     let deadline_of = |s: &FollowRow| s.deadline.as_deref().and_then(|d| d.parse::<Date>().ok());
+    // "OVERDUE since 2026-11-20 (3 days ago)", "due 2026-12-15 (in 22 days)".
+    let due = |d: Date| {
+        let left = days_between(input.today, d);
+        if left < 0 {
+            format!("OVERDUE since {d} ({})", relative_days(left))
+        } else {
+            format!("due {d} ({})", relative_days(left))
+        }
+    };
     // Its record, on a line of its own (a URL is not wrapped).
     let record = |s: &FollowRow| s.datatracker_url.as_deref().map(|u| format!("\n    {u}")).unwrap_or_default();
 
@@ -397,13 +403,7 @@ pub fn digest_draft(
     let awaiting_lines: Vec<String> = awaiting
         .iter()
         .map(|(s, d)| {
-            let left = days_between(input.today, *d);
-            let when = if left < 0 {
-                format!("OVERDUE since {d} ({})", relative_days(left))
-            } else {
-                format!("due {d} ({})", relative_days(left))
-            };
-            format!("- {when}  {}\n    handled by {}{}", line(s), handlers(s, rel).join(", "), record(s))
+            format!("- {}  {}\n    handled by {}{}", due(*d), line(s), handlers(s, rel).join(", "), record(s))
         })
         .collect();
     // Statements the IETF sent, by their deadline (none last): the other body's answer.
@@ -412,16 +412,7 @@ pub fn digest_draft(
     theirs.sort_by_key(|(s, d)| (d.is_none(), *d, s.id));
     let theirs: Vec<String> = theirs
         .iter()
-        .map(|(s, d)| {
-            let when = match d {
-                Some(d) if days_between(input.today, *d) < 0 => {
-                    format!("OVERDUE since {d} ({})", relative_days(days_between(input.today, *d)))
-                }
-                Some(d) => format!("due {d} ({})", relative_days(days_between(input.today, *d))),
-                None => "no deadline".to_string(),
-            };
-            format!("- {when}  {}{}", line(s), record(s))
-        })
+        .map(|(s, d)| format!("- {}  {}{}", d.map_or_else(|| "no deadline".into(), due), line(s), record(s)))
         .collect();
     let received: Vec<String> = input
         .received
