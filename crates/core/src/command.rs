@@ -92,8 +92,8 @@ fn request(line: &str) -> Option<Request> {
         ("recorded", Some(v)) => crate::datatracker::record_url(v).map(Action::Recorded).ok_or_else(|| {
             format!("`{}` is not a datatracker liaison page (https://datatracker.ietf.org/liaison/NNNN/)", printable(v))
         }),
-        ("reopen", None) => Ok(Action::Reopen),
-        ("reopen", Some("")) => Ok(Action::Reopen),
+        ("reopen", None | Some("")) => Ok(Action::Reopen),
+        ("reopen", Some(_)) => Err("Reopen takes nothing after it".into()),
         ("deadline" | "assign" | "recorded", None) => Err(format!("{verb}: needs a value after the colon")),
         _ => {
             // Only a line shaped like a command is one: a tracking ID first, or a single word
@@ -263,6 +263,7 @@ mod tests {
         // Two words and a colon is prose ("Dear all:"), not an unknown command.
         assert!(commands_in("Dear all: see below").is_empty());
         assert!(commands_in("Deadline: 2027-02-30").first().is_some_and(|r| r.action.is_err()));
+        assert_eq!(actions("Reopen: now"), [Err("Reopen takes nothing after it".to_string())]);
     }
 
     #[test]

@@ -86,10 +86,12 @@ impl Judgement {
             candidates: r.candidates.clone(),
             answers: self.answers.clone(),
             datatracker_record: c.datatracker_record.clone(),
+            // A notice's record only from a verified sender, as the store takes it.
             datatracker_url: c
                 .datatracker_record
                 .as_ref()
-                .map(|r| r.url.clone())
+                .filter(|_| r.sender_verified)
+                .map(|rec| rec.url.clone())
                 .or_else(|| c.related.as_ref().and_then(|k| k.datatracker_url.clone())),
             commands: self.commands.clone(),
             command_reply: self.command_reply,
