@@ -415,8 +415,14 @@ fn sighup_reloads_the_relationships_and_templates_and_keeps_them_when_the_new_on
         template.replacen("New liaison statement", "RELOADED statement", 1),
     )
     .expect("template");
-    hup(&mut daemon, "reloaded the relationships data and the templates");
+    // And experts data named for the first time (a top-level key, before the tables).
+    std::fs::copy(common::repo_root().join("config/ietf-experts.toml"), d.join("experts.toml")).expect("experts");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, format!("experts = \"experts.toml\"\n{text}")).expect("config");
+    hup(&mut daemon, "reloaded the relationships data, the templates and the experts data");
     assert!(daemon.stderr().contains("organisations="), "says what was loaded: {}", daemon.stderr());
+    assert!(daemon.stderr().contains("experts.toml"), "the experts file is applied: {}", daemon.stderr());
+    assert!(!daemon.stderr().contains("keys=experts"), "not a key needing a restart: {}", daemon.stderr());
     let (reloading, _) = daemon.wait_for("RELOADING=1", Duration::from_secs(5), |n| n.contains("RELOADING=1"));
     daemon.wait_for_after(Some(reloading), "READY=1 after RELOADING=1", Duration::from_secs(5), |n| {
         n.contains("READY=1")

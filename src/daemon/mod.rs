@@ -240,7 +240,8 @@ pub async fn run(config: Config, shutdown: CancellationToken, mut options: RunOp
                                 organisations = loaded.organisations,
                                 ietf_groups = loaded.ietf_groups,
                                 templates = loaded.templates,
-                                "reloaded the relationships data and the templates"
+                                experts = loaded.experts,
+                                "reloaded the relationships data, the templates and the experts data"
                             );
                             format!("running; reloaded {} organisations", loaded.organisations)
                         }

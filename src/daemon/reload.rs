@@ -21,10 +21,12 @@ pub struct Reloaded {
     pub ietf_groups: usize,
     /// The templates directory (or `built-in`).
     pub templates: String,
+    /// The experts file (or `none`).
+    pub experts: String,
 }
 
-/// Re-reads the configuration file of `running` for its `relationships` and `[templates]`
-/// settings, loads those files, and puts a reader built from them in `readers`. Every other
+/// Re-reads the configuration file of `running` for its `relationships`, `experts` and
+/// `[templates]` settings, loads those files, and puts a reader built from them in `readers`. Every other
 /// setting stays as `running` has it (they need a restart); when the file now differs from
 /// `started_with` (its text when the daemon started) in other keys, a warning names them. On
 /// any error (an unreadable configuration, relationships data or template, with file and line)
@@ -52,6 +54,7 @@ pub fn reload(
     }
     let mut config = running.clone();
     config.relationships = now.relationships;
+    config.experts = now.experts;
     config.templates = now.templates;
     let reader = Reader::from_config(&config, program)?;
     let loaded = Reloaded {
@@ -59,6 +62,7 @@ pub fn reload(
         organisations: reader.relationships().organizations().len(),
         ietf_groups: reader.relationships().ietf_groups().len(),
         templates: config.templates.as_ref().map_or("built-in".into(), |p| p.display().to_string()),
+        experts: config.experts.as_ref().map_or("none".into(), |p| p.display().to_string()),
     };
     readers.replace(reader);
     Ok(loaded)
@@ -68,7 +72,7 @@ pub fn reload(
 /// than `relationships` and `[templates]` (which a reload applies). Text that does not parse
 /// as TOML gives none (the reload then fails on it anyway, with the parse error).
 fn changed_keys_needing_restart(before: &str, after: &str) -> Vec<String> {
-    const RELOADED: [&str; 2] = ["relationships", "templates"];
+    const RELOADED: [&str; 3] = ["relationships", "experts", "templates"];
     let (Ok(before), Ok(after)) = (before.parse::<toml::Table>(), after.parse::<toml::Table>()) else {
         return Vec::new();
     };
@@ -88,7 +92,7 @@ mod tests {
     #[test]
     fn a_reload_names_the_settings_it_does_not_apply() {
         let before = "relationships = \"a.toml\"\n[store]\ndatabase = \"x.db\"\n[templates]\ndirectory = \"t\"\n";
-        let after = "relationships = \"b.toml\"\n[store]\ndatabase = \"y.db\"\n[templates]\ndirectory = \"u\"\n[smtp]\nhost = \"h\"\n";
+        let after = "relationships = \"b.toml\"\nexperts = \"e.toml\"\n[store]\ndatabase = \"y.db\"\n[templates]\ndirectory = \"u\"\n[smtp]\nhost = \"h\"\n";
         assert_eq!(changed_keys_needing_restart(before, after), ["smtp", "store"]);
         assert!(changed_keys_needing_restart(before, before).is_empty());
     }
