@@ -159,29 +159,27 @@ pub fn judge(
         ),
         _ => None,
     };
+    let sender = analysis.sender.as_deref().and_then(normalize_address);
+    // A manager's answer to the yearly check-in request: recorded as the check-in when the
+    // manager asked sent it, verified (a From: header is only a claim).
+    let check_in_answer = classification.check_in.as_ref().map(|request| match sender.clone() {
+        Some(s) if s == request.manager && route.sender_verified => Ok(liaisond_model::CheckInAnswer {
+            request: request.id,
+            manager: s,
+            report: follow::report_text(&analysis.reply_text),
+        }),
+        Some(s) if s == request.manager => {
+            Err(format!("{s} answered the check-in, but the sender is not verified ({})", route.verification))
+        }
+        other => Err(format!(
+            "an answer to the check-in request to {} from {}",
+            request.manager,
+            other.as_deref().unwrap_or("(no sender)")
+        )),
+    });
     // A reply to mail we sent (or naming a statement) whose first lines are commands. Its
     // commands stand in for a reply to the statement: a manager's `Done:` to the
     // coordinators is not an answer to the other body.
-    // A manager's answer to the yearly check-in request: recorded as the check-in when the
-    // manager asked sent it, verified (a From: header is only a claim).
-    let check_in_answer = classification.check_in.as_ref().map(|request| {
-        let sender = analysis.sender.as_deref().and_then(normalize_address);
-        match sender {
-            Some(s) if s == request.manager && route.sender_verified => Ok(liaisond_model::CheckInAnswer {
-                request: request.id,
-                manager: s,
-                report: follow::report_text(&analysis.reply_text),
-            }),
-            Some(s) if s == request.manager => {
-                Err(format!("{s} answered the check-in, but the sender is not verified ({})", route.verification))
-            }
-            other => Err(format!(
-                "an answer to the check-in request to {} from {}",
-                request.manager,
-                other.as_deref().unwrap_or("(no sender)")
-            )),
-        }
-    });
     let requests = if classification.class == Class::FollowUp
         && !classification.datatracker_reply
         && classification.check_in.is_none()
@@ -193,7 +191,6 @@ pub fn judge(
     let decided = if requests.is_empty() {
         command::Decided::default()
     } else {
-        let sender = analysis.sender.as_deref().and_then(normalize_address);
         let who = command::Sender {
             address: sender.as_deref(),
             verified: route.sender_verified,

@@ -436,19 +436,9 @@ impl Responder {
         }
         if let Some(AckTarget { to, receipt: false }) = &ack_target {
             let r = self.templates.ack.render(&values);
-            let original = incoming.analysis.message_id.clone();
-            let mut references = incoming.headers.message_ids("references");
-            if let Some(id) = &original
-                && !references.contains(id)
-            {
-                references.push(id.clone());
-            }
             let cc = rel.coordinators().iter().filter(|c| *c != to).cloned().collect();
             let mut d = self.draft(DraftKind::Ack, incoming, vec![to.clone()], cc, rel.coordinators().to_vec(), r);
-            d.in_reply_to = original;
-            d.references = references;
-            d.auto_submitted = "auto-replied".into();
-            d.null_sender = true;
+            answering(&mut d, incoming);
             drafts.push(d);
         }
         if let Some(count) = alert {
@@ -500,25 +490,13 @@ impl Responder {
         let rendered = self.templates.confirmation.render(&v);
         let mut d =
             self.draft(DraftKind::Confirmation, incoming, vec![to], Vec::new(), rel.coordinators().to_vec(), rendered);
-        let original = incoming.analysis.message_id.clone();
-        let mut references = incoming.headers.message_ids("references");
-        if let Some(id) = &original
-            && !references.contains(id)
-        {
-            references.push(id.clone());
-        }
-        d.in_reply_to = original;
-        d.references = references;
+        answering(&mut d, incoming);
         let mut named = incoming.commands.iter().filter_map(|c| c.tracking_id.as_deref());
         if let Some(first) = named.next()
             && named.all(|t| t == first)
         {
             d.tracking_id = Some(first.to_string());
         }
-        // RFC 3834 §5: a response to a message, sent automatically; §4: with a null
-        // reverse-path, so nothing answers it.
-        d.auto_submitted = "auto-replied".into();
-        d.null_sender = true;
         Plan { drafts: vec![d], ack, no_notification }
     }
 
@@ -922,6 +900,23 @@ pub fn clip(text: &str, max: usize) -> String {
         s.push('…');
         s
     }
+}
+
+/// Makes `d` an answer to `incoming` (the acknowledgement, the confirmation of commands):
+/// threaded with it, and, RFC 3834 §5, marked as sent automatically in response; §4, with the
+/// null reverse-path, so that nothing answers it.
+fn answering(d: &mut Draft, incoming: &RecordedMessage<'_>) {
+    let original = incoming.analysis.message_id.clone();
+    let mut references = incoming.headers.message_ids("references");
+    if let Some(id) = &original
+        && !references.contains(id)
+    {
+        references.push(id.clone());
+    }
+    d.in_reply_to = original;
+    d.references = references;
+    d.auto_submitted = "auto-replied".into();
+    d.null_sender = true;
 }
 
 /// A subject without its leading `Re:`/`AW:`/`Fwd:`-style prefixes.

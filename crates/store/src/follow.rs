@@ -171,6 +171,24 @@ pub(crate) fn record_check_in_answer(
     Ok(true)
 }
 
+/// Records a reminder as decided (once per statement, deadline and step: false, changing
+/// nothing, when it was already) and queues its mail about `message`.
+fn decide_reminder(tx: &Connection, message: i64, r: &ReminderToQueue<'_>, now: &str) -> rusqlite::Result<bool> {
+    let n = tx.execute(
+        "INSERT OR IGNORE INTO reminders (statement, deadline, step, due_on, decided_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![r.statement, r.deadline, r.step, r.due_on, now],
+    )?;
+    if n == 0 {
+        return Ok(false);
+    }
+    let outbox = super::outbox::insert_draft(tx, Some(message), Some(r.statement), r.draft, now)?;
+    tx.execute(
+        "UPDATE reminders SET outbox = ?4 WHERE statement = ?1 AND deadline = ?2 AND step = ?3",
+        params![r.statement, r.deadline, r.step, outbox],
+    )?;
+    Ok(true)
+}
+
 /// How changing a statement's state went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -287,20 +305,8 @@ impl Store {
                 )
                 .optional()?;
             let Some(message) = message else { return Ok(false) };
-            let n = tx.execute(
-                "INSERT OR IGNORE INTO reminders (statement, deadline, step, due_on, decided_at)
-                 VALUES (?1, '', ?2, ?3, ?4)",
-                params![statement, RECORD_STEP, due_on, now],
-            )?;
-            if n == 0 {
-                return Ok(false);
-            }
-            let outbox = super::outbox::insert_draft(tx, Some(message), Some(statement), draft, &now)?;
-            tx.execute(
-                "UPDATE reminders SET outbox = ?3 WHERE statement = ?1 AND deadline = '' AND step = ?2",
-                params![statement, RECORD_STEP, outbox],
-            )?;
-            Ok(true)
+            let r = ReminderToQueue { statement, deadline: "", step: RECORD_STEP, due_on, draft };
+            decide_reminder(tx, message, &r, &now)
         })
     }
 
@@ -404,20 +410,7 @@ impl Store {
                 )
                 .optional()?;
             let Some(message) = message else { return Ok(false) };
-            let n = tx.execute(
-                "INSERT OR IGNORE INTO reminders (statement, deadline, step, due_on, decided_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![r.statement, r.deadline, r.step, r.due_on, now],
-            )?;
-            if n == 0 {
-                return Ok(false);
-            }
-            let outbox = super::outbox::insert_draft(tx, Some(message), Some(r.statement), r.draft, &now)?;
-            tx.execute(
-                "UPDATE reminders SET outbox = ?4 WHERE statement = ?1 AND deadline = ?2 AND step = ?3",
-                params![r.statement, r.deadline, r.step, outbox],
-            )?;
-            Ok(true)
+            decide_reminder(tx, message, r, &now)
         })
     }
 
