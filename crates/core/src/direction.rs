@@ -232,6 +232,15 @@ mod tests {
     }
 
     #[test]
+    fn the_header_block_is_looked_for_in_the_first_lines_only() {
+        let late =
+            format!("{}From: IETF OPSAWG <opsawg@ietf.org>\nTo: Broadband Forum\n", "text\n".repeat(HEADER_LINES));
+        assert_eq!(outgoing(&late, &rel()), None);
+        let early = format!("{}From: IETF OPSAWG <opsawg@ietf.org>\nTo: Broadband Forum\n", "text\n".repeat(10));
+        assert!(outgoing(&early, &rel()).is_some());
+    }
+
+    #[test]
     fn incoming_statements_are_not_outgoing() {
         let r = rel();
         assert_eq!(outgoing("From: ITU-T SG15\nTo: IETF CCAMP\nPurpose: For action\n", &r), None);

@@ -275,6 +275,15 @@ mod tests {
     }
 
     #[test]
+    fn the_text_a_replys_commands_are_read_from_is_capped() {
+        let body = "Done: answered\n".repeat(MAX_REPLY_TEXT_BYTES);
+        let raw = format!("From: a@example.org\r\nSubject: Re: x\r\n\r\n{body}").into_bytes();
+        let a = parse_and_read(raw, Duration::from_secs(20));
+        assert!(a.reply_text.len() <= MAX_REPLY_TEXT_BYTES, "{}", a.reply_text.len());
+        assert!(a.reply_text.starts_with("Done: answered"));
+    }
+
+    #[test]
     fn six_megabytes_of_reply_to_lines_are_read_in_linear_time() {
         // Issue 13: each address was looked for in the list of those before it, N² for N
         // lines. These 6 MB (173,000 lines, each address new) took 10.5 s in a release build
